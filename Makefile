@@ -1,0 +1,49 @@
+# Two commands do all the set-up (see README):
+#   make demo   create .venv, install the pinned stack, run the whole workflow on the demo corpus
+#   make test   same stack + test tools, run the whole test suite
+# Both are idempotent: a stamp file records what was installed from which requirement files.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PIP     = $(VENV)/bin/pip
+PY      = $(VENV)/bin/python
+SNAKE   = $(VENV)/bin/snakemake
+CORES  ?= 2
+STAMP   = $(VENV)/.avemo-installed
+TSTAMP  = $(VENV)/.avemo-test-installed
+
+.PHONY: setup demo test lint bench dry-run clean
+
+$(STAMP): requirements.txt requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torchaudio 2.9 needs the torch 2.9.1 stack: torch + torchvision first, then torchaudio.
+	$(PIP) install -c requirements.lock torch==2.9.1 torchvision==0.24.1
+	$(PIP) install -c requirements.lock torch==2.9.1 torchaudio==2.9.1
+	$(PIP) install -c requirements.lock -r requirements.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	touch $@
+
+$(TSTAMP): $(STAMP) requirements-test.txt
+	$(PIP) install -c requirements.lock -r requirements-test.txt
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(SNAKE) --profile workflow/profiles/default --cores $(CORES)
+
+dry-run: $(STAMP)
+	$(SNAKE) --profile workflow/profiles/default -n
+
+test: $(TSTAMP)
+	$(PY) -m pytest -q
+
+lint: $(TSTAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf results .snakemake
