@@ -9,6 +9,9 @@ PIP     = $(VENV)/bin/pip
 PY      = $(VENV)/bin/python
 SNAKE   = $(VENV)/bin/snakemake
 CORES  ?= 2
+# Rules call the `avemo` CLI: put the venv first on PATH for Snakemake and its jobs.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
 STAMP   = $(VENV)/.avemo-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
@@ -21,7 +24,7 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	$(PIP) install -c requirements.lock torch==2.9.1 torchvision==0.24.1
 	$(PIP) install -c requirements.lock torch==2.9.1 torchaudio==2.9.1
 	$(PIP) install -c requirements.lock -r requirements.txt
-	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) install --no-deps -e .
 	touch $@
 
 $(TSTAMP): $(STAMP) requirements-test.txt

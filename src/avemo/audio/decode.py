@@ -1,0 +1,97 @@
+"""Decode a clip's audio stream to a mono float32 waveform at a fixed rate.
+
+PyAV does the decoding (no system ffmpeg, and torchaudio 2.9's ``load`` needs torchcodec).
+Channels are averaged, whatever the layout (MELD is 48 kHz, often 5.1), and the result is
+resampled with torchaudio's windowed-sinc resampler.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import av
+import numpy as np
+import torch
+import torchaudio
+
+from avemo.errors import ClipError
+
+
+class AudioDecodeError(ClipError):
+    """A clip's audio cannot be used; ``reason`` is the machine-readable QC reason.
+
+    Reasons: ``no_audio`` (no audio stream), ``unreadable`` (container or stream cannot be
+    decoded), ``empty_audio`` (the stream decodes to zero samples).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
+    # The sinc kernel depends only on the two rates: build it once per process and pair.
+    return torchaudio.transforms.Resample(orig_rate, new_rate)
+
+
+def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """Resample a 1-D float waveform (no-op when the rates match)."""
+    if orig_rate == new_rate:
+        return wave
+    with torch.inference_mode():
+        return _resampler(int(orig_rate), int(new_rate))(wave)
+
+
+def _frame_to_channels(frame: av.AudioFrame) -> np.ndarray:
+    """One decoded frame as float32 ``channels x samples`` in [-1, 1]."""
+    arr = frame.to_ndarray()
+    nch = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        # Packed formats come back as (1, samples * channels), interleaved.
+        arr = arr.reshape(-1, nch).T
+    if arr.dtype.kind == "i":
+        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
+    elif arr.dtype.kind == "u":  # u8 is offset binary
+        arr = (arr.astype(np.float32) - 128.0) / 128.0
+    return arr.astype(np.float32, copy=False)
+
+
+def load_audio(path: str | os.PathLike[str], target_rate: int = 16000) -> tuple[torch.Tensor, int]:
+    """Decode the first audio stream of ``path`` to a mono float32 tensor at ``target_rate``.
+
+    Returns ``(wave, target_rate)`` with ``wave`` 1-D. Raises :class:`AudioDecodeError` (a
+    :class:`ClipError`) when the file has no audio stream or its audio cannot be decoded.
+    """
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise AudioDecodeError(
+            f"{path}: cannot open the media file ({exc}); re-extract or replace the clip",
+            "unreadable",
+        ) from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioDecodeError(
+                f"{path}: the file has no audio stream; its audio features will be masked",
+                "no_audio",
+            )
+        stream = container.streams.audio[0]
+        # Only this stream's packets are decoded: video packets are demuxed but skipped.
+        chunks: list[np.ndarray] = []
+        rate = 0
+        try:
+            for frame in container.decode(stream):
+                rate = frame.sample_rate
+                # Average channels per frame so 5.1 never sits in memory at full width.
+                chunks.append(_frame_to_channels(frame).mean(axis=0))
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioDecodeError(
+                f"{path}: the audio stream cannot be decoded ({exc}); re-extract the clip",
+                "unreadable",
+            ) from exc
+    if not chunks or rate <= 0 or sum(len(c) for c in chunks) == 0:
+        raise AudioDecodeError(f"{path}: the audio stream holds no samples", "empty_audio")
+    wave = torch.from_numpy(np.concatenate(chunks))
+    return resample(wave, rate, target_rate).contiguous(), target_rate

@@ -1,0 +1,127 @@
+"""`avemo <stage> ...`: one entry point, one subcommand per stage, no logic.
+
+Each subcommand takes paths plus `--params JSON` (the stage's keyword arguments, built by
+avemo.params from the validated config) and calls one stage function. Errors a user can act on
+(AvemoError) print as one clear message without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .errors import AvemoError, ConfigError
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--params is not valid JSON ({exc}): {text[:200]}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError("--params must be a JSON object of keyword arguments")
+    return value
+
+
+def _synthetic(a: argparse.Namespace) -> None:
+    from .synthetic import generate_corpus
+
+    generate_corpus(a.root, workers=a.workers, **_params(a.params))
+
+
+def _download(a: argparse.Namespace) -> None:
+    from .download import fetch_meld
+
+    fetch_meld(**_params(a.params))
+
+
+def _manifest(a: argparse.Namespace) -> None:
+    from .manifest import build_manifests
+
+    build_manifests(a.root, a.out_dir, workers=a.workers, **_params(a.params))
+
+
+def _frames(a: argparse.Namespace) -> None:
+    from .video.extract import extract_frames
+
+    extract_frames(a.manifest, a.out, workers=a.workers, **_params(a.params))
+
+
+def _audio(a: argparse.Namespace) -> None:
+    from .audio.extract import extract_audio
+
+    extract_audio(a.manifest, a.frames, a.out, workers=a.workers, **_params(a.params))
+
+
+def _report(a: argparse.Namespace) -> None:
+    from .report.build import build_report
+
+    build_report(a.results, a.out_dir, **_params(a.params))
+
+
+def _qc(a: argparse.Namespace) -> None:
+    from .qc import build_qc
+
+    build_qc(a.results, a.out)
+
+
+def _check_config(a: argparse.Namespace) -> None:
+    from .config import load_config
+
+    load_config(a.config)
+    print(f"{a.config}: valid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avemo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], None], help_: str):
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(fn=fn)
+        p.add_argument("--params", default=None, help="stage keyword arguments as a JSON object")
+        p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+        return p
+
+    p = add("synthetic", _synthetic, "generate the MELD-format demo corpus")
+    p.add_argument("--root", required=True)
+    add("download", _download, "download and extract the real MELD corpus")
+    p = add("manifest", _manifest, "join label CSVs with clips on disk; write manifest + QC")
+    p.add_argument("--root", required=True)
+    p.add_argument("--out-dir", required=True)
+    p = add("frames", _frames, "extract frames of one split into sharded arrays")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p = add("audio", _audio, "extract audio features of one split")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--frames", required=True)
+    p.add_argument("--out", required=True)
+    p = add("report", _report, "build the report from pipeline outputs")
+    p.add_argument("--results", required=True)
+    p.add_argument("--out-dir", required=True)
+    p = add("qc", _qc, "join per-clip status of the data stages into one QC table")
+    p.add_argument("--results", required=True)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("check-config", help="validate a config file against the schema")
+    p.add_argument("config", nargs="?", default="config.yaml")
+    p.set_defaults(fn=_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except AvemoError as exc:
+        print(f"avemo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""Stages that turn prediction files into ``metrics/{model}.json`` and model comparisons.
+
+``evaluate_model`` writes (docs/formats.md section 6; every float is a plain JSON number, never
+NaN; seeds are string keys because JSON keys are strings)::
+
+    {
+      "schema_version": 1,
+      "model": "cnn5",
+      "labels": {"emotion": [7 names], "sentiment": [3 names]},
+      "headline_metrics": ["weighted_f1", "macro_f1", "accuracy"],
+      "files": {"0": {"dev": "<path>", "test": "<path>"}, ...},
+      "seeds": {"0": {"dev": M, "test": M}, ...},   # M = metrics.prediction_metrics:
+          # {"n", "emotion": T, "sentiment": T}, T = metrics.task_metrics:
+          # {n, accuracy, weighted_f1, macro_f1, per_class: {label: {precision, recall, f1,
+          #  support}}, confusion, confusion_normalized, labels}
+      "aggregate": {"dev"|"test": {"emotion"|"sentiment": {
+          "weighted_f1"|"macro_f1"|"accuracy": {"mean", "std", "n"},   # over seeds, ddof=1
+          "per_class_f1": {label: {"mean", "std", "n"}},
+          "confusion_normalized_mean": K×K (mean over seeds of the row-normalised matrices)}}},
+      "ci": {"test": {
+          "per_seed": {"0": {"emotion": {"weighted_f1": {"point", "low", "high"}, ...}}},
+          "mean_over_seeds": {"emotion": {"weighted_f1": {"point", "low", "high"}, ...}}
+              # utterance bootstrap of the seed-mean (same resamples for every seed);
+              # null when the seeds' test files hold different utterances
+      }},
+      "bootstrap": {"n_resamples", "seed", "alpha", "method"}
+    }
+
+``compare_models`` writes::
+
+    {
+      "schema_version": 1, "models": [name_a, name_b], "n": <test utterances>,
+      "seeds": {"a": [...], "b": [...]},
+      "tests": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high", "p_value"}}},
+          # a, b: seed-mean metric; delta = a - b; paired utterance bootstrap of the seed-means
+      "per_seed": {"<seed in both>": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high",
+          "p_value"}}}},
+      "bootstrap": {...}
+    }
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from avemo.atomic import write_json
+from avemo.errors import DataStageError
+from avemo.evaluation.bootstrap import (
+    bootstrap_samples,
+    metric_value,
+    paired_test_from_samples,
+    percentile_interval,
+    seed_summary,
+)
+from avemo.evaluation.metrics import (
+    HEADLINE_METRICS,
+    TASKS,
+    prediction_metrics,
+    read_predictions,
+    truth_and_prediction,
+)
+
+SCHEMA_VERSION = 1
+CI_SPLIT = "test"
+PathLike = str | os.PathLike[str]
+
+
+def _bootstrap_meta(n_resamples: int, seed: int, alpha: float) -> dict[str, Any]:
+    return {
+        "n_resamples": int(n_resamples),
+        "seed": int(seed),
+        "alpha": float(alpha),
+        "method": "percentile bootstrap over utterances; paired resamples across seeds/models",
+    }
+
+
+def _normalise_paths(prediction_paths: Mapping[Any, Mapping[str, PathLike]]) -> dict[int, dict]:
+    if not prediction_paths:
+        raise DataStageError("evaluate_model got no prediction files: train the model first")
+    out: dict[int, dict[str, Path]] = {}
+    for seed, splits in prediction_paths.items():
+        try:
+            key = int(seed)
+        except (TypeError, ValueError) as exc:
+            raise DataStageError(f"seed key {seed!r} is not an integer") from exc
+        out[key] = {str(split): Path(p) for split, p in splits.items()}
+    return dict(sorted(out.items()))
+
+
+def _load_sorted(path: PathLike) -> pd.DataFrame:
+    # Sorting by clip makes resampled indices refer to the same utterances in every file.
+    return read_predictions(path).sort_values("clip_name", kind="stable").reset_index(drop=True)
+
+
+def _check_same_utterances(frames: dict[str, pd.DataFrame]) -> str | None:
+    """None when every frame scores the same clips with the same labels, else a reason."""
+    items = list(frames.items())
+    ref_name, ref = items[0]
+    for name, df in items[1:]:
+        if len(df) != len(ref) or not (df["clip_name"].to_numpy() == ref["clip_name"]).all():
+            extra = sorted(set(df["clip_name"]) - set(ref["clip_name"]))[:5]
+            lacking = sorted(set(ref["clip_name"]) - set(df["clip_name"]))[:5]
+            return (
+                f"{name} and {ref_name} score different utterances "
+                f"(only in the first: {extra}, only in the second: {lacking})"
+            )
+        for task in TASKS:
+            if not (df[task].to_numpy() == ref[task].to_numpy()).all():
+                return f"{name} and {ref_name} disagree on true {task} labels"
+    return None
+
+
+def _ci_block(
+    y_true: np.ndarray, preds: list[np.ndarray], n_classes: int, boot: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    """CIs of the seed-mean of each headline metric (one prediction vector = one seed)."""
+    samples = bootstrap_samples(
+        y_true, preds, HEADLINE_METRICS, boot["n_resamples"], boot["seed"], n_classes
+    )
+    mean_samples = samples.mean(axis=0)  # seeds × metrics × B -> metrics × B
+    out = {}
+    for j, metric in enumerate(HEADLINE_METRICS):
+        low, high = percentile_interval(mean_samples[j], boot["alpha"])
+        out[metric] = {"low": low, "high": high}
+    return out
+
+
+def _test_cis(
+    frames: dict[int, pd.DataFrame],
+    metrics: dict[int, dict[str, Any]],
+    boot: dict[str, Any],
+) -> dict[str, Any]:
+    per_seed: dict[str, Any] = {}
+    for seed, df in frames.items():
+        per_seed[str(seed)] = {}
+        for task, labels in TASKS.items():
+            y_true, y_pred = truth_and_prediction(df, task)
+            block = _ci_block(y_true, [y_pred], len(labels), boot)
+            for metric in HEADLINE_METRICS:
+                block[metric]["point"] = metrics[seed][task][metric]
+            per_seed[str(seed)][task] = block
+    mean_over: dict[str, Any] | None = None
+    if _check_same_utterances({str(s): f for s, f in frames.items()}) is None:
+        mean_over = {}
+        for task, labels in TASKS.items():
+            pairs = [truth_and_prediction(df, task) for df in frames.values()]
+            block = _ci_block(pairs[0][0], [p for _, p in pairs], len(labels), boot)
+            for metric in HEADLINE_METRICS:
+                block[metric]["point"] = float(
+                    np.mean([metrics[s][task][metric] for s in frames])
+                )
+            mean_over[task] = block
+    return {"per_seed": per_seed, "mean_over_seeds": mean_over}
+
+
+def _aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for task, labels in TASKS.items():
+        block: dict[str, Any] = {m: seed_summary([s[task][m] for s in per_seed]) for m in
+                                 HEADLINE_METRICS}
+        block["per_class_f1"] = {
+            label: seed_summary([s[task]["per_class"][label]["f1"] for s in per_seed])
+            for label in labels
+        }
+        block["confusion_normalized_mean"] = np.mean(
+            [s[task]["confusion_normalized"] for s in per_seed], axis=0
+        ).tolist()
+        out[task] = block
+    return out
+
+
+def evaluate_model(
+    model_name: str,
+    prediction_paths: Mapping[Any, Mapping[str, PathLike]],
+    out_json: PathLike,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Stage: score every prediction file of one model and write ``out_json`` atomically.
+
+    ``prediction_paths``: ``{training_seed: {split: predictions_{split}.parquet}}`` (seed keys
+    may be ints or digit strings). Every split gets all metrics per seed and mean/std over
+    seeds; the ``test`` split also gets bootstrap CIs (``n_resamples``, ``seed``, ``alpha``).
+    Returns a summary ``{model, seeds, splits, test_emotion_weighted_f1_mean}``.
+    """
+    paths = _normalise_paths(prediction_paths)
+    boot = _bootstrap_meta(n_resamples, seed, alpha)
+    seeds_out: dict[str, dict[str, Any]] = {}
+    splits_seen: list[str] = []
+    test_frames: dict[int, pd.DataFrame] = {}
+    test_metrics: dict[int, dict[str, Any]] = {}
+    jobs = [(s, split, p) for s, splits in paths.items() for split, p in splits.items()]
+    for s, split, path in tqdm(jobs, desc=f"evaluate {model_name}", unit="file", leave=False):
+        df = _load_sorted(path)
+        m = prediction_metrics(df)
+        seeds_out.setdefault(str(s), {})[split] = m
+        if split not in splits_seen:
+            splits_seen.append(split)
+        if split == CI_SPLIT:
+            test_frames[s] = df
+            test_metrics[s] = m
+    aggregate = {
+        split: _aggregate([seeds_out[str(s)][split] for s in paths if split in paths[s]])
+        for split in splits_seen
+    }
+    ci = {CI_SPLIT: _test_cis(test_frames, test_metrics, boot)} if test_frames else {}
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "model": model_name,
+        "labels": {task: list(labels) for task, labels in TASKS.items()},
+        "headline_metrics": list(HEADLINE_METRICS),
+        "files": {str(s): {k: str(v) for k, v in sp.items()} for s, sp in paths.items()},
+        "seeds": seeds_out,
+        "aggregate": aggregate,
+        "ci": ci,
+        "bootstrap": boot,
+    }
+    write_json(out_json, result)
+    test_agg = aggregate.get(CI_SPLIT, {})
+    return {
+        "model": model_name,
+        "seeds": list(paths),
+        "splits": splits_seen,
+        "test_emotion_weighted_f1_mean": (
+            test_agg["emotion"]["weighted_f1"]["mean"] if test_agg else None
+        ),
+    }
+
+
+def _as_seed_paths(paths: Mapping[Any, PathLike] | PathLike) -> dict[int, Path]:
+    if isinstance(paths, str | os.PathLike):
+        return {0: Path(paths)}
+    if not paths:
+        raise DataStageError("compare_models got an empty set of prediction files")
+    return {int(k): Path(v) for k, v in sorted(paths.items(), key=lambda kv: int(kv[0]))}
+
+
+def _paired_block(
+    y_true: np.ndarray,
+    preds_a: list[np.ndarray],
+    preds_b: list[np.ndarray],
+    n_classes: int,
+    boot: dict[str, Any],
+) -> dict[str, dict[str, float]]:
+    """Paired test of seed-mean(a) - seed-mean(b) for each headline metric."""
+    na = len(preds_a)
+    samples = bootstrap_samples(
+        y_true, preds_a + preds_b, HEADLINE_METRICS, boot["n_resamples"], boot["seed"], n_classes
+    )
+    out = {}
+    for j, metric in enumerate(HEADLINE_METRICS):
+        a = float(np.mean([metric_value(y_true, p, metric, n_classes) for p in preds_a]))
+        b = float(np.mean([metric_value(y_true, p, metric, n_classes) for p in preds_b]))
+        deltas = samples[:na, j].mean(axis=0) - samples[na:, j].mean(axis=0)
+        out[metric] = {"a": a, "b": b, **paired_test_from_samples(a - b, deltas, boot["alpha"])}
+    return out
+
+
+def compare_models(
+    paths_a: Mapping[Any, PathLike] | PathLike,
+    paths_b: Mapping[Any, PathLike] | PathLike,
+    names: tuple[str, str],
+    out_json: PathLike,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Stage: paired bootstrap tests between two models on the same test utterances.
+
+    ``paths_a``/``paths_b``: ``{training_seed: predictions_test.parquet}`` (or one path for a
+    single seed). Files are aligned by ``clip_name``; DataStageError when any two files score
+    different utterances or disagree on a true label. Tests the seed-mean of each headline
+    metric (all seeds of each model) and, per seed present in both, seed against seed.
+    Writes ``out_json`` atomically; returns the ``tests`` block.
+    """
+    seeds_a, seeds_b = _as_seed_paths(paths_a), _as_seed_paths(paths_b)
+    frames = {f"{names[0]} seed {s} ({p})": _load_sorted(p) for s, p in seeds_a.items()}
+    frames |= {f"{names[1]} seed {s} ({p})": _load_sorted(p) for s, p in seeds_b.items()}
+    problem = _check_same_utterances(frames)
+    if problem:
+        raise DataStageError(f"cannot compare {names[0]} with {names[1]}: {problem}")
+    dfs = list(frames.values())
+    dfs_a, dfs_b = dfs[: len(seeds_a)], dfs[len(seeds_a) :]
+    boot = _bootstrap_meta(n_resamples, seed, alpha)
+    tests: dict[str, Any] = {}
+    per_seed: dict[str, Any] = {str(s): {} for s in seeds_a if s in seeds_b}
+    for task, labels in TASKS.items():
+        y_true = truth_and_prediction(dfs_a[0], task)[0]
+        preds_a = [truth_and_prediction(df, task)[1] for df in dfs_a]
+        preds_b = [truth_and_prediction(df, task)[1] for df in dfs_b]
+        tests[task] = _paired_block(y_true, preds_a, preds_b, len(labels), boot)
+        pos_a, pos_b = list(seeds_a), list(seeds_b)
+        for s in per_seed:
+            per_seed[s][task] = _paired_block(
+                y_true,
+                [preds_a[pos_a.index(int(s))]],
+                [preds_b[pos_b.index(int(s))]],
+                len(labels),
+                boot,
+            )
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "models": list(names),
+        "n": int(len(dfs_a[0])),
+        "seeds": {"a": list(seeds_a), "b": list(seeds_b)},
+        "files": {
+            "a": {str(s): str(p) for s, p in seeds_a.items()},
+            "b": {str(s): str(p) for s, p in seeds_b.items()},
+        },
+        "tests": tests,
+        "per_seed": per_seed,
+        "bootstrap": boot,
+    }
+    write_json(out_json, result)
+    return tests

@@ -1,0 +1,42 @@
+"""VGG-16 on single frames, ImageNet classifier replaced by the dual heads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avemo.models.heads import DualHead
+from avemo.models.vgg_backbone import build_vgg16_features
+
+
+class VGG16(nn.Module):
+    """Input kind ``frame``: x [B,3,H,W] (ImageNet-normalised).
+
+    ``pool`` is the adaptive pooling grid before the heads (torchvision uses 7; 1 is global
+    average pooling, a far smaller head). ``weights_used`` records which weights were loaded.
+    """
+
+    input_kind = "frame"
+
+    def __init__(
+        self,
+        weights: str | None = "IMAGENET1K_V1",
+        on_missing_weights: str = "error",
+        frozen_blocks: int = 0,
+        width_mult: float = 1.0,
+        pool: int = 7,
+        hidden: int = 256,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.features, channels, self.weights_used = build_vgg16_features(
+            weights=weights,
+            on_missing_weights=on_missing_weights,
+            width_mult=width_mult,
+            frozen_blocks=frozen_blocks,
+        )
+        self.pool = nn.AdaptiveAvgPool2d(pool)
+        self.head = DualHead(channels * pool * pool, hidden, dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.head(self.pool(self.features(batch["x"])).flatten(1))

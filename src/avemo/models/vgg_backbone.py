@@ -1,0 +1,97 @@
+"""VGG-16 convolutional features with optional ImageNet weights (shared by vgg16, video_branch).
+
+Weights come through torchvision's URL and torch.hub's cache, so an online machine downloads
+them once and an offline machine reads ``torch.hub.get_dir()/checkpoints/<file>``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import VGG16_Weights
+from torchvision.models.vgg import cfgs, make_layers
+
+from avemo.errors import TrainingError
+
+WEIGHT_CHOICES = ("IMAGENET1K_V1",)
+MISSING_CHOICES = ("error", "scratch")
+
+
+def scaled_cfg(width_mult: float) -> list[str | int]:
+    """VGG-16's layer list ("D") with every channel count scaled (at least 4 channels)."""
+    return [v if v == "M" else max(4, round(int(v) * width_mult)) for v in cfgs["D"]]
+
+
+def weights_cache_path(weights: str) -> Path:
+    url = VGG16_Weights[weights].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def load_imagenet_features(weights: str) -> dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of torchvision's VGG-16 weights (download or cache)."""
+    url = VGG16_Weights[weights].url
+    state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
+    return {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+
+
+def build_vgg16_features(
+    *, weights: str | None, on_missing_weights: str, width_mult: float, frozen_blocks: int
+) -> tuple[nn.Sequential, int, str]:
+    """Return (features, out_channels, weights_used).
+
+    ``weights_used`` is the weights name, ``"none"`` (asked for none) or
+    ``"none (scratch: <name> unavailable)"`` so the report can say what was trained.
+    """
+    if weights is not None and weights not in WEIGHT_CHOICES:
+        raise TrainingError(
+            f"unknown VGG-16 weights {weights!r}; use one of {list(WEIGHT_CHOICES)} or null "
+            "in the model's params in config.yaml"
+        )
+    if on_missing_weights not in MISSING_CHOICES:
+        raise TrainingError(
+            f"on_missing_weights must be one of {list(MISSING_CHOICES)}, got {on_missing_weights!r}"
+        )
+    if weights is not None and width_mult != 1.0:
+        raise TrainingError(
+            f"pretrained VGG-16 weights need width_mult=1.0 (got {width_mult}); set "
+            "weights: null for a narrow network"
+        )
+    if not 0 <= frozen_blocks <= 5:
+        raise TrainingError(f"frozen_blocks must be within 0..5, got {frozen_blocks}")
+    cfg = scaled_cfg(width_mult)
+    features = make_layers(cfg, batch_norm=False)
+    weights_used = "none"
+    if weights is not None:
+        try:
+            state = load_imagenet_features(weights)
+        except Exception as exc:  # offline, proxy, corrupt cache: all mean "no weights here"
+            path = weights_cache_path(weights)
+            if on_missing_weights == "error":
+                raise TrainingError(
+                    f"cannot load VGG-16 {weights} weights ({type(exc).__name__}: {exc}). "
+                    f"Download {VGG16_Weights[weights].url} and place the file "
+                    f"{path.name} at {path}, or set on_missing_weights: scratch in config.yaml "
+                    "to train from scratch"
+                ) from exc
+            weights_used = f"none (scratch: {weights} unavailable)"
+        else:
+            features.load_state_dict(state)
+            weights_used = weights
+    _freeze_blocks(features, frozen_blocks)
+    out_channels = int([v for v in cfg if v != "M"][-1])
+    return features, out_channels, weights_used
+
+
+def _freeze_blocks(features: nn.Sequential, n: int) -> None:
+    """Freeze the parameters of the first ``n`` conv blocks (a block ends at a max-pool)."""
+    block = 0
+    for layer in features:
+        if block >= n:
+            break
+        for p in layer.parameters():
+            p.requires_grad_(False)
+        if isinstance(layer, nn.MaxPool2d):
+            block += 1

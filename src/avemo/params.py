@@ -1,0 +1,98 @@
+"""Map the validated config to each stage function's keyword arguments.
+
+The Snakefile passes exactly these dicts to the CLI (as JSON `params`), so Snakemake's params
+rerun-trigger sees a change only in the stages whose arguments really changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def as_json(params: dict[str, Any]) -> str:
+    """A stage's params as the canonical JSON string passed to `avemo <stage> --params`."""
+    return json.dumps(params, sort_keys=True)
+
+
+def parent(key: str, levels: int = 1) -> Callable[..., str]:
+    """A Snakemake params function: the folder `levels` up from output `key` (derived from the
+    rule's own outputs, so no path prefix is hard-coded in a rule)."""
+
+    def folder(wildcards: Any, output: Any) -> str:
+        return str(Path(getattr(output, key)).parents[levels - 1])
+
+    return folder
+
+
+def results(cfg: dict[str, Any]) -> Path:
+    return Path(cfg["results_dir"])
+
+
+def corpus_root(cfg: dict[str, Any]) -> Path:
+    """Where the raw corpus (label CSVs + split folders) lives."""
+    if cfg["dataset"] == "synthetic":
+        return results(cfg) / "data" / "synthetic"
+    return Path(cfg["meld"]["root"])
+
+
+def synthetic(cfg: dict[str, Any]) -> dict[str, Any]:
+    s = cfg["synthetic"]
+    sizes = s["presets"][s["preset"]]
+    return {
+        "n_train": sizes["train"],
+        "n_dev": sizes["dev"],
+        "n_test": sizes["test"],
+        "max_duration_s": sizes.get("max_duration_s"),
+        "seed": s["seed"],
+        "width": s["width"],
+        "height": s["height"],
+        "fps": s["fps"],
+        "audio_rate": s["audio_rate"],
+        "audio_channels": s["audio_channels"],
+        "inject_defects": s["inject_defects"],
+    }
+
+
+def download(cfg: dict[str, Any]) -> dict[str, Any]:
+    m = cfg["meld"]
+    return {
+        "url": m["url"],
+        "archive_path": m["archive"],
+        "root": m["root"],
+        "checksum": m["checksum"],
+        "retries": m["retries"],
+        "download": m["download"],
+    }
+
+
+def manifest(cfg: dict[str, Any]) -> dict[str, Any]:
+    return dict(cfg["manifest"])
+
+
+def frames(cfg: dict[str, Any]) -> dict[str, Any]:
+    return dict(cfg["frames"])
+
+
+def audio(cfg: dict[str, Any]) -> dict[str, Any]:
+    a = cfg["audio"]
+    return {
+        "sample_rate": a["sample_rate"],
+        "n_mels": a["n_mels"],
+        "window_s": a["window_s"],
+        "hop_s": a["hop_s"],
+        "egemaps": a["egemaps"],
+        "ssl": "on" if a["ssl"]["enabled"] else "off",
+        "ssl_model": a["ssl"]["model"],
+        "ssl_on_missing": a["ssl"]["on_missing"],
+    }
+
+
+def dataset_description(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What the report says, at the top, about where its numbers come from."""
+    if cfg["dataset"] == "synthetic":
+        s = cfg["synthetic"]
+        return {"dataset": "synthetic", "preset": s["preset"], "seed": s["seed"]}
+    return {"dataset": "meld", "root": cfg["meld"]["root"]}

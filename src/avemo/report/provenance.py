@@ -1,0 +1,58 @@
+"""Where the numbers come from: data, config, code version, packages, hardware, stage times."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+PACKAGES = ("avemo", "torch", "torchvision", "torchaudio", "av", "opencv-python-headless",
+            "numpy", "pandas", "scikit-learn", "snakemake", "dvc", "opensmile")
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        return out + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
+def package_versions() -> pd.DataFrame:
+    rows = []
+    for name in PACKAGES:
+        try:
+            rows.append({"package": name, "version": metadata.version(name)})
+        except metadata.PackageNotFoundError:
+            rows.append({"package": name, "version": "not installed"})
+    return pd.DataFrame(rows)
+
+
+def hardware() -> str:
+    gpu = "none"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    except ImportError:
+        gpu = "unknown (torch not importable)"
+    return f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, GPU: {gpu}"
+
+
+def stage_times(bench_dir: Path) -> pd.DataFrame:
+    """Wall time per job from Snakemake's `benchmark:` files (one TSV per job)."""
+    rows = []
+    for tsv in sorted(Path(bench_dir).glob("*.tsv")):
+        df = pd.read_csv(tsv, sep="\t")
+        if "s" in df.columns and len(df):
+            rows.append({"job": tsv.stem, "wall_s": round(float(df["s"].iloc[-1]), 2),
+                         "max_rss_mb": round(float(df.get("max_rss", [float("nan")])[0]), 1)})
+    return pd.DataFrame(rows, columns=["job", "wall_s", "max_rss_mb"])

@@ -1,0 +1,94 @@
+"""Render one report structure to Markdown and to a self-contained HTML page.
+
+A report is a list of Section objects; both renderers walk the same list, so report.md and
+report.html always hold the same numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class Table:
+    name: str  # file stem under tables/
+    caption: str
+    df: pd.DataFrame
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def to_markdown(title: str, sections: list[Section], rel_to: Path) -> str:
+    out = [f"# {title}", ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        for p in s.paragraphs:
+            out += [p, ""]
+        for t in s.tables:
+            out += [f"**{t.caption}** (`tables/{t.name}.csv`)", "", markdown_table(t.df), ""]
+        for f in s.figures:
+            out += [f"![{f.caption}]({f.path.relative_to(rel_to).as_posix()})", "", f"*{f.caption}*", ""]
+    return "\n".join(out)
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+.banner{padding:.6em 1em;border-radius:6px;background:#fff3cd;border:1px solid #e0c36a}
+figure{margin:1em 0} img{max-width:100%} figcaption{font-style:italic;color:#555}
+"""
+
+
+def to_html(title: str, sections: list[Section]) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for s in sections:
+        body.append(f"<h2>{html.escape(s.title)}</h2>")
+        for p in s.paragraphs:
+            cls = ' class="banner"' if p.startswith("**") else ""
+            body.append(f"<p{cls}>{html.escape(p).replace('**', '')}</p>")
+        for t in s.tables:
+            body.append(f"<p><b>{html.escape(t.caption)}</b></p>")
+            body.append(t.df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
+        for f in s.figures:
+            data = base64.b64encode(Path(f.path).read_bytes()).decode()
+            body.append(
+                f'<figure><img alt="{html.escape(f.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(f.caption)}</figcaption></figure>"
+            )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )

@@ -1,0 +1,373 @@
+"""Render one synthetic clip: a drawn face and a voice-like sound whose expression follows a plan.
+
+The emotion is a mixture over the seven prototypes below, a function of time (``emotion_weights``):
+weak everywhere (``base``), strong during the expressive event, optionally a weaker distractor
+burst of another emotion. Face and voice read the same weights, so both modalities peak together.
+All randomness comes from the clip's own ``numpy`` generator, so a clip is the same whichever
+worker renders it and in whatever order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from scipy import signal
+
+from avemo.atomic import atomic_path
+from avemo.labels import EMOTION_INDEX, EMOTIONS
+
+# Face prototype per emotion (rows in EMOTIONS order). Columns:
+# mouth_curve (+ corners up), mouth_open, brow_tilt (+ inner ends up), brow_raise, eye_open,
+# sneer (one-sided upper-lip raise).
+FACE_PARAMS: tuple[str, ...] = (
+    "mouth_curve",
+    "mouth_open",
+    "brow_tilt",
+    "brow_raise",
+    "eye_open",
+    "sneer",
+)
+FACE_PROTOTYPES = np.array(
+    [
+        [0.0, 0.10, 0.0, 0.0, 0.55, 0.0],  # neutral
+        [1.0, 0.45, 0.0, 0.2, 0.35, 0.0],  # joy
+        [0.0, 1.00, 0.1, 1.0, 1.00, 0.0],  # surprise
+        [-0.5, 0.35, -1.0, -0.7, 0.70, 0.0],  # anger
+        [-0.9, 0.05, 1.0, 0.1, 0.25, 0.0],  # sadness
+        [-0.4, 0.25, -0.5, -0.4, 0.30, 1.0],  # disgust
+        [-0.3, 0.70, 0.9, 0.9, 0.95, 0.0],  # fear
+    ],
+    dtype=np.float64,
+)
+
+# Voice prototype per emotion. Columns: pitch level (x speaker f0), pitch range (semitones),
+# energy, syllable rate (Hz), spectral tilt (higher = duller), breathiness, tremor.
+VOICE_PARAMS: tuple[str, ...] = ("f0_mult", "range_st", "energy", "rate_hz", "tilt", "breath", "tremor")
+VOICE_PROTOTYPES = np.array(
+    [
+        [1.00, 2.0, 0.50, 4.0, 1.2, 0.10, 0.0],  # neutral
+        [1.30, 7.0, 0.85, 5.0, 1.0, 0.10, 0.0],  # joy
+        [1.50, 10.0, 0.80, 4.0, 1.0, 0.15, 0.0],  # surprise
+        [1.15, 4.0, 1.00, 6.0, 0.6, 0.05, 0.0],  # anger
+        [0.82, 1.0, 0.30, 2.5, 1.8, 0.35, 0.0],  # sadness
+        [0.90, 3.0, 0.55, 3.0, 1.3, 0.30, 0.0],  # disgust
+        [1.40, 3.0, 0.45, 6.5, 1.4, 0.40, 1.0],  # fear
+    ],
+    dtype=np.float64,
+)
+assert FACE_PROTOTYPES.shape[0] == VOICE_PROTOTYPES.shape[0] == len(EMOTIONS)
+
+_CONTROL_RATE = 200  # Hz: prosody parameters are smooth, so compute them coarsely
+_SYNTH_RATE = 16_000  # Hz: voice is band-limited to 8 kHz, then resampled to the output rate
+_RAMP_S = 0.15  # raised-cosine onset/offset of the event and distractor bursts
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything needed to render and encode one clip file (plain, picklable values)."""
+
+    path: str  # absolute output path
+    entropy: int  # corpus seed
+    spawn_key: tuple[int, ...]  # (kind, split index, clip index): the clip's private RNG stream
+    speaker_key: tuple[int, ...]  # RNG stream of the speaker's appearance and voice
+    n_frames: int
+    fps: int
+    width: int
+    height: int
+    audio_rate: int
+    audio_channels: int
+    has_audio: bool
+    expressed: str  # emotion shown by face and voice (may differ from the label: label noise)
+    event_start_s: float
+    event_end_s: float
+    base: float  # weak expression level outside the event
+    peak: float  # expression level during the event
+    distractor: str  # "" or an emotion shown weakly elsewhere
+    distractor_start_s: float
+    distractor_end_s: float
+    distractor_amp: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """Per-speaker appearance and voice, constant across all of a speaker's clips."""
+
+    skin: np.ndarray  # RGB float
+    hair: np.ndarray
+    background: np.ndarray
+    head_scale: float
+    f0: float  # Hz
+    formants: tuple[float, float, float]  # Hz
+
+
+def make_speaker(entropy: int, key: tuple[int, ...]) -> Speaker:
+    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=key))
+    skin = np.array([rng.uniform(150, 240), rng.uniform(110, 190), rng.uniform(80, 160)])
+    hair = rng.uniform(20, 140) * np.array([1.0, rng.uniform(0.6, 0.9), rng.uniform(0.3, 0.7)])
+    background = rng.uniform(40, 200, size=3)
+    female = rng.random() < 0.5
+    f0 = rng.uniform(170, 230) if female else rng.uniform(95, 135)
+    formants = (rng.uniform(500, 750), rng.uniform(1200, 1800), rng.uniform(2400, 2900))
+    return Speaker(skin, hair, background, float(rng.uniform(0.88, 1.08)), float(f0), formants)
+
+
+def _bump(t: np.ndarray, start: float, end: float) -> np.ndarray:
+    """1 inside [start, end], raised-cosine ramps of _RAMP_S at both sides, 0 elsewhere."""
+    rise = np.clip((t - start + _RAMP_S) / _RAMP_S, 0.0, 1.0)
+    fall = np.clip((end + _RAMP_S - t) / _RAMP_S, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * np.minimum(rise, fall))
+
+
+def emotion_weights(plan: ClipPlan, t: np.ndarray) -> np.ndarray:
+    """Mixture weights (len(t) x 7, rows sum to 1) of the emotion prototypes at times ``t``."""
+    w = np.zeros((t.size, len(EMOTIONS)))
+    level = plan.base + (plan.peak - plan.base) * _bump(t, plan.event_start_s, plan.event_end_s)
+    w[:, EMOTION_INDEX[plan.expressed]] += level
+    if plan.distractor:
+        d = plan.distractor_amp * _bump(t, plan.distractor_start_s, plan.distractor_end_s)
+        w[:, EMOTION_INDEX[plan.distractor]] += d
+    others = w.sum(axis=1) - w[:, 0]
+    scale = np.where(others > 1.0, 1.0 / np.maximum(others, 1e-9), 1.0)
+    w[:, 1:] *= scale[:, None]
+    w[:, 0] = 1.0 - w[:, 1:].sum(axis=1)  # neutral fills the rest
+    return w
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, rate: float, sd: float, corr_s: float) -> np.ndarray:
+    """AR(1) noise with standard deviation ``sd`` and correlation time ``corr_s``."""
+    a = math.exp(-1.0 / max(corr_s * rate, 1e-6))
+    white = rng.standard_normal(n) * sd * math.sqrt(1 - a * a)
+    out = signal.lfilter([1.0], [1.0, -a], white)
+    return out + rng.standard_normal() * sd * a ** np.arange(n)  # stationary start
+
+
+def _syllable_envelope(rng: np.random.Generator, rate_hz: np.ndarray, sr: int) -> np.ndarray:
+    """Speech-like amplitude: one bump per syllable at the given rate, plus a few pauses."""
+    phase = np.cumsum(rate_hz) / sr
+    env = np.sin(np.pi * (phase % 1.0)) ** 2
+    n = rate_hz.size
+    t = np.arange(n) / sr
+    gate = np.ones(n)
+    for _ in range(int(rng.integers(0, 2 + n // (3 * sr)))):
+        c, half = rng.uniform(0, n / sr), rng.uniform(0.08, 0.2)
+        gate *= 1.0 - _bump(t, c - half, c + half)
+    return env * gate
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio
+
+
+def render_audio(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator) -> np.ndarray:
+    """Voice-like signal, float32 ``channels x round(duration * audio_rate)`` in [-1, 1]."""
+    sr = min(_SYNTH_RATE, plan.audio_rate)
+    n = int(math.ceil(plan.duration_s * sr))
+    t = np.arange(n) / sr
+    tc = np.arange(int(math.ceil(plan.duration_s * _CONTROL_RATE)) + 2) / _CONTROL_RATE
+    params = emotion_weights(plan, tc) @ VOICE_PROTOTYPES
+    noise_sd = np.array([0.05, 0.8, 0.08, 0.4, 0.1, 0.04, 0.0])  # distractor wobble per param
+    for j, sd in enumerate(noise_sd):
+        if sd:
+            params[:, j] += _smooth_noise(rng, tc.size, _CONTROL_RATE, sd, 0.4)
+    p = {name: np.interp(t, tc, params[:, j]) for j, name in enumerate(VOICE_PARAMS)}
+
+    # Pitch: speaker f0 x level, a smooth random intonation contour spanning +-range/2,
+    # a slow declination, and a 7 Hz tremor for fear.
+    contour = np.zeros(n)
+    for _ in range(3):
+        contour += np.sin(2 * np.pi * rng.uniform(0.4, 2.5) * t + rng.uniform(0, 2 * np.pi))
+    contour /= 3.0
+    semis = 0.5 * np.maximum(p["range_st"], 0.3) * contour - 1.0 * t / max(plan.duration_s, 1.0)
+    semis += 0.7 * np.clip(p["tremor"], 0, 1) * np.sin(2 * np.pi * 7.0 * t)
+    f0 = speaker.f0 * np.clip(p["f0_mult"], 0.5, 2.5) * 2.0 ** (semis / 12.0)
+    f0 *= 1.0 + 0.004 * rng.standard_normal(n)  # jitter
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+
+    tilt = np.clip(p["tilt"], 0.3, 2.5)
+    source = np.zeros(n)
+    for k in range(1, 17):
+        amp = np.exp(-tilt * math.log(k)) * (k * f0 < 0.45 * sr)
+        source += amp * np.sin(k * phase)
+    breath = np.clip(p["breath"], 0.0, 1.0)
+    source = source * (1.0 - 0.5 * breath) + 1.5 * breath * rng.standard_normal(n)
+
+    env = _syllable_envelope(rng, np.clip(p["rate_hz"], 1.0, 9.0), sr)
+    voiced = source * env * np.clip(p["energy"], 0.05, 1.5)
+
+    # Vowel-ish colour: the source plus three formant resonances of the speaker.
+    out = 0.3 * voiced
+    for f, gain in zip(speaker.formants, (1.0, 0.6, 0.3), strict=True):
+        if f < 0.45 * sr:
+            b, a = signal.iirpeak(f, Q=f / 120.0, fs=sr)
+            out += gain * signal.lfilter(b, a, voiced)
+
+    # Background: brownish room noise at a per-clip level, plus occasional clicks.
+    room = signal.lfilter([1.0], [1.0, -0.9], rng.standard_normal(n))
+    out = 0.25 * out + rng.uniform(0.002, 0.012) * room
+    for c in rng.uniform(0, n, size=int(rng.integers(0, 3))).astype(int):
+        out[c : c + 40] += rng.uniform(0.02, 0.08) * rng.standard_normal(out[c : c + 40].size)
+
+    n_out = int(round(plan.duration_s * plan.audio_rate))
+    if plan.audio_rate != sr:
+        g = math.gcd(plan.audio_rate, sr)
+        out = signal.resample_poly(out, plan.audio_rate // g, sr // g)
+    out = np.pad(out, (0, max(0, n_out - out.size)))[:n_out]
+    chans = [out * (1.0 - 0.12 * c) + 0.002 * rng.standard_normal(n_out) for c in range(plan.audio_channels)]
+    return np.clip(np.stack(chans), -0.99, 0.99).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Video
+
+_SHIFT = 4  # OpenCV fixed-point bits: sub-pixel geometry keeps small frames smooth
+_ONE = 1 << _SHIFT
+
+
+def _fx(x: float) -> int:
+    return int(round(x * _ONE))
+
+
+def _draw_face(
+    img: np.ndarray, spk: Speaker, cx: float, cy: float, scale: float, roll: float, fp: np.ndarray
+) -> None:
+    """Draw the head and the expression ``fp`` (FACE_PARAMS order) onto ``img`` in place."""
+    h, w = img.shape[:2]
+    curve, mouth_open, brow_tilt, brow_raise, eye_open, sneer = fp
+    ax, ay = 0.27 * w * scale, 0.36 * h * scale
+    cos_r, sin_r = math.cos(math.radians(roll)), math.sin(math.radians(roll))
+
+    def pt(dx: float, dy: float) -> tuple[int, int]:  # face coords -> image coords (rolled)
+        return _fx(cx + dx * cos_r - dy * sin_r), _fx(cy + dx * sin_r + dy * cos_r)
+
+    def ellipse(dx: float, dy: float, a: float, b: float, color: np.ndarray) -> None:
+        cv2.ellipse(img, pt(dx, dy), (_fx(a), _fx(b)), roll, 0, 360, color.tolist(), -1,
+                    cv2.LINE_AA, _SHIFT)
+
+    dark = np.array([25.0, 20.0, 20.0])
+    ellipse(0, -0.3 * ay, 1.08 * ax, 0.8 * ay, spk.hair)
+    ellipse(0, 0, ax, ay, spk.skin)
+    thick = max(1, int(round(w / 48)))
+
+    eye_y = -0.15 * ay
+    for s in (-1.0, 1.0):
+        ex = s * 0.38 * ax
+        openness = float(np.clip(eye_open, 0.0, 1.3))
+        ellipse(ex, eye_y, 0.2 * ax, max(0.04, openness * 0.13 * ay), np.array([240.0, 240, 235]))
+        if openness > 0.12:
+            ellipse(ex, eye_y, 0.075 * ax, min(0.075 * ax, openness * 0.1 * ay), dark)
+        base = eye_y - 0.2 * ay - float(brow_raise) * 0.09 * ay
+        inner = (s * 0.12 * ax, base - float(brow_tilt) * 0.08 * ay)
+        outer = (s * 0.6 * ax, base + float(brow_tilt) * 0.03 * ay)
+        cv2.line(img, pt(*inner), pt(*outer), (spk.hair * 0.6).tolist(), thick, cv2.LINE_AA, _SHIFT)
+
+    # Mouth: upper lip a parabola bent by curvature (corners up for a smile), one corner
+    # lifted by the sneer, lower lip below it by the opening.
+    mw = 0.34 * ax
+    xs = np.linspace(-1.0, 1.0, 13)
+    y_up = 0.5 * ay - float(curve) * 0.11 * ay * xs**2 - float(sneer) * 0.08 * ay * np.clip(xs, 0, 1)
+    y_lo = y_up + max(float(mouth_open), 0.0) * 0.2 * ay * (1.0 - xs**2) + 0.01 * ay
+    poly = [pt(x * mw, y) for x, y in zip(xs, y_up, strict=True)]
+    poly += [pt(x * mw, y) for x, y in zip(xs[::-1], y_lo[::-1], strict=True)]
+    lips = [120.0, 30.0, 40.0]
+    cv2.fillPoly(img, [np.array(poly, dtype=np.int32)], lips, cv2.LINE_AA, _SHIFT)
+    cv2.polylines(img, [np.array(poly[:13], dtype=np.int32)], False, lips, thick, cv2.LINE_AA, _SHIFT)
+
+
+def render_frames(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator, talk: np.ndarray) -> np.ndarray:
+    """RGB frames, uint8 ``n_frames x height x width x 3``; ``talk`` is the syllable envelope
+    sampled at the frame times (the mouth moves with the voice)."""
+    n, h, w = plan.n_frames, plan.height, plan.width
+    t = np.arange(n) / plan.fps
+    fp = emotion_weights(plan, t) @ FACE_PROTOTYPES
+    for j, sd in enumerate((0.15, 0.06, 0.15, 0.15, 0.08, 0.05)):  # expression wobble
+        fp[:, j] += _smooth_noise(rng, n, plan.fps, sd, 0.5)
+    fp[:, 1] += 0.3 * talk
+    for b in rng.uniform(0, n, size=int(rng.integers(0, 2 + n // (3 * plan.fps)))).astype(int):
+        fp[b : b + 3, 4] = 0.02  # blinks: 3 frames of closed eyes
+
+    # Head movement and lighting: slow random drifts, per clip.
+    mx = _smooth_noise(rng, n, plan.fps, 0.04 * w, 1.0)
+    my = _smooth_noise(rng, n, plan.fps, 0.03 * h, 1.0)
+    zoom = 1.0 + _smooth_noise(rng, n, plan.fps, 0.04, 1.5)
+    roll = _smooth_noise(rng, n, plan.fps, 5.0, 1.0)
+    gain = 1.0 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.05, 0.4) * t + rng.uniform(0, 6.3))
+    gain += _smooth_noise(rng, n, plan.fps, 0.05, 0.3)
+    noise_sd = rng.uniform(3.0, 9.0)
+
+    # Background: the speaker's set colour with a vertical gradient and one random panel.
+    ramp = np.linspace(0.8, 1.15, h)[:, None, None]
+    bg = np.broadcast_to(speaker.background * ramp, (h, w, 3)).copy()
+    x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+    bg[y0 : y0 + h // 3, x0 : x0 + w // 4] = rng.uniform(30, 220, size=3)
+    bg = bg.astype(np.float32)
+
+    frames = np.empty((n, h, w, 3), dtype=np.uint8)
+    canvas = np.empty((h, w, 3), dtype=np.float32)
+    for k in range(n):
+        np.copyto(canvas, bg)
+        _draw_face(canvas, speaker, w / 2 + mx[k], 0.55 * h + my[k], speaker.head_scale * zoom[k],
+                   float(roll[k]), fp[k])
+        canvas *= np.float32(gain[k])
+        canvas += rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(noise_sd)
+        np.clip(canvas, 0, 255, out=canvas)
+        frames[k] = canvas
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def encode_mp4(
+    path: str | os.PathLike[str], frames: np.ndarray, audio: np.ndarray | None, fps: int,
+    audio_rate: int,
+) -> None:
+    """Write H.264 (libx264, single-threaded: byte-deterministic) + AAC to ``path`` (mp4)."""
+    with av.open(str(path), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23", "threads": "1"})
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        v.codec_context.thread_count = 1
+        a = None
+        if audio is not None:
+            layout = "stereo" if audio.shape[0] == 2 else "mono"
+            a = out.add_stream("aac", rate=audio_rate, layout=layout)
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        if a is not None and audio is not None:
+            step = 1024  # AAC frame size
+            for s in range(0, audio.shape[1], step):
+                chunk = np.ascontiguousarray(audio[:, s : s + step])
+                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=a.layout.name)
+                af.sample_rate, af.pts = audio_rate, s
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+
+
+def render_clip(plan: ClipPlan) -> str:
+    """Render and atomically write one clip; returns its path. Worker entry point."""
+    rng = np.random.default_rng(np.random.SeedSequence(plan.entropy, spawn_key=plan.spawn_key))
+    speaker = make_speaker(plan.entropy, plan.speaker_key)
+    audio = render_audio(plan, speaker, rng)
+    # Mouth motion follows the voice's loudness (mean |signal| over each frame's time span).
+    env = np.abs(audio[0])
+    per = max(1, int(round(plan.audio_rate / plan.fps)))
+    talk = np.pad(env, (0, max(0, plan.n_frames * per - env.size)))[: plan.n_frames * per]
+    talk = talk.reshape(plan.n_frames, per).mean(axis=1)
+    talk = np.clip(talk / 0.08, 0.0, 1.0)
+    frames = render_frames(plan, speaker, rng, talk)
+    with atomic_path(plan.path, suffix=".mp4") as tmp:
+        encode_mp4(tmp, frames, audio if plan.has_audio else None, plan.fps, plan.audio_rate)
+    return str(Path(plan.path))

@@ -1,0 +1,85 @@
+"""Checkpoints: tensors and plain types only, so ``torch.load(weights_only=True)`` reads them.
+
+Contents: ``model``, ``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``epoch`` (last
+completed, 0-based), ``best_score``, ``best_epoch``, ``bad_epochs`` (patience counter),
+``stopped`` (early stopping fired), ``history`` (log rows), ``rng`` (torch / numpy / python /
+cuda states), ``config_hash``, ``model_name``, ``weights_used``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avemo.atomic import atomic_path
+from avemo.errors import TrainingError
+
+REQUIRED = ("model", "optimizer", "scheduler", "epoch", "best_score", "bad_epochs", "rng",
+            "config_hash", "history")
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every RNG that training draws from, as tensors and plain types."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, mt, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": int(version), "state": torch.tensor(mt, dtype=torch.int64),
+                   "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write atomically: a kill leaves the previous checkpoint, never a truncated one."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``; any unreadable or incomplete file is a TrainingError."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle error, foreign object: all unusable
+        raise TrainingError(
+            f"checkpoint {path} is corrupted or unreadable ({type(exc).__name__}: {exc}); "
+            f"delete {path} (or its folder {path.parent}) and run training again"
+        ) from exc
+    missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise TrainingError(
+            f"checkpoint {path} lacks {missing}: not written by this version of avemo or "
+            f"corrupted; delete {path} and run training again"
+        )
+    return state
+
+
+def check_config_hash(path: str | Path, state: dict[str, Any], config_hash: str) -> None:
+    """Refuse to resume a run trained under another configuration."""
+    if state["config_hash"] != config_hash:
+        raise TrainingError(
+            f"checkpoint {path} was written with config hash {state['config_hash']} but the "
+            f"current config hash is {config_hash}; delete the folder {Path(path).parent} to "
+            "retrain with the new config, or restore the config it was trained with"
+        )

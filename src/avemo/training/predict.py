@@ -1,0 +1,191 @@
+"""Inference: per-clip predictions (docs/formats.md section 5) and embedding export.
+
+Frame-level models see one item per frame; their logits are aggregated per clip (mean of
+logits by default, ``max`` or ``vote``). Sequence and vector models have one item per clip, for
+which aggregation is the identity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from avemo.atomic import atomic_path
+from avemo.errors import TrainingError
+from avemo.labels import EMOTIONS, SENTIMENTS
+
+AGGREGATES = ("mean", "max", "vote")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+            for k, v in batch.items()}
+
+
+def make_eval_loader(ds: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    # A fixed generator keeps evaluation from drawing on the global RNG (resume exactness).
+    return DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        collate_fn=getattr(ds, "collate", None), generator=torch.Generator().manual_seed(0),
+    )
+
+
+@torch.no_grad()
+def collect_outputs(
+    model: nn.Module, ds: Dataset, device: torch.device, *, batch_size: int = 64,
+    num_workers: int = 0, amp: bool = False, with_seq: bool = False,
+    loss_fn: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Item-level outputs of ``model`` on ``ds`` in dataset order (model in eval mode).
+
+    Returns ``clip_name`` (list), ``emotion``/``sentiment`` (float32 logits), ``embedding``,
+    ``emotion_true``/``sentiment_true`` (int), ``loss`` (mean item loss when ``loss_fn``), and
+    with ``with_seq`` and a sequence model also ``seq`` (list of T_i×D) and ``t_s``.
+    """
+    model.eval()
+    acc: dict[str, list[Any]] = {k: [] for k in (
+        "clip_name", "emotion", "sentiment", "embedding", "emotion_true", "sentiment_true",
+        "seq", "t_s")}
+    loss_sum, n = 0.0, 0
+    for batch in make_eval_loader(ds, batch_size, num_workers):
+        batch = to_device(batch, device)
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            out = model(batch)
+        b = len(batch["clip_name"])
+        if loss_fn is not None:
+            loss_sum += float(loss_fn(out, batch)) * b
+        n += b
+        acc["clip_name"] += list(batch["clip_name"])
+        for k in ("emotion", "sentiment", "embedding"):
+            acc[k].append(out[k].float().cpu().numpy())
+        acc["emotion_true"].append(batch["emotion"].cpu().numpy())
+        acc["sentiment_true"].append(batch["sentiment"].cpu().numpy())
+        if with_seq and "seq" in out:
+            lengths = batch["lengths"].cpu().numpy()
+            seq = out["seq"].float().cpu().numpy()
+            t_s = batch["t_s"].cpu().numpy()
+            acc["seq"] += [seq[i, : lengths[i]] for i in range(b)]
+            acc["t_s"] += [t_s[i, : lengths[i]] for i in range(b)]
+    res: dict[str, Any] = {k: np.concatenate(acc[k]) for k in (
+        "emotion", "sentiment", "embedding", "emotion_true", "sentiment_true")}
+    res["clip_name"] = acc["clip_name"]
+    res["seq"], res["t_s"] = acc["seq"] or None, acc["t_s"] or None
+    res["loss"] = loss_sum / max(n, 1)
+    return res
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _group(names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Clips in order of first appearance and each item's clip index."""
+    order: dict[str, int] = {}
+    inv = np.array([order.setdefault(c, len(order)) for c in names], dtype=np.int64)
+    return list(order), inv
+
+
+def aggregate_probs(logits: np.ndarray, inv: np.ndarray, n_clips: int, how: str) -> np.ndarray:
+    """Per-clip class probabilities from item logits grouped by ``inv``."""
+    if how not in AGGREGATES:
+        raise TrainingError(f"unknown aggregate {how!r}; use one of {list(AGGREGATES)}")
+    k = logits.shape[1]
+    if how == "max":
+        agg = np.full((n_clips, k), -np.inf, dtype=np.float64)
+        np.maximum.at(agg, inv, logits)
+        return _softmax(agg)
+    mean = np.zeros((n_clips, k), dtype=np.float64)
+    np.add.at(mean, inv, logits)
+    mean /= np.bincount(inv, minlength=n_clips)[:, None]
+    if how == "mean":
+        return _softmax(mean)
+    votes = np.zeros((n_clips, k), dtype=np.float64)
+    np.add.at(votes, (inv, logits.argmax(1)), 1.0)
+    votes += 1e-3 * _softmax(mean)  # breaks ties by the mean logits
+    return votes / votes.sum(1, keepdims=True)
+
+
+def mean_by_clip(x: np.ndarray, inv: np.ndarray, n_clips: int) -> np.ndarray:
+    out = np.zeros((n_clips, *x.shape[1:]), dtype=np.float64)
+    np.add.at(out, inv, x)
+    return (out / np.bincount(inv, minlength=n_clips)[:, None]).astype(np.float32)
+
+
+def clip_level(res: dict[str, Any], how: str = "mean") -> dict[str, Any]:
+    """Aggregate collect_outputs' items to clips: probabilities, true labels, embeddings."""
+    clips, inv = _group(res["clip_name"])
+    n = len(clips)
+    first = np.unique(inv, return_index=True)[1]  # labels are per clip, take the first item
+    return {
+        "clip_name": clips,
+        "p_emotion": aggregate_probs(res["emotion"], inv, n, how),
+        "p_sentiment": aggregate_probs(res["sentiment"], inv, n, how),
+        "emotion_true": res["emotion_true"][first],
+        "sentiment_true": res["sentiment_true"][first],
+        "embedding": mean_by_clip(res["embedding"], inv, n),
+    }
+
+
+def predict(
+    model: nn.Module, ds: Dataset, device: str | torch.device = "auto", *,
+    aggregate: str = "mean", batch_size: int = 64, num_workers: int = 0,
+) -> pd.DataFrame:
+    """One row per clip: ``clip_name, emotion, sentiment`` (true labels) and
+    ``p_emotion_<label>`` × 7, ``p_sentiment_<label>`` × 3, clips in dataset order."""
+    dev = resolve_device(device)
+    model.to(dev)
+    clip = clip_level(
+        collect_outputs(model, ds, dev, batch_size=batch_size, num_workers=num_workers),
+        aggregate,
+    )
+    df = pd.DataFrame({
+        "clip_name": clip["clip_name"],
+        "emotion": [EMOTIONS[i] for i in clip["emotion_true"]],
+        "sentiment": [SENTIMENTS[i] for i in clip["sentiment_true"]],
+    })
+    for j, lab in enumerate(EMOTIONS):
+        df[f"p_emotion_{lab}"] = clip["p_emotion"][:, j].astype(np.float32)
+    for j, lab in enumerate(SENTIMENTS):
+        df[f"p_sentiment_{lab}"] = clip["p_sentiment"][:, j].astype(np.float32)
+    return df
+
+
+def export_embeddings(
+    model: nn.Module, ds: Dataset, path: str | Path, device: str | torch.device = "auto", *,
+    batch_size: int = 64, num_workers: int = 0,
+) -> None:
+    """Write ``embeddings_{split}.npz`` at ``path``: ``clip_name`` (str), ``emb`` (N×D float32,
+    frame models: mean over the clip's frames); sequence models add ``seq`` (N×T×D, zero
+    padded), ``lengths`` (N) and ``t_s`` (N×T, NaN padded)."""
+    dev = resolve_device(device)
+    model.to(dev)
+    res = collect_outputs(model, ds, dev, batch_size=batch_size, num_workers=num_workers,
+                          with_seq=True)
+    clip = clip_level(res)
+    arrays: dict[str, np.ndarray] = {
+        "clip_name": np.asarray(clip["clip_name"], dtype=str), "emb": clip["embedding"],
+    }
+    if res["seq"] is not None and len(clip["clip_name"]) == len(res["clip_name"]):
+        lengths = np.array([len(s) for s in res["seq"]], dtype=np.int64)
+        t_max, d = int(lengths.max()), res["seq"][0].shape[1]
+        seq = np.zeros((len(lengths), t_max, d), dtype=np.float32)
+        t_s = np.full((len(lengths), t_max), np.nan, dtype=np.float32)
+        for i, (s, t) in enumerate(zip(res["seq"], res["t_s"], strict=True)):
+            seq[i, : len(s)], t_s[i, : len(t)] = s, t
+        arrays.update(seq=seq, lengths=lengths, t_s=t_s)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)

@@ -1,0 +1,220 @@
+"""Sharded frame arrays on disk (docs/formats.md section 3): writer and random-access reader."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from avemo.atomic import atomic_path
+from avemo.errors import DataStageError
+
+INDEX_FILE = "index.parquet"
+CLIPS_FILE = "clips.parquet"
+META_FILE = "meta.json"
+INDEX_COLUMNS: tuple[str, ...] = ("clip_name", "shard", "row", "t_s", "frame_number", "face")
+CLIPS_COLUMNS: tuple[str, ...] = (
+    "clip_name", "n_frames", "ok", "reason", "face_ratio", "decoded_duration_s",
+)
+
+
+def shard_file(shard: int) -> str:
+    return f"shard-{shard:05d}.npy"
+
+
+def empty_index() -> pd.DataFrame:
+    """A zero-row index with the on-disk dtypes (so empty outputs still have a schema)."""
+    return pd.DataFrame(
+        {
+            "clip_name": pd.Series([], dtype=object),
+            "shard": pd.Series([], dtype=np.int32),
+            "row": pd.Series([], dtype=np.int64),
+            "t_s": pd.Series([], dtype=np.float32),
+            "frame_number": pd.Series([], dtype=np.int64),
+            "face": pd.Series([], dtype=bool),
+        }
+    )
+
+
+class ShardWriter:
+    """Appends whole clips and writes ``shard-NNNNN.npy`` every ``shard_clips`` clips.
+
+    Only the current shard's frames are held in memory, so peak memory is one shard whatever
+    the corpus size. Clips with zero frames (failed decodes) count towards ``shard_clips`` so
+    that shard k always holds manifest clips ``[k*shard_clips, (k+1)*shard_clips)``: this is what
+    lets workers write shards independently and still match a single-process run. A shard
+    whose clips all have no frames is not written (the index never refers to it).
+    """
+
+    def __init__(
+        self, out_dir: str | os.PathLike[str], shard_clips: int, first_shard: int = 0
+    ) -> None:
+        if shard_clips < 1:
+            raise ValueError(f"shard_clips must be >= 1, got {shard_clips}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.shard_clips = int(shard_clips)
+        self.shard = int(first_shard)
+        self._frames: list[np.ndarray] = []
+        self._rows: list[pd.DataFrame] = []
+        self._n_clips = 0
+        self._parts: list[pd.DataFrame] = []
+        self._seen: set[str] = set()
+
+    def add(
+        self,
+        clip_name: str,
+        frames: np.ndarray,
+        t_s: np.ndarray,
+        frame_numbers: np.ndarray | None = None,
+        face: np.ndarray | None = None,
+    ) -> None:
+        """Append one clip's frames (uint8 T×H×W×3, T may be 0) with their timestamps."""
+        if clip_name in self._seen:
+            raise ValueError(f"clip {clip_name!r} added twice")
+        self._seen.add(clip_name)
+        n = len(frames)
+        if n:
+            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+                raise ValueError(f"{clip_name}: frames must be uint8 T×H×W×3, got "
+                                 f"{frames.dtype} {frames.shape}")
+            if self._frames and frames.shape[1:] != self._frames[0].shape[1:]:
+                raise ValueError(f"{clip_name}: frame shape {frames.shape[1:]} differs from "
+                                 f"{self._frames[0].shape[1:]} in this shard")
+            start = sum(len(f) for f in self._frames)
+            self._frames.append(np.ascontiguousarray(frames))
+            self._rows.append(
+                pd.DataFrame(
+                    {
+                        "clip_name": [clip_name] * n,
+                        "shard": np.full(n, self.shard, dtype=np.int32),
+                        "row": np.arange(start, start + n, dtype=np.int64),
+                        "t_s": np.asarray(t_s, dtype=np.float32),
+                        "frame_number": (
+                            np.full(n, -1, np.int64) if frame_numbers is None
+                            else np.asarray(frame_numbers, dtype=np.int64)
+                        ),
+                        "face": np.zeros(n, bool) if face is None else np.asarray(face, bool),
+                    }
+                )
+            )
+        self._n_clips += 1
+        if self._n_clips >= self.shard_clips:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._frames:
+            total = sum(len(f) for f in self._frames)
+            with atomic_path(self.out_dir / shard_file(self.shard)) as tmp:
+                # Fill a memmapped .npy clip by clip: no second in-memory copy of the shard.
+                arr = np.lib.format.open_memmap(
+                    tmp, mode="w+", dtype=np.uint8, shape=(total, *self._frames[0].shape[1:])
+                )
+                pos = 0
+                for f in self._frames:
+                    arr[pos : pos + len(f)] = f
+                    pos += len(f)
+                arr.flush()
+                del arr
+            self._parts.extend(self._rows)
+        if self._n_clips:
+            self.shard += 1
+        self._frames, self._rows, self._n_clips = [], [], 0
+
+    def close(self, write_index: bool = True) -> pd.DataFrame:
+        """Write the last (partial) shard; return the index and, by default, write it."""
+        self._flush()
+        index = (
+            pd.concat(self._parts, ignore_index=True) if self._parts else empty_index()
+        )
+        if write_index:
+            write_parquet(index, self.out_dir / INDEX_FILE)
+        return index
+
+
+def write_parquet(df: pd.DataFrame, target: str | os.PathLike[str]) -> None:
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+class FrameStore:
+    """Reader of a frames directory: random access to any clip's frames through memmaps.
+
+    Picklable (e.g. for DataLoader workers): opened memmaps are dropped and reopened lazily.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+        hint = "run the frames stage for this split first (avemo.video.extract.extract_frames)"
+        if not self.dir.is_dir():
+            raise DataStageError(f"{self.dir}: frames directory not found; {hint}")
+        for name in (INDEX_FILE, CLIPS_FILE, META_FILE):
+            if not (self.dir / name).is_file():
+                raise DataStageError(f"{self.dir / name}: missing from the frames output; {hint}")
+        try:
+            self.index: pd.DataFrame = pd.read_parquet(self.dir / INDEX_FILE)
+            self.clips: pd.DataFrame = pd.read_parquet(self.dir / CLIPS_FILE)
+            self.meta: dict[str, Any] = json.loads((self.dir / META_FILE).read_text("utf-8"))
+        except (OSError, ValueError) as e:
+            raise DataStageError(f"{self.dir}: unreadable frames output ({e}); {hint}") from e
+        missing = [c for c in INDEX_COLUMNS if c not in self.index.columns]
+        if missing:
+            raise DataStageError(f"{self.dir / INDEX_FILE}: missing columns {missing}; {hint}")
+        # Per clip: (shard, first row in shard, n frames, first position in the index). A clip's
+        # frames are one contiguous run of index rows inside one shard.
+        self._where: dict[str, tuple[int, int, int, int]] = {}
+        names = self.index["clip_name"].astype(str).to_numpy()
+        shards = self.index["shard"].to_numpy(np.int64)
+        rows = self.index["row"].to_numpy(np.int64)
+        starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if len(names) else []
+        ends = np.r_[starts[1:], len(names)] if len(names) else []
+        for p0, p1 in zip(starts, ends, strict=True):
+            name = str(names[p0])
+            if name in self._where or (shards[p0:p1] != shards[p0]).any():
+                raise DataStageError(
+                    f"{self.dir / INDEX_FILE}: frames of clip {name!r} are not one contiguous "
+                    f"run in one shard; {hint}"
+                )
+            self._where[name] = (int(shards[p0]), int(rows[p0]), int(p1 - p0), int(p0))
+        for shard in sorted({s for s, *_ in self._where.values()}):
+            if not (self.dir / shard_file(shard)).is_file():
+                raise DataStageError(f"{self.dir / shard_file(shard)}: shard missing; {hint}")
+        self._t = self.index["t_s"].to_numpy(np.float32)
+        self._mm: dict[int, np.ndarray] = {}
+
+    @property
+    def clip_names(self) -> list[str]:
+        """Clips that have frames, in storage order."""
+        return list(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, clip_name: object) -> bool:
+        return clip_name in self._where
+
+    def _shard(self, shard: int) -> np.ndarray:
+        mm = self._mm.get(shard)
+        if mm is None:
+            mm = self._mm[shard] = np.load(self.dir / shard_file(shard), mmap_mode="r")
+        return mm
+
+    def frames(self, clip_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(uint8 T×H×W×3 read-only memmap view, float32 t_s[T])`` of one clip."""
+        try:
+            shard, row, n, pos = self._where[clip_name]
+        except KeyError:
+            raise KeyError(
+                f"{clip_name!r}: no frames in {self.dir} (not in the manifest, or its decode "
+                f"failed: see {CLIPS_FILE})"
+            ) from None
+        return self._shard(shard)[row : row + n], self._t[pos : pos + n]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_mm"] = {}
+        return state
