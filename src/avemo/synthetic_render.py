@@ -48,7 +48,15 @@ FACE_PROTOTYPES = np.array(
 
 # Voice prototype per emotion. Columns: pitch level (x speaker f0), pitch range (semitones),
 # energy, syllable rate (Hz), spectral tilt (higher = duller), breathiness, tremor.
-VOICE_PARAMS: tuple[str, ...] = ("f0_mult", "range_st", "energy", "rate_hz", "tilt", "breath", "tremor")
+VOICE_PARAMS: tuple[str, ...] = (
+    "f0_mult",
+    "range_st",
+    "energy",
+    "rate_hz",
+    "tilt",
+    "breath",
+    "tremor",
+)
 VOICE_PROTOTYPES = np.array(
     [
         [1.00, 2.0, 0.50, 4.0, 1.2, 0.10, 0.0],  # neutral
@@ -143,7 +151,9 @@ def emotion_weights(plan: ClipPlan, t: np.ndarray) -> np.ndarray:
     return w
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, rate: float, sd: float, corr_s: float) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, n: int, rate: float, sd: float, corr_s: float
+) -> np.ndarray:
     """AR(1) noise with standard deviation ``sd`` and correlation time ``corr_s``."""
     a = math.exp(-1.0 / max(corr_s * rate, 1e-6))
     white = rng.standard_normal(n) * sd * math.sqrt(1 - a * a)
@@ -222,7 +232,10 @@ def render_audio(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator) -> 
         g = math.gcd(plan.audio_rate, sr)
         out = signal.resample_poly(out, plan.audio_rate // g, sr // g)
     out = np.pad(out, (0, max(0, n_out - out.size)))[:n_out]
-    chans = [out * (1.0 - 0.12 * c) + 0.002 * rng.standard_normal(n_out) for c in range(plan.audio_channels)]
+    chans = [
+        out * (1.0 - 0.12 * c) + 0.002 * rng.standard_normal(n_out)
+        for c in range(plan.audio_channels)
+    ]
     return np.clip(np.stack(chans), -0.99, 0.99).astype(np.float32)
 
 
@@ -250,8 +263,9 @@ def _draw_face(
         return _fx(cx + dx * cos_r - dy * sin_r), _fx(cy + dx * sin_r + dy * cos_r)
 
     def ellipse(dx: float, dy: float, a: float, b: float, color: np.ndarray) -> None:
-        cv2.ellipse(img, pt(dx, dy), (_fx(a), _fx(b)), roll, 0, 360, color.tolist(), -1,
-                    cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(
+            img, pt(dx, dy), (_fx(a), _fx(b)), roll, 0, 360, color.tolist(), -1, cv2.LINE_AA, _SHIFT
+        )
 
     dark = np.array([25.0, 20.0, 20.0])
     ellipse(0, -0.3 * ay, 1.08 * ax, 0.8 * ay, spk.hair)
@@ -274,16 +288,22 @@ def _draw_face(
     # lifted by the sneer, lower lip below it by the opening.
     mw = 0.34 * ax
     xs = np.linspace(-1.0, 1.0, 13)
-    y_up = 0.5 * ay - float(curve) * 0.11 * ay * xs**2 - float(sneer) * 0.08 * ay * np.clip(xs, 0, 1)
+    y_up = (
+        0.5 * ay - float(curve) * 0.11 * ay * xs**2 - float(sneer) * 0.08 * ay * np.clip(xs, 0, 1)
+    )
     y_lo = y_up + max(float(mouth_open), 0.0) * 0.2 * ay * (1.0 - xs**2) + 0.01 * ay
     poly = [pt(x * mw, y) for x, y in zip(xs, y_up, strict=True)]
     poly += [pt(x * mw, y) for x, y in zip(xs[::-1], y_lo[::-1], strict=True)]
     lips = [120.0, 30.0, 40.0]
     cv2.fillPoly(img, [np.array(poly, dtype=np.int32)], lips, cv2.LINE_AA, _SHIFT)
-    cv2.polylines(img, [np.array(poly[:13], dtype=np.int32)], False, lips, thick, cv2.LINE_AA, _SHIFT)
+    cv2.polylines(
+        img, [np.array(poly[:13], dtype=np.int32)], False, lips, thick, cv2.LINE_AA, _SHIFT
+    )
 
 
-def render_frames(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator, talk: np.ndarray) -> np.ndarray:
+def render_frames(
+    plan: ClipPlan, speaker: Speaker, rng: np.random.Generator, talk: np.ndarray
+) -> np.ndarray:
     """RGB frames, uint8 ``n_frames x height x width x 3``; ``talk`` is the syllable envelope
     sampled at the frame times (the mouth moves with the voice)."""
     n, h, w = plan.n_frames, plan.height, plan.width
@@ -315,8 +335,15 @@ def render_frames(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator, ta
     canvas = np.empty((h, w, 3), dtype=np.float32)
     for k in range(n):
         np.copyto(canvas, bg)
-        _draw_face(canvas, speaker, w / 2 + mx[k], 0.55 * h + my[k], speaker.head_scale * zoom[k],
-                   float(roll[k]), fp[k])
+        _draw_face(
+            canvas,
+            speaker,
+            w / 2 + mx[k],
+            0.55 * h + my[k],
+            speaker.head_scale * zoom[k],
+            float(roll[k]),
+            fp[k],
+        )
         canvas *= np.float32(gain[k])
         canvas += rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(noise_sd)
         np.clip(canvas, 0, 255, out=canvas)
@@ -329,12 +356,17 @@ def render_frames(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator, ta
 
 
 def encode_mp4(
-    path: str | os.PathLike[str], frames: np.ndarray, audio: np.ndarray | None, fps: int,
+    path: str | os.PathLike[str],
+    frames: np.ndarray,
+    audio: np.ndarray | None,
+    fps: int,
     audio_rate: int,
 ) -> None:
     """Write H.264 (libx264, single-threaded: byte-deterministic) + AAC to ``path`` (mp4)."""
     with av.open(str(path), "w", format="mp4") as out:
-        v = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23", "threads": "1"})
+        v = out.add_stream(
+            "libx264", rate=fps, options={"preset": "veryfast", "crf": "23", "threads": "1"}
+        )
         v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         v.codec_context.thread_count = 1
         a = None

@@ -153,9 +153,7 @@ def _test_cis(
             pairs = [truth_and_prediction(df, task) for df in frames.values()]
             block = _ci_block(pairs[0][0], [p for _, p in pairs], len(labels), boot)
             for metric in HEADLINE_METRICS:
-                block[metric]["point"] = float(
-                    np.mean([metrics[s][task][metric] for s in frames])
-                )
+                block[metric]["point"] = float(np.mean([metrics[s][task][metric] for s in frames]))
             mean_over[task] = block
     return {"per_seed": per_seed, "mean_over_seeds": mean_over}
 
@@ -163,8 +161,9 @@ def _test_cis(
 def _aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for task, labels in TASKS.items():
-        block: dict[str, Any] = {m: seed_summary([s[task][m] for s in per_seed]) for m in
-                                 HEADLINE_METRICS}
+        block: dict[str, Any] = {
+            m: seed_summary([s[task][m] for s in per_seed]) for m in HEADLINE_METRICS
+        }
         block["per_class_f1"] = {
             label: seed_summary([s[task]["per_class"][label]["f1"] for s in per_seed])
             for label in labels

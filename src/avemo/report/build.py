@@ -37,7 +37,7 @@ def data_section(results: Path, fig_dir: Path) -> Section:
     n = {s: len(manifests[s]) for s in SPLITS}
     return Section(
         "1. Data",
-        paragraphs=[f"Utterances per split: " + ", ".join(f"{s} {n[s]}" for s in SPLITS) + "."],
+        paragraphs=["Utterances per split: " + ", ".join(f"{s} {n[s]}" for s in SPLITS) + "."],
         tables=[
             Table("emotion_counts", "Emotion labels per split", emo),
             Table("sentiment_counts", "Sentiment labels per split", sent),

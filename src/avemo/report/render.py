@@ -58,7 +58,8 @@ def to_markdown(title: str, sections: list[Section], rel_to: Path) -> str:
         for t in s.tables:
             out += [f"**{t.caption}** (`tables/{t.name}.csv`)", "", markdown_table(t.df), ""]
         for f in s.figures:
-            out += [f"![{f.caption}]({f.path.relative_to(rel_to).as_posix()})", "", f"*{f.caption}*", ""]
+            rel = f.path.relative_to(rel_to).as_posix()
+            out += [f"![{f.caption}]({rel})", "", f"*{f.caption}*", ""]
     return "\n".join(out)
 
 

@@ -18,8 +18,17 @@ import torch
 from avemo.atomic import atomic_path
 from avemo.errors import TrainingError
 
-REQUIRED = ("model", "optimizer", "scheduler", "epoch", "best_score", "bad_epochs", "rng",
-            "config_hash", "history")
+REQUIRED = (
+    "model",
+    "optimizer",
+    "scheduler",
+    "epoch",
+    "best_score",
+    "bad_epochs",
+    "rng",
+    "config_hash",
+    "history",
+)
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -28,10 +37,17 @@ def get_rng_state() -> dict[str, Any]:
     version, mt, gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
-        "python": {"version": int(version), "state": torch.tensor(mt, dtype=torch.int64),
-                   "gauss": gauss},
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {
+            "version": int(version),
+            "state": torch.tensor(mt, dtype=torch.int64),
+            "gauss": gauss,
+        },
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()

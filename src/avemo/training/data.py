@@ -88,8 +88,14 @@ class FrameDataset(_Base):
     """One item per frame: ``frames`` uint8 N×H×W×3 (may be a memory map), labels per frame."""
 
     def __init__(
-        self, frames: np.ndarray, clip_names: Sequence[str], emotion_idx: Any,
-        sentiment_idx: Any, *, augment: bool = False, split: str = "train",
+        self,
+        frames: np.ndarray,
+        clip_names: Sequence[str],
+        emotion_idx: Any,
+        sentiment_idx: Any,
+        *,
+        augment: bool = False,
+        split: str = "train",
     ) -> None:
         self.split = split
         self.clip_names, self.emotion_idx, self.sentiment_idx = _check_labels(
@@ -110,8 +116,14 @@ class VectorDataset(_Base):
     """
 
     def __init__(
-        self, x: np.ndarray, clip_names: Sequence[str], emotion_idx: Any, sentiment_idx: Any,
-        *, valid: np.ndarray | None = None, split: str = "train",
+        self,
+        x: np.ndarray,
+        clip_names: Sequence[str],
+        emotion_idx: Any,
+        sentiment_idx: Any,
+        *,
+        valid: np.ndarray | None = None,
+        split: str = "train",
     ) -> None:
         self.split = split
         self.clip_names, self.emotion_idx, self.sentiment_idx = _check_labels(
@@ -151,8 +163,14 @@ class SequenceDataset(_Base):
     embeddings or precomputed per-frame features). Collate pads and returns a mask."""
 
     def __init__(
-        self, seqs: Sequence[np.ndarray], clip_names: Sequence[str], emotion_idx: Any,
-        sentiment_idx: Any, *, t_s: Sequence[np.ndarray] | None = None, max_len: int | None = None,
+        self,
+        seqs: Sequence[np.ndarray],
+        clip_names: Sequence[str],
+        emotion_idx: Any,
+        sentiment_idx: Any,
+        *,
+        t_s: Sequence[np.ndarray] | None = None,
+        max_len: int | None = None,
         split: str = "train",
     ) -> None:
         self.split = split
@@ -197,9 +215,16 @@ class ClipSequenceDataset(SequenceDataset):
     per-frame features T_i×D float; padded collate with mask."""
 
     def __init__(
-        self, clips: Sequence[np.ndarray], clip_names: Sequence[str], emotion_idx: Any,
-        sentiment_idx: Any, *, t_s: Sequence[np.ndarray] | None = None, augment: bool = False,
-        max_len: int | None = None, split: str = "train",
+        self,
+        clips: Sequence[np.ndarray],
+        clip_names: Sequence[str],
+        emotion_idx: Any,
+        sentiment_idx: Any,
+        *,
+        t_s: Sequence[np.ndarray] | None = None,
+        augment: bool = False,
+        max_len: int | None = None,
+        split: str = "train",
     ) -> None:
         super().__init__(
             clips, clip_names, emotion_idx, sentiment_idx, t_s=t_s, max_len=max_len, split=split

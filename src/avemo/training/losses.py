@@ -41,8 +41,10 @@ def balanced_sampler(
     labels = np.asarray(labels, dtype=np.int64)
     per_item = 1.0 / np.maximum(class_counts(labels, n_classes), 1)[labels]
     return WeightedRandomSampler(
-        torch.as_tensor(per_item, dtype=torch.double), num_samples=len(labels),
-        replacement=True, generator=generator,
+        torch.as_tensor(per_item, dtype=torch.double),
+        num_samples=len(labels),
+        replacement=True,
+        generator=generator,
     )
 
 
@@ -56,8 +58,12 @@ class MultiTaskLoss(nn.Module):
     """
 
     def __init__(
-        self, w_emotion: float = 1.0, w_sentiment: float = 1.0, imbalance: str = "none",
-        focal_gamma: float = 2.0, emotion_counts: np.ndarray | None = None,
+        self,
+        w_emotion: float = 1.0,
+        w_sentiment: float = 1.0,
+        imbalance: str = "none",
+        focal_gamma: float = 2.0,
+        emotion_counts: np.ndarray | None = None,
         sentiment_counts: np.ndarray | None = None,
     ) -> None:
         super().__init__()
@@ -88,9 +94,7 @@ class MultiTaskLoss(nn.Module):
             return focal_loss(logits, target, self.gamma)
         return F.cross_entropy(logits.float(), target, weight=getattr(self, f"cw_{task}"))
 
-    def forward(
-        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
-    ) -> torch.Tensor:
+    def forward(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         total: torch.Tensor | None = None
         for task, w in self.w.items():
             if w == 0:

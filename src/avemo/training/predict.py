@@ -30,22 +30,33 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
-            for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
 
 
 def make_eval_loader(ds: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
     # A fixed generator keeps evaluation from drawing on the global RNG (resume exactness).
     return DataLoader(
-        ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        collate_fn=getattr(ds, "collate", None), generator=torch.Generator().manual_seed(0),
+        ds,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=getattr(ds, "collate", None),
+        generator=torch.Generator().manual_seed(0),
     )
 
 
 @torch.no_grad()
 def collect_outputs(
-    model: nn.Module, ds: Dataset, device: torch.device, *, batch_size: int = 64,
-    num_workers: int = 0, amp: bool = False, with_seq: bool = False,
+    model: nn.Module,
+    ds: Dataset,
+    device: torch.device,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    amp: bool = False,
+    with_seq: bool = False,
     loss_fn: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Item-level outputs of ``model`` on ``ds`` in dataset order (model in eval mode).
@@ -55,9 +66,19 @@ def collect_outputs(
     with ``with_seq`` and a sequence model also ``seq`` (list of T_i×D) and ``t_s``.
     """
     model.eval()
-    acc: dict[str, list[Any]] = {k: [] for k in (
-        "clip_name", "emotion", "sentiment", "embedding", "emotion_true", "sentiment_true",
-        "seq", "t_s")}
+    acc: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "clip_name",
+            "emotion",
+            "sentiment",
+            "embedding",
+            "emotion_true",
+            "sentiment_true",
+            "seq",
+            "t_s",
+        )
+    }
     loss_sum, n = 0.0, 0
     for batch in make_eval_loader(ds, batch_size, num_workers):
         batch = to_device(batch, device)
@@ -78,8 +99,10 @@ def collect_outputs(
             t_s = batch["t_s"].cpu().numpy()
             acc["seq"] += [seq[i, : lengths[i]] for i in range(b)]
             acc["t_s"] += [t_s[i, : lengths[i]] for i in range(b)]
-    res: dict[str, Any] = {k: np.concatenate(acc[k]) for k in (
-        "emotion", "sentiment", "embedding", "emotion_true", "sentiment_true")}
+    res: dict[str, Any] = {
+        k: np.concatenate(acc[k])
+        for k in ("emotion", "sentiment", "embedding", "emotion_true", "sentiment_true")
+    }
     res["clip_name"] = acc["clip_name"]
     res["seq"], res["t_s"] = acc["seq"] or None, acc["t_s"] or None
     res["loss"] = loss_sum / max(n, 1)
@@ -141,8 +164,13 @@ def clip_level(res: dict[str, Any], how: str = "mean") -> dict[str, Any]:
 
 
 def predict(
-    model: nn.Module, ds: Dataset, device: str | torch.device = "auto", *,
-    aggregate: str = "mean", batch_size: int = 64, num_workers: int = 0,
+    model: nn.Module,
+    ds: Dataset,
+    device: str | torch.device = "auto",
+    *,
+    aggregate: str = "mean",
+    batch_size: int = 64,
+    num_workers: int = 0,
 ) -> pd.DataFrame:
     """One row per clip: ``clip_name, emotion, sentiment`` (true labels) and
     ``p_emotion_<label>`` × 7, ``p_sentiment_<label>`` × 3, clips in dataset order."""
@@ -152,11 +180,13 @@ def predict(
         collect_outputs(model, ds, dev, batch_size=batch_size, num_workers=num_workers),
         aggregate,
     )
-    df = pd.DataFrame({
-        "clip_name": clip["clip_name"],
-        "emotion": [EMOTIONS[i] for i in clip["emotion_true"]],
-        "sentiment": [SENTIMENTS[i] for i in clip["sentiment_true"]],
-    })
+    df = pd.DataFrame(
+        {
+            "clip_name": clip["clip_name"],
+            "emotion": [EMOTIONS[i] for i in clip["emotion_true"]],
+            "sentiment": [SENTIMENTS[i] for i in clip["sentiment_true"]],
+        }
+    )
     for j, lab in enumerate(EMOTIONS):
         df[f"p_emotion_{lab}"] = clip["p_emotion"][:, j].astype(np.float32)
     for j, lab in enumerate(SENTIMENTS):
@@ -165,19 +195,26 @@ def predict(
 
 
 def export_embeddings(
-    model: nn.Module, ds: Dataset, path: str | Path, device: str | torch.device = "auto", *,
-    batch_size: int = 64, num_workers: int = 0,
+    model: nn.Module,
+    ds: Dataset,
+    path: str | Path,
+    device: str | torch.device = "auto",
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
 ) -> None:
     """Write ``embeddings_{split}.npz`` at ``path``: ``clip_name`` (str), ``emb`` (N×D float32,
     frame models: mean over the clip's frames); sequence models add ``seq`` (N×T×D, zero
     padded), ``lengths`` (N) and ``t_s`` (N×T, NaN padded)."""
     dev = resolve_device(device)
     model.to(dev)
-    res = collect_outputs(model, ds, dev, batch_size=batch_size, num_workers=num_workers,
-                          with_seq=True)
+    res = collect_outputs(
+        model, ds, dev, batch_size=batch_size, num_workers=num_workers, with_seq=True
+    )
     clip = clip_level(res)
     arrays: dict[str, np.ndarray] = {
-        "clip_name": np.asarray(clip["clip_name"], dtype=str), "emb": clip["embedding"],
+        "clip_name": np.asarray(clip["clip_name"], dtype=str),
+        "emb": clip["embedding"],
     }
     if res["seq"] is not None and len(clip["clip_name"]) == len(res["clip_name"]):
         lengths = np.array([len(s) for s in res["seq"]], dtype=np.int64)

@@ -1,0 +1,553 @@
+"""Deterministic demo corpus in MELD's exact on-disk layout (stage 1 when no real MELD is at hand).
+
+Layout written under ``root`` (identical to MELD.Raw, so every later stage runs unchanged):
+``train_sent_emo.csv``, ``dev_sent_emo.csv``, ``test_sent_emo.csv`` (``avemo.meld.write_labels``)
+and ``train_splits/``, ``dev_splits_complete/``, ``output_repeated_splits_test/`` holding
+``dia{D}_utt{U}.mp4`` (H.264 video at ``fps``, AAC audio at 48 kHz stereo by default, as MELD), then
+``corpus.json`` last.
+
+Design of the data
+------------------
+* Labels follow MELD's imbalance: neutral 47 %, joy 17 %, surprise 12 %, anger 11 %, sadness 7 %,
+  disgust 3 %, fear 3 % (every split of at least 7 clips holds every emotion at least once).
+  Sentiment follows emotion as in MELD: joy positive; anger, disgust, fear, sadness negative;
+  neutral neutral; surprise positive or negative with equal odds. Dialogues have 3-12
+  utterances from a cast of six speakers; durations are log-normal (median 2.5 s) clipped to
+  1-15 s (and to ``max_duration_s``); label timestamps are consecutive within a dialogue.
+* Each clip shows a drawn face (per-speaker skin, hair, background and head size; head drift,
+  zoom and roll; lighting drift; sensor noise; blinks; the mouth moves with the voice's loudness)
+  and carries a voice-like sound (harmonic source with a pitch contour and jitter, syllable-rate
+  amplitude modulation with pauses, three per-speaker formants, breath noise, room noise and
+  clicks). The emotion drives both: mouth curvature and opening, brow tilt and height, eye
+  opening and a one-sided sneer on the face; pitch level and range, energy, speaking rate,
+  spectral tilt, breathiness and tremor in the voice (prototypes in ``avemo.synthetic_render``).
+* The cue is strong only during one *expressive event* of 0.5-1.5 s at a random time (peak
+  intensity 55-100 % of the prototype), in both modalities at the same moment; elsewhere the
+  expression sits at 15-25 % intensity with random wobble on every parameter, and half of the
+  clips also show a weaker (25-45 %) burst of another, distractor emotion at another time. A
+  sampler taking one frame every 3 s therefore often misses the event.
+* Label noise: 12 % of clips express a confusable emotion instead of their label
+  (joy<->surprise, anger<->disgust, sadness<->fear, fear->surprise, neutral->joy/sadness), so a
+  good model lands well below 100 % while the majority baseline is 47 % accuracy.
+* ``inject_defects`` reproduces MELD's known defects so quality control is exercised: a dev label
+  row whose clip is missing, a train clip of garbage bytes, an orphan clip with no label row, a
+  test clip stored as ``final_videos_testdia{D}_utt{U}.mp4``, and a clip without audio stream.
+
+Determinism: the plan (labels, durations, events) comes from one generator seeded by ``seed``;
+each clip renders from its own ``SeedSequence(seed, spawn_key=(1, split, index))``, so worker
+count and order do not matter. Same seed: byte-identical CSVs and identical decoded frames and
+samples (libx264 runs single-threaded; the mp4 files are byte-identical in practice).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from avemo import meld
+from avemo.atomic import atomic_path, write_json
+from avemo.errors import ConfigError, DataStageError
+from avemo.labels import EMOTIONS, LABEL_FILES, SPLIT_DIRS, SPLITS, clip_name
+from avemo.synthetic_render import ClipPlan, render_clip
+
+GENERATOR_VERSION = 1
+CORPUS_JSON = "corpus.json"
+# Written first: marks ``root`` as a synthetic corpus (safe to wipe when parameters change).
+PARAMS_MARKER = ".synthetic_params.json"
+TEST_PREFIX = "final_videos_test"
+
+EMOTION_PRIOR: dict[str, float] = {
+    "neutral": 0.47,
+    "joy": 0.17,
+    "surprise": 0.12,
+    "anger": 0.11,
+    "sadness": 0.07,
+    "disgust": 0.03,
+    "fear": 0.03,
+}
+CONFUSABLE: dict[str, tuple[str, ...]] = {
+    "neutral": ("joy", "sadness"),
+    "joy": ("surprise",),
+    "surprise": ("joy", "fear"),
+    "anger": ("disgust",),
+    "sadness": ("fear",),
+    "disgust": ("anger",),
+    "fear": ("surprise", "sadness"),
+}
+LABEL_NOISE = 0.12
+CAST: tuple[str, ...] = ("Avery", "Blake", "Casey", "Devon", "Emery", "Finley")
+SENTENCES: tuple[str, ...] = (
+    "I told you about it yesterday.",
+    "Well, I guess so.",
+    "Can you pass me that?",
+    "We should leave at eight.",
+    "That is what he said.",
+    "Is this the right place?",
+    "I was just looking for my keys.",
+    "Okay, let me check.",
+    "She called this morning.",
+    "The coffee is on the table.",
+    "Did you see the paper?",
+    "We can talk about it later.",
+    "It's right over there.",
+    "I don't know, maybe.",
+    "He's coming back on Monday.",
+    'You said "tomorrow", right?',
+)
+DEFECT_KINDS: tuple[str, ...] = (
+    "missing_clip",
+    "corrupt_clip",
+    "orphan_clip",
+    "prefixed_clip",
+    "no_audio_clip",
+)
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def _sentiment(emotion: str, rng: np.random.Generator) -> str:
+    if emotion == "neutral":
+        return "neutral"
+    if emotion == "joy":
+        return "positive"
+    if emotion == "surprise":
+        return "positive" if rng.random() < 0.5 else "negative"
+    return "negative"
+
+
+def _dialogue_lengths(n: int, rng: np.random.Generator) -> list[int]:
+    """Split ``n`` utterances into dialogues of 3-12 (only a split smaller than 3 has fewer)."""
+    lengths: list[int] = []
+    remaining = n
+    while remaining > 0:
+        length = min(int(rng.integers(3, 13)), remaining)
+        if remaining - length < 3 and remaining - length > 0:
+            # Never leave a stub of 1-2: take all if it fits, else leave exactly 3.
+            length = remaining if remaining <= 12 else remaining - 3
+        lengths.append(length)
+        remaining -= length
+    return lengths
+
+
+def _emotions(n: int, rng: np.random.Generator) -> list[str]:
+    """MELD-like label draw; with n >= 7 every emotion appears at least once."""
+    labels = list(rng.choice(EMOTIONS, size=n, p=[EMOTION_PRIOR[e] for e in EMOTIONS]))
+    if n >= len(EMOTIONS):
+        for emo in EMOTIONS:
+            if emo in labels:
+                continue
+            counts = {e: labels.count(e) for e in EMOTIONS}
+            donor = max(EMOTIONS, key=lambda e: counts[e])  # take from the most frequent
+            idx = [i for i, e in enumerate(labels) if e == donor]
+            labels[idx[int(rng.integers(len(idx)))]] = emo
+    return [str(e) for e in labels]
+
+
+def _duration_frames(rng: np.random.Generator, fps: int, max_duration_s: float | None) -> int:
+    d = float(np.clip(rng.lognormal(math.log(2.5), 0.55), 1.0, 15.0))
+    if max_duration_s is not None:
+        d = min(d, max_duration_s)
+    return max(1, int(round(d * fps)))
+
+
+def _clip_plan(
+    path: Path,
+    params: dict[str, Any],
+    key: tuple[int, ...],
+    speaker: int,
+    n_frames: int,
+    expressed: str,
+    rng: np.random.Generator,
+    has_audio: bool = True,
+) -> ClipPlan:
+    """Event timing, intensities and distractor of one clip (drawn from the plan generator)."""
+    fps = int(params["fps"])
+    duration = n_frames / fps
+    ev_len = min(float(rng.uniform(0.5, 1.5)), 0.8 * duration)
+    ev_start = float(rng.uniform(0.0, duration - ev_len))
+    distractor, d_start, d_end, d_amp = "", 0.0, 0.0, 0.0
+    choices = [e for e in EMOTIONS if e not in ("neutral", expressed)]
+    if rng.random() < 0.5:
+        d_len = float(rng.uniform(0.4, 1.0))
+        # The distractor sits in the longer stretch outside the event, if it fits there.
+        before, after = ev_start - 0.3, duration - (ev_start + ev_len) - 0.3
+        room = max(before, after)
+        if room >= d_len:
+            lo = 0.0 if before >= after else ev_start + ev_len + 0.3
+            d_start = lo + float(rng.uniform(0.0, room - d_len))
+            d_end = d_start + d_len
+            distractor = str(choices[int(rng.integers(len(choices)))])
+            d_amp = float(rng.uniform(0.25, 0.45))
+    return ClipPlan(
+        path=str(path),
+        entropy=int(params["seed"]),
+        spawn_key=key,
+        speaker_key=(2, speaker),
+        n_frames=n_frames,
+        fps=fps,
+        width=int(params["width"]),
+        height=int(params["height"]),
+        audio_rate=int(params["audio_rate"]),
+        audio_channels=int(params["audio_channels"]),
+        has_audio=has_audio,
+        expressed=expressed,
+        event_start_s=round(ev_start, 3),
+        event_end_s=round(ev_start + ev_len, 3),
+        base=float(rng.uniform(0.15, 0.25)),
+        peak=float(rng.uniform(0.55, 1.0)),
+        distractor=distractor,
+        distractor_start_s=round(d_start, 3),
+        distractor_end_s=round(d_end, 3),
+        distractor_amp=d_amp,
+    )
+
+
+def _express(label: str, rng: np.random.Generator) -> str:
+    if rng.random() < LABEL_NOISE:
+        options = CONFUSABLE[label]
+        return options[int(rng.integers(len(options)))]
+    return label
+
+
+def plan_corpus(
+    root: Path, params: dict[str, Any]
+) -> tuple[
+    dict[str, pd.DataFrame], list[ClipPlan], list[dict[str, Any]], dict[str, dict[str, Any]]
+]:
+    """Labels per split, clip plans, per-clip ground truth and defects; renders nothing.
+
+    Ground-truth records are in plan order; ``plans[i]`` renders ``truth[i]`` (a missing-clip
+    defect keeps its truth record with ``on_disk`` False and is never rendered).
+    """
+    seed = int(params["seed"])
+    sizes = {"train": params["n_train"], "dev": params["n_dev"], "test": params["n_test"]}
+    labels: dict[str, pd.DataFrame] = {}
+    rows_by_split: dict[str, list[dict[str, Any]]] = {}
+    for si, split in enumerate(SPLITS):
+        rng = _rng(seed, 0, si)
+        n = int(sizes[split])
+        emotions = _emotions(n, rng)
+        rows: list[dict[str, Any]] = []
+        for d, length in enumerate(_dialogue_lengths(n, rng)):
+            cast = rng.choice(len(CAST), size=int(rng.integers(2, 4)), replace=False)
+            season, episode = int(rng.integers(1, 11)), int(rng.integers(1, 25))
+            cursor = float(rng.uniform(30.0, 1200.0))
+            for u in range(length):
+                i = len(rows)
+                n_frames = _duration_frames(rng, int(params["fps"]), params["max_duration_s"])
+                start = round(cursor, 3)
+                end = round(start + n_frames / params["fps"], 3)
+                cursor = end + float(rng.uniform(0.1, 1.5))
+                rows.append(
+                    {
+                        "dialogue_id": d,
+                        "utterance_id": u,
+                        "speaker_idx": int(cast[int(rng.integers(len(cast)))]),
+                        "utterance": SENTENCES[int(rng.integers(len(SENTENCES)))],
+                        "emotion": emotions[i],
+                        "sentiment": _sentiment(emotions[i], rng),
+                        "season": season,
+                        "episode": episode,
+                        "start_s": start,
+                        "end_s": end,
+                        "n_frames": n_frames,
+                        "expressed": _express(emotions[i], rng),
+                    }
+                )
+        rows_by_split[split] = rows
+        df = pd.DataFrame(
+            rows,
+            columns=[
+                "dialogue_id",
+                "utterance_id",
+                "speaker_idx",
+                "utterance",
+                "emotion",
+                "sentiment",
+                "season",
+                "episode",
+                "start_s",
+                "end_s",
+            ],
+        )
+        df.insert(3, "speaker", [CAST[i] for i in df.pop("speaker_idx")])
+        labels[split] = df
+
+    # Defects: which (split, index) gets which, drawn from a dedicated stream.
+    defects: dict[str, dict[str, Any]] = {}
+    used: set[tuple[str, int]] = set()
+    if params["inject_defects"]:
+        drng = _rng(seed, 3)
+        prefs = {
+            "missing_clip": ("dev", "test", "train"),
+            "corrupt_clip": ("train", "dev", "test"),
+            "prefixed_clip": ("test",),
+            "no_audio_clip": ("train", "test", "dev"),
+        }
+        for kind, order in prefs.items():
+            for split in order:
+                free = [i for i in range(len(rows_by_split[split])) if (split, i) not in used]
+                if free:
+                    i = free[int(drng.integers(len(free)))]
+                    used.add((split, i))
+                    r = rows_by_split[split][i]
+                    defects[kind] = {
+                        "split": split,
+                        "index": i,
+                        "clip_name": clip_name(r["dialogue_id"], r["utterance_id"]),
+                    }
+                    break
+    by_index = {(d["split"], d["index"]): k for k, d in defects.items()}
+
+    plans: list[ClipPlan] = []
+    truth: list[dict[str, Any]] = []
+    for si, split in enumerate(SPLITS):
+        prng = _rng(seed, 4, si)
+        folder = root / SPLIT_DIRS[split]
+        rows = rows_by_split[split]
+        extra = []
+        if params["inject_defects"] and split == "train":
+            # Orphan: a whole extra dialogue id (past the last), one utterance, no label row.
+            n_dia = (rows[-1]["dialogue_id"] + 1) if rows else 0
+            extra.append(
+                {
+                    "dialogue_id": n_dia,
+                    "utterance_id": 0,
+                    "speaker_idx": 0,
+                    "emotion": None,
+                    "n_frames": _duration_frames(
+                        prng, int(params["fps"]), params["max_duration_s"]
+                    ),
+                    "expressed": str(EMOTIONS[int(prng.integers(len(EMOTIONS)))]),
+                }
+            )
+        for i, r in enumerate(rows + extra):
+            name = clip_name(r["dialogue_id"], r["utterance_id"])
+            kind = by_index.get((split, i), "orphan_clip" if i >= len(rows) else "")
+            fname = f"{TEST_PREFIX}{name}.mp4" if kind == "prefixed_clip" else f"{name}.mp4"
+            plan = _clip_plan(
+                folder / fname,
+                params,
+                (1, si, i),
+                r["speaker_idx"],
+                r["n_frames"],
+                r["expressed"],
+                prng,
+                has_audio=kind != "no_audio_clip",
+            )
+            if kind:
+                defects[kind] = {
+                    "split": split,
+                    "clip_name": name,
+                    "file": f"{SPLIT_DIRS[split]}/{fname}",
+                }
+            plans.append(plan)
+            truth.append(
+                {
+                    "split": split,
+                    "clip_name": name,
+                    "file": f"{SPLIT_DIRS[split]}/{fname}",
+                    "labelled": i < len(rows),
+                    "emotion": r["emotion"],
+                    "expressed_emotion": r["expressed"],
+                    "speaker": CAST[r["speaker_idx"]],
+                    "n_frames": r["n_frames"],
+                    "duration_s": plan.duration_s,
+                    "event_start_s": plan.event_start_s,
+                    "event_end_s": plan.event_end_s,
+                    "distractor": plan.distractor or None,
+                    "defect": kind or None,
+                    "on_disk": kind != "missing_clip",
+                    "has_audio": plan.has_audio and kind not in ("missing_clip", "corrupt_clip"),
+                }
+            )
+    return labels, plans, truth, defects
+
+
+def _validate(params: dict[str, Any]) -> None:
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"synthetic corpus: {key}={params[key]!r} {why}. Fix it in config.yaml.")
+
+    for key in ("n_train", "n_dev", "n_test"):
+        if int(params[key]) < 0:
+            raise bad(key, "must be >= 0")
+    for key in ("width", "height"):
+        if int(params[key]) < 16 or int(params[key]) % 2:
+            raise bad(key, "must be an even number of pixels >= 16 (H.264 4:2:0)")
+    if not 1 <= int(params["fps"]) <= 120:
+        raise bad("fps", "must be between 1 and 120")
+    if int(params["audio_rate"]) not in (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000):
+        raise bad("audio_rate", "must be a standard AAC rate (8000-48000 Hz)")
+    if int(params["audio_channels"]) not in (1, 2):
+        raise bad("audio_channels", "must be 1 or 2")
+    if params["max_duration_s"] is not None and float(params["max_duration_s"]) < 0.5:
+        raise bad("max_duration_s", "must be >= 0.5 s or null")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _prepare_root(root: Path, params: dict[str, Any]) -> None:
+    """Make ``root`` ours for these params: wipe a synthetic corpus made with other params,
+    refuse to touch a directory that holds a corpus we did not make (e.g. real MELD)."""
+    marker = _read_json(root / PARAMS_MARKER)
+    ours = marker is not None or (root / CORPUS_JSON).exists()
+    if ours and (marker or {}).get("params") != params:
+        for split in SPLITS:
+            (root / LABEL_FILES[split]).unlink(missing_ok=True)
+            folder = root / SPLIT_DIRS[split]
+            for f in folder.glob("*.mp4") if folder.is_dir() else ():
+                f.unlink()
+        (root / CORPUS_JSON).unlink(missing_ok=True)
+    elif not ours:
+        foreign = [root / LABEL_FILES[s] for s in SPLITS if (root / LABEL_FILES[s]).exists()]
+        foreign += [f for s in SPLITS for f in (root / SPLIT_DIRS[s]).glob("*.mp4")]
+        if foreign:
+            raise DataStageError(
+                f"{root}: holds a corpus not made by the synthetic generator (e.g. {foreign[0]}). "
+                "Point the synthetic corpus at an empty or synthetic-only folder."
+            )
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / PARAMS_MARKER, {"params": params})
+    # Temporary files of a killed run would look like clips to a glob: remove them.
+    for split in SPLITS:
+        folder = root / SPLIT_DIRS[split]
+        for f in folder.glob(".*.mp4") if folder.is_dir() else ():
+            f.unlink()
+
+
+def _write_corrupt(path: Path, seed: int) -> None:
+    """Garbage that no demuxer accepts: random bytes behind a text header."""
+    data = b"NOT AN MP4 (injected defect)\n" + _rng(seed, 5).bytes(2048)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def generate_corpus(
+    root: str | Path,
+    n_train: int,
+    n_dev: int,
+    n_test: int,
+    seed: int,
+    workers: int = 1,
+    width: int = 96,
+    height: int = 96,
+    fps: int = 25,
+    audio_rate: int = 48000,
+    audio_channels: int = 2,
+    inject_defects: bool = True,
+    max_duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Write the synthetic MELD-format corpus under ``root``; return a summary.
+
+    Clips already on disk are kept (each was written atomically, so it is complete) and only the
+    missing ones are rendered; ``corpus.json`` is written last, so its presence with equal
+    parameters means the corpus is complete and the call returns at once. A ``root`` made with
+    other parameters is wiped first. Summary keys: ``root, clips, written, skipped, seconds,
+    label_counts`` (split -> emotion -> rows), ``defects`` (kind -> split, clip_name, file).
+    """
+    t0 = time.perf_counter()
+    root = Path(root)
+    params: dict[str, Any] = {
+        "generator_version": GENERATOR_VERSION,
+        "n_train": int(n_train),
+        "n_dev": int(n_dev),
+        "n_test": int(n_test),
+        "seed": int(seed),
+        "width": int(width),
+        "height": int(height),
+        "fps": int(fps),
+        "audio_rate": int(audio_rate),
+        "audio_channels": int(audio_channels),
+        "inject_defects": bool(inject_defects),
+        "max_duration_s": None if max_duration_s is None else float(max_duration_s),
+    }
+    _validate(params)
+    labels, plans, truth, defects = plan_corpus(root, params)
+    summary: dict[str, Any] = {
+        "root": str(root),
+        "clips": sum(t["on_disk"] for t in truth),
+        "label_counts": {s: labels[s]["emotion"].value_counts().to_dict() for s in SPLITS},
+        "defects": defects,
+    }
+
+    existing = _read_json(root / CORPUS_JSON)
+    on_disk = [Path(p.path) for p, t in zip(plans, truth, strict=True) if t["on_disk"]]
+    if (
+        existing is not None
+        and existing.get("params") == params
+        and all(p.exists() for p in on_disk)
+        and all((root / LABEL_FILES[s]).exists() for s in SPLITS)
+    ):
+        return {
+            **summary,
+            "written": 0,
+            "skipped": len(on_disk),
+            "seconds": time.perf_counter() - t0,
+        }
+
+    _prepare_root(root, params)
+    (root / CORPUS_JSON).unlink(missing_ok=True)  # rewritten last, once everything is there
+    for split in SPLITS:
+        meld.write_labels(labels[split], root / LABEL_FILES[split])
+        (root / SPLIT_DIRS[split]).mkdir(parents=True, exist_ok=True)
+
+    todo: list[ClipPlan] = []
+    n_corrupt = 0
+    for plan, t in zip(plans, truth, strict=True):
+        path = Path(plan.path)
+        if t["defect"] == "missing_clip":
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            continue
+        elif t["defect"] == "corrupt_clip":
+            _write_corrupt(path, params["seed"])
+            n_corrupt += 1
+        else:
+            todo.append(plan)
+    todo.sort(key=lambda p: -p.n_frames)  # longest first: better load balance
+
+    bar = tqdm(total=len(todo), desc="synthetic clips", unit="clip", disable=not todo)
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for fut in as_completed([pool.submit(render_clip, p) for p in todo]):
+                fut.result()
+                bar.update()
+    else:
+        for plan in todo:
+            render_clip(plan)
+            bar.update()
+    bar.close()
+
+    write_json(
+        root / CORPUS_JSON,
+        {
+            "params": params,
+            "clips": truth,
+            "defects": defects,
+            "plans": [asdict(p) | {"path": t["file"]} for p, t in zip(plans, truth, strict=True)],
+        },
+    )
+    written = len(todo) + n_corrupt
+    return {
+        **summary,
+        "written": written,
+        "skipped": len(on_disk) - written,
+        "seconds": time.perf_counter() - t0,
+    }

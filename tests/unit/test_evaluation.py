@@ -1,0 +1,335 @@
+"""Evaluation: metrics against hand computations, bootstrap behaviour, baselines, JSON stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from avemo.errors import DataStageError
+from avemo.evaluation import baselines, bootstrap, evaluate, metrics
+from avemo.labels import EMOTIONS, SENTIMENTS
+
+# 3-class toy: class 2 ("c") is never predicted.
+TOY_TRUE = [0, 0, 0, 1, 1, 2]
+TOY_PRED = [0, 0, 1, 1, 0, 1]
+# By hand: F1_a = 2/3 (P = R = 2/3), F1_b = 2(1/3)(1/2)/(1/3 + 1/2) = 0.4, F1_c = 0.
+TOY_F1 = (2 / 3, 0.4, 0.0)
+TOY_WF1 = (3 * 2 / 3 + 2 * 0.4 + 1 * 0.0) / 6
+
+
+def _noisy(y: np.ndarray, acc: float, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Predictions equal to ``y`` with probability ``acc``, else a different random class."""
+    wrong = (y + rng.integers(1, k, size=y.size)) % k
+    return np.where(rng.random(y.size) < acc, y, wrong)
+
+
+def _predictions_frame(
+    clips: list[str], emo: np.ndarray, sen: np.ndarray, emo_pred: np.ndarray, sen_pred: np.ndarray
+) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "clip_name": clips,
+            "emotion": [EMOTIONS[i] for i in emo],
+            "sentiment": [SENTIMENTS[i] for i in sen],
+        }
+    )
+    for task, labels, pred in (
+        ("emotion", EMOTIONS, emo_pred),
+        ("sentiment", SENTIMENTS, sen_pred),
+    ):
+        # Soft probabilities whose argmax is the intended prediction.
+        p = rng.random((len(clips), len(labels))) * 0.5
+        p[np.arange(len(clips)), pred] += 1.0
+        p /= p.sum(axis=1, keepdims=True)
+        for j, label in enumerate(labels):
+            df[f"p_{task}_{label}"] = p[:, j]
+    return df
+
+
+def _make_split(n: int, acc: float, seed: int, truth_seed: int = 123) -> pd.DataFrame:
+    truth_rng = np.random.default_rng(truth_seed)
+    emo = truth_rng.integers(0, len(EMOTIONS), n)
+    sen = truth_rng.integers(0, len(SENTIMENTS), n)
+    rng = np.random.default_rng(seed)
+    clips = [f"dia{i // 5}_utt{i % 5}" for i in range(n)]
+    return _predictions_frame(
+        clips,
+        emo,
+        sen,
+        _noisy(emo, acc, len(EMOTIONS), rng),
+        _noisy(sen, acc, len(SENTIMENTS), rng),
+    )
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_task_metrics_hand_computed_toy() -> None:
+    m = metrics.task_metrics(TOY_TRUE, TOY_PRED, ("a", "b", "c"))
+    assert m["n"] == 6
+    assert m["accuracy"] == pytest.approx(0.5)
+    for label, f1 in zip("abc", TOY_F1, strict=True):
+        assert m["per_class"][label]["f1"] == pytest.approx(f1)
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert m["per_class"]["b"]["precision"] == pytest.approx(1 / 3)
+    assert m["per_class"]["b"]["recall"] == pytest.approx(0.5)
+    assert m["weighted_f1"] == pytest.approx(TOY_WF1)  # 0.4667
+    assert m["macro_f1"] == pytest.approx(sum(TOY_F1) / 3)
+
+
+def test_confusion_layout_rows_are_truth_in_label_order() -> None:
+    m = metrics.task_metrics(TOY_TRUE, TOY_PRED, ("a", "b", "c"))
+    assert m["confusion"] == [[2, 1, 0], [1, 1, 0], [0, 1, 0]]
+    norm = np.array(m["confusion_normalized"])
+    np.testing.assert_allclose(norm[0], [2 / 3, 1 / 3, 0])
+    np.testing.assert_allclose(norm.sum(axis=1), 1.0)
+
+
+def test_class_absent_everywhere_is_listed_but_not_in_macro() -> None:
+    m = metrics.task_metrics(TOY_TRUE, TOY_PRED, ("a", "b", "c", "d"))
+    assert m["per_class"]["d"]["support"] == 0
+    assert m["confusion_normalized"][3] == [0.0, 0.0, 0.0, 0.0]  # no NaN row
+    assert m["weighted_f1"] == pytest.approx(TOY_WF1)
+    assert m["macro_f1"] == pytest.approx(sum(TOY_F1) / 3)
+
+
+def test_vectorised_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 6, 300)
+    p = _noisy(y, 0.5, 6, rng)
+    p[p == 4] = 0  # a class never predicted
+    ref = metrics.task_metrics(y, p, tuple("abcdef"))
+    for name in metrics.HEADLINE_METRICS:
+        assert bootstrap.metric_value(y, p, name) == pytest.approx(ref[name])
+    assert ref["weighted_f1"] == pytest.approx(f1_score(y, p, average="weighted"))
+
+
+def test_prediction_metrics_uses_argmax(tmp_path: Path) -> None:
+    df = _make_split(40, 0.6, seed=1)
+    path = tmp_path / "predictions_test.parquet"
+    df.to_parquet(path, index=False)
+    m = metrics.prediction_metrics(metrics.read_predictions(path))
+    y_true = df["emotion"].map({e: i for i, e in enumerate(EMOTIONS)})
+    y_pred = df[metrics.prob_columns("emotion")].to_numpy().argmax(axis=1)
+    assert m["n"] == 40
+    assert m["emotion"]["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert list(m["emotion"]["per_class"]) == list(EMOTIONS)
+    assert list(m["sentiment"]["per_class"]) == list(SENTIMENTS)
+
+
+def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "predictions_dev.parquet"
+    _make_split(10, 0.5, seed=0).drop(columns=["p_emotion_fear", "sentiment"]).to_parquet(path)
+    with pytest.raises(DataStageError) as err:
+        metrics.read_predictions(path)
+    assert str(path) in str(err.value)
+    assert "p_emotion_fear" in str(err.value) and "'sentiment'" in str(err.value)
+
+
+def test_unknown_label_is_rejected(tmp_path: Path) -> None:
+    df = _make_split(10, 0.5, seed=0)
+    df.loc[3, "emotion"] = "contempt"
+    path = tmp_path / "p.parquet"
+    df.to_parquet(path)
+    with pytest.raises(DataStageError, match="contempt"):
+        metrics.read_predictions(path)
+
+
+# --- bootstrap -------------------------------------------------------------------------------
+
+
+def test_bootstrap_ci_contains_point_and_narrows_with_n() -> None:
+    rng = np.random.default_rng(0)
+    widths = {}
+    for n in (100, 2000):
+        y = rng.integers(0, 7, n)
+        p = _noisy(y, 0.6, 7, rng)
+        point, low, high = bootstrap.bootstrap_ci(y, p, "weighted_f1", n_resamples=500, seed=0)
+        assert low <= point <= high
+        assert point == pytest.approx(f1_score(y, p, average="weighted"))
+        widths[n] = high - low
+    # Width shrinks ~ 1/sqrt(n): sqrt(20) ≈ 4.5; demand at least a factor 2.5.
+    assert widths[2000] < widths[100] / 2.5
+
+
+def test_bootstrap_callable_metric_matches_named_metric() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 200)
+    p = _noisy(y, 0.7, 3, rng)
+    named = bootstrap.bootstrap_ci(y, p, "accuracy", n_resamples=200, seed=3)
+    fn = bootstrap.bootstrap_ci(y, p, accuracy_score, n_resamples=200, seed=3)
+    np.testing.assert_allclose(named, fn)
+
+
+def test_paired_test_detects_real_difference() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 500)
+    good, bad = _noisy(y, 0.8, 3, rng), _noisy(y, 0.6, 3, rng)
+    res = bootstrap.paired_bootstrap_test(y, good, bad, "accuracy", n_resamples=1000, seed=0)
+    assert res["delta"] == pytest.approx(accuracy_score(y, good) - accuracy_score(y, bad))
+    assert res["delta"] > 0.1
+    assert res["ci_low"] > 0
+    assert res["p_value"] < 0.05
+
+
+def test_paired_test_accepts_null_difference() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 500)
+    a, b = _noisy(y, 0.7, 3, rng), _noisy(y, 0.7, 3, rng)
+    res = bootstrap.paired_bootstrap_test(y, a, b, "weighted_f1", n_resamples=1000, seed=0)
+    assert res["ci_low"] < 0 < res["ci_high"]
+    assert res["p_value"] > 0.05
+    same = bootstrap.paired_bootstrap_test(y, a, a, "accuracy", n_resamples=100, seed=0)
+    assert same["delta"] == 0 and same["p_value"] == 1.0
+
+
+def test_seed_summary() -> None:
+    s = bootstrap.seed_summary([0.5, 0.6, 0.7])
+    assert s["mean"] == pytest.approx(0.6)
+    assert s["std"] == pytest.approx(0.1)  # ddof=1
+    assert s["n"] == 3
+    assert bootstrap.seed_summary([0.42]) == {"mean": 0.42, "std": 0.0, "n": 1}
+    with pytest.raises(ValueError):
+        bootstrap.seed_summary([])
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+
+def _label_table(counts: dict[str, int], sentiment: str = "neutral") -> pd.DataFrame:
+    emo = [label for label, c in counts.items() for _ in range(c)]
+    return pd.DataFrame(
+        {
+            "clip_name": [f"dia0_utt{i}" for i in range(len(emo))],
+            "emotion": emo,
+            "sentiment": [sentiment] * len(emo),
+        }
+    )
+
+
+def test_majority_baseline_matches_analytic_weighted_f1() -> None:
+    train = _label_table({"neutral": 50, "joy": 30, "anger": 20})
+    target = _label_table({"neutral": 40, "joy": 35, "sadness": 25})
+    preds = baselines.majority_predictions(train, target)
+    assert (preds["p_emotion_neutral"] == 1.0).all()
+    m = metrics.prediction_metrics(preds)["emotion"]
+    p = 0.4  # target share of the majority train class
+    assert m["weighted_f1"] == pytest.approx(p * 2 * p / (1 + p))  # 0.2286
+    assert m["accuracy"] == pytest.approx(p)
+    exp = baselines.expected_baseline_metrics(
+        baselines.label_prior(train["emotion"], "emotion"),
+        baselines.label_prior(target["emotion"], "emotion"),
+    )
+    assert exp["majority"]["weighted_f1"] == pytest.approx(m["weighted_f1"])
+
+
+def test_prior_baseline_is_seeded_and_near_analytic() -> None:
+    counts = {"neutral": 9000, "joy": 5000, "anger": 4000, "fear": 2000}
+    train = _label_table(counts)
+    target = _label_table(counts)
+    a = baselines.prior_predictions(train, target, seed=7)
+    pd.testing.assert_frame_equal(a, baselines.prior_predictions(train, target, seed=7))
+    m = metrics.prediction_metrics(a)["emotion"]
+    prior = baselines.label_prior(train["emotion"], "emotion")
+    exp = baselines.expected_baseline_metrics(prior, prior)["prior"]
+    # Same prior on both sides: weighted F1 = accuracy = sum p^2.
+    assert exp["weighted_f1"] == pytest.approx((prior**2).sum())
+    assert m["weighted_f1"] == pytest.approx(exp["weighted_f1"], abs=0.015)
+    assert m["accuracy"] == pytest.approx(exp["accuracy"], abs=0.015)
+
+
+def test_baseline_stage_writes_readable_predictions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train = _label_table({"neutral": 5, "joy": 3}).assign(ok=True)
+    target = _label_table({"joy": 4, "fear": 2}).assign(ok=[True] * 5 + [False])
+    train.to_parquet(tmp_path / "train.parquet")
+    target.to_parquet(tmp_path / "test.parquet")
+    # The manifest reader belongs to another stage; a plain parquet read stands in for it.
+    monkeypatch.setattr(baselines, "_read_manifest", pd.read_parquet)
+    out = tmp_path / "baselines" / "majority" / "predictions_test.parquet"
+    summary = baselines.write_baseline_predictions(
+        "majority", tmp_path / "train.parquet", tmp_path / "test.parquet", out
+    )
+    assert summary["n"] == 5
+    df = metrics.read_predictions(out)
+    assert len(df) == 5 and (df["p_emotion_neutral"] == 1.0).all()
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+
+def _strict_json(path: Path) -> dict:
+    def no_nan(token: str) -> None:
+        raise AssertionError(f"metrics JSON holds {token}")
+
+    return json.loads(path.read_text(), parse_constant=no_nan)
+
+
+def test_evaluate_model_end_to_end(tmp_path: Path) -> None:
+    paths = {}
+    for seed, acc in ((0, 0.6), (1, 0.7)):
+        paths[seed] = {}
+        for split, n in (("dev", 30), ("test", 60)):
+            p = tmp_path / f"seed{seed}" / f"predictions_{split}.parquet"
+            p.parent.mkdir(exist_ok=True)
+            df = _make_split(n, acc, seed=seed * 10 + n, truth_seed=n)
+            df.sample(frac=1.0, random_state=seed).to_parquet(p)  # row order must not matter
+            paths[seed][split] = p
+    out = tmp_path / "metrics" / "cnn5.json"
+    summary = evaluate.evaluate_model("cnn5", paths, out, n_resamples=200, seed=0)
+    res = _strict_json(out)
+    assert res["model"] == "cnn5" and set(res["seeds"]) == {"0", "1"}
+    wf1 = [res["seeds"][s]["test"]["emotion"]["weighted_f1"] for s in ("0", "1")]
+    agg = res["aggregate"]["test"]["emotion"]["weighted_f1"]
+    assert agg["mean"] == pytest.approx(np.mean(wf1))
+    assert agg["std"] == pytest.approx(np.std(wf1, ddof=1)) and agg["n"] == 2
+    assert summary["test_emotion_weighted_f1_mean"] == pytest.approx(agg["mean"])
+    assert set(res["aggregate"]) == {"dev", "test"}
+    assert set(res["ci"]) == {"test"}
+    for task in ("emotion", "sentiment"):
+        for metric in ("weighted_f1", "macro_f1", "accuracy"):
+            ci = res["ci"]["test"]["per_seed"]["1"][task][metric]
+            assert ci["low"] <= ci["point"] <= ci["high"]
+            assert ci["point"] == res["seeds"]["1"]["test"][task][metric]
+            pooled = res["ci"]["test"]["mean_over_seeds"][task][metric]
+            assert pooled["low"] <= pooled["point"] <= pooled["high"]
+    assert len(res["aggregate"]["test"]["emotion"]["confusion_normalized_mean"]) == 7
+    # Reruns are deterministic.
+    evaluate.evaluate_model("cnn5", paths, tmp_path / "again.json", n_resamples=200, seed=0)
+    assert _strict_json(tmp_path / "again.json")["ci"] == res["ci"]
+
+
+def test_compare_models_and_mismatched_utterances(tmp_path: Path) -> None:
+    files = {}
+    for name, acc in (("good", 0.85), ("bad", 0.5)):
+        for seed in (0, 1):
+            p = tmp_path / f"{name}{seed}.parquet"
+            _make_split(300, acc, seed=seed + (0 if name == "good" else 5)).to_parquet(p)
+            files[(name, seed)] = p
+    out = tmp_path / "cmp.json"
+    tests = evaluate.compare_models(
+        {s: files[("good", s)] for s in (0, 1)},
+        {s: files[("bad", s)] for s in (0, 1)},
+        ("good", "bad"),
+        out,
+        n_resamples=300,
+        seed=0,
+    )
+    assert tests["emotion"]["accuracy"]["delta"] > 0.2
+    assert tests["emotion"]["accuracy"]["p_value"] < 0.05
+    res = _strict_json(out)
+    assert set(res["per_seed"]) == {"0", "1"} and res["n"] == 300
+
+    other = tmp_path / "other.parquet"
+    _make_split(300, 0.5, seed=1).iloc[:-1].to_parquet(other)
+    with pytest.raises(DataStageError, match="different utterances"):
+        evaluate.compare_models(
+            files[("good", 0)], other, ("good", "short"), tmp_path / "x.json", n_resamples=10
+        )
