@@ -377,10 +377,20 @@ def _is_archive(member: tarfile.TarInfo) -> bool:
     return member.isfile() and member.name.lower().endswith(_ARCHIVE_SUFFIXES)
 
 
+def _strict_filter(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter, plus: refuse absolute names instead of silently stripping '/'.
+
+    MELD has no absolute member names, so one means a broken or hostile archive.
+    """
+    if member.name.startswith(("/", os.sep)):
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, dest_path)
+
+
 def _extract_stream(
     tar: tarfile.TarFile, dest: Path, label: str, on_archive: Callable[[tarfile.TarInfo], None]
 ) -> None:
-    """Extract members of a streamed tar into ``dest`` with the ``data`` filter.
+    """Extract a streamed tar into ``dest`` through :func:`_strict_filter`.
 
     Nested archives are handed to ``on_archive`` instead of being written to disk, so MELD
     needs disk space for the clips once, not twice.
@@ -391,7 +401,7 @@ def _extract_stream(
             if _is_archive(member):
                 on_archive(member)
             else:
-                tar.extract(member, dest, filter="data")
+                tar.extract(member, dest, filter=_strict_filter)
     except tarfile.FilterError as exc:
         bad = getattr(exc, "tarinfo", member)
         name = bad.name if bad is not None else "?"
@@ -567,6 +577,13 @@ def fetch_meld(
     if not missing:
         log.info("MELD found at %s; nothing to fetch", root)
         return root
+    if root.is_dir() and any(root.iterdir()) and _read_marker(root) is None:
+        # Checked before downloading 11 GB that extract_meld would then refuse to write.
+        raise DownloadError(
+            f"{root.resolve()} holds an incomplete MELD (missing: {', '.join(missing)}) that this "
+            "stage did not make. Add the missing items, or point `meld.root` in config.yaml at "
+            "an empty or absent folder to download MELD there."
+        )
     if not download and not archive_path.is_file():
         raise DownloadError(
             f"MELD not found at {root} (missing: {', '.join(missing)}) and `meld.download` is "

@@ -372,7 +372,9 @@ def encode_mp4(
         a = None
         if audio is not None:
             layout = "stereo" if audio.shape[0] == 2 else "mono"
-            a = out.add_stream("aac", rate=audio_rate, layout=layout)
+            a = out.add_stream(
+                "aac", rate=audio_rate, layout=layout, options={"aac_coder": "fast", "b": "64k"}
+            )
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i

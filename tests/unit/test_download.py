@@ -106,10 +106,10 @@ def assert_flat_layout(root: Path) -> None:
 class ServerState:
     files: dict[str, bytes] = field(default_factory=dict)
     requests: list[dict[str, object]] = field(default_factory=list)
-    drop_after: int | None = None  # send only this many body bytes, once
-    fail_500: int = 0  # answer 500 this many times
+    # One fault per request, in order, then normal answers: "500", "drop:<body bytes sent>",
+    # "stall:<seconds before answering>".
+    script: list[str] = field(default_factory=list)
     ignore_range: bool = False  # always answer 200 with the whole file
-    stall_s: float = 0.0  # sleep before answering, once
 
     @property
     def bytes_sent(self) -> int:
@@ -130,11 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
             "sent": 0,
         }
         state.requests.append(record)
-        if state.stall_s:
-            delay, state.stall_s = state.stall_s, 0.0
-            time.sleep(delay)
-        if state.fail_500 > 0:
-            state.fail_500 -= 1
+        fault, _, arg = (state.script.pop(0) if state.script else "").partition(":")
+        if fault == "stall":
+            time.sleep(float(arg))
+        if fault == "500":
             record["status"] = 500
             self.send_error(500)
             return
@@ -162,8 +161,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if state.drop_after is not None:
-            body, state.drop_after = body[: state.drop_after], None
+        if fault == "drop":
+            body = body[: int(arg)]
         self.wfile.write(body)
         self.wfile.flush()
         record["sent"] = len(body)
@@ -181,7 +180,8 @@ class _Server(ThreadingHTTPServer):
 def server() -> Iterator[tuple[str, ServerState]]:
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.state = ServerState()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # A short poll interval keeps shutdown (and so each test) fast.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.state
@@ -239,7 +239,7 @@ def test_cut_download_resumes_with_range_on_rerun(served, tmp_path: Path) -> Non
     url, state, payload = served
     dest = tmp_path / "a.tar.gz"
     cut = len(payload) // 2
-    state.drop_after = cut
+    state.script = [f"drop:{cut}", "500"]  # progress, then a failure with no progress
     with pytest.raises(DownloadError, match="rerun to resume"):
         download(url, dest, sha256(payload), retries=0, backoff_s=0, chunk_bytes=4096)
     part = tmp_path / "a.tar.gz.part"
@@ -249,14 +249,14 @@ def test_cut_download_resumes_with_range_on_rerun(served, tmp_path: Path) -> Non
     download(url, dest, sha256(payload), retries=0, backoff_s=0, chunk_bytes=4096)
     assert dest.read_bytes() == payload
     assert not part.exists()
-    assert [r["range"] for r in state.requests] == [None, f"bytes={cut}-"]
-    assert [r["status"] for r in state.requests] == [200, 206]
+    assert [r["range"] for r in state.requests] == [None, f"bytes={cut}-", f"bytes={cut}-"]
+    assert [r["status"] for r in state.requests] == [200, 500, 206]
     assert state.bytes_sent == len(payload) < 2 * len(payload)
 
 
 def test_dropped_connection_is_retried_within_one_call(served, tmp_path: Path) -> None:
     url, state, payload = served
-    state.drop_after = 1000
+    state.script = ["drop:1000"]
     dest = download(
         url,
         tmp_path / "a.tar.gz",
@@ -283,7 +283,7 @@ def test_server_ignoring_range_restarts_from_zero(served, tmp_path: Path) -> Non
 
 def test_http_500_once_is_retried(served, tmp_path: Path) -> None:
     url, state, payload = served
-    state.fail_500 = 1
+    state.script = ["500"]
     dest = download(url, tmp_path / "a.tar.gz", sha256(payload), retries=1, backoff_s=0)
     assert dest.read_bytes() == payload
     assert [r["status"] for r in state.requests] == [500, 200]
@@ -291,7 +291,7 @@ def test_http_500_once_is_retried(served, tmp_path: Path) -> None:
 
 def test_http_500_beyond_retries_gives_up(served, tmp_path: Path) -> None:
     url, state, payload = served
-    state.fail_500 = 3
+    state.script = ["500"] * 3
     with pytest.raises(DownloadError, match="gave up after 3 failed attempts"):
         download(url, tmp_path / "a.tar.gz", sha256(payload), retries=2, backoff_s=0)
     assert len(state.requests) == 3
@@ -299,7 +299,7 @@ def test_http_500_beyond_retries_gives_up(served, tmp_path: Path) -> None:
 
 def test_timeout_is_retried(served, tmp_path: Path) -> None:
     url, state, payload = served
-    state.stall_s = 0.6
+    state.script = ["stall:0.6"]
     dest = download(
         url, tmp_path / "a.tar.gz", sha256(payload), retries=1, timeout_s=0.2, backoff_s=0
     )
@@ -405,6 +405,16 @@ def test_fetch_meld_uses_existing_data_without_network(tmp_path: Path) -> None:
     out = fetch_meld(closed_port_url(), tmp_path / "x.tar.gz", root, None, 5, download=True)
     assert out == root
     assert not (root / MARKER_NAME).exists()  # the user's folder is left untouched
+
+
+def test_fetch_meld_incomplete_foreign_root_fails_before_download(served, tmp_path: Path) -> None:
+    url, state, _ = served
+    root = tmp_path / "meld"
+    root.mkdir()
+    (root / LABEL_FILES["train"]).write_bytes(_csv("train"))
+    with pytest.raises(DownloadError, match="incomplete MELD.*dev_sent_emo.csv"):
+        fetch_meld(url, tmp_path / "x.tar.gz", root, None, 5, download=True)
+    assert state.requests == []
 
 
 def test_fetch_meld_download_false_without_data(tmp_path: Path) -> None:

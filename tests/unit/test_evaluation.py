@@ -333,3 +333,17 @@ def test_compare_models_and_mismatched_utterances(tmp_path: Path) -> None:
         evaluate.compare_models(
             files[("good", 0)], other, ("good", "short"), tmp_path / "x.json", n_resamples=10
         )
+
+
+def test_evaluate_model_seeds_on_different_utterances(tmp_path: Path) -> None:
+    paths = {}
+    for seed, n in ((0, 40), ("1", 39)):  # digit-string seed keys come from YAML/JSON configs
+        p = tmp_path / f"s{seed}.parquet"
+        _make_split(n, 0.6, seed=int(seed)).to_parquet(p)
+        paths[seed] = {"test": p}
+    out = tmp_path / "m.json"
+    evaluate.evaluate_model("m", paths, out, n_resamples=50)
+    res = _strict_json(out)
+    assert res["ci"]["test"]["mean_over_seeds"] is None
+    assert set(res["ci"]["test"]["per_seed"]) == {"0", "1"}
+    assert res["aggregate"]["test"]["sentiment"]["accuracy"]["n"] == 2

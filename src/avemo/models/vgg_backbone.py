@@ -63,6 +63,7 @@ def build_vgg16_features(
         raise TrainingError(f"frozen_blocks must be within 0..5, got {frozen_blocks}")
     cfg = scaled_cfg(width_mult)
     features = make_layers(cfg, batch_norm=False)
+    _init_like_torchvision(features)
     weights_used = "none"
     if weights is not None:
         try:
@@ -83,6 +84,15 @@ def build_vgg16_features(
     _freeze_blocks(features, frozen_blocks)
     out_channels = int([v for v in cfg if v != "M"][-1])
     return features, out_channels, weights_used
+
+
+def _init_like_torchvision(features: nn.Sequential) -> None:
+    # make_layers leaves PyTorch's default conv init, under which 13 plain conv layers trained
+    # from scratch barely learn; torchvision's VGG uses Kaiming (fan_out) init instead.
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
 
 
 def _freeze_blocks(features: nn.Sequential, n: int) -> None:

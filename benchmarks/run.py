@@ -1,0 +1,86 @@
+"""Rerunnable benchmarks: `make bench` (or `python benchmarks/run.py [section ...]`).
+
+Builds the demo corpus's manifest and frames with the real workflow if needed, runs each
+benchmark section in this one process (so every figure is a ratio against a reference measured
+in the same run on the same machine), and writes docs/benchmarks.md. Nothing in that file is
+typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "src"))
+
+# section name -> (module, title, needs)
+SECTIONS = {
+    "frames": ("bench_frames", "Frame extraction (train split of the demo corpus)"),
+    "audio": ("bench_audio", "Audio feature extraction (train split of the demo corpus)"),
+}
+
+
+def ensure_demo(results: Path) -> None:
+    """Run the workflow up to the train split's frames (no-op when already built)."""
+    targets = [str(results / "manifest" / "train.parquet"), str(results / "frames" / "train")]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--profile",
+                    "workflow/profiles/default", *targets], cwd=REPO, check=True, env=env)
+
+
+def table(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for r in rows:
+        cells = [f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c, ""))
+                 for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sections", nargs="*", default=list(SECTIONS))
+    ap.add_argument("--results", default=str(REPO / "results"))
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    args = ap.parse_args(argv)
+    results = Path(args.results)
+    ensure_demo(results)
+    manifest = results / "manifest" / "train.parquet"
+    frames = results / "frames" / "train"
+    parts = [
+        "# Benchmarks\n",
+        "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Figures are ratios "
+        "against a reference measured in the same run, so they are comparable across machines.\n",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n",
+    ]
+    for name in args.sections:
+        module_name, title = SECTIONS[name]
+        module = importlib.import_module(module_name)
+        with tempfile.TemporaryDirectory() as work:
+            t0 = time.perf_counter()
+            if name == "audio":
+                rows = module.run(str(manifest), str(frames), work)
+            else:
+                rows = module.run(str(manifest), work)
+            print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        parts += [f"## {title}\n", (module.__doc__ or "").strip() + "\n", table(rows)]
+    Path(args.out).write_text("\n".join(parts), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
