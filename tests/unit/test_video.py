@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,19 +90,41 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 DURATIONS = {
-    "dia0_utt0": 2.0, "dia0_utt1": 7.0, "dia0_utt2": 0.32, "dia1_utt0": 3.0, "dia1_utt1": 1.0,
-    "dia2_utt0": 0.5, "dia2_utt1": 2.0, "dia2_utt2": 7.0,
+    "dia0_utt0": 2.0,
+    "dia0_utt1": 7.0,
+    "dia0_utt2": 0.32,
+    "dia1_utt0": 3.0,
+    "dia1_utt1": 1.0,
+    "dia2_utt0": 0.5,
+    "dia2_utt1": 2.0,
+    "dia2_utt2": 7.0,
 }
 BAD = {"dia2_utt0": "no_video", "dia2_utt1": "unreadable", "dia2_utt2": "unreadable"}
 
 
 # Every formats.md §2 column, so the manifest's own reader accepts the file.
 _MANIFEST_DEFAULTS: dict[str, object] = {
-    "split": "dev", "dialogue_id": 0, "utterance_id": 0, "season": 1, "episode": 1,
-    "speaker": "S", "utterance": "", "emotion": "neutral", "sentiment": "neutral",
-    "start_s": 0.0, "end_s": 1.0, "exists": True, "size_bytes": 1, "has_video": True,
-    "has_audio": True, "fps": 25.0, "width": 48, "height": 48, "audio_rate": 16000,
-    "audio_channels": 1, "qc_reason": "",
+    "split": "dev",
+    "dialogue_id": 0,
+    "utterance_id": 0,
+    "season": 1,
+    "episode": 1,
+    "speaker": "S",
+    "utterance": "",
+    "emotion": "neutral",
+    "sentiment": "neutral",
+    "start_s": 0.0,
+    "end_s": 1.0,
+    "exists": True,
+    "size_bytes": 1,
+    "has_video": True,
+    "has_audio": True,
+    "fps": 25.0,
+    "width": 48,
+    "height": 48,
+    "audio_rate": 16000,
+    "audio_channels": 1,
+    "qc_reason": "",
 }
 
 
@@ -196,6 +219,8 @@ def test_bad_clips_raise_clip_error(name: str, corpus: dict[str, Path]) -> None:
     with pytest.raises(ClipError, match=name) as e:
         frames_at(corpus[name], [0.1])
     assert isinstance(e.value, DecodeError) and e.value.reason == BAD[name]
+    with pytest.raises(ClipError, match=name):  # the OpenCV backend fails the same way
+        decode_cv2(corpus[name], [0.1])
 
 
 def test_truncated_tail_keeps_decodable_frames(tmp_path: Path) -> None:
@@ -229,6 +254,30 @@ def test_face_crop_uses_largest_box(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (out[:5] == 0).all()
 
 
+def _draw_face(img: np.ndarray, cx: int, cy: int) -> None:
+    """A schematic gray face (skin oval, dark eyes/brows/mouth) that the Haar cascade detects."""
+    cv2.ellipse(img, (cx, cy), (42, 55), 0, 0, 360, 190, -1)
+    for dx in (-17, 17):
+        cv2.ellipse(img, (cx + dx, cy - 20), (12, 4), 0, 0, 360, 120, -1)
+        cv2.ellipse(img, (cx + dx, cy - 12), (8, 5), 0, 0, 360, 40, -1)
+        cv2.line(img, (cx + dx - 11, cy - 24), (cx + dx + 11, cy - 24), 50, 3)
+    cv2.ellipse(img, (cx, cy + 5), (5, 12), 0, 0, 360, 160, -1)
+    cv2.ellipse(img, (cx, cy + 24), (14, 5), 0, 0, 360, 70, -1)
+
+
+def test_face_crop_finds_drawn_face() -> None:
+    gray = np.full((160, 320), 60, np.uint8)
+    _draw_face(gray, 240, 80)  # right of centre: a centre crop would miss most of it
+    img = cv2.cvtColor(cv2.GaussianBlur(gray, (5, 5), 0), cv2.COLOR_GRAY2RGB)
+    box = face_mod.detect_largest_face(img)
+    assert box is not None
+    x, y, w, h = box
+    assert abs(x + w / 2 - 240) < 15 and abs(y + h / 2 - 80) < 20 and 80 < w < 150
+    out, found = face_mod.crop_frame(img, 32, use_face=True)
+    assert found and out.shape == (32, 32, 3)
+    assert not np.array_equal(out, face_mod.centre_crop(img, 32))
+
+
 def test_cascade_loads_and_finds_nothing_in_noise() -> None:
     rng = np.random.default_rng(0)
     assert face_mod.detect_largest_face(rng.integers(0, 256, (120, 160, 3), np.uint8)) is None
@@ -246,7 +295,9 @@ def test_shard_writer_round_trip(tmp_path: Path) -> None:
     pd.DataFrame({"clip_name": list(clips)}).to_parquet(tmp_path / "clips.parquet")
     (tmp_path / "meta.json").write_text(json.dumps({"size": 8}))
     assert sorted(p.name for p in tmp_path.glob("shard-*.npy")) == [
-        "shard-00000.npy", "shard-00001.npy", "shard-00002.npy"
+        "shard-00000.npy",
+        "shard-00001.npy",
+        "shard-00002.npy",
     ]
     assert index.groupby("clip_name")["shard"].nunique().max() == 1
     store = FrameStore(tmp_path)
@@ -289,7 +340,11 @@ def test_extract_frames_end_to_end(manifest: Path, tmp_path: Path) -> None:
     # Clips keep the manifest order; shards hold consecutive groups of 3 clips.
     assert store.clip_names == ["dia0_utt0", "dia0_utt1", "dia0_utt2", "dia1_utt0", "dia1_utt1"]
     assert store.index.groupby("clip_name")["shard"].first().to_dict() == {
-        "dia0_utt0": 0, "dia0_utt1": 0, "dia0_utt2": 0, "dia1_utt0": 1, "dia1_utt1": 1
+        "dia0_utt0": 0,
+        "dia0_utt1": 0,
+        "dia0_utt2": 0,
+        "dia1_utt0": 1,
+        "dia1_utt1": 1,
     }
     assert store.meta["policy"] == "every_s" and store.meta["size"] == 16
     assert clips.loc["dia0_utt1", "decoded_duration_s"] == pytest.approx(7.0, abs=0.05)
@@ -322,6 +377,17 @@ def test_workers_two_identical_to_one(manifest: Path, tmp_path: Path) -> None:
             pd.testing.assert_frame_equal(pd.read_parquet(a / name), pd.read_parquet(b / name))
 
 
+def test_extract_face_crop_counts_fallbacks(manifest: Path, tmp_path: Path) -> None:
+    extract_frames(
+        manifest, tmp_path / "f", policy="uniform_k", uniform_k=2, size=16, face_crop=True
+    )
+    store = FrameStore(tmp_path / "f")
+    clips = store.clips.set_index("clip_name")
+    assert store.meta["face_crop"] is True and not store.index["face"].any()
+    assert (clips.loc[clips.ok, "face_ratio"] == 0.0).all()  # no faces: all centre crops
+    assert clips.loc[~clips.ok, "face_ratio"].isna().all()
+
+
 def test_empty_manifest_gives_valid_empty_output(tmp_path: Path) -> None:
     m = _write_manifest(
         tmp_path / "m.parquet", clip_name=["x"], clip_path=[""], ok=[False], duration_s=[np.nan]
@@ -330,7 +396,12 @@ def test_empty_manifest_gives_valid_empty_output(tmp_path: Path) -> None:
     store = FrameStore(tmp_path / "out")
     assert s["n_clips"] == 0 and store.clip_names == [] and len(store.index) == 0
     assert list(store.clips.columns) == [
-        "clip_name", "n_frames", "ok", "reason", "face_ratio", "decoded_duration_s"
+        "clip_name",
+        "n_frames",
+        "ok",
+        "reason",
+        "face_ratio",
+        "decoded_duration_s",
     ]
 
 

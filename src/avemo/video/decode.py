@@ -203,9 +203,12 @@ def decode_pyav(path: str | os.PathLike[str], times: Sequence[float] | np.ndarra
         if n_decoded == 0:
             raise DecodeError(path, "no_frames", "the video stream yields no frames")
         picker.finish()
-    duration = last_end if math.isnan(header_dur) else min(header_dur, last_end)
-    if math.isnan(duration):
+    if math.isnan(last_end):  # stopped early on purpose: nothing contradicts the header
         duration = header_dur
+    elif math.isnan(header_dur):
+        duration = last_end
+    else:
+        duration = min(header_dur, last_end)
     return picker.result(float(duration))
 
 

@@ -55,9 +55,7 @@ def read_usable_clips(manifest_path: str | os.PathLike[str]) -> pd.DataFrame:
         raise DataStageError(f"{path}: unreadable manifest ({e}); rerun the manifest stage") from e
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
-        raise DataStageError(
-            f"{path}: manifest lacks columns {missing}; rerun the manifest stage"
-        )
+        raise DataStageError(f"{path}: manifest lacks columns {missing}; rerun the manifest stage")
     df = df.loc[df["ok"].astype(bool), ["clip_name", "clip_path", "duration_s"]]
     dup = df["clip_name"][df["clip_name"].duplicated()]
     if len(dup):
@@ -94,16 +92,26 @@ def _extract_shard(
         except ClipError as e:
             writer.add(name, np.empty((0, 0, 0, 3), np.uint8), np.empty(0))
             rows.append(
-                {"clip_name": name, "n_frames": 0, "ok": False,
-                 "reason": getattr(e, "reason", "decode_error"), "face_ratio": math.nan,
-                 "decoded_duration_s": math.nan}
+                {
+                    "clip_name": name,
+                    "n_frames": 0,
+                    "ok": False,
+                    "reason": getattr(e, "reason", "decode_error"),
+                    "face_ratio": math.nan,
+                    "decoded_duration_s": math.nan,
+                }
             )
         else:
             writer.add(name, frames, t_s, numbers, face)
             rows.append(
-                {"clip_name": name, "n_frames": len(frames), "ok": True, "reason": "",
-                 "face_ratio": float(face.mean()) if p["face_crop"] else math.nan,
-                 "decoded_duration_s": float(dec_dur)}
+                {
+                    "clip_name": name,
+                    "n_frames": len(frames),
+                    "ok": True,
+                    "reason": "",
+                    "face_ratio": float(face.mean()) if p["face_crop"] else math.nan,
+                    "decoded_duration_s": float(dec_dur),
+                }
             )
         if on_clip is not None:
             on_clip()
@@ -176,19 +184,29 @@ def extract_frames(
     t0 = time.perf_counter()
     sample_times(1.0, policy, every_s, uniform_k, fps)  # raises ConfigError on bad settings
     _check("size", isinstance(size, int) and size >= 8, size, "an integer >= 8")
-    _check("shard_clips", isinstance(shard_clips, int) and shard_clips >= 1, shard_clips,
-           "an integer >= 1")
+    _check(
+        "shard_clips",
+        isinstance(shard_clips, int) and shard_clips >= 1,
+        shard_clips,
+        "an integer >= 1",
+    )
     _check("workers", isinstance(workers, int) and workers >= 1, workers, "an integer >= 1")
     _check("decoder", decoder in DECODERS, decoder, f"one of {', '.join(DECODERS)}")
     params: dict[str, Any] = {
-        "policy": policy, "every_s": float(every_s), "uniform_k": int(uniform_k),
-        "fps": float(fps), "size": int(size), "face_crop": bool(face_crop), "decoder": decoder,
+        "policy": policy,
+        "every_s": float(every_s),
+        "uniform_k": int(uniform_k),
+        "fps": float(fps),
+        "size": int(size),
+        "face_crop": bool(face_crop),
+        "decoder": decoder,
     }
     usable = read_usable_clips(manifest_path)
     records = [
         (str(n), str(p), float(d))
-        for n, p, d in zip(usable["clip_name"], usable["clip_path"], usable["duration_s"],
-                           strict=True)
+        for n, p, d in zip(
+            usable["clip_name"], usable["clip_path"], usable["duration_s"], strict=True
+        )
     ]
     index_parts: list[pd.DataFrame] = []
     clip_parts: list[pd.DataFrame] = []
@@ -202,9 +220,7 @@ def extract_frames(
                 index_parts.append(index_part)
                 clip_parts.append(clips_part)
         index = pd.concat(index_parts, ignore_index=True) if index_parts else empty_index()
-        clips = (
-            pd.concat(clip_parts, ignore_index=True) if clip_parts else _empty_clips()
-        )
+        clips = pd.concat(clip_parts, ignore_index=True) if clip_parts else _empty_clips()
         write_parquet(index, tmp / INDEX_FILE)
         write_parquet(clips, tmp / CLIPS_FILE)
         n_ok = int(clips["ok"].sum())

@@ -18,7 +18,12 @@ CLIPS_FILE = "clips.parquet"
 META_FILE = "meta.json"
 INDEX_COLUMNS: tuple[str, ...] = ("clip_name", "shard", "row", "t_s", "frame_number", "face")
 CLIPS_COLUMNS: tuple[str, ...] = (
-    "clip_name", "n_frames", "ok", "reason", "face_ratio", "decoded_duration_s",
+    "clip_name",
+    "n_frames",
+    "ok",
+    "reason",
+    "face_ratio",
+    "decoded_duration_s",
 )
 
 
@@ -60,9 +65,11 @@ class ShardWriter:
         self.shard_clips = int(shard_clips)
         self.shard = int(first_shard)
         self._frames: list[np.ndarray] = []
-        self._rows: list[pd.DataFrame] = []
         self._n_clips = 0
-        self._parts: list[pd.DataFrame] = []
+        # Index columns as flat lists/arrays; one DataFrame is built at the end (a DataFrame
+        # per clip costs more than decoding a short clip).
+        self._names: list[str] = []
+        self._cols: dict[str, list[np.ndarray]] = {c: [] for c in INDEX_COLUMNS[1:]}
         self._seen: set[str] = set()
 
     def add(
@@ -80,28 +87,27 @@ class ShardWriter:
         n = len(frames)
         if n:
             if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
-                raise ValueError(f"{clip_name}: frames must be uint8 T×H×W×3, got "
-                                 f"{frames.dtype} {frames.shape}")
+                raise ValueError(
+                    f"{clip_name}: frames must be uint8 T×H×W×3, got {frames.dtype} {frames.shape}"
+                )
             if self._frames and frames.shape[1:] != self._frames[0].shape[1:]:
-                raise ValueError(f"{clip_name}: frame shape {frames.shape[1:]} differs from "
-                                 f"{self._frames[0].shape[1:]} in this shard")
+                raise ValueError(
+                    f"{clip_name}: frame shape {frames.shape[1:]} differs from "
+                    f"{self._frames[0].shape[1:]} in this shard"
+                )
             start = sum(len(f) for f in self._frames)
             self._frames.append(np.ascontiguousarray(frames))
-            self._rows.append(
-                pd.DataFrame(
-                    {
-                        "clip_name": [clip_name] * n,
-                        "shard": np.full(n, self.shard, dtype=np.int32),
-                        "row": np.arange(start, start + n, dtype=np.int64),
-                        "t_s": np.asarray(t_s, dtype=np.float32),
-                        "frame_number": (
-                            np.full(n, -1, np.int64) if frame_numbers is None
-                            else np.asarray(frame_numbers, dtype=np.int64)
-                        ),
-                        "face": np.zeros(n, bool) if face is None else np.asarray(face, bool),
-                    }
-                )
+            self._names.extend([clip_name] * n)
+            c = self._cols
+            c["shard"].append(np.full(n, self.shard, dtype=np.int32))
+            c["row"].append(np.arange(start, start + n, dtype=np.int64))
+            c["t_s"].append(np.asarray(t_s, dtype=np.float32).reshape(n))
+            c["frame_number"].append(
+                np.full(n, -1, np.int64)
+                if frame_numbers is None
+                else np.asarray(frame_numbers, dtype=np.int64).reshape(n)
             )
+            c["face"].append(np.zeros(n, bool) if face is None else np.asarray(face, bool))
         self._n_clips += 1
         if self._n_clips >= self.shard_clips:
             self._flush()
@@ -109,28 +115,30 @@ class ShardWriter:
     def _flush(self) -> None:
         if self._frames:
             total = sum(len(f) for f in self._frames)
-            with atomic_path(self.out_dir / shard_file(self.shard)) as tmp:
-                # Fill a memmapped .npy clip by clip: no second in-memory copy of the shard.
-                arr = np.lib.format.open_memmap(
-                    tmp, mode="w+", dtype=np.uint8, shape=(total, *self._frames[0].shape[1:])
-                )
-                pos = 0
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "fortran_order": False,
+                "shape": (total, *self._frames[0].shape[1:]),
+            }
+            # Stream clip by clip into a plain .npy: no second in-memory copy of the shard and
+            # no msync (durability comes from the atomic rename, as for every other output).
+            with atomic_path(self.out_dir / shard_file(self.shard)) as tmp, open(tmp, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
                 for f in self._frames:
-                    arr[pos : pos + len(f)] = f
-                    pos += len(f)
-                arr.flush()
-                del arr
-            self._parts.extend(self._rows)
+                    fh.write(memoryview(f).cast("B"))
         if self._n_clips:
             self.shard += 1
-        self._frames, self._rows, self._n_clips = [], [], 0
+        self._frames, self._n_clips = [], 0
 
     def close(self, write_index: bool = True) -> pd.DataFrame:
         """Write the last (partial) shard; return the index and, by default, write it."""
         self._flush()
-        index = (
-            pd.concat(self._parts, ignore_index=True) if self._parts else empty_index()
-        )
+        if self._names:
+            index = pd.DataFrame(
+                {"clip_name": self._names, **{k: np.concatenate(v) for k, v in self._cols.items()}}
+            )
+        else:
+            index = empty_index()
         if write_index:
             write_parquet(index, self.out_dir / INDEX_FILE)
         return index
