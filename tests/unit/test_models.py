@@ -68,9 +68,11 @@ def test_one_batch_overfit(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, **TINY[name]).train()
     batch = make_batch(MODELS[name].input_kind, lengths=[3, 2, 3, 1, 2, 3, 3, 2])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    # Plain (BatchNorm-free) VGG stacks need a smaller step than the others.
+    lr = 1e-3 if name in ("vgg16", "video_branch") else 3e-3
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for _ in range(30):
+    for _ in range(40):
         out = model(batch)
         loss = torch.nn.functional.cross_entropy(out["emotion"], batch["emotion"])
         loss = loss + torch.nn.functional.cross_entropy(out["sentiment"], batch["sentiment"])

@@ -33,7 +33,7 @@ from avemo.training.checkpoint import (
 )
 from avemo.training.losses import MultiTaskLoss, balanced_sampler, class_counts
 from avemo.training.predict import clip_level, collect_outputs, resolve_device, to_device
-from avemo.training.seed import seed_everything, worker_init_fn
+from avemo.training.seed import deterministic_mode, worker_init_fn
 
 LOG_COLUMNS = [
     "epoch",
@@ -170,140 +170,141 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     use_amp = bool(amp) and dev.type == "cuda"
-    seed_everything(seed)
+    with deterministic_mode(seed):
+        emo_counts = class_counts(train_ds.emotion_idx, len(EMOTIONS))  # type: ignore[attr-defined]
+        sent_counts = class_counts(train_ds.sentiment_idx, len(SENTIMENTS))  # type: ignore[attr-defined]
+        loss_fn = MultiTaskLoss(
+            w_emotion, w_sentiment, imbalance, focal_gamma, emo_counts, sent_counts
+        ).to(dev)
+        if hasattr(model, "set_input_stats") and hasattr(train_ds, "feature_stats"):
+            model.set_input_stats(*train_ds.feature_stats())  # train statistics only
+        model.to(dev)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        sched = _make_scheduler(scheduler, opt, epochs)
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    emo_counts = class_counts(train_ds.emotion_idx, len(EMOTIONS))  # type: ignore[attr-defined]
-    sent_counts = class_counts(train_ds.sentiment_idx, len(SENTIMENTS))  # type: ignore[attr-defined]
-    loss_fn = MultiTaskLoss(
-        w_emotion, w_sentiment, imbalance, focal_gamma, emo_counts, sent_counts
-    ).to(dev)
-    if hasattr(model, "set_input_stats") and hasattr(train_ds, "feature_stats"):
-        model.set_input_stats(*train_ds.feature_stats())  # train statistics only
-    model.to(dev)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = _make_scheduler(scheduler, opt, epochs)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "best_score": -1.0,
-        "best_epoch": 0,
-        "bad_epochs": 0,
-        "stopped": False,
-        "history": [],
-    }
-    resumed_from: int | None = None
-    last, best = out / "last.pt", out / "best.pt"
-    if last.exists():
-        ck = load_checkpoint(last)
-        check_config_hash(last, ck, config_hash)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"])
-        state = {k: ck[k] for k in state}
-        resumed_from = int(ck["epoch"])
-
-    n_batches = None
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        if state["stopped"]:
-            break
-        t0 = time.perf_counter()
-        model.train()
-        loader = _train_loader(
-            train_ds, batch_size, num_workers, seed, epoch, imbalance == "sampler"
-        )
-        n_batches = len(loader)
-        lr_now = float(opt.param_groups[0]["lr"])
-        total, n = torch.zeros((), device=dev), 0
-        for batch in tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stderr):
-            batch = to_device(batch, dev)
-            with torch.autocast(dev.type, enabled=use_amp):
-                outp = model(batch)
-            loss = loss_fn(outp, batch)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if grad_clip > 0:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(params, grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            b = len(batch["clip_name"])
-            total += loss.detach().float() * b
-            n += b
-        train_loss = float(total) / max(n, 1)
-        if not np.isfinite(train_loss):
-            raise TrainingError(
-                f"training loss became {train_loss} in epoch {epoch} ({out}); lower train.lr "
-                "in config.yaml or check the input features for NaN/inf"
-            )
-        metrics = evaluate(
-            model,
-            dev_ds,
-            dev,
-            loss_fn,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            amp=use_amp,
-            aggregate=aggregate,
-        )
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            sched.step(metrics["dev_emotion_wf1"])
-        else:
-            sched.step()
-
-        improved = metrics["dev_emotion_wf1"] > state["best_score"]
-        if improved:
-            state.update(best_score=metrics["dev_emotion_wf1"], best_epoch=epoch, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["stopped"] = patience > 0 and state["bad_epochs"] >= patience
-        state["epoch"] = epoch
-        state["history"].append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                **metrics,
-                "lr": lr_now,
-                "seconds": time.perf_counter() - t0,
-            }
-        )
-        ck = {
-            **state,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": get_rng_state(),
-            "config_hash": config_hash,
-            "model_name": getattr(model, "model_name", type(model).__name__),
-            "weights_used": getattr(model, "weights_used", None),
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "best_score": -1.0,
+            "best_epoch": 0,
+            "bad_epochs": 0,
+            "stopped": False,
+            "history": [],
         }
-        if improved:
-            save_checkpoint(best, ck)
-        _write_log(out / "log.csv", state["history"])
-        save_checkpoint(last, ck)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
+        resumed_from: int | None = None
+        last, best = out / "last.pt", out / "best.pt"
+        if last.exists():
+            ck = load_checkpoint(last)
+            check_config_hash(last, ck, config_hash)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            if ck.get("scaler"):
+                scaler.load_state_dict(ck["scaler"])
+            set_rng_state(ck["rng"])
+            state = {k: ck[k] for k in state}
+            resumed_from = int(ck["epoch"])
 
-    if not best.exists():
-        raise TrainingError(f"{best} is missing although {last} exists; delete {out} and retrain")
-    model.load_state_dict(load_checkpoint(best)["model"])
-    best_row = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
-    return {
-        "best_epoch": state["best_epoch"],
-        "best_dev_emotion_wf1": best_row["dev_emotion_wf1"],
-        "best_dev_sentiment_wf1": best_row["dev_sentiment_wf1"],
-        "epochs_run": state["epoch"],
-        "stopped_early": state["stopped"],
-        "resumed_from_epoch": resumed_from,
-        "device": str(dev),
-        "amp": use_amp,
-        "weights_used": getattr(model, "weights_used", None),
-        "n_train": len(train_ds),  # type: ignore[arg-type]
-        "n_dev": len(dev_ds),  # type: ignore[arg-type]
-        "batches_per_epoch": n_batches,
-    }
+        n_batches = None
+        for epoch in range(state["epoch"] + 1, epochs + 1):
+            if state["stopped"]:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            loader = _train_loader(
+                train_ds, batch_size, num_workers, seed, epoch, imbalance == "sampler"
+            )
+            n_batches = len(loader)
+            lr_now = float(opt.param_groups[0]["lr"])
+            total, n = torch.zeros((), device=dev), 0
+            for batch in tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stderr):
+                batch = to_device(batch, dev)
+                with torch.autocast(dev.type, enabled=use_amp):
+                    outp = model(batch)
+                loss = loss_fn(outp, batch)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if grad_clip > 0:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(params, grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                b = len(batch["clip_name"])
+                total += loss.detach().float() * b
+                n += b
+            train_loss = float(total) / max(n, 1)
+            if not np.isfinite(train_loss):
+                raise TrainingError(
+                    f"training loss became {train_loss} in epoch {epoch} ({out}); lower train.lr "
+                    "in config.yaml or check the input features for NaN/inf"
+                )
+            metrics = evaluate(
+                model,
+                dev_ds,
+                dev,
+                loss_fn,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                amp=use_amp,
+                aggregate=aggregate,
+            )
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(metrics["dev_emotion_wf1"])
+            else:
+                sched.step()
+
+            improved = metrics["dev_emotion_wf1"] > state["best_score"]
+            if improved:
+                state.update(best_score=metrics["dev_emotion_wf1"], best_epoch=epoch, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            state["stopped"] = patience > 0 and state["bad_epochs"] >= patience
+            state["epoch"] = epoch
+            state["history"].append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    **metrics,
+                    "lr": lr_now,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            ck = {
+                **state,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": get_rng_state(),
+                "config_hash": config_hash,
+                "model_name": getattr(model, "model_name", type(model).__name__),
+                "weights_used": getattr(model, "weights_used", None),
+            }
+            if improved:
+                save_checkpoint(best, ck)
+            _write_log(out / "log.csv", state["history"])
+            save_checkpoint(last, ck)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+
+        if not best.exists():
+            raise TrainingError(
+                f"{best} is missing although {last} exists; delete {out} and retrain"
+            )
+        model.load_state_dict(load_checkpoint(best)["model"])
+        best_row = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
+        return {
+            "best_epoch": state["best_epoch"],
+            "best_dev_emotion_wf1": best_row["dev_emotion_wf1"],
+            "best_dev_sentiment_wf1": best_row["dev_sentiment_wf1"],
+            "epochs_run": state["epoch"],
+            "stopped_early": state["stopped"],
+            "resumed_from_epoch": resumed_from,
+            "device": str(dev),
+            "amp": use_amp,
+            "weights_used": getattr(model, "weights_used", None),
+            "n_train": len(train_ds),  # type: ignore[arg-type]
+            "n_dev": len(dev_ds),  # type: ignore[arg-type]
+            "batches_per_epoch": n_batches,
+        }

@@ -1,0 +1,380 @@
+"""Training engine, losses, checkpoints, datasets and inference."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import avemo.training.engine as engine
+from avemo.errors import TrainingError
+from avemo.labels import EMOTIONS, SENTIMENTS
+from avemo.models import build_model
+from avemo.training import (
+    ClipSequenceDataset,
+    FrameDataset,
+    SequenceDataset,
+    VectorDataset,
+    export_embeddings,
+    predict,
+    seed_everything,
+    train,
+)
+from avemo.training.losses import (
+    MultiTaskLoss,
+    balanced_sampler,
+    focal_loss,
+    inverse_frequency_weights,
+)
+
+predict_mod = importlib.import_module("avemo.training.predict")  # the package re-exports predict()
+D = 16
+TRAIN_KW: dict[str, Any] = dict(
+    epochs=4,
+    batch_size=8,
+    lr=1e-2,
+    weight_decay=1e-4,
+    patience=10,
+    seed=3,
+    w_emotion=1.0,
+    w_sentiment=0.5,
+    imbalance="none",
+    focal_gamma=2.0,
+    num_workers=0,
+    device="cpu",
+    config_hash="abc123",
+)
+
+
+def vectors(n: int, split: str, seed: int) -> VectorDataset:
+    """Separable-ish vectors: the class sets the mean."""
+    rng = np.random.default_rng(seed)
+    emo = rng.integers(0, 7, n)
+    sent = emo % 3
+    x = rng.normal(size=(n, D)).astype(np.float32) * 0.5
+    x[np.arange(n), emo] += 2.0
+    return VectorDataset(x * 10 + 5, [f"dia{i}_utt0" for i in range(n)], emo, sent, split=split)
+
+
+def fresh_model(seed: int = 0) -> torch.nn.Module:
+    seed_everything(seed)
+    return build_model("audio_mlp", in_dim=D, width=32, hidden=16, dropout=0.2)
+
+
+def log_without_time(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "log.csv").drop(columns="seconds")
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[VectorDataset, VectorDataset]:
+    return vectors(48, "train", 0), vectors(24, "dev", 1)
+
+
+# ---------------------------------------------------------------- losses
+
+
+def test_class_weight_upweights_rare_classes() -> None:
+    w = inverse_frequency_weights(np.array([90, 10, 0, 0, 0, 0, 0]))
+    assert w[1] > w[0] and w[1] / w[0] == pytest.approx(9.0)
+    counts = np.array([90, 10, 1, 1, 1, 1, 1])
+    weighted = MultiTaskLoss(
+        1, 0, "class_weight", emotion_counts=counts, sentiment_counts=np.ones(3)
+    )
+    plain = MultiTaskLoss(1, 0, "none")
+    target = {"emotion": torch.tensor([0, 1])}
+    right, wrong = [5.0, 0, 0, 0, 0, 0, 0], [0.0] * 7
+    rare_missed = {"emotion": torch.tensor([right, wrong])}
+    common_missed = {"emotion": torch.tensor([wrong, [0, 5.0, 0, 0, 0, 0, 0]])}
+    # Missing the rare class costs more than under plain CE, missing the common one less.
+    assert weighted(rare_missed, target) > plain(rare_missed, target)
+    assert weighted(common_missed, target) < plain(common_missed, target)
+
+
+def test_focal_below_ce_for_confident_correct() -> None:
+    logits, target = torch.tensor([[6.0, 0, 0, 0, 0, 0, 0]]), torch.tensor([0])
+    ce = torch.nn.functional.cross_entropy(logits, target)
+    assert focal_loss(logits, target, 2.0) < 0.01 * ce
+    assert focal_loss(logits, target, 0.0) == pytest.approx(float(ce))  # gamma 0 is CE
+
+
+def test_sampler_draws_rare_classes_more_often() -> None:
+    labels = np.array([0] * 90 + [1] * 10)
+    s = balanced_sampler(labels, 7, torch.Generator().manual_seed(0))
+    drawn = labels[np.fromiter(iter(s), int)]
+    assert len(drawn) == 100
+    draws = np.concatenate([labels[np.fromiter(iter(s), int)] for _ in range(20)])
+    assert 0.4 < (draws == 1).mean() < 0.6  # 10% in the data, ~50% drawn
+
+
+def test_zero_sentiment_weight_gives_no_sentiment_gradient() -> None:
+    model = fresh_model()
+    ds = vectors(8, "train", 0)
+    batch = ds.collate([ds[i] for i in range(8)])
+    MultiTaskLoss(1.0, 0.0)(model(batch), batch).backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.head.sentiment.parameters())
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.emotion.parameters()
+    )
+
+
+def test_bad_loss_options() -> None:
+    with pytest.raises(TrainingError, match="imbalance"):
+        MultiTaskLoss(imbalance="oversample")
+    with pytest.raises(TrainingError, match="not both 0"):
+        MultiTaskLoss(0.0, 0.0)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def test_empty_split_is_named() -> None:
+    with pytest.raises(TrainingError, match="dev split has no clips.*qc.csv"):
+        VectorDataset(np.zeros((0, 4)), [], [], [], split="dev")
+    with pytest.raises(TrainingError, match="test split has no frames"):
+        FrameDataset(np.zeros((0, 8, 8, 3), np.uint8), [], [], [], split="test")
+
+
+def test_sequence_collate_pads_and_masks() -> None:
+    seqs = [np.ones((3, 4), np.float32), np.ones((1, 4), np.float32)]
+    ds = SequenceDataset(seqs, ["a", "b"], [0, 1], [0, 1], t_s=[np.array([0.0, 0.5, 1.0]), [0.2]])
+    b = ds.collate([ds[0], ds[1]])
+    assert b["x"].shape == (2, 3, 4) and b["mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert b["x"][1, 1:].abs().sum() == 0 and torch.isnan(b["t_s"][1, 1:]).all()
+    frames = [np.zeros((2, 8, 8, 3), np.uint8), np.zeros((4, 8, 8, 3), np.uint8)]
+    cb = ClipSequenceDataset(frames, ["a", "b"], [0, 1], [0, 1]).collate
+    items = ClipSequenceDataset(frames, ["a", "b"], [0, 1], [0, 1])
+    assert cb([items[0], items[1]])["x"].shape == (2, 4, 3, 8, 8)
+
+
+# ---------------------------------------------------------------- engine
+
+
+def test_train_writes_log_and_checkpoints(data: Any, tmp_path: Path) -> None:
+    flag = torch.are_deterministic_algorithms_enabled()
+    summary = train(fresh_model(), *data, tmp_path, **TRAIN_KW)
+    assert torch.are_deterministic_algorithms_enabled() == flag  # global setting restored
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert list(log.columns) == list(engine.LOG_COLUMNS) and log["epoch"].tolist() == [1, 2, 3, 4]
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+    assert summary["best_dev_emotion_wf1"] == log["dev_emotion_wf1"].max() > 0.3
+    assert summary["device"] == "cpu" and summary["amp"] is False
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)  # tensors and plain types only
+    assert ck["epoch"] == 4 and ck["config_hash"] == "abc123" and "numpy" in ck["rng"]
+    assert (tmp_path / "best.pt").exists()
+
+
+def test_same_seed_is_bitwise_identical(data: Any, tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        model = fresh_model()
+        train(model, *data, tmp_path / name, **{**TRAIN_KW, "imbalance": "sampler"})
+        runs.append((log_without_time(tmp_path / name), predict(model, data[1], "cpu")))
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0], check_exact=True)
+    pd.testing.assert_frame_equal(runs[0][1], runs[1][1], check_exact=True)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(data: Any, tmp_path: Path) -> None:
+    ref = fresh_model()
+    train(ref, *data, tmp_path / "ref", **TRAIN_KW)
+
+    def stop_after_2(epoch: int) -> None:
+        if epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(fresh_model(), *data, tmp_path / "run", **TRAIN_KW, on_epoch_end=stop_after_2)
+    # A new process would build a freshly initialised model: use another seed to prove the
+    # weights really come from the checkpoint.
+    resumed = fresh_model(seed=99)
+    summary = train(resumed, *data, tmp_path / "run", **TRAIN_KW)
+    assert summary["resumed_from_epoch"] == 2
+    pd.testing.assert_frame_equal(
+        log_without_time(tmp_path / "ref"), log_without_time(tmp_path / "run"), check_exact=True
+    )
+    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_finished_run_is_not_retrained(data: Any, tmp_path: Path) -> None:
+    train(fresh_model(), *data, tmp_path, **TRAIN_KW)
+    before = (tmp_path / "last.pt").stat().st_mtime_ns
+    summary = train(fresh_model(), *data, tmp_path, **TRAIN_KW)
+    assert summary["epochs_run"] == 4 and (tmp_path / "last.pt").stat().st_mtime_ns == before
+
+
+def test_config_hash_mismatch_refused(data: Any, tmp_path: Path) -> None:
+    train(fresh_model(), *data, tmp_path, **{**TRAIN_KW, "epochs": 1})
+    with pytest.raises(TrainingError, match=r"last\.pt.*abc123.*xyz.*delete the folder"):
+        train(fresh_model(), *data, tmp_path, **{**TRAIN_KW, "config_hash": "xyz"})
+
+
+def test_corrupted_checkpoint_is_a_clear_error(data: Any, tmp_path: Path) -> None:
+    train(fresh_model(), *data, tmp_path, **{**TRAIN_KW, "epochs": 1})
+    raw = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(TrainingError, match=r"last\.pt is corrupted.*delete"):
+        train(fresh_model(), *data, tmp_path, **TRAIN_KW)
+
+
+@pytest.mark.parametrize("imbalance", ["class_weight", "focal", "sampler"])
+def test_imbalance_options_train(data: Any, tmp_path: Path, imbalance: str) -> None:
+    summary = train(
+        fresh_model(), *data, tmp_path, **{**TRAIN_KW, "epochs": 2, "imbalance": imbalance}
+    )
+    assert summary["epochs_run"] == 2
+
+
+def test_early_stopping(data: Any, tmp_path: Path) -> None:
+    # lr=0: nothing improves after epoch 1, so patience 2 stops after epoch 3.
+    summary = train(
+        fresh_model(), *data, tmp_path, **{**TRAIN_KW, "lr": 0.0, "patience": 2, "epochs": 10}
+    )
+    assert summary["stopped_early"] and summary["epochs_run"] == 3 and summary["best_epoch"] == 1
+
+
+def test_test_split_never_touched(
+    data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    real = engine.collect_outputs
+
+    def spy(model: Any, ds: Any, *a: Any, **k: Any) -> Any:
+        seen.append(ds.split)
+        return real(model, ds, *a, **k)
+
+    def no_predict(*_: Any, **__: Any) -> None:
+        raise AssertionError("train must not call predict")
+
+    monkeypatch.setattr(engine, "collect_outputs", spy)
+    monkeypatch.setattr(predict_mod, "predict", no_predict)
+    train(fresh_model(), *data, tmp_path, **{**TRAIN_KW, "epochs": 2})
+    assert seen == ["dev", "dev"]
+
+
+def test_empty_train_split_refused(data: Any, tmp_path: Path) -> None:
+    class Empty(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 0
+
+    with pytest.raises(TrainingError, match="train split is empty"):
+        train(fresh_model(), Empty(), data[1], tmp_path, **TRAIN_KW)
+
+
+# ---------------------------------------------------------------- predict / embeddings
+
+
+def frames_ds(split: str, n_clips: int = 6, per_clip: int = 3) -> FrameDataset:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (n_clips * per_clip, 32, 32, 3), dtype=np.uint8)
+    clips = np.repeat([f"dia1_utt{i}" for i in range(n_clips)], per_clip)
+    emo = np.repeat(np.arange(n_clips) % 7, per_clip)
+    return FrameDataset(frames, clips, emo, emo % 3, augment=split == "train", split=split)
+
+
+def test_frame_model_trains_and_predicts_per_clip(tmp_path: Path) -> None:
+    seed_everything(0)
+    model = build_model("cnn5", base_width=4, hidden=16)
+    kw = {**TRAIN_KW, "epochs": 1, "config_hash": "f"}
+    train(model, frames_ds("train"), frames_ds("dev"), tmp_path, **kw)
+    dev = frames_ds("dev")
+    df = predict(model, dev, "cpu")
+    expected = (
+        ["clip_name", "emotion", "sentiment"]
+        + [f"p_emotion_{e}" for e in EMOTIONS]
+        + [f"p_sentiment_{s}" for s in SENTIMENTS]
+    )
+    assert list(df.columns) == expected and len(df) == 6
+    assert df["clip_name"].tolist() == [f"dia1_utt{i}" for i in range(6)]
+    assert df["emotion"].tolist() == [EMOTIONS[i % 7] for i in range(6)]
+    np.testing.assert_allclose(df.filter(like="p_emotion_").sum(axis=1), 1.0, rtol=1e-5)
+    # Mean of the 3 frame logits, then softmax.
+    model.eval()
+    with torch.no_grad():
+        logits = model(dev.collate([dev[i] for i in range(3)]))["emotion"].mean(0)
+    np.testing.assert_allclose(df.filter(like="p_emotion_").iloc[0], logits.softmax(0), atol=1e-5)
+    for how in ("max", "vote"):
+        p = predict(model, dev, "cpu", aggregate=how).filter(like="p_sentiment_")
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    export_embeddings(model, dev, tmp_path / "embeddings_dev.npz", "cpu")
+    npz = np.load(tmp_path / "embeddings_dev.npz")
+    assert npz["clip_name"].tolist() == df["clip_name"].tolist() and npz["emb"].shape == (6, 32)
+
+
+def test_export_sequence_embeddings(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(n, 8)).astype(np.float32) for n in (5, 2, 3)]
+    t_s = [np.arange(len(s)) * 0.01 for s in seqs]
+    ds = SequenceDataset(seqs, ["a", "b", "c"], [0, 1, 2], [0, 1, 2], t_s=t_s, split="dev")
+    model = build_model("audio_cnn", in_dim=8, channels=12)
+    export_embeddings(model, ds, tmp_path / "embeddings_dev.npz", "cpu", batch_size=2)
+    npz = np.load(tmp_path / "embeddings_dev.npz")
+    assert npz["emb"].shape == (3, 12) and npz["seq"].shape == (3, 5, 12)
+    assert npz["lengths"].tolist() == [5, 2, 3]
+    assert np.isnan(npz["t_s"][1, 2:]).all() and npz["t_s"][0, 4] == pytest.approx(0.04)
+    assert not npz["seq"][1, 2:].any()
+
+
+# ---------------------------------------------------------------- kill -9
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    import test_training as T
+    out = Path(sys.argv[1])
+
+    class Slow(T.VectorDataset):
+        def __getitem__(self, i):
+            if (out / "log.csv").exists() and len((out / "log.csv").read_text().splitlines()) >= 3:
+                (out / "mid_epoch").touch()  # epoch 3 under way: wait to be killed
+                time.sleep(60)
+            return super().__getitem__(i)
+
+    tr, dv = T.vectors(48, "train", 0), T.vectors(24, "dev", 1)
+    slow = Slow(tr.x, tr.clip_names, tr.emotion_idx, tr.sentiment_idx, split="train")
+    T.train(T.fresh_model(), slow, dv, out, **T.TRAIN_KW)
+""")
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_resume(data: Any, tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent)))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out)], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "mid_epoch").exists():
+            assert proc.poll() is None, "training subprocess ended early"
+            assert time.monotonic() < deadline, "subprocess never reached epoch 3"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+    summary = train(fresh_model(seed=5), *data, out, **TRAIN_KW)
+    assert summary["resumed_from_epoch"] == 2
+    train(fresh_model(), *data, tmp_path / "ref", **TRAIN_KW)
+    pd.testing.assert_frame_equal(
+        log_without_time(tmp_path / "ref"), log_without_time(out), check_exact=True
+    )
