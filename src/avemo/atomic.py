@@ -33,6 +33,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600 files; results are shared artefacts, so give them normal modes.
+        if tmp_path.exists():
+            tmp_path.chmod(0o644)
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -47,6 +50,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
+        tmp.chmod(0o755)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -36,7 +36,13 @@ Design of the data
 Determinism: the plan (labels, durations, events) comes from one generator seeded by ``seed``;
 each clip renders from its own ``SeedSequence(seed, spawn_key=(1, split, index))``, so worker
 count and order do not matter. Same seed: byte-identical CSVs and identical decoded frames and
-samples (libx264 runs single-threaded; the mp4 files are byte-identical in practice).
+samples. libx264 runs single-threaded without macroblock-tree rate control, which is not
+reproducible (see ``avemo.synthetic_render.X264_OPTIONS``); the mp4 files are then byte-identical.
+
+``corpus.json`` holds ``params`` (every generation parameter), ``clips`` (per file: split,
+clip_name, file, labelled, emotion (label), expressed_emotion, speaker, n_frames, duration_s,
+event_start_s, event_end_s, distractor, defect, on_disk, has_audio), ``defects`` (kind -> split,
+clip_name, file) and ``plans`` (the exact render parameters of each clip).
 """
 
 from __future__ import annotations
@@ -158,7 +164,7 @@ def _duration_frames(rng: np.random.Generator, fps: int, max_duration_s: float |
     d = float(np.clip(rng.lognormal(math.log(2.5), 0.55), 1.0, 15.0))
     if max_duration_s is not None:
         d = min(d, max_duration_s)
-    return max(1, int(round(d * fps)))
+    return max(1, int(math.floor(d * fps + 1e-9)))  # floor: never exceeds the cap
 
 
 def _clip_plan(
@@ -456,6 +462,13 @@ def generate_corpus(
 ) -> dict[str, Any]:
     """Write the synthetic MELD-format corpus under ``root``; return a summary.
 
+    ``n_train/n_dev/n_test`` labelled utterances per split; ``seed`` fixes everything;
+    ``workers`` > 1 renders clips in that many processes (output does not depend on it);
+    ``width``/``height`` (even), ``fps``, ``audio_rate``, ``audio_channels`` (1 or 2) set the
+    streams; ``inject_defects`` adds MELD's defects (module docstring); ``max_duration_s`` caps
+    clip durations (default: MELD's spread, 1-15 s). Raises ConfigError for bad parameters and
+    DataStageError when ``root`` holds a corpus this generator did not make.
+
     Clips already on disk are kept (each was written atomically, so it is complete) and only the
     missing ones are rendered; ``corpus.json`` is written last, so its presence with equal
     parameters means the corpus is complete and the call returns at once. A ``root`` made with
@@ -483,7 +496,10 @@ def generate_corpus(
     summary: dict[str, Any] = {
         "root": str(root),
         "clips": sum(t["on_disk"] for t in truth),
-        "label_counts": {s: labels[s]["emotion"].value_counts().to_dict() for s in SPLITS},
+        "label_counts": {
+            s: {str(k): int(v) for k, v in labels[s]["emotion"].value_counts().items()}
+            for s in SPLITS
+        },
         "defects": defects,
     }
 

@@ -354,6 +354,16 @@ def render_frames(
 # ---------------------------------------------------------------------------------------------
 # Encoding
 
+# x264's macroblock-tree rate control gives different bytes and pixels from run to run on the
+# same input (measured with PyAV 18, even with threads=1, first encode in a process most often);
+# without mbtree and lookahead the output is reproducible across runs and processes.
+X264_OPTIONS: dict[str, str] = {
+    "preset": "veryfast",
+    "crf": "23",
+    "threads": "1",
+    "x264-params": "no-mbtree=1:rc-lookahead=0",
+}
+
 
 def encode_mp4(
     path: str | os.PathLike[str],
@@ -362,11 +372,9 @@ def encode_mp4(
     fps: int,
     audio_rate: int,
 ) -> None:
-    """Write H.264 (libx264, single-threaded: byte-deterministic) + AAC to ``path`` (mp4)."""
+    """Write H.264 (libx264, ``X264_OPTIONS``) + AAC (or video only) to ``path`` as mp4."""
     with av.open(str(path), "w", format="mp4") as out:
-        v = out.add_stream(
-            "libx264", rate=fps, options={"preset": "veryfast", "crf": "23", "threads": "1"}
-        )
+        v = out.add_stream("libx264", rate=fps, options=X264_OPTIONS)
         v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         v.codec_context.thread_count = 1
         a = None
