@@ -44,10 +44,18 @@ def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
         return _resampler(int(orig_rate), int(new_rate))(wave)
 
 
-def _frame_to_channels(frame: av.AudioFrame) -> np.ndarray:
-    """One decoded frame as float32 ``channels x samples`` in [-1, 1]."""
+def _frame_mono(frame: av.AudioFrame) -> np.ndarray:
+    """One decoded frame averaged over its channels: float32 samples in [-1, 1]."""
+    n, nch = frame.samples, len(frame.layout.channels)
+    if frame.format.name == "fltp":
+        # AAC's native output: sum the planes straight from the frame buffers (no copy per
+        # channel, ~1.5x faster than to_ndarray().mean() on 5.1).
+        planes = frame.planes
+        acc = np.frombuffer(planes[0], np.float32, n).copy()
+        for plane in planes[1:nch]:
+            acc += np.frombuffer(plane, np.float32, n)
+        return acc / nch if nch > 1 else acc
     arr = frame.to_ndarray()
-    nch = len(frame.layout.channels)
     if not frame.format.is_planar:
         # Packed formats come back as (1, samples * channels), interleaved.
         arr = arr.reshape(-1, nch).T
@@ -55,7 +63,7 @@ def _frame_to_channels(frame: av.AudioFrame) -> np.ndarray:
         arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
     elif arr.dtype.kind == "u":  # u8 is offset binary
         arr = (arr.astype(np.float32) - 128.0) / 128.0
-    return arr.astype(np.float32, copy=False)
+    return arr.astype(np.float32, copy=False).mean(axis=0)
 
 
 def load_audio(path: str | os.PathLike[str], target_rate: int = 16000) -> tuple[torch.Tensor, int]:
@@ -85,7 +93,7 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000) -> tuple[
             for frame in container.decode(stream):
                 rate = frame.sample_rate
                 # Average channels per frame so 5.1 never sits in memory at full width.
-                chunks.append(_frame_to_channels(frame).mean(axis=0))
+                chunks.append(_frame_mono(frame))
         except (av.FFmpegError, ValueError) as exc:
             raise AudioDecodeError(
                 f"{path}: the audio stream cannot be decoded ({exc}); re-extract the clip",

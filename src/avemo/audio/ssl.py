@@ -58,7 +58,7 @@ def load_ssl_model(name: str = "WAV2VEC2_BASE", pretrained: bool = True) -> torc
             f"cannot load the pretrained {name} weights ({type(exc).__name__}: {exc}). "
             f"This machine could not download them and the torch hub cache has no usable "
             f"copy: download {url} elsewhere and place it at {path} "
-            f"(or set audio.ssl to \"off\", or audio.ssl_on_missing to \"skip\")"
+            f'(or set audio.ssl to "off", or audio.ssl_on_missing to "skip")'
         ) from exc
 
 

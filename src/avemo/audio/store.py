@@ -23,11 +23,22 @@ SSL_FILE = "ssl.npy"
 SSL_INDEX_FILE = "ssl_index.parquet"
 META_FILE = "meta.json"
 CLIPS_COLUMNS: tuple[str, ...] = (
-    "clip_name", "ok", "reason", "has_audio", "silent", "duration_s", "mask",
+    "clip_name",
+    "ok",
+    "reason",
+    "has_audio",
+    "silent",
+    "duration_s",
+    "mask",
 )
 REQUIRED: tuple[str, ...] = (
-    CLIPS_FILE, UTTERANCE_FILE, ALIGNED_FILE, ALIGNED_INDEX_FILE, LOGMEL_FILE,
-    LOGMEL_INDEX_FILE, META_FILE,
+    CLIPS_FILE,
+    UTTERANCE_FILE,
+    ALIGNED_FILE,
+    ALIGNED_INDEX_FILE,
+    LOGMEL_FILE,
+    LOGMEL_INDEX_FILE,
+    META_FILE,
 )
 _HINT = "run the audio stage for this split (avemo.audio.extract.extract_audio)"
 

@@ -1,0 +1,253 @@
+"""Benchmark of the audio stage: speed as a multiple of real time on one core, and peak RSS.
+
+``x_realtime`` = total decoded audio seconds / processing seconds (target >= 1000). Every
+variant runs in a fresh single-threaded subprocess (``torch.set_num_threads(1)``, workers=1),
+so its peak RSS is its own; timings are the best of ``repeats`` runs on a warm page cache.
+
+- ``a_decode``: ``load_audio`` only (PyAV decode + channel average + resample to 16 kHz);
+- ``b_stage_no_egemaps``: ``extract_audio(egemaps=False)`` (192-D, log-mels, aligned windows);
+- ``c_stage_egemaps``: ``extract_audio(egemaps=True)`` (adds openSMILE eGeMAPSv02);
+- ``p_profile``: where the time goes, per step, summed over clips (one run; ``*_s`` columns).
+
+    python benchmarks/bench_audio.py [--manifest M --frames F] [--workdir W] [--clips 60]
+
+Without ``--manifest`` it generates ``--clips`` clips of 2-6 s with 48 kHz AAC audio (half
+stereo, half 5.1, harmonic "voice" with moving pitch plus noise) and a frames index with one
+frame every 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VARIANTS: tuple[str, ...] = ("a_decode", "b_stage_no_egemaps", "c_stage_egemaps", "p_profile")
+# formats.md §2 columns, so the manifest's own reader accepts the generated file.
+MANIFEST_DEFAULTS: dict[str, Any] = {
+    "split": "bench", "dialogue_id": 0, "utterance_id": 0, "season": 1, "episode": 1,
+    "speaker": "S", "utterance": "", "emotion": "neutral", "sentiment": "neutral",
+    "start_s": 0.0, "end_s": 1.0, "clip_path": "", "exists": True, "size_bytes": 0,
+    "duration_s": 0.0, "has_video": True, "has_audio": True, "fps": 5.0, "width": 32,
+    "height": 32, "audio_rate": 48000, "audio_channels": 2, "ok": True, "qc_reason": "",
+}  # fmt: skip
+
+
+# --- synthetic corpus -----------------------------------------------------------------------
+def _voice(seconds: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Harmonic signal with a wandering pitch (100-300 Hz), syllable-like envelope, noise."""
+    n = round(seconds * rate)
+    t = np.arange(n) / rate
+    f0 = rng.uniform(100, 300) * (1 + 0.15 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 12))
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.1 * env * x + 0.01 * rng.standard_normal(n)).astype(np.float32)
+
+
+def make_corpus(workdir: str | Path, n_clips: int = 60, seed: int = 0) -> tuple[Path, Path]:
+    """``n_clips`` clips, their manifest and a frames index; returns (manifest, frames_dir)."""
+    import av
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    clip_dir = Path(workdir) / "clips"
+    clip_dir.mkdir(parents=True, exist_ok=True)
+    rows, index = [], []
+    rate = 48000
+    for i in range(n_clips):
+        seconds = float(rng.uniform(2, 6))
+        layout, nch = ("stereo", 2) if i % 2 == 0 else ("5.1", 6)
+        path = clip_dir / f"dia{i}_utt0.mp4"
+        wave = _voice(seconds, rate, rng)
+        planes = np.stack([wave * (1.0 - 0.1 * c) for c in range(nch)])
+        with av.open(str(path), "w") as c:
+            vs = c.add_stream("mpeg4", rate=5)
+            vs.width = vs.height = 32
+            vs.pix_fmt = "yuv420p"
+            aus = c.add_stream("aac", rate=rate, layout=layout)
+            for _ in range(round(seconds * 5)):
+                img = np.full((32, 32, 3), 80, np.uint8)
+                c.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            c.mux(vs.encode())
+            for s in range(0, planes.shape[1], 1024):
+                chunk = np.ascontiguousarray(planes[:, s : s + 1024])
+                fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                fr.sample_rate, fr.pts, fr.time_base = rate, s, Fraction(1, rate)
+                c.mux(aus.encode(fr))
+            c.mux(aus.encode())
+        rows.append({
+            **MANIFEST_DEFAULTS, "clip_name": path.stem, "dialogue_id": i,
+            "clip_path": str(path), "size_bytes": path.stat().st_size, "duration_s": seconds,
+            "audio_channels": nch,
+        })  # fmt: skip
+        for k, t_s in enumerate(np.arange(0.25, seconds, 0.5)):
+            index.append({"clip_name": path.stem, "shard": 0, "row": k, "t_s": float(t_s),
+                          "frame_number": k, "face": False})  # fmt: skip
+    manifest = Path(workdir) / "manifest.parquet"
+    pd.DataFrame(rows).to_parquet(manifest, index=False)
+    frames = Path(workdir) / "frames"
+    frames.mkdir(exist_ok=True)
+    pd.DataFrame(index).to_parquet(frames / "index.parquet", index=False)
+    return manifest, frames
+
+
+# --- one variant (runs in its own process) --------------------------------------------------
+def _profile(paths: list[str]) -> dict[str, float]:
+    """Seconds per step, summed over clips (mirrors decode.load_audio and process_clip)."""
+    import av
+    import torch
+
+    from avemo.audio import aligned, decode, egemaps, features
+
+    acc = dict.fromkeys(
+        ("decode_s", "resample_s", "utterance_192_s", "pitch_part_s", "logmel_aligned_s",
+         "opensmile_s"), 0.0)  # fmt: skip
+    audio_s = 0.0
+    for p in paths:
+        t = time.perf_counter()
+        with av.open(p) as c:
+            chunks = [decode._frame_mono(f) for f in c.decode(audio=0)]
+            rate = c.streams.audio[0].rate
+        x = torch.from_numpy(np.concatenate(chunks))
+        acc["decode_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        wave = decode.resample(x, rate, 16000)
+        acc["resample_s"] += time.perf_counter() - t
+        audio_s += wave.numel() / 16000
+        t = time.perf_counter()
+        features.utterance_vector(wave, 16000)
+        acc["utterance_192_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        with torch.inference_mode():
+            features._pitch(wave, 16000)
+        acc["pitch_part_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        seq = aligned.logmel_sequence(wave, 16000)
+        aligned.windows_from_logmel(seq, np.arange(0.25, wave.numel() / 16000, 0.5))
+        acc["logmel_aligned_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        egemaps.egemaps_vector(wave, 16000)
+        acc["opensmile_s"] += time.perf_counter() - t
+    out = {k: round(v, 4) for k, v in acc.items()}
+    out["audio_s"] = round(audio_s, 2)
+    return out
+
+
+def _run_variant(
+    variant: str, manifest: str, frames: str, workdir: str, repeats: int
+) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    from avemo.audio.decode import load_audio
+    from avemo.audio.extract import extract_audio
+    from avemo.manifest import read_manifest, usable
+
+    paths = usable(read_manifest(manifest))["clip_path"].tolist()
+    row: dict[str, Any] = {"variant": variant, "clips": len(paths)}
+    if variant == "p_profile":
+        _profile(paths[:2])  # warm-up: caches (resampler kernels, openSMILE config)
+        row.update(_profile(paths))
+        row["rss_peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return row
+
+    def once() -> float:
+        if variant == "a_decode":
+            return float(sum(load_audio(p)[0].numel() for p in paths)) / 16000
+        summary = extract_audio(
+            manifest,
+            frames,
+            Path(workdir) / f"out_{variant}",
+            egemaps=variant == "c_stage_egemaps",
+            workers=1,
+        )
+        return float(summary["audio_seconds"])
+
+    load_audio(paths[0])  # warm-up outside the timing
+    times, audio_s = [], 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        audio_s = once()
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    row.update({
+        "audio_s": round(audio_s, 2), "best_s": round(best, 4),
+        "median_s": round(float(np.median(times)), 4),
+        "x_realtime": round(audio_s / best, 1),
+        "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    })  # fmt: skip
+    return row
+
+
+# --- driver ---------------------------------------------------------------------------------
+def run(
+    manifest_path: str, frames_dir: str, workdir: str, repeats: int = 3
+) -> list[dict[str, Any]]:
+    """Run every variant on ``manifest_path``'s usable clips; one row per variant."""
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    rows = []
+    for v in VARIANTS:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            v,
+            "--manifest",
+            str(manifest_path),
+            "--frames",
+            str(frames_dir),
+            "--workdir",
+            str(workdir),
+            "--repeats",
+            str(repeats),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark variant {v} failed:\n{proc.stderr[-3000:]}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest")
+    ap.add_argument("--frames")
+    ap.add_argument("--workdir", default="bench_audio_work")
+    ap.add_argument("--clips", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.variant:  # child process: print one JSON row
+        row = _run_variant(args.variant, args.manifest, args.frames, args.workdir, args.repeats)
+        print(json.dumps(row))
+        return 0
+    if args.manifest:
+        if not args.frames:
+            ap.error("--frames is required with --manifest")
+        manifest, frames = args.manifest, args.frames
+    else:
+        manifest, frames = make_corpus(args.workdir, args.clips)
+    for row in run(str(manifest), str(frames), args.workdir, args.repeats):
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

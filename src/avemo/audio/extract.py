@@ -1,0 +1,358 @@
+"""Audio stage: manifest ``ok`` clips -> utterance and frame-aligned audio features.
+
+Format: docs/formats.md section 4. Stage function: :func:`extract_audio`.
+
+A clip whose audio cannot be used (no audio stream, undecodable, empty, or silent) gets a row
+with ``mask=False``, its reason, and zeros in every array: one bad clip never stops the stage.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torchaudio
+from tqdm import tqdm
+
+from avemo.atomic import atomic_dir, write_json
+from avemo.audio import aligned as aligned_mod
+from avemo.audio import egemaps as egemaps_mod
+from avemo.audio import features as features_mod
+from avemo.audio import ssl as ssl_mod
+from avemo.audio import store
+from avemo.audio.decode import AudioDecodeError, load_audio
+from avemo.errors import ConfigError, DataStageError
+from avemo.manifest import read_manifest, usable
+
+SSL_MODES: tuple[str, ...] = ("off", "on", "random")
+ON_MISSING: tuple[str, ...] = ("error", "skip")
+FRAMES_INDEX = "index.parquet"
+
+
+@dataclass(frozen=True)
+class _Params:
+    sample_rate: int
+    n_mels: int
+    window_s: float
+    hop_s: float
+    egemaps: bool
+    silence_dbfs: float
+    ssl_model: str | None  # None: no SSL embeddings
+    ssl_pretrained: bool
+
+
+def read_frame_times(frames_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """``clip_name, t_s`` of every sampled video frame, in the frames index row order.
+
+    The one place that reads the frames stage's output (swap in ``FrameStore.index`` here).
+    """
+    path = Path(frames_dir) / FRAMES_INDEX
+    hint = "run the frames stage for this split first"
+    if not path.is_file():
+        raise DataStageError(f"{path}: frames index not found; {hint}")
+    try:
+        df = pd.read_parquet(path, columns=["clip_name", "t_s"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataStageError(f"{path}: unreadable frames index ({exc}); {hint}") from exc
+    df["clip_name"] = df["clip_name"].astype(str)
+    df["t_s"] = df["t_s"].astype(np.float32)
+    return df.reset_index(drop=True)
+
+
+def _empty_result(name: str, has_audio: bool, reason: str) -> dict[str, Any]:
+    return {
+        "clip_name": name,
+        "ok": False,
+        "reason": reason,
+        "has_audio": has_audio,
+        "silent": False,
+        "duration_s": 0.0,
+        "mask": False,
+    }
+
+
+def process_clip(
+    name: str, path: str, has_audio: bool, times: np.ndarray, p: _Params
+) -> dict[str, Any]:
+    """All features of one clip; masked rows carry only their status (arrays are zeros)."""
+    if not has_audio:
+        return _empty_result(name, False, "no_audio")
+    try:
+        wave, rate = load_audio(path, p.sample_rate)
+    except AudioDecodeError as exc:
+        return _empty_result(name, exc.reason != "no_audio", exc.reason)
+    res = _empty_result(name, True, "")
+    res["ok"] = True
+    res["duration_s"] = wave.numel() / rate
+    rms = float(wave.pow(2).mean().sqrt())
+    if 20 * math.log10(rms + 1e-12) < p.silence_dbfs:
+        res.update(silent=True, reason="silent")
+        return res
+    logmel = aligned_mod.logmel_sequence(wave, rate, p.n_mels, p.hop_s)
+    res["mask"] = True
+    res["utterance"] = features_mod.utterance_vector(wave, rate)
+    res["logmel"] = logmel.astype(np.float16)
+    res["aligned"] = aligned_mod.windows_from_logmel(logmel, times, p.window_s, p.hop_s)
+    if p.egemaps:
+        res["egemaps"] = egemaps_mod.egemaps_vector(wave, rate)
+    if p.ssl_model is not None:
+        model = ssl_mod.cached_ssl_model(p.ssl_model, p.ssl_pretrained)
+        res["ssl"] = ssl_mod.ssl_embedding(model, wave)
+    return res
+
+
+def _process_task(task: tuple[str, str, bool, np.ndarray, _Params]) -> dict[str, Any]:
+    return process_clip(*task)
+
+
+def _init_worker() -> None:
+    # One core per worker: torch's own thread pool would oversubscribe the machine.
+    torch.set_num_threads(1)
+
+
+def _new_npy(path: Path, shape: tuple[int, ...], dtype: type | str) -> np.ndarray:
+    """A zero-filled ``.npy`` opened for writing (memmap; plain array when empty)."""
+    if math.prod(shape) == 0:
+        np.save(path, np.zeros(shape, dtype=dtype))
+        return np.zeros(shape, dtype=dtype)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def _check_params(
+    sample_rate: int,
+    n_mels: int,
+    window_s: float,
+    hop_s: float,
+    ssl: str,
+    ssl_on_missing: str,
+    workers: int,
+) -> None:
+    problems = []
+    if sample_rate < 8000:
+        problems.append(f"audio.sample_rate={sample_rate} (must be >= 8000)")
+    if n_mels < 1 or window_s <= 0 or hop_s <= 0 or hop_s > window_s:
+        problems.append(
+            f"n_mels={n_mels}, window_s={window_s}, hop_s={hop_s} (need n_mels >= 1"
+            " and 0 < hop_s <= window_s)"
+        )
+    if ssl not in SSL_MODES:
+        problems.append(f"audio.ssl={ssl!r} (one of {', '.join(SSL_MODES)})")
+    if ssl_on_missing not in ON_MISSING:
+        problems.append(f"audio.ssl_on_missing={ssl_on_missing!r} (one of {', '.join(ON_MISSING)})")
+    if workers < 1:
+        problems.append(f"workers={workers} (must be >= 1)")
+    if problems:
+        raise ConfigError("invalid audio stage parameters: " + "; ".join(problems))
+
+
+def extract_audio(
+    manifest_path: str | os.PathLike[str],
+    frames_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    sample_rate: int = 16000,
+    n_mels: int = 64,
+    window_s: float = 1.0,
+    hop_s: float = 0.01,
+    egemaps: bool = True,
+    ssl: str = "off",
+    ssl_model: str = "WAV2VEC2_BASE",
+    ssl_on_missing: str = "error",
+    workers: int = 1,
+    silence_dbfs: float = -70.0,
+) -> dict[str, Any]:
+    """Write ``out_dir`` (= ``audio/{split}/``, replaced atomically) for one split.
+
+    Args:
+        manifest_path: ``manifest/{split}.parquet``; its ``ok`` rows are processed, in order.
+        frames_dir: ``frames/{split}/``; only ``index.parquet`` is read (frame timestamps).
+        out_dir: output directory (docs/formats.md section 4).
+        sample_rate: rate every clip is resampled to (mono).
+        n_mels, window_s, hop_s: log-mel bands, aligned window length and frame hop (s).
+        egemaps: also write ``egemaps.npy`` (openSMILE eGeMAPSv02, 88-D; the slow part).
+        ssl: ``"off"``; ``"on"`` (pretrained ``ssl_model`` from the torch hub cache or the
+            network); ``"random"`` (same architecture, random weights: tests and dry runs).
+        ssl_model: ``WAV2VEC2_BASE`` or ``HUBERT_BASE``.
+        ssl_on_missing: ``"error"`` raises DataStageError when pretrained weights cannot be
+            had; ``"skip"`` writes no ``ssl.npy`` and says so in ``meta.json`` (``notes``).
+        workers: processes; results are reassembled in manifest order.
+        silence_dbfs: clips whose whole-clip RMS is below this level are masked as ``silent``.
+
+    Returns: summary dict (clips, masked, reasons, frames, audio_seconds, seconds, ...).
+    """
+    _check_params(sample_rate, n_mels, window_s, hop_s, ssl, ssl_on_missing, workers)
+    t0 = time.perf_counter()
+    clips = usable(read_manifest(manifest_path))
+    frames = read_frame_times(frames_dir)
+    notes: list[str] = []
+
+    use_ssl = ssl != "off"
+    if use_ssl:
+        try:
+            # Load in the parent first: a missing weights file fails before any work is done.
+            ssl_mod.cached_ssl_model(ssl_model, ssl == "on")
+        except DataStageError as exc:
+            if ssl_on_missing == "error":
+                raise
+            use_ssl = False
+            notes.append(f"SSL embeddings skipped (audio.ssl_on_missing=skip): {exc}")
+    params = _Params(
+        sample_rate=int(sample_rate),
+        n_mels=int(n_mels),
+        window_s=float(window_s),
+        hop_s=float(hop_s),
+        egemaps=bool(egemaps),
+        silence_dbfs=float(silence_dbfs),
+        ssl_model=ssl_model if use_ssl else None,
+        ssl_pretrained=ssl == "on",
+    )
+
+    # Frame positions per clip, in index order: aligned rows are written exactly there.
+    positions: dict[str, np.ndarray] = {
+        str(k): v for k, v in frames.groupby("clip_name", sort=False).indices.items()
+    }
+    frame_t = frames["t_s"].to_numpy(np.float64)
+    manifest_names = set(clips["clip_name"].astype(str))
+    orphan_frames = int(sum(len(v) for k, v in positions.items() if k not in manifest_names))
+    if orphan_frames:
+        notes.append(
+            f"{orphan_frames} frame rows belong to clips not usable in the manifest; "
+            "their aligned windows are zeros"
+        )
+    no_pos = np.zeros(0, dtype=np.int64)
+    tasks = [
+        (
+            str(r.clip_name),
+            str(r.clip_path),
+            bool(r.has_audio),
+            frame_t[positions.get(str(r.clip_name), no_pos)],
+            params,
+        )
+        for r in clips.itertuples(index=False)
+    ]
+
+    n, n_frames = len(tasks), len(frames)
+    w = aligned_mod.window_frames(window_s, hop_s)
+    rows: list[dict[str, Any]] = []
+    with atomic_dir(out_dir) as tmp:
+        utt = _new_npy(tmp / store.UTTERANCE_FILE, (n, features_mod.DIM), np.float32)
+        ege = (
+            _new_npy(tmp / store.EGEMAPS_FILE, (n, egemaps_mod.DIM), np.float32)
+            if egemaps
+            else None
+        )
+        emb = _new_npy(tmp / store.SSL_FILE, (n, ssl_mod.DIM), np.float32) if use_ssl else None
+        ali = _new_npy(tmp / store.ALIGNED_FILE, (n_frames, n_mels, w), np.float32)
+        # Log-mel lengths are only known once decoded: stream them to a raw file, copy at the end.
+        raw_path = tmp / "logmel.raw"
+        spans: list[tuple[str, int, int]] = []
+        total = 0
+        with open(raw_path, "wb") as raw:
+            if workers > 1 and n > 1:
+                pool = ProcessPoolExecutor(
+                    max_workers=workers,
+                    initializer=_init_worker,
+                    mp_context=multiprocessing.get_context("spawn"),
+                )
+                results = pool.map(
+                    _process_task, tasks, chunksize=max(1, min(16, n // (4 * workers)))
+                )
+            else:
+                pool = None
+                results = map(_process_task, tasks)
+            try:
+                for i, res in enumerate(tqdm(results, total=n, desc="audio", unit="clip")):
+                    pos = positions.get(res["clip_name"], no_pos)
+                    if res["mask"]:
+                        utt[i] = res["utterance"]
+                        if ege is not None:
+                            ege[i] = res["egemaps"]
+                        if emb is not None:
+                            emb[i] = res["ssl"]
+                        if len(pos):
+                            ali[pos] = res["aligned"]
+                        lm = res["logmel"]
+                        raw.write(np.ascontiguousarray(lm).tobytes())
+                        spans.append((res["clip_name"], total, len(lm)))
+                        total += len(lm)
+                    else:
+                        spans.append((res["clip_name"], total, 0))
+                    rows.append({k: res[k] for k in store.CLIPS_COLUMNS})
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+        for arr in (utt, ege, emb, ali):
+            if isinstance(arr, np.memmap):
+                arr.flush()
+        logmel = _new_npy(tmp / store.LOGMEL_FILE, (total, n_mels), np.float16)
+        if total:
+            src = np.memmap(raw_path, dtype=np.float16, mode="r", shape=(total, n_mels))
+            step = 1 << 16
+            for s in range(0, total, step):
+                logmel[s : s + step] = src[s : s + step]
+            del src
+            logmel.flush()
+        raw_path.unlink()
+
+        clips_df = pd.DataFrame(rows, columns=list(store.CLIPS_COLUMNS)).astype(
+            {
+                "clip_name": str,
+                "ok": bool,
+                "reason": str,
+                "has_audio": bool,
+                "silent": bool,
+                "duration_s": np.float64,
+                "mask": bool,
+            }
+        )
+        clips_df.to_parquet(tmp / store.CLIPS_FILE, index=False)
+        frames[["clip_name", "t_s"]].to_parquet(tmp / store.ALIGNED_INDEX_FILE, index=False)
+        pd.DataFrame(spans, columns=["clip_name", "start", "length"]).astype(
+            {"start": np.int64, "length": np.int64}
+        ).to_parquet(tmp / store.LOGMEL_INDEX_FILE, index=False)
+        if use_ssl:
+            clips_df[["clip_name", "mask"]].to_parquet(tmp / store.SSL_INDEX_FILE, index=False)
+
+        reasons = Counter(r["reason"] for r in rows if r["reason"])
+        summary: dict[str, Any] = {
+            "clips": n,
+            "masked": int(sum(not r["mask"] for r in rows)),
+            "reasons": dict(sorted(reasons.items())),
+            "frames": n_frames,
+            "logmel_frames": total,
+            "audio_seconds": float(sum(r["duration_s"] for r in rows)),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        meta = {
+            "params": {
+                "sample_rate": sample_rate,
+                "n_mels": n_mels,
+                "window_s": window_s,
+                "hop_s": hop_s,
+                "window_frames": w,
+                "egemaps": egemaps,
+                "ssl": ssl,
+                "ssl_model": ssl_model,
+                "ssl_on_missing": ssl_on_missing,
+                "silence_dbfs": silence_dbfs,
+                "workers": workers,
+            },
+            "inputs": {"manifest": str(manifest_path), "frames_dir": str(frames_dir)},
+            "ssl_written": use_ssl,
+            "notes": notes,
+            "summary": summary,
+            "utterance_features": list(features_mod.UTTERANCE_FEATURE_NAMES),
+            "egemaps_features": egemaps_mod.egemaps_names() if egemaps else [],
+            "versions": {"torch": torch.__version__, "torchaudio": torchaudio.__version__},
+        }
+        write_json(tmp / store.META_FILE, meta)
+    return summary
