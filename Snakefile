@@ -35,11 +35,14 @@ CORPUS = str(P.corpus_root(config))
 LOGS = f"{R}/logs"
 BENCH = f"{R}/benchmarks"
 CONFIG_HASH = config_hash(config)
+FRAME_SETS = list(config["frames"]["sets"])
+STUDY_SET = "study"
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/frames.smk"
 include: "workflow/rules/audio.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 

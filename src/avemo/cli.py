@@ -70,6 +70,39 @@ def _qc(a: argparse.Namespace) -> None:
     build_qc(a.results, a.out)
 
 
+def _train(a: argparse.Namespace) -> None:
+    from .training.inputs import split_files
+    from .training.stage import train_stream
+
+    p = _params(a.params)
+    frame_set = p.pop("frame_set", None)
+    extra = {}
+    for fset in a.extra_frame_sets or []:
+        extra[fset] = {s: f.frames for s, f in split_files(a.results, fset).items()}
+    train_stream(a.model, a.seed, split_files(a.results, frame_set), a.out,
+                 config_hash=a.config_hash, extra_frame_sets=extra, num_workers=0, **p)
+
+
+def _baseline(a: argparse.Namespace) -> None:
+    from .evaluation.baselines import write_baseline_predictions
+
+    for split in ("dev", "test"):
+        write_baseline_predictions(a.kind, f"{a.manifests}/train.parquet",
+                                   f"{a.manifests}/{split}.parquet",
+                                   f"{a.out}/predictions_{split}.parquet", seed=a.seed)
+
+
+def _evaluate(a: argparse.Namespace) -> None:
+    from .evaluation.evaluate import evaluate_model
+
+    paths: dict[int, dict[str, str]] = {}
+    for path in a.predictions:
+        seed = int(path.split("/seed")[-1].split("/")[0])
+        split = path.rsplit("predictions_", 1)[1].removesuffix(".parquet")
+        paths.setdefault(seed, {})[split] = path
+    evaluate_model(a.model, paths, a.out, **_params(a.params))
+
+
 def _check_config(a: argparse.Namespace) -> None:
     from .config import load_config
 
@@ -107,6 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("qc", _qc, "join per-clip status of the data stages into one QC table")
     p.add_argument("--results", required=True)
     p.add_argument("--out", required=True)
+    p = add("train", _train, "train one per-stream model for one seed")
+    p.add_argument("--results", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config-hash", required=True)
+    p.add_argument("--extra-frame-sets", nargs="*", default=[])
+    p = add("baseline", _baseline, "majority / label-prior baseline predictions")
+    p.add_argument("--kind", choices=["majority", "prior"], required=True)
+    p.add_argument("--manifests", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p = add("evaluate", _evaluate, "metrics (with bootstrap CIs) of one model over its seeds")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("predictions", nargs="+", help=".../seed{n}/predictions_{split}.parquet")
     p = sub.add_parser("check-config", help="validate a config file against the schema")
     p.add_argument("config", nargs="?", default="config.yaml")
     p.set_defaults(fn=_check_config)

@@ -78,6 +78,17 @@ def config_errors(cfg: dict[str, Any], schema: dict[str, Any] | None = None) -> 
                 f"synthetic.preset: {syn.get('preset')!r} is not one of the presets defined "
                 f"under synthetic.presets ({', '.join(syn['presets'])})"
             )
+    sets = (cfg.get("frames") or {}).get("sets") or {}
+    if isinstance(sets, dict) and sets:
+        aligned = (cfg.get("audio") or {}).get("aligned_frame_set")
+        if aligned is not None and aligned not in sets:
+            problems.append(f"audio.aligned_frame_set: {aligned!r} is not a key of frames.sets "
+                            f"({', '.join(sets)})")
+        for name, model in ((cfg.get("train") or {}).get("models") or {}).items():
+            fs = model.get("frame_set") if isinstance(model, dict) else None
+            if fs is not None and fs not in sets:
+                problems.append(f"train.models.{name}.frame_set: {fs!r} is not a key of "
+                                f"frames.sets ({', '.join(sets)})")
     return problems
 
 

@@ -72,8 +72,27 @@ def manifest(cfg: dict[str, Any]) -> dict[str, Any]:
     return dict(cfg["manifest"])
 
 
-def frames(cfg: dict[str, Any]) -> dict[str, Any]:
-    return dict(cfg["frames"])
+def frames(cfg: dict[str, Any], frame_set: str) -> dict[str, Any]:
+    f = cfg["frames"]
+    return {"size": f["size"], "face_crop": f["face_crop"], "shard_clips": f["shard_clips"],
+            **f["sets"][frame_set]}
+
+
+def train_models(cfg: dict[str, Any]) -> list[str]:
+    return list(cfg["train"]["models"])
+
+
+def train(cfg: dict[str, Any], model: str) -> dict[str, Any]:
+    """Everything that changes one model's training (its checkpoint's config hash)."""
+    t = cfg["train"]
+    m = t["models"][model]
+    return {
+        "engine": {**t["engine"], **m.get("engine", {})},
+        "model_params": m.get("params", {}),
+        "features": m.get("features", "utterance"),
+        "frame_set": m.get("frame_set", "study"),
+        "max_len": m.get("max_len"),
+    }
 
 
 def audio(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -96,3 +115,21 @@ def dataset_description(cfg: dict[str, Any]) -> dict[str, Any]:
         s = cfg["synthetic"]
         return {"dataset": "synthetic", "preset": s["preset"], "seed": s["seed"]}
     return {"dataset": "meld", "root": cfg["meld"]["root"]}
+
+
+BASELINES = ("majority", "prior")
+
+
+def model_inputs(cfg: dict[str, Any], model: str) -> dict[str, Any]:
+    """Which stage outputs a per-stream model reads: its frame set (frame models; fusion also
+    needs the other sets' per-frame embeddings) or the audio features (audio models)."""
+    m = cfg["train"]["models"][model]
+    if "features" in m:
+        return {"frame_set": None, "audio": True, "extra_frame_sets": []}
+    own = m.get("frame_set", "study")
+    return {"frame_set": own, "audio": False,
+            "extra_frame_sets": [s for s in cfg["frames"]["sets"] if s != own]}
+
+
+def evaluation(cfg: dict[str, Any]) -> dict[str, Any]:
+    return dict(cfg["evaluation"])

@@ -44,14 +44,16 @@ def split_qc(manifest: pd.DataFrame, frames_clips: pd.DataFrame,
     return df[COLUMNS]
 
 
-def build_qc(results_dir: str | Path, out_csv: str | Path) -> pd.DataFrame:
-    """Join manifest, frames and audio per-clip status for every split into one CSV."""
+def build_qc(
+    results_dir: str | Path, out_csv: str | Path, frame_set: str = "study"
+) -> pd.DataFrame:
+    """Join manifest, frames (of ``frame_set``) and audio per-clip status into one CSV."""
     r = Path(results_dir)
     parts = []
     for split in SPLITS:
         parts.append(split_qc(
             read_manifest(r / "manifest" / f"{split}.parquet"),
-            pd.read_parquet(r / "frames" / split / "clips.parquet"),
+            pd.read_parquet(r / "frames" / frame_set / split / "clips.parquet"),
             pd.read_parquet(r / "audio" / split / "clips.parquet"),
         ))
     qc = pd.concat(parts, ignore_index=True)

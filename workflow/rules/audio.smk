@@ -1,4 +1,4 @@
-# Manifest (+ frame timestamps) -> utterance vectors and frame-aligned log-mel windows.
+# Manifest (+ the timestamps of the audio.aligned_frame_set frames) -> utterance vectors and frame-aligned log-mel windows.
 
 
 rule audio:
@@ -6,7 +6,7 @@ rule audio:
         "../../envs/audio.yaml"
     input:
         manifest=f"{R}/manifest/{{split}}.parquet",
-        frames=f"{R}/frames/{{split}}",
+        frames=f"{R}/frames/{config['audio']['aligned_frame_set']}/{{split}}",
     output:
         directory(f"{R}/audio/{{split}}"),
     params:

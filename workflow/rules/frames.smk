@@ -1,4 +1,4 @@
-# Manifest -> frames sampled at consistent intervals, stored as sharded uint8 arrays.
+# Manifest -> frames sampled by a named policy (frames.sets), stored as sharded uint8 arrays.
 
 
 rule frames:
@@ -7,14 +7,14 @@ rule frames:
     input:
         manifest=f"{R}/manifest/{{split}}.parquet",
     output:
-        directory(f"{R}/frames/{{split}}"),
+        directory(f"{R}/frames/{{fset}}/{{split}}"),
     params:
-        p=as_json(P.frames(config)),
+        p=lambda w: as_json(P.frames(config, w.fset)),
     threads: 2
     log:
-        f"{LOGS}/frames_{{split}}.log",
+        f"{LOGS}/frames_{{fset}}_{{split}}.log",
     benchmark:
-        f"{BENCH}/frames_{{split}}.tsv",
+        f"{BENCH}/frames_{{fset}}_{{split}}.tsv",
     shell:
         "avemo frames --manifest {input.manifest:q} --out {output:q} --workers {threads}"
         " --params {params.p:q} > {log:q} 2>&1"

@@ -6,7 +6,7 @@ rule qc:
         "../../envs/data.yaml"
     input:
         manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
-        frames=expand(f"{R}/frames/{{split}}", split=SPLITS),
+        frames=expand(f"{R}/frames/{STUDY_SET}/{{split}}", split=SPLITS),
         audio=expand(f"{R}/audio/{{split}}", split=SPLITS),
     output:
         csv=f"{R}/qc/clips.csv",
@@ -27,6 +27,7 @@ rule report:
         manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
         manifest_qc=f"{R}/manifest/qc.csv",
         qc=f"{R}/qc/clips.csv",
+        metrics=expand(f"{R}/metrics/{{model}}.json", model=[*MODELS, *P.BASELINES]),
     output:
         md=f"{R}/report/report.md",
         html=f"{R}/report/report.html",

@@ -1,0 +1,375 @@
+"""Build fusion datasets from the stage files (manifest, video embeddings, audio outputs).
+
+Two input families, chosen per model (``FusionDataset.inputs``):
+
+- ``utterance`` (the study's setup): the video branch's mean-pooled 100-D embedding over the
+  SPARSE frames (one every 3 s) and the 192-D whole-clip audio vector; nothing is aligned.
+- ``aligned``: the video branch's per-frame embeddings on a DENSE frame set and, for each of
+  those frames, the log-mel window centred on the same timestamp (matched by clip and time,
+  not by row order, so a frame whose window is absent is masked, never shifted).
+
+Clips = manifest ``ok`` clips that have a sparse video embedding (the visual baselines score
+exactly these, so fusion predictions pair with theirs). A clip without usable audio is kept
+and scored with its audio masked; ``FusionDataset.without("audio")`` masks it for every clip.
+Scaling statistics are computed here (``feature_stats``, train split only, valid steps only)
+and stored by the model (``set_input_stats``), so prediction always uses train statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from avemo.audio.store import ALIGNED_FILE, ALIGNED_INDEX_FILE, AudioStore
+from avemo.errors import DataStageError
+from avemo.labels import EMOTION_INDEX, SENTIMENT_INDEX
+from avemo.manifest import read_manifest, usable
+
+PathLike = str | os.PathLike[str]
+INPUTS = ("utterance", "aligned")
+MODALITIES = ("audio", "video")
+# Dense-frame timestamps and aligned-window timestamps come from the same frames index, so they
+# agree to float32 precision; anything farther apart is a different frame.
+MATCH_TOL_S = 0.02
+
+
+@dataclass(frozen=True)
+class EmbeddingFile:
+    """One ``embeddings_{split}.npz`` of the video branch (docs/formats.md section 5)."""
+
+    clip_name: np.ndarray
+    emb: np.ndarray
+    seq: np.ndarray
+    lengths: np.ndarray
+    t_s: np.ndarray
+
+    @classmethod
+    def read(cls, path: PathLike) -> EmbeddingFile:
+        path = Path(path)
+        hint = "rerun the video_branch training stage that exports it"
+        if not path.is_file():
+            raise DataStageError(f"{path}: video embeddings not found; {hint}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in ("clip_name", "emb", "seq", "lengths", "t_s")}
+        except KeyError as exc:
+            raise DataStageError(
+                f"{path}: lacks key {exc}; fusion needs a sequence model's export "
+                f"(clip_name, emb, seq, lengths, t_s); {hint}"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise DataStageError(f"{path}: unreadable ({exc}); {hint}") from exc
+        n = len(arrays["clip_name"])
+        if not (len(arrays["emb"]) == len(arrays["seq"]) == len(arrays["lengths"]) == n):
+            raise DataStageError(f"{path}: arrays disagree on the number of clips; {hint}")
+        arrays["clip_name"] = arrays["clip_name"].astype(str)
+        return cls(**arrays)
+
+
+def _labels(manifest: PathLike) -> pd.DataFrame:
+    df = usable(read_manifest(manifest))
+    return df.set_index("clip_name")[["emotion", "sentiment"]]
+
+
+def _read_aligned(directory: PathLike) -> tuple[np.ndarray, pd.DataFrame]:
+    """The aligned windows and their index: a full audio output (AudioStore) or a folder with
+    just ``aligned.npy`` + ``aligned_index.parquet`` (the dense frame set's windows)."""
+    d = Path(directory)
+    try:
+        store = AudioStore(d)
+        return store.aligned(), store.aligned_index
+    except DataStageError:
+        if not ((d / ALIGNED_FILE).is_file() and (d / ALIGNED_INDEX_FILE).is_file()):
+            raise DataStageError(
+                f"{d}: needs {ALIGNED_FILE} and {ALIGNED_INDEX_FILE}; run the audio stage's "
+                "aligned windows for the dense frame set"
+            ) from None
+    windows = np.load(d / ALIGNED_FILE, mmap_mode="r")
+    index = pd.read_parquet(d / ALIGNED_INDEX_FILE)
+    if len(index) != len(windows):
+        raise DataStageError(
+            f"{d}: {len(windows)} windows but {len(index)} index rows; rerun the audio stage"
+        )
+    return windows, index
+
+
+def _pad_rows(values: list[np.ndarray], t_max: int, fill: float) -> np.ndarray:
+    out = np.full((len(values), t_max), fill, dtype=np.float32)
+    for i, v in enumerate(values):
+        out[i, : len(v)] = v[:t_max]
+    return out
+
+
+def pool_windows(windows: np.ndarray, segments: int, chunk: int = 4096) -> np.ndarray:
+    """``F × n_mels × W`` -> ``F × (n_mels·segments)``: mean over ``segments`` equal time spans.
+
+    A fixed reduction (no statistics) applied alike to every split: it keeps the dense windows
+    of a MELD-sized split in memory (20× smaller at W=101, 5 segments) and makes the learned
+    window encoder cheap. ``segments`` ≤ 0 keeps all W frames.
+    """
+    f, n_mels, w = windows.shape
+    if segments <= 0 or segments >= w:
+        return np.asarray(windows, dtype=np.float32).reshape(f, n_mels * w)
+    out = np.empty((f, n_mels, segments), dtype=np.float32)
+    for s in range(0, f, chunk):
+        block = torch.from_numpy(np.asarray(windows[s : s + chunk], dtype=np.float32))
+        out[s : s + chunk] = torch.nn.functional.adaptive_avg_pool1d(block, segments).numpy()
+    return out.reshape(f, n_mels * segments)
+
+
+def _match_windows(
+    names: list[str], t_s: np.ndarray, lengths: np.ndarray, index: pd.DataFrame, tol: float
+) -> np.ndarray:
+    """Row of the aligned window for each (clip, dense frame), -1 where none is within ``tol``."""
+    rows = np.full(t_s.shape, -1, dtype=np.int64)
+    step = np.arange(t_s.shape[1])[None, :] < lengths[:, None]
+    ci, si = np.nonzero(step)
+    if len(ci) == 0 or len(index) == 0:
+        return rows
+    frames = pd.DataFrame(
+        {"clip_name": np.asarray(names)[ci], "t_s": t_s[ci, si].astype(np.float64), "k": ci}
+    )
+    frames["s"] = si
+    win = pd.DataFrame(
+        {
+            "clip_name": index["clip_name"].astype(str).to_numpy(),
+            "t_s": index["t_s"].to_numpy(np.float64),
+            "row": np.arange(len(index)),
+        }
+    )
+    m = pd.merge_asof(
+        frames.sort_values("t_s"),
+        win.sort_values("t_s"),
+        on="t_s",
+        by="clip_name",
+        tolerance=tol,
+        direction="nearest",
+    )
+    ok = m["row"].notna().to_numpy()
+    rows[m["k"].to_numpy()[ok], m["s"].to_numpy()[ok]] = m["row"].to_numpy()[ok].astype(np.int64)
+    return rows
+
+
+def _stats(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = x[valid]
+    if len(rows) == 0:  # nothing valid: identity scaling
+        return np.zeros(x.shape[-1]), np.ones(x.shape[-1])
+    return rows.mean(0, dtype=np.float64), rows.std(0, dtype=np.float64)
+
+
+class FusionDataset(Dataset):
+    """One item per clip. Items are indices; ``collate`` gathers a whole batch with one fancy
+    index per array (per-item tensors would dominate an epoch of these small models).
+
+    Batch keys: ``emotion``, ``sentiment`` (long [B]), ``clip_name`` (list); ``utterance``
+    inputs add ``video_utt`` [B,Dv], ``audio_utt`` [B,Da], ``video_present``,
+    ``audio_present`` (bool [B]); ``aligned`` inputs add ``video_seq`` [B,T,Dv], ``audio_win``
+    [B,T,Dw], ``video_mask``, ``audio_mask`` (bool [B,T]), ``mask`` (either valid),
+    ``lengths``, ``t_s`` [B,T] (NaN padded).
+
+    Provenance for checks: ``video_t_s`` holds the timestamps of the frames behind the video
+    input in use (sparse frames for ``utterance``, dense for ``aligned``); ``audio_t_s`` the
+    centres of the audio windows used (None = one whole-clip vector).
+    """
+
+    def __init__(self, split: str, inputs: str, arrays: dict[str, np.ndarray]) -> None:
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+        self.split = split
+        self.inputs = inputs
+        self.a = arrays
+        self.clip_names: np.ndarray = arrays["clip_name"]
+        self.emotion_idx: np.ndarray = arrays["emotion"]
+        self.sentiment_idx: np.ndarray = arrays["sentiment"]
+        if inputs == "utterance":
+            self.video_t_s: np.ndarray = arrays["sparse_t_s"]
+            self.audio_t_s: np.ndarray | None = None
+        else:
+            self.video_t_s = arrays["t_s"]
+            self.audio_t_s = np.where(arrays["audio_mask"], arrays["audio_t_s"], np.nan)
+
+    def __len__(self) -> int:
+        return len(self.clip_names)
+
+    def __getitem__(self, i: int) -> int:
+        return int(i)
+
+    @property
+    def audio_present(self) -> np.ndarray:
+        """bool [N]: the clip has usable audio (AudioStore mask)."""
+        return self.a["audio_present"]
+
+    def dims(self) -> dict[str, int]:
+        """Input widths, passed to the model constructors."""
+        out = {"video_dim": int(self.a["video_utt"].shape[1])}
+        if self.inputs == "utterance":
+            out["audio_dim"] = int(self.a["audio_utt"].shape[1])
+        else:
+            out["window_dim"] = int(self.a["audio_win"].shape[2])
+        return out
+
+    def feature_stats(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Per-modality (mean, std) over valid rows/steps only; one dict (the engine passes it
+        to ``model.set_input_stats``)."""
+        a = self.a
+        if self.inputs == "utterance":
+            return (
+                {
+                    "video": _stats(a["video_utt"], a["video_present"]),
+                    "audio": _stats(a["audio_utt"], a["audio_present"]),
+                },
+            )
+        return (
+            {
+                "video": _stats(a["video_seq"], a["video_mask"]),
+                "audio": _stats(a["audio_win"], a["audio_mask"]),
+            },
+        )
+
+    def without(self, modality: str) -> FusionDataset:
+        """A copy with ``modality`` removed for every clip (zeros, masked): the ablation."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        arrays = copy.copy(self.a)
+        if modality == "audio":
+            keys = {"audio_utt": "audio_present", "audio_win": "audio_mask"}
+        else:
+            keys = {"video_utt": "video_present", "video_seq": "video_mask"}
+        for feat, mask in keys.items():
+            if feat in arrays:
+                arrays[feat] = np.zeros_like(arrays[feat])
+                arrays[mask] = np.zeros_like(arrays[mask])
+        return FusionDataset(self.split, self.inputs, arrays)
+
+    def collate(self, idx: list[int]) -> dict[str, Any]:
+        ix = np.asarray(idx, dtype=np.int64)
+        a = self.a
+        batch: dict[str, Any] = {
+            "emotion": torch.from_numpy(a["emotion"][ix]),
+            "sentiment": torch.from_numpy(a["sentiment"][ix]),
+            "clip_name": a["clip_name"][ix].tolist(),
+            "video_present": torch.from_numpy(a["video_present"][ix]),
+            "audio_present": torch.from_numpy(a["audio_present"][ix]),
+        }
+        if self.inputs == "utterance":
+            batch["video_utt"] = torch.from_numpy(a["video_utt"][ix])
+            batch["audio_utt"] = torch.from_numpy(a["audio_utt"][ix])
+            return batch
+        lengths = a["lengths"][ix]
+        t = max(int(lengths.max()), 1)  # trim padding to the batch's longest clip
+        vm, am = a["video_mask"][ix, :t], a["audio_mask"][ix, :t]
+        batch.update(
+            video_seq=torch.from_numpy(a["video_seq"][ix, :t]),
+            audio_win=torch.from_numpy(a["audio_win"][ix, :t]),
+            video_mask=torch.from_numpy(vm),
+            audio_mask=torch.from_numpy(am),
+            mask=torch.from_numpy(vm | am),
+            lengths=torch.from_numpy(lengths),
+            t_s=torch.from_numpy(a["t_s"][ix, :t]),
+        )
+        return batch
+
+
+def build_fusion_dataset(
+    split: str,
+    inputs: str,
+    manifest: PathLike,
+    video_utt: PathLike,
+    audio_dir: PathLike,
+    *,
+    video_dense: PathLike | None = None,
+    aligned_dir: PathLike | None = None,
+    window_pool: int = 5,
+    match_tol_s: float = MATCH_TOL_S,
+) -> FusionDataset:
+    """The fusion dataset of one split.
+
+    ``video_utt``: the sparse-frame ``embeddings_{split}.npz``; ``audio_dir``: the AudioStore
+    folder (utterance vectors and mask); for ``inputs="aligned"`` also ``video_dense`` (the
+    dense-frame npz) and ``aligned_dir`` (windows centred on the dense frames), windows pooled
+    to ``window_pool`` time segments (``pool_windows``).
+    """
+    if inputs not in INPUTS:
+        raise DataStageError(f"unknown fusion inputs {inputs!r}; use one of {INPUTS}")
+    labels = _labels(manifest)
+    sparse = EmbeddingFile.read(video_utt)
+    keep = np.isin(sparse.clip_name, labels.index.to_numpy(str))
+    names = sparse.clip_name[keep].tolist()
+    if not names:
+        raise DataStageError(
+            f"{split}: no clip of {video_utt} is an ok clip of {manifest}; the video embeddings "
+            "and the manifest come from different runs: rerun the video_branch stage"
+        )
+    rows = labels.loc[names]
+    audio = AudioStore(audio_dir)
+    a_pos = {n: i for i, n in enumerate(audio.clip_names)}
+    a_row = np.array([a_pos.get(n, -1) for n in names], dtype=np.int64)
+    a_present = (a_row >= 0) & audio.mask[np.maximum(a_row, 0)]
+    utt = np.asarray(audio.utterance(), dtype=np.float32)
+    arrays: dict[str, np.ndarray] = {
+        "clip_name": np.asarray(names, dtype=str),
+        "emotion": rows["emotion"].map(EMOTION_INDEX).to_numpy(np.int64),
+        "sentiment": rows["sentiment"].map(SENTIMENT_INDEX).to_numpy(np.int64),
+        "video_utt": sparse.emb[keep].astype(np.float32),
+        "video_present": np.ones(len(names), dtype=bool),
+        "audio_utt": np.where(a_present[:, None], utt[np.maximum(a_row, 0)], 0.0).astype(
+            np.float32
+        ),
+        "audio_present": a_present,
+        "sparse_t_s": sparse.t_s[keep].astype(np.float32),
+    }
+    if inputs == "aligned":
+        if video_dense is None or aligned_dir is None:
+            raise DataStageError(f"{split}: aligned fusion needs video_dense and aligned_dir")
+        arrays.update(
+            _aligned_arrays(names, a_present, video_dense, aligned_dir, window_pool, match_tol_s)
+        )
+    return FusionDataset(split, inputs, arrays)
+
+
+def _aligned_arrays(
+    names: list[str],
+    a_present: np.ndarray,
+    video_dense: PathLike,
+    aligned_dir: PathLike,
+    window_pool: int,
+    tol: float,
+) -> dict[str, np.ndarray]:
+    dense = EmbeddingFile.read(video_dense)
+    pos = {n: i for i, n in enumerate(dense.clip_name)}
+    d_row = np.array([pos.get(n, -1) for n in names], dtype=np.int64)
+    has = d_row >= 0
+    src = np.maximum(d_row, 0)
+    lengths = np.where(has, dense.lengths[src], 0).astype(np.int64)
+    t_max = max(int(lengths.max()), 1)
+    step = np.arange(t_max)[None, :] < lengths[:, None]
+    seq = dense.seq[src][:, :t_max].astype(np.float32) * step[..., None]
+    t_s = np.where(step, dense.t_s[src][:, :t_max], np.nan).astype(np.float32)
+    windows, index = _read_aligned(aligned_dir)
+    win_row = _match_windows(names, t_s, lengths, index, tol)
+    a_mask = (win_row >= 0) & a_present[:, None]
+    needed = np.unique(win_row[a_mask])
+    pooled = pool_windows(windows[needed] if len(needed) else windows[:0], window_pool)
+    where = np.searchsorted(needed, np.maximum(win_row, 0))
+    audio_win = np.zeros((len(names), t_max, pooled.shape[1]), dtype=np.float32)
+    audio_win[a_mask] = pooled[where[a_mask]]
+    win_t = index["t_s"].to_numpy(np.float32)
+    return {
+        "video_seq": seq,
+        "video_mask": step.copy(),
+        "t_s": t_s,
+        "lengths": lengths,
+        "audio_win": audio_win,
+        "audio_mask": a_mask,
+        "audio_t_s": np.where(win_row >= 0, win_t[np.maximum(win_row, 0)], np.nan).astype(
+            np.float32
+        ),
+    }

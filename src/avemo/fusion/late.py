@@ -1,0 +1,165 @@
+"""Late fusion of one visual and one audio model's per-utterance probabilities.
+
+``weighted``: p = w·p_visual + (1-w)·p_audio, w on a grid over [0, 1] chosen per task on the
+dev split (emotion by dev emotion weighted F1, sentiment by dev sentiment weighted F1); test is
+read only to apply the chosen w. ``stacking``: per task, a logistic regression on the two
+streams' log-probabilities, fitted on dev; its test predictions come from the fit on all of
+dev, its dev predictions are out-of-fold (``cross_val_predict``), since in-sample dev scores
+would flatter it. Utterances scored by both streams are kept (inner join on ``clip_name``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from avemo.atomic import atomic_path, write_json
+from avemo.errors import DataStageError
+from avemo.evaluation.metrics import TASKS, prob_columns, read_predictions
+
+PathLike = str | os.PathLike[str]
+METHODS = ("weighted", "stacking")
+EPS = 1e-6
+
+
+def _joined(visual: PathLike, audio: PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    v, a = read_predictions(visual), read_predictions(audio)
+    both = v[["clip_name"]].merge(a[["clip_name"]], on="clip_name")
+    if both.empty:
+        raise DataStageError(
+            f"{visual} and {audio} score no utterance in common; they must be predictions of "
+            "the same split"
+        )
+    v = v.set_index("clip_name").loc[both["clip_name"]].reset_index()
+    a = a.set_index("clip_name").loc[both["clip_name"]].reset_index()
+    for task in TASKS:
+        if not (v[task].to_numpy() == a[task].to_numpy()).all():
+            raise DataStageError(f"{visual} and {audio} disagree on the true {task} labels")
+    return v, a
+
+
+def _truth(df: pd.DataFrame, task: str) -> np.ndarray:
+    index = {lab: i for i, lab in enumerate(TASKS[task])}
+    return df[task].map(index).to_numpy(np.int64)
+
+
+def _wf1(y: np.ndarray, p: np.ndarray, n: int) -> float:
+    return float(
+        f1_score(y, p.argmax(1), labels=list(range(n)), average="weighted", zero_division=0)
+    )
+
+
+def choose_weight(
+    y: np.ndarray, p_visual: np.ndarray, p_audio: np.ndarray, step: float = 0.05
+) -> tuple[float, dict[float, float]]:
+    """The visual weight maximising weighted F1 of the mix on (y, p_*), and every grid score.
+
+    Ties go to the weight nearest 0.5 (the plain average), the least committal choice.
+    """
+    grid = np.round(np.arange(0.0, 1.0 + step / 2, step), 6)
+    n = p_visual.shape[1]
+    scores = {float(w): _wf1(y, w * p_visual + (1 - w) * p_audio, n) for w in grid}
+    best = max(scores.values())
+    w = min((w for w, s in scores.items() if s == best), key=lambda w: (abs(w - 0.5), w))
+    return w, scores
+
+
+def _features(p_visual: np.ndarray, p_audio: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.hstack([p_visual, p_audio]), EPS, 1.0))
+
+
+def _full_proba(model: LogisticRegression, x: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((len(x), n))
+    out[:, model.classes_] = model.predict_proba(x)
+    return out
+
+
+def _stack(
+    y: np.ndarray, x_dev: np.ndarray, x_test: np.ndarray, n: int, seed: int, folds: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(out-of-fold dev probabilities, test probabilities, folds used)."""
+    counts = np.bincount(y, minlength=n)
+    if (counts > 0).sum() < 2:  # one class on dev: nothing to learn, predict the dev prior
+        prior = counts / counts.sum()
+        return np.tile(prior, (len(x_dev), 1)), np.tile(prior, (len(x_test), 1)), 0
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    k = int(min(folds, counts.max()))
+    cv = StratifiedKFold(n_splits=max(k, 2), shuffle=True, random_state=seed)
+    oof = np.zeros((len(y), n))
+    classes = np.flatnonzero(counts)
+    raw = cross_val_predict(model, x_dev, y, cv=cv, method="predict_proba")
+    oof[:, classes] = raw
+    model.fit(x_dev, y)
+    return oof, _full_proba(model, x_test, n), max(k, 2)
+
+
+def _write(path: Path, df: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
+    out = df[["clip_name", *TASKS]].copy()
+    for task, p in probs.items():
+        p = p / p.sum(1, keepdims=True)
+        for col, values in zip(prob_columns(task), p.T, strict=True):
+            out[col] = values.astype(np.float32)
+    with atomic_path(path) as tmp:
+        out.to_parquet(tmp, index=False)
+
+
+def late_fusion(
+    visual_preds: dict[str, PathLike],
+    audio_preds: dict[str, PathLike],
+    out_dir: PathLike,
+    method: str = "weighted",
+    seed: int = 0,
+    *,
+    grid_step: float = 0.05,
+    cv_folds: int = 5,
+) -> dict[str, Any]:
+    """Fuse ``visual_preds`` and ``audio_preds`` (``{"dev": path, "test": path}``, prediction
+    files of docs/formats.md section 5) into ``out_dir/predictions_{dev,test}.parquet`` and
+    ``out_dir/late.json`` (method, chosen weights / folds, dev grid scores, row counts).
+    """
+    if method not in METHODS:
+        raise DataStageError(f"unknown late fusion method {method!r}; use one of {METHODS}")
+    for name, files in (("visual_preds", visual_preds), ("audio_preds", audio_preds)):
+        missing = {"dev", "test"} - set(files)
+        if missing:
+            raise DataStageError(f"late_fusion: {name} lacks splits {sorted(missing)}")
+    out = Path(out_dir)
+    v_dev, a_dev = _joined(visual_preds["dev"], audio_preds["dev"])
+    v_test, a_test = _joined(visual_preds["test"], audio_preds["test"])
+    summary: dict[str, Any] = {
+        "method": method,
+        "seed": seed,
+        "n_dev": len(v_dev),
+        "n_test": len(v_test),
+        "dev_predictions": "out-of-fold (cross_val_predict)" if method == "stacking" else "fit",
+    }
+    dev_p: dict[str, np.ndarray] = {}
+    test_p: dict[str, np.ndarray] = {}
+    for task, labels in TASKS.items():
+        cols = prob_columns(task)
+        pv_d, pa_d = v_dev[cols].to_numpy(np.float64), a_dev[cols].to_numpy(np.float64)
+        pv_t, pa_t = v_test[cols].to_numpy(np.float64), a_test[cols].to_numpy(np.float64)
+        y = _truth(v_dev, task)  # dev truth only: test labels are never read for fitting
+        if method == "weighted":
+            w, scores = choose_weight(y, pv_d, pa_d, grid_step)
+            dev_p[task] = w * pv_d + (1 - w) * pa_d
+            test_p[task] = w * pv_t + (1 - w) * pa_t
+            summary[f"{task}_visual_weight"] = w
+            summary[f"{task}_dev_grid_wf1"] = {f"{k:.2f}": v for k, v in scores.items()}
+        else:
+            dev_p[task], test_p[task], k = _stack(
+                y, _features(pv_d, pa_d), _features(pv_t, pa_t), len(labels), seed, cv_folds
+            )
+            summary[f"{task}_cv_folds"] = k
+        summary[f"{task}_dev_wf1"] = _wf1(y, dev_p[task], len(labels))
+    _write(out / "predictions_dev.parquet", v_dev, dev_p)
+    _write(out / "predictions_test.parquet", v_test, test_p)
+    write_json(out / "late.json", summary)
+    return summary

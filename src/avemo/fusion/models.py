@@ -1,0 +1,250 @@
+"""Early-fusion models (input kind ``fusion``): the study's failing concatenation and its fixes.
+
+All share the dual head and the engine. Each standardises each modality with train statistics
+kept in its state dict (``set_input_stats``; the engine calls it with the train split's
+``FusionDataset.feature_stats()``). A missing modality (no audio for a clip, a frame without
+its window, or the ablations) enters as zeros *after* standardisation, i.e. the train mean, and
+is excluded from every masked pooling and attention.
+
+``fusion_inputs`` names the dataset inputs the model reads (see ``avemo.fusion.inputs``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from avemo.models.audio_mlp import InputStandardizer
+from avemo.models.heads import DualHead
+from avemo.models.masking import masked_mean
+
+Stats = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _mlp(in_dim: int, width: int, layers: int, dropout: float) -> tuple[nn.Module, int]:
+    """``layers`` × (Linear, LayerNorm, GELU, Dropout); LayerNorm never mixes batch items."""
+    blocks: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers):
+        blocks += [nn.Linear(d, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(dropout)]
+        d = width
+    return nn.Sequential(*blocks), d
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max of ``x`` [B,T,D] over valid steps; 0 for an item without any valid step."""
+    filled = x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+    return torch.where(mask.any(1, keepdim=True), filled, torch.zeros_like(filled))
+
+
+class _Fusion(nn.Module):
+    input_kind = "fusion"
+    fusion_inputs = "utterance"
+
+    def __init__(self, video_dim: int, audio_dim: int) -> None:
+        super().__init__()
+        self.norm_v = InputStandardizer(video_dim)
+        self.norm_a = InputStandardizer(audio_dim)
+
+    def set_input_stats(self, stats: Stats) -> None:
+        self.norm_v.set_stats(*stats["video"])
+        self.norm_a.set_stats(*stats["audio"])
+
+    def _utterance(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.norm_v(batch["video_utt"]) * batch["video_present"].unsqueeze(-1)
+        a = self.norm_a(batch["audio_utt"]) * batch["audio_present"].unsqueeze(-1)
+        return v, a
+
+
+class ConcatMisaligned(_Fusion):
+    """The study's setup: [sparse-frame 100-D video embedding ; 192-D whole-clip audio] -> MLP."""
+
+    def __init__(
+        self,
+        video_dim: int = 100,
+        audio_dim: int = 192,
+        width: int = 256,
+        layers: int = 2,
+        hidden: int = 64,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__(video_dim, audio_dim)
+        self.body, d = _mlp(video_dim + audio_dim, width, layers, dropout)
+        self.head = DualHead(d, hidden, dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        v, a = self._utterance(batch)
+        return self.head(self.body(torch.cat([v, a], dim=-1)))
+
+
+class Gated(_Fusion):
+    """A learned per-utterance scalar gate g = sigmoid(W[v;a]) mixing g·v + (1-g)·a.
+
+    Reads the study's utterance inputs, so against ``concat_misaligned`` only the fusion rule
+    changes. The gate is forced to 1 (video only) when a clip has no audio, to 0 when it has
+    no video, so a missing modality cannot leak its placeholder. ``out["gate"]`` is g.
+    """
+
+    def __init__(
+        self,
+        video_dim: int = 100,
+        audio_dim: int = 192,
+        d: int = 128,
+        width: int = 128,
+        layers: int = 1,
+        hidden: int = 64,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__(video_dim, audio_dim)
+        self.proj_v, _ = _mlp(video_dim, d, 1, dropout)
+        self.proj_a, _ = _mlp(audio_dim, d, 1, dropout)
+        self.gate = nn.Linear(2 * d, 1)
+        self.body, out = _mlp(d, width, layers, dropout)
+        self.head = DualHead(out, hidden, dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        v, a = self._utterance(batch)
+        pv, pa = self.proj_v(v), self.proj_a(a)
+        g = torch.sigmoid(self.gate(torch.cat([pv, pa], dim=-1)))
+        has_v = batch["video_present"].unsqueeze(-1)
+        has_a = batch["audio_present"].unsqueeze(-1)
+        g = torch.where(has_a, g, torch.ones_like(g))
+        g = torch.where(has_v | ~has_a, g, torch.zeros_like(g))
+        out = self.head(self.body(g * pv + (1.0 - g) * pa))
+        out["gate"] = g.squeeze(-1)
+        return out
+
+
+class _Aligned(_Fusion):
+    """Per-step video embeddings and the audio windows at the same timestamps."""
+
+    fusion_inputs = "aligned"
+
+    def __init__(self, video_dim: int, window_dim: int, d: int, dropout: float) -> None:
+        super().__init__(video_dim, window_dim)
+        self.proj_v, _ = _mlp(video_dim, d, 1, dropout)
+        # The small window encoder shared by every step of every clip.
+        self.enc_a = nn.Sequential(
+            nn.Linear(window_dim, d), nn.GELU(), nn.Linear(d, d), nn.LayerNorm(d), nn.GELU()
+        )
+
+    def _steps(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        vm = batch["video_mask"].unsqueeze(-1)
+        am = batch["audio_mask"].unsqueeze(-1)
+        v = self.proj_v(self.norm_v(batch["video_seq"]) * vm) * vm
+        a = self.enc_a(self.norm_a(batch["audio_win"]) * am) * am
+        return v, a
+
+
+class ConcatAligned(_Aligned):
+    """[v_t ; a_t] per time step -> step MLP -> masked mean and max over time -> MLP."""
+
+    def __init__(
+        self,
+        video_dim: int = 100,
+        window_dim: int = 320,
+        d: int = 64,
+        width: int = 128,
+        layers: int = 1,
+        hidden: int = 64,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__(video_dim, window_dim, d, dropout)
+        self.step, s = _mlp(2 * d, width, 1, dropout)
+        self.body, out = _mlp(2 * s, width, layers, dropout)
+        self.head = DualHead(out, hidden, dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        v, a = self._steps(batch)
+        mask = batch["mask"]
+        h = self.step(torch.cat([v, a], dim=-1))
+        pooled = torch.cat([masked_mean(h, mask), masked_max(h, mask)], dim=-1)
+        out = self.head(self.body(pooled))
+        out["seq"] = h
+        return out
+
+
+class TimeEncoding(nn.Module):
+    """Sinusoids of the timestamp (periods 0.25 s .. 32 s) -> Linear(d).
+
+    Attention is order-blind; the shared time code is what lets a frame find the audio window
+    recorded at the same moment. NaN (padding) times encode as 0 s; they are masked anyway.
+    """
+
+    def __init__(self, d: int, n_freq: int = 8) -> None:
+        super().__init__()
+        periods = torch.logspace(math.log10(0.25), math.log10(32.0), n_freq)
+        self.register_buffer("omega", 2 * math.pi / periods, persistent=False)
+        self.proj = nn.Linear(2 * n_freq, d)
+
+    def forward(self, t_s: torch.Tensor) -> torch.Tensor:
+        ang = torch.nan_to_num(t_s, nan=0.0).unsqueeze(-1) * self.omega
+        return self.proj(torch.cat([ang.sin(), ang.cos()], dim=-1))
+
+
+def _attend(
+    attn: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor, kv_mask: torch.Tensor
+) -> torch.Tensor:
+    """Attention of ``q`` over the valid steps of ``kv``; 0 for items with no valid key (an
+    all-masked softmax would be NaN)."""
+    has = kv_mask.any(1)
+    safe = kv_mask | ~has.unsqueeze(1)  # unmask everything for key-less items, then drop them
+    out, _ = attn(q, kv, kv, key_padding_mask=~safe, need_weights=False)
+    return out * has.view(-1, 1, 1).to(out.dtype)
+
+
+class CrossAttention(_Aligned):
+    """Video frames attend to audio windows and audio windows to video frames (both ways,
+    ``key_padding_mask`` for padding and missing steps), residual + LayerNorm + FFN, masked
+    mean pooling of each stream, concatenation -> MLP -> dual heads."""
+
+    def __init__(
+        self,
+        video_dim: int = 100,
+        window_dim: int = 320,
+        d: int = 64,
+        heads: int = 4,
+        width: int = 128,
+        layers: int = 1,
+        hidden: int = 64,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__(video_dim, window_dim, d, dropout)
+        self.time = TimeEncoding(d)
+        self.v2a = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.a2v = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.norm1 = nn.ModuleList([nn.LayerNorm(d), nn.LayerNorm(d)])
+        self.ffn = nn.ModuleList(
+            [nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d)) for _ in "va"]
+        )
+        self.norm2 = nn.ModuleList([nn.LayerNorm(d), nn.LayerNorm(d)])
+        self.drop = nn.Dropout(dropout)
+        self.body, out = _mlp(2 * d, width, layers, dropout)
+        self.head = DualHead(out, hidden, dropout)
+
+    def _block(self, i: int, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        x = self.norm1[i](x + self.drop(attended))
+        return self.norm2[i](x + self.drop(self.ffn[i](x)))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        v, a = self._steps(batch)
+        tc = self.time(batch["t_s"])
+        v, a = v + tc, a + tc
+        vm, am = batch["video_mask"], batch["audio_mask"]
+        v2 = self._block(0, v, _attend(self.v2a, v, a, am))
+        a2 = self._block(1, a, _attend(self.a2v, a, v, vm))
+        pooled = torch.cat([masked_mean(v2, vm), masked_mean(a2, am)], dim=-1)
+        out = self.head(self.body(pooled))
+        out["seq"] = v2
+        return out
+
+
+FUSION_MODELS: dict[str, type[_Fusion]] = {
+    "concat_misaligned": ConcatMisaligned,
+    "concat_aligned": ConcatAligned,
+    "cross_attention": CrossAttention,
+    "gated": Gated,
+}

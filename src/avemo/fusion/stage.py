@@ -1,0 +1,171 @@
+"""The early-fusion training stage: one fusion model, one seed, from stage files to predictions.
+
+Writes into ``out_dir`` (docs/formats.md section 5, ``fusion/{model}/seed{n}/``): ``best.pt``,
+``last.pt``, ``log.csv`` (the engine), ``predictions_dev.parquet``, ``predictions_test.parquet``,
+the modality ablations ``predictions_test_no_audio.parquet`` / ``predictions_test_no_video
+.parquet`` (the trained model on test with that modality masked for every clip) and
+``summary.json``. Clips without usable audio are scored with audio masked (never dropped); the
+report splits them out with the audio stage's mask. Model selection sees train and dev only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from avemo.atomic import atomic_path, write_json
+from avemo.errors import TrainingError
+from avemo.fusion.inputs import FusionDataset, build_fusion_dataset
+from avemo.fusion.models import FUSION_MODELS
+from avemo.labels import SPLITS
+from avemo.models.registry import MODELS, build_model
+from avemo.training.engine import train
+from avemo.training.predict import predict
+from avemo.training.seed import seed_everything
+from avemo.training.stage import ENGINE_KEYS, _fresh_start_if_config_changed
+
+PathLike = str | os.PathLike[str]
+
+
+def build_fusion_model(name: str, **params: Any) -> nn.Module:
+    """A fusion model by name: through the registry when it lists it, else ``FUSION_MODELS``."""
+    if name in MODELS:
+        return build_model(name, **params)
+    if name not in FUSION_MODELS:
+        raise TrainingError(
+            f"unknown fusion model {name!r}; known: {', '.join(sorted(FUSION_MODELS))}. "
+            "Fix fusion.models in config.yaml"
+        )
+    try:
+        model = FUSION_MODELS[name](**params)
+    except TypeError as exc:
+        raise TrainingError(f"bad parameters for fusion model {name!r}: {exc}") from exc
+    model.model_name = name
+    return model
+
+
+def _inputs_of(name: str) -> str:
+    cls = MODELS[name].factory if name in MODELS else FUSION_MODELS.get(name)
+    inputs = getattr(cls, "fusion_inputs", None)
+    if inputs is None:
+        raise TrainingError(
+            f"{name!r} is not an early-fusion model (known: {', '.join(sorted(FUSION_MODELS))})"
+        )
+    return str(inputs)
+
+
+def _write_predictions(model: nn.Module, ds: FusionDataset, path: Path, device: str) -> None:
+    df = predict(model, ds, device)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+@torch.no_grad()
+def _mean_gate(model: nn.Module, ds: FusionDataset) -> float | None:
+    """Mean learned gate (1 = video only) over test clips that have audio, for the gated model."""
+    if not hasattr(model, "gate"):
+        return None
+    model.eval().cpu()
+    keep = [i for i in range(len(ds)) if ds.audio_present[i]]
+    if not keep:
+        return None
+    return float(model(ds.collate(keep))["gate"].mean())
+
+
+def train_fusion(
+    model_name: str,
+    seed: int,
+    manifests: dict[str, PathLike],
+    video_utt: dict[str, PathLike],
+    audio_dirs: dict[str, PathLike],
+    out_dir: PathLike,
+    *,
+    video_dense: dict[str, PathLike] | None = None,
+    aligned_dirs: dict[str, PathLike] | None = None,
+    engine: dict[str, Any],
+    model_params: dict[str, Any],
+    config_hash: str,
+    window_pool: int = 5,
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """Train early-fusion ``model_name`` with ``seed`` into ``out_dir``; every dict maps split
+    (train/dev/test) -> path.
+
+    ``manifests``: ``manifest/{split}.parquet``; ``video_utt``: the video branch's sparse-frame
+    ``embeddings_{split}.npz``; ``audio_dirs``: ``audio/{split}`` (utterance vectors + mask).
+    Aligned models (``concat_aligned``, ``cross_attention``) also need ``video_dense`` (the
+    dense-frame npz) and ``aligned_dirs`` (windows centred on the dense frames; an AudioStore
+    folder or one holding ``aligned.npy`` + ``aligned_index.parquet``); ``window_pool``: time
+    segments each window is averaged to. ``engine``: ``train`` keywords (``ENGINE_KEYS``;
+    ``w_sentiment=0`` gives single-task); ``model_params``: constructor keywords (input widths
+    are filled in from the data). Returns the summary also written to ``summary.json``.
+    """
+    t0 = time.perf_counter()
+    inputs = _inputs_of(model_name)
+    unknown = set(engine) - set(ENGINE_KEYS)
+    if unknown:
+        raise TrainingError(f"unknown training keys {sorted(unknown)} for {model_name}")
+    needed = {"manifests": manifests, "video_utt": video_utt, "audio_dirs": audio_dirs}
+    if inputs == "aligned":
+        needed.update(video_dense=video_dense or {}, aligned_dirs=aligned_dirs or {})
+    for what, files in needed.items():
+        missing = [s for s in SPLITS if s not in files]
+        if missing:
+            raise TrainingError(f"{model_name}: {what} lacks splits {missing}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def dataset(split: str) -> FusionDataset:
+        return build_fusion_dataset(
+            split,
+            inputs,
+            manifests[split],
+            video_utt[split],
+            audio_dirs[split],
+            video_dense=(video_dense or {}).get(split),
+            aligned_dir=(aligned_dirs or {}).get(split),
+            window_pool=window_pool,
+        )
+
+    data = {s: dataset(s) for s in SPLITS}
+    seed_everything(seed)
+    net = build_fusion_model(model_name, **{**data["train"].dims(), **model_params})
+    _fresh_start_if_config_changed(out, config_hash)
+    result = train(
+        net,
+        data["train"],
+        data["dev"],
+        out,
+        seed=seed,
+        config_hash=config_hash,
+        num_workers=num_workers,
+        **engine,
+    )
+    device = engine.get("device", "auto")
+    for split in ("dev", "test"):
+        _write_predictions(net, data[split], out / f"predictions_{split}.parquet", device)
+    for modality in ("audio", "video"):
+        _write_predictions(
+            net, data["test"].without(modality), out / f"predictions_test_no_{modality}.parquet",
+            device,
+        )
+    summary = {
+        "model": model_name,
+        "seed": seed,
+        "config_hash": config_hash,
+        "inputs": inputs,
+        "dims": data["train"].dims(),
+        "window_pool": window_pool,
+        **{f"n_{s}": len(d) for s, d in data.items()},
+        **{f"n_{s}_missing_audio": int((~d.audio_present).sum()) for s, d in data.items()},
+        "test_mean_gate": _mean_gate(net, data["test"]),
+        "seconds": round(time.perf_counter() - t0, 2),
+        **result,
+    }
+    write_json(out / "summary.json", summary)
+    return summary

@@ -1,0 +1,90 @@
+"""The per-stream training stage: one model, one seed, from stage files to predictions.
+
+Writes into ``out_dir`` (docs/formats.md section 5): ``best.pt``/``last.pt``/``log.csv`` (the
+engine), ``predictions_{dev,test}.parquet``, ``embeddings_{split}.npz`` (frame models also
+``embeddings_{split}@{frame_set}.npz`` for every other frame set, so fusion can use per-frame
+embeddings of a denser sampling) and ``summary.json``. Model selection sees train and dev only;
+the test split is read after training, for prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_path, write_json
+from ..errors import TrainingError
+from ..models.registry import MODELS, build_model
+from .checkpoint import load_checkpoint
+from .engine import train
+from .inputs import SplitFiles, build_dataset
+from .predict import export_embeddings, predict
+from .seed import seed_everything
+
+ENGINE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "w_emotion",
+               "w_sentiment", "imbalance", "focal_gamma", "scheduler", "aggregate", "amp",
+               "device", "grad_clip")
+
+
+def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
+    """The workflow reruns a training job when its params change; the engine refuses to resume
+    a checkpoint of another config, so set such a checkpoint aside instead of failing."""
+    last = out_dir / "last.pt"
+    if last.exists():
+        try:
+            old = load_checkpoint(last).get("config_hash")
+        except TrainingError:
+            old = "unreadable"
+        if old != config_hash:
+            for name in ("last.pt", "best.pt", "log.csv"):
+                if (out_dir / name).exists():
+                    (out_dir / name).replace(out_dir / f"{name}.stale-{old}")
+            print(f"{last}: checkpoint of another config ({old}); starting fresh", flush=True)
+
+
+def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: str | Path,
+                 *, engine: dict[str, Any], model_params: dict[str, Any], config_hash: str,
+                 features: str = "utterance", max_len: int | None = None,
+                 extra_frame_sets: dict[str, dict[str, Path]] | None = None,
+                 num_workers: int = 0) -> dict[str, Any]:
+    """Train ``model`` with ``seed`` on ``splits['train']``, select on ``splits['dev']``, then
+    write predictions for dev and test and embeddings for every split."""
+    if model not in MODELS:
+        raise TrainingError(f"unknown model {model!r} (known: {', '.join(MODELS)}); "
+                            f"fix train.models in config.yaml")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kind = MODELS[model].input_kind
+    t0 = time.perf_counter()
+
+    def dataset(split: str, augment: bool = False, files: SplitFiles | None = None):
+        return build_dataset(kind, files or splits[split], features=features, augment=augment,
+                             max_len=max_len)
+
+    train_ds, dev_ds = dataset("train", augment=True), dataset("dev")
+    seed_everything(seed)
+    net = build_model(model, **model_params)
+    _fresh_start_if_config_changed(out, config_hash)
+    unknown = set(engine) - set(ENGINE_KEYS)
+    if unknown:
+        raise TrainingError(f"unknown training keys {sorted(unknown)} for {model}")
+    result = train(net, train_ds, dev_ds, out, seed=seed, config_hash=config_hash,
+                   num_workers=num_workers, **engine)
+    device, aggregate = engine.get("device", "auto"), engine.get("aggregate", "mean")
+    for split in ("dev", "test"):
+        ds = dev_ds if split == "dev" else dataset("test")
+        df = predict(net, ds, device, aggregate=aggregate)
+        with atomic_path(out / f"predictions_{split}.parquet") as tmp:
+            df.to_parquet(tmp, index=False)
+    for split in ("train", "dev", "test"):
+        export_embeddings(net, dataset(split), out / f"embeddings_{split}.npz", device)
+        for fset, dirs in (extra_frame_sets or {}).items():
+            files = SplitFiles(split, splits[split].manifest, frames=dirs[split])
+            export_embeddings(net, dataset(split, files=files),
+                              out / f"embeddings_{split}@{fset}.npz", device)
+    summary = {"model": model, "seed": seed, "config_hash": config_hash,
+               "weights_used": getattr(net, "weights_used", "n/a"),
+               "seconds": round(time.perf_counter() - t0, 2), **result}
+    write_json(out / "summary.json", summary)
+    return summary

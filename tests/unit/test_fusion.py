@@ -1,0 +1,415 @@
+"""Fusion: inputs and provenance, masking, gate, overfit, scaling, late fusion, stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from avemo.evaluation import read_predictions
+from avemo.evaluation.metrics import prob_columns
+from avemo.fusion import FUSION_MODELS, build_fusion_dataset, late_fusion
+from avemo.fusion.inputs import FusionDataset
+from avemo.fusion.late import choose_weight
+from avemo.fusion.stage import build_fusion_model, train_fusion
+from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
+from avemo.manifest import MANIFEST_COLUMNS
+
+DV, DA, N_MELS, W, T_MAX = 100, 192, 16, 21, 8
+POOL = 3
+TINY: dict[str, dict[str, Any]] = {
+    "concat_misaligned": {"width": 32, "dropout": 0.0},
+    "gated": {"d": 32, "width": 32, "dropout": 0.0},
+    "concat_aligned": {"d": 32, "width": 32, "dropout": 0.0},
+    "cross_attention": {"d": 32, "heads": 2, "width": 32, "dropout": 0.0},
+}
+ALIGNED = ("concat_aligned", "cross_attention")
+
+
+# ---------------------------------------------------------------- synthetic stage files
+def _manifest(path: Path, split: str, names: list[str], emo: np.ndarray, ok: np.ndarray) -> None:
+    n = len(names)
+    df = pd.DataFrame({c: [""] * n for c in MANIFEST_COLUMNS})
+    df["split"], df["clip_name"], df["ok"] = split, names, ok
+    df["emotion"] = [EMOTIONS[e] for e in emo]
+    df["sentiment"] = [SENTIMENTS[e % 3] for e in emo]
+    for c in ("dialogue_id", "utterance_id", "season", "episode", "size_bytes", "width",
+              "height", "audio_rate", "audio_channels"):
+        df[c] = 0
+    for c in ("start_s", "end_s", "duration_s", "fps"):
+        df[c] = 1.0
+    for c in ("exists", "has_video", "has_audio"):
+        df[c] = True
+    df.to_parquet(path, index=False)
+
+
+def _npz(path: Path, names: list[str], seqs: list[np.ndarray], times: list[np.ndarray]) -> None:
+    lengths = np.array([len(s) for s in seqs])
+    t = int(lengths.max())
+    seq = np.zeros((len(seqs), t, DV), np.float32)
+    t_s = np.full((len(seqs), t), np.nan, np.float32)
+    for i, (s, tt) in enumerate(zip(seqs, times, strict=True)):
+        seq[i, : len(s)], t_s[i, : len(tt)] = s, tt
+    emb = np.stack([s.mean(0) for s in seqs]).astype(np.float32)
+    np.savez(path, clip_name=np.array(names), emb=emb, seq=seq, lengths=lengths, t_s=t_s)
+
+
+def _audio_dir(d: Path, names: list[str], utt: np.ndarray, mask: np.ndarray,
+               win: np.ndarray, win_index: pd.DataFrame) -> None:
+    d.mkdir(parents=True)
+    n = len(names)
+    pd.DataFrame({"clip_name": names, "ok": True, "reason": "", "has_audio": mask,
+                  "silent": False, "duration_s": 1.0, "mask": mask}).to_parquet(
+        d / "clips.parquet", index=False)
+    np.save(d / "utterance.npy", np.where(mask[:, None], utt, 0.0).astype(np.float32))
+    np.save(d / "aligned.npy", win.astype(np.float32))
+    win_index.to_parquet(d / "aligned_index.parquet", index=False)
+    np.save(d / "logmel.npy", np.zeros((0, N_MELS), np.float16))
+    pd.DataFrame({"clip_name": names, "start": np.zeros(n, int), "length": np.zeros(n, int)}
+                 ).to_parquet(d / "logmel_index.parquet", index=False)
+    (d / "meta.json").write_text("{}")
+
+
+def make_split(root: Path, split: str, n: int = 40, seed: int = 0, shift: float = 0.0,
+               signal: float = 3.0) -> dict[str, Path]:
+    """One split's files. The label lives only at one random dense step, in the frame's
+    embedding and in the audio window at that same timestamp; sparse frames and whole-clip
+    audio carry none of it. ``shift`` offsets every feature (scaling tests)."""
+    rng = np.random.default_rng(seed)
+    proto_v = np.random.default_rng(99).normal(size=(7, DV)).astype(np.float32)
+    proto_a = np.random.default_rng(98).normal(size=(7, N_MELS, W)).astype(np.float32)
+    names = [f"dia{seed}_utt{i}" for i in range(n)]
+    emo = rng.integers(0, 4, n)
+    ok = np.ones(n, bool)
+    ok[-1] = False  # a QC-excluded clip: must never appear
+    d = root / split
+    d.mkdir(parents=True)
+    _manifest(d / "manifest.parquet", split, names, emo, ok)
+    dur = rng.uniform(2.0, 12.0, n)
+    sp_seqs, sp_t, de_seqs, de_t, wins, idx = [], [], [], [], [], []
+    for i in range(n):
+        ts = np.arange(0.0, dur[i], 3.0)
+        sp_t.append(ts)
+        sp_seqs.append(rng.normal(size=(len(ts), DV)).astype(np.float32) + shift)
+        k_len = int(rng.integers(3, T_MAX + 1))
+        td = (np.arange(k_len) + 0.5) * dur[i] / k_len
+        seq = rng.normal(size=(k_len, DV)).astype(np.float32) + shift
+        win = rng.normal(size=(k_len, N_MELS, W)).astype(np.float32) + shift
+        k = int(rng.integers(0, k_len))
+        seq[k] += signal * proto_v[emo[i]]
+        win[k] += signal * proto_a[emo[i]]
+        de_seqs.append(seq)
+        de_t.append(td)
+        wins.append(win)
+        idx += [(names[i], float(t)) for t in td]
+    keep = names[:-1]  # the not-ok clip has no frames, hence no embeddings
+    _npz(d / "emb_sparse.npz", keep, sp_seqs[:-1], sp_t[:-1])
+    _npz(d / "emb_dense.npz", keep, de_seqs[:-1], de_t[:-1])
+    mask = np.ones(n, bool)
+    mask[[1, 5, 9]] = False  # clips without usable audio
+    utt = rng.normal(size=(n, DA)).astype(np.float32) + shift
+    sparse_idx = pd.DataFrame([(nm, float(t)) for nm, ts in zip(names, sp_t, strict=True)
+                               for t in ts], columns=["clip_name", "t_s"])
+    _audio_dir(d / "audio", names, utt, mask,
+               rng.normal(size=(len(sparse_idx), N_MELS, W)), sparse_idx)
+    all_win = np.concatenate(wins)
+    index = pd.DataFrame(idx, columns=["clip_name", "t_s"])
+    all_win[np.repeat(~mask, [len(w) for w in wins])] = 0.0  # no audio: zero windows
+    drop = 2  # clip 2 lost the window of its first dense frame
+    first = int(np.flatnonzero(index["clip_name"] == names[drop])[0])
+    (d / "aligned").mkdir()
+    np.save(d / "aligned" / "aligned.npy", np.delete(all_win, first, axis=0))
+    index.drop(index.index[first]).to_parquet(d / "aligned" / "aligned_index.parquet")
+    return {"root": d, "names": names, "sp_t": sp_t, "de_t": de_t, "mask": mask}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    root = tmp_path_factory.mktemp("fusion")
+    return {s: make_split(root, s, seed=i, shift=5.0 * i) for i, s in enumerate(SPLITS)}
+
+
+def ds_of(f: dict[str, Any], split: str, inputs: str) -> FusionDataset:
+    d = f["root"]
+    return build_fusion_dataset(split, inputs, d / "manifest.parquet", d / "emb_sparse.npz",
+                                d / "audio", video_dense=d / "emb_dense.npz",
+                                aligned_dir=d / "aligned", window_pool=POOL)
+
+
+def model_for(name: str) -> torch.nn.Module:
+    dims = {"video_dim": DV}
+    dims.update({"window_dim": N_MELS * POOL} if name in ALIGNED else {"audio_dim": DA})
+    return build_fusion_model(name, **dims, **TINY[name])
+
+
+def inputs_for(name: str) -> str:
+    return "aligned" if name in ALIGNED else "utterance"
+
+
+# ---------------------------------------------------------------- inputs
+def test_misaligned_uses_sparse_frames_and_whole_clip_audio(files: dict[str, Any]) -> None:
+    f = files["train"]
+    ds = ds_of(f, "train", "utterance")
+    assert len(ds) == 39 and f["names"][-1] not in ds.clip_names  # QC-excluded clip dropped
+    assert ds.audio_t_s is None  # one whole-clip audio vector, no windows
+    for i in range(len(ds)):
+        ts = ds.video_t_s[i][~np.isnan(ds.video_t_s[i])]
+        np.testing.assert_allclose(ts, f["sp_t"][i])  # the sparse (every 3 s) timestamps
+        assert not np.allclose(ts[: len(f["de_t"][i])], f["de_t"][i][: len(ts)])
+    batch = ds.collate(list(range(4)))
+    assert set(batch) >= {"video_utt", "audio_utt"} and "video_seq" not in batch
+    assert batch["video_utt"].shape == (4, DV) and batch["audio_utt"].shape == (4, DA)
+    # The model's output depends on the sparse embedding and on nothing dense.
+    model = model_for("concat_misaligned").eval()
+    with torch.no_grad():
+        base = model(batch)["emotion"]
+        moved = model({**batch, "video_utt": batch["video_utt"] + 1.0})["emotion"]
+    assert not torch.allclose(base, moved)
+
+
+def test_aligned_pairs_frames_and_windows_by_timestamp(files: dict[str, Any]) -> None:
+    f = files["train"]
+    ds = ds_of(f, "train", "aligned")
+    assert ds.dims() == {"video_dim": DV, "window_dim": N_MELS * POOL}
+    for i in range(len(ds)):
+        de = f["de_t"][i]
+        np.testing.assert_allclose(ds.video_t_s[i, : len(de)], de, rtol=1e-6)
+        am = ds.a["audio_mask"][i]
+        if not f["mask"][i]:
+            assert not am.any()  # no usable audio: every window masked
+        elif i == 2:
+            assert not am[0] and am[1 : len(de)].all()  # the dropped window only
+        else:
+            assert am[: len(de)].all() and not am[len(de) :].any()
+        np.testing.assert_allclose(ds.audio_t_s[i][am], ds.video_t_s[i][am], rtol=1e-6)
+    b = ds.collate([0, 1, 2])
+    t = int(b["lengths"].max())
+    assert b["video_seq"].shape == (3, t, DV) and b["audio_win"].shape == (3, t, N_MELS * POOL)
+    assert torch.equal(b["mask"], b["video_mask"] | b["audio_mask"])
+
+
+def test_feature_stats_use_valid_rows_only(files: dict[str, Any]) -> None:
+    ds = ds_of(files["train"], "train", "utterance")
+    mean, _ = ds.feature_stats()[0]["audio"]
+    valid = ds.a["audio_utt"][ds.audio_present]
+    np.testing.assert_allclose(mean, valid.mean(0, dtype=np.float64), atol=1e-6)
+    assert not np.allclose(mean, ds.a["audio_utt"].mean(0))  # zeros of masked rows left out
+
+
+# ---------------------------------------------------------------- models
+def _random_aligned_batch(lengths: list[int], seed: int = 0) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(seed)
+    n, t = len(lengths), max(lengths)
+    mask = torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
+    am = mask.clone()
+    am[0, 1] = False  # a frame without its window
+    t_s = torch.where(mask, torch.arange(t).float() * 0.7, torch.tensor(float("nan")))
+    return {
+        "video_seq": torch.randn(n, t, DV, generator=g) * mask[..., None],
+        "audio_win": torch.randn(n, t, N_MELS * POOL, generator=g) * am[..., None],
+        "video_mask": mask, "audio_mask": am, "mask": mask, "t_s": t_s,
+        "lengths": torch.tensor(lengths),
+        "video_present": torch.ones(n, dtype=torch.bool),
+        "audio_present": torch.ones(n, dtype=torch.bool),
+        "emotion": torch.arange(n) % 7, "sentiment": torch.arange(n) % 3,
+        "clip_name": [f"c{i}" for i in range(n)],
+    }
+
+
+@pytest.mark.parametrize("name", ALIGNED)
+def test_padded_equals_unpadded(name: str) -> None:
+    torch.manual_seed(0)
+    model = model_for(name).eval()
+    lengths = [5, 2, 4, 1]
+    batch = _random_aligned_batch(lengths)
+    seq_keys = ("video_seq", "audio_win", "video_mask", "audio_mask", "mask", "t_s")
+    with torch.no_grad():
+        padded = model(batch)
+        for i, n in enumerate(lengths):
+            alone = model({
+                **{k: batch[k][i : i + 1, :n] for k in seq_keys},
+                **{k: batch[k][i : i + 1] for k in ("lengths", "video_present", "audio_present")},
+            })
+            for key in ("emotion", "sentiment", "embedding"):
+                torch.testing.assert_close(padded[key][i], alone[key][0], atol=1e-5, rtol=1e-4)
+
+
+def test_gate_goes_to_video_when_audio_missing(files: dict[str, Any]) -> None:
+    ds = ds_of(files["dev"], "dev", "utterance")
+    model = model_for("gated").eval()
+    batch = ds.collate(list(range(12)))
+    no_audio = ~batch["audio_present"]
+    assert no_audio.sum() == 3
+    with torch.no_grad():
+        out = model(batch)
+        noisy = model({**batch, "audio_utt": batch["audio_utt"] + 100.0})
+        no_video = model({**batch, "video_present": torch.zeros(12, dtype=torch.bool)})
+    assert torch.all(out["gate"][no_audio] == 1.0)
+    assert torch.all((out["gate"][~no_audio] > 0) & (out["gate"][~no_audio] < 1))
+    # Audio values of audio-less clips cannot move their prediction.
+    torch.testing.assert_close(noisy["emotion"][no_audio], out["emotion"][no_audio])
+    assert torch.all(no_video["gate"][~no_audio] == 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(FUSION_MODELS))
+def test_missing_modality_is_scored(name: str, files: dict[str, Any]) -> None:
+    ds = ds_of(files["test"], "test", inputs_for(name))
+    model = model_for(name).eval()
+    for variant in (ds, ds.without("audio"), ds.without("video")):
+        with torch.no_grad():
+            out = model(variant.collate(list(range(len(variant)))))
+        assert out["emotion"].shape == (len(ds), 7)
+        assert torch.isfinite(out["emotion"]).all() and torch.isfinite(out["sentiment"]).all()
+    full = model(ds.collate([0, 2, 3]))["emotion"]
+    assert not torch.allclose(full, model(ds.without("audio").collate([0, 2, 3]))["emotion"])
+
+
+@pytest.mark.parametrize("name", sorted(FUSION_MODELS))
+def test_one_batch_overfit(name: str, files: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    ds = ds_of(files["train"], "train", inputs_for(name))
+    model = model_for(name).train()
+    model.set_input_stats(*ds.feature_stats())
+    batch = ds.collate(list(range(16)))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        out = model(batch)
+        loss = torch.nn.functional.cross_entropy(out["emotion"], batch["emotion"])
+        loss = loss + torch.nn.functional.cross_entropy(out["sentiment"], batch["sentiment"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0], losses[::5]
+
+
+# ---------------------------------------------------------------- late fusion
+def _preds(path: Path, names: list[str], emo: np.ndarray, p_emo: np.ndarray) -> Path:
+    df = pd.DataFrame({"clip_name": names, "emotion": [EMOTIONS[e] for e in emo],
+                       "sentiment": [SENTIMENTS[e % 3] for e in emo]})
+    for j, col in enumerate(prob_columns("emotion")):
+        df[col] = p_emo[:, j]
+    p_sent = np.full((len(names), 3), 1 / 3)
+    for j, col in enumerate(prob_columns("sentiment")):
+        df[col] = p_sent[:, j]
+    df.to_parquet(path, index=False)
+    return path
+
+
+def _probs(emo: np.ndarray, right: float, rng: np.random.Generator) -> np.ndarray:
+    """Probabilities that are correct for a fraction ``right`` of items, random otherwise."""
+    guess = np.where(rng.random(len(emo)) < right, emo, rng.integers(0, 7, len(emo)))
+    p = np.full((len(emo), 7), 0.05)
+    p[np.arange(len(emo)), guess] = 0.7
+    return p / p.sum(1, keepdims=True)
+
+
+def _late_files(root: Path, test_good: str) -> tuple[dict[str, Path], dict[str, Path]]:
+    rng = np.random.default_rng(0)
+    vis, aud = {}, {}
+    for split, n in (("dev", 60), ("test", 50)):
+        names = [f"dia9_utt{i}" for i in range(n)]
+        emo = rng.integers(0, 7, n)
+        good_v = split == "dev" or test_good == "visual"
+        vis[split] = _preds(root / f"v_{split}.parquet", names, emo,
+                            _probs(emo, 0.9 if good_v else 0.1, rng))
+        aud[split] = _preds(root / f"a_{split}.parquet", names[::-1], emo[::-1],
+                            _probs(emo[::-1], 0.1 if good_v else 0.9, rng))
+    return vis, aud
+
+
+def test_late_weight_chosen_on_dev_only(tmp_path: Path) -> None:
+    vis, aud = _late_files(tmp_path, test_good="visual")
+    s1 = late_fusion(vis, aud, tmp_path / "a", method="weighted")
+    assert s1["emotion_visual_weight"] > 0.5  # the visual stream is the good one on dev
+    # Flip which stream is good on test: the choice must not move.
+    (tmp_path / "flipped").mkdir()
+    vis2, aud2 = _late_files(tmp_path / "flipped", test_good="audio")
+    s2 = late_fusion(vis2, aud2, tmp_path / "b", method="weighted")
+    assert s2["emotion_visual_weight"] == s1["emotion_visual_weight"]
+    test = read_predictions(tmp_path / "a" / "predictions_test.parquet")
+    v = read_predictions(vis["test"]).set_index("clip_name").loc[test["clip_name"]]
+    a = read_predictions(aud["test"]).set_index("clip_name").loc[test["clip_name"]]
+    w = s1["emotion_visual_weight"]
+    cols = prob_columns("emotion")
+    np.testing.assert_allclose(test[cols].to_numpy(),
+                               w * v[cols].to_numpy() + (1 - w) * a[cols].to_numpy(), atol=1e-6)
+    y = np.array([0, 1, 1])
+    w0, _ = choose_weight(y, np.eye(3)[[0, 1, 1]], np.eye(3)[[1, 0, 0]])
+    assert w0 > 0.5
+
+
+def test_late_stacking_dev_is_out_of_fold(tmp_path: Path) -> None:
+    vis, aud = _late_files(tmp_path, test_good="visual")
+    s = late_fusion(vis, aud, tmp_path / "s", method="stacking", seed=3)
+    assert s["dev_predictions"].startswith("out-of-fold") and s["emotion_cv_folds"] >= 2
+    dev = read_predictions(tmp_path / "s" / "predictions_dev.parquet")
+    test = read_predictions(tmp_path / "s" / "predictions_test.parquet")
+    assert len(dev) == 60 and len(test) == 50
+    acc = (dev[prob_columns("emotion")].to_numpy().argmax(1)
+           == dev["emotion"].map({e: i for i, e in enumerate(EMOTIONS)}).to_numpy()).mean()
+    assert acc > 0.6  # learned to trust the visual stream, out of fold
+    # Test labels are never read for fitting: relabelling test leaves its probabilities.
+    t = pd.read_parquet(vis["test"])
+    t["emotion"] = EMOTIONS[0]
+    t.to_parquet(vis["test"])
+    a = pd.read_parquet(aud["test"])
+    a["emotion"] = EMOTIONS[0]
+    a.to_parquet(aud["test"])
+    late_fusion(vis, aud, tmp_path / "s2", method="stacking", seed=3)
+    test2 = read_predictions(tmp_path / "s2" / "predictions_test.parquet")
+    np.testing.assert_allclose(test2[prob_columns("emotion")], test[prob_columns("emotion")])
+
+
+# ---------------------------------------------------------------- stage
+ENGINE = {"epochs": 2, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "patience": 0,
+          "w_emotion": 1.0, "w_sentiment": 0.5, "imbalance": "class_weight",
+          "focal_gamma": 2.0, "device": "cpu", "amp": False}
+
+
+def _stage_paths(files: dict[str, Any]) -> dict[str, dict[str, Path]]:
+    return {
+        "manifests": {s: f["root"] / "manifest.parquet" for s, f in files.items()},
+        "video_utt": {s: f["root"] / "emb_sparse.npz" for s, f in files.items()},
+        "audio_dirs": {s: f["root"] / "audio" for s, f in files.items()},
+        "video_dense": {s: f["root"] / "emb_dense.npz" for s, f in files.items()},
+        "aligned_dirs": {s: f["root"] / "aligned" for s, f in files.items()},
+    }
+
+
+@pytest.mark.parametrize("name", sorted(FUSION_MODELS))
+def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / name / "seed0"
+    engine = {**ENGINE, "w_sentiment": 0.0} if name == "gated" else ENGINE  # single-task too
+    summary = train_fusion(name, 0, **_stage_paths(files), out_dir=out, engine=engine,
+                           model_params=TINY[name], config_hash="h", window_pool=POOL)
+    for f in ("best.pt", "last.pt", "log.csv", "summary.json"):
+        assert (out / f).is_file()
+    test = read_predictions(out / "predictions_test.parquet")
+    assert len(read_predictions(out / "predictions_dev.parquet")) == 39 and len(test) == 39
+    no_audio_clips = {files["test"]["names"][i] for i in (1, 5, 9)}
+    assert no_audio_clips <= set(test["clip_name"])  # scored, not dropped
+    assert summary["n_test_missing_audio"] == 3
+    for modality in ("audio", "video"):
+        abl = read_predictions(out / f"predictions_test_no_{modality}.parquet")
+        assert list(abl["clip_name"]) == list(test["clip_name"])
+    abl = read_predictions(out / "predictions_test_no_audio.parquet").set_index("clip_name")
+    cols = prob_columns("emotion")
+    t = test.set_index("clip_name")
+    # Clips without usable audio: the audio ablation changes nothing for them.
+    np.testing.assert_allclose(abl.loc[sorted(no_audio_clips), cols],
+                               t.loc[sorted(no_audio_clips), cols], atol=1e-5)
+    assert not np.allclose(abl[cols].to_numpy(), t.loc[abl.index, cols].to_numpy())
+    # Scaling statistics in the checkpoint are the train split's, not dev's or test's.
+    state = torch.load(out / "best.pt", weights_only=True)["model"]
+    train_mean = ds_of(files["train"], "train", inputs_for(name)).feature_stats()[0]["audio"][0]
+    np.testing.assert_allclose(state["norm_a.mean"].numpy(), train_mean, rtol=1e-4, atol=1e-5)
+    dev_mean = ds_of(files["dev"], "dev", inputs_for(name)).feature_stats()[0]["audio"][0]
+    assert np.abs(state["norm_a.mean"].numpy() - dev_mean).mean() > 1.0
+    assert json.loads((out / "summary.json").read_text())["model"] == name

@@ -1,0 +1,341 @@
+"""DVC over the Snakemake workflow (dvc.yaml), end to end on the tiny preset.
+
+One throw-away copy of the project (git repository + local DVC remote beside it) is built once
+with `dvc repro` and pushed; every slow test then works in that repository or in its own fresh
+clone, so the tests do not depend on each other's order.
+
+What runs is read from DVC's own report ("Running stage ...") and from Snakemake's per-job log
+files (every job rewrites its log), never assumed.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REPO
+from dvc_helpers import (
+    STAGES,
+    cache_file,
+    dvc,
+    git,
+    make_project,
+    set_identity,
+    snakemake,
+    snapshot,
+    stages_ran,
+    stages_skipped,
+)
+
+from avemo import params as P
+
+slow = pytest.mark.slow
+
+# The command that, after DVC has restored artefacts, records them as up to date for Snakemake
+# (see README "DVC"): Snakemake 9 compares mtimes whatever `rerun-triggers` says, and DVC does
+# not restore mtimes. Guarded by `dvc status`, so only what DVC vouches for is adopted.
+ADOPT = ("--touch", "--forceall", "--quiet")
+
+DOWNSTREAM_OF_AUDIO = ["audio@train", "audio@dev", "audio@test", "qc", "report"]
+UPSTREAM_OF_AUDIO = ["corpus", "manifest", "frames@train", "frames@dev", "frames@test"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast checks of dvc.yaml against the workflow (no DVC run).
+
+
+def _dvc_yaml() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def _expanded_stages() -> dict[str, dict[str, Any]]:
+    """dvc.yaml's stages with `foreach` expanded the way DVC names them (`frames@train`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, stage in _dvc_yaml()["stages"].items():
+        if "foreach" in stage:
+            for item in stage["foreach"]:
+                text = json.dumps(stage["do"]).replace("${item}", item)
+                out[f"{name}@{item}"] = json.loads(text)
+        else:
+            out[name] = stage
+    return out
+
+
+def _config_params(stage: dict[str, Any]) -> list[tuple[str, ...]] | None:
+    """The config.yaml keys a stage declares (None: the whole file)."""
+    keys: list[tuple[str, ...]] = []
+    for entry in stage.get("params", []):
+        assert isinstance(entry, dict) and list(entry) == ["config.yaml"], entry
+        if entry["config.yaml"] is None:
+            return None
+        keys += [tuple(k.split(".")) for k in entry["config.yaml"]]
+    return keys
+
+
+def _leaves(d: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for k, v in d.items():
+        out += _leaves(v, (*prefix, k)) if isinstance(v, dict) and v else [(*prefix, k)]
+    return out
+
+
+def _perturbed(cfg: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    new = copy.deepcopy(cfg)
+    node = new
+    for k in path[:-1]:
+        node = node[k]
+    v = node[path[-1]]
+    if isinstance(v, bool):
+        node[path[-1]] = not v
+    elif isinstance(v, int | float):
+        node[path[-1]] = v + 1
+    elif isinstance(v, list):
+        node[path[-1]] = [*v, "x"]
+    else:
+        node[path[-1]] = f"{v}_x"
+    return new
+
+
+# What each Snakemake rule's params (and config-derived input paths) are built from.
+RULE_INPUTS = {
+    "corpus": lambda c: (P.synthetic(c), str(P.corpus_root(c))),
+    "manifest": lambda c: (P.manifest(c), str(P.corpus_root(c))),
+    "frames": P.frames,
+    "audio": P.audio,
+    "qc": lambda c: (),
+}
+
+
+def _rule_view(stage: str, cfg: dict[str, Any]) -> Any:
+    try:
+        return RULE_INPUTS[stage.split("@")[0]](cfg)
+    except (KeyError, TypeError) as exc:  # e.g. an unknown preset name: certainly a change
+        return ("error", repr(exc))
+
+
+def test_dvc_yaml_has_one_stage_per_snakemake_job() -> None:
+    assert tuple(_expanded_stages()) == STAGES
+    for name, stage in _expanded_stages().items():
+        cmd = stage["cmd"].replace("${smk}", "snakemake --profile workflow/profiles/default")
+        rule = name.split("@")[0]
+        rule = "synthetic_corpus" if rule == "corpus" else rule
+        assert f"--allowed-rules {rule} -- results/" in cmd, (name, cmd)
+
+
+def test_paths_assume_the_configured_results_dir() -> None:
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert cfg["results_dir"] == "results" and cfg["dataset"] == "synthetic"
+
+
+def test_dvc_params_cover_every_key_the_rule_reads() -> None:
+    """Any config key that changes a rule's Snakemake params must be a DVC param of the stage,
+    or DVC would call a stage up to date that Snakemake would rebuild."""
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    leaves = [p for p in _leaves(cfg) if p != ("results_dir",)]
+    for name, stage in _expanded_stages().items():
+        declared = _config_params(stage)
+        if declared is None:  # the whole file
+            assert name == "report", name
+            continue
+        base = _rule_view(name, cfg)
+        for leaf in leaves:
+            if _rule_view(name, _perturbed(cfg, leaf)) != base:
+                assert any(leaf[: len(k)] == k for k in declared), (name, ".".join(leaf))
+
+
+def test_remote_is_a_relative_default() -> None:
+    text = (REPO / ".dvc" / "config").read_text()
+    assert "remote = local" in text
+    assert "url = ../../avemo-dvc-remote" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end.
+
+
+class Built:
+    def __init__(self, root: Path, repo: Path, repro_log: str, seconds: float) -> None:
+        self.root, self.repo, self.repro_log, self.seconds = root, repo, repro_log, seconds
+
+    def clone(self, name: str) -> Path:
+        """A fresh clone beside the repository (so the committed relative remote resolves),
+        with the artefacts pulled and nothing else: no .snakemake/, no logs."""
+        path = self.root / name
+        git(self.root, "clone", "-q", str(self.repo), str(path))
+        set_identity(path)
+        dvc(path, "pull")
+        return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = tmp_path_factory.mktemp("dvc")
+    repo = make_project(root / "repo")
+    t0 = time.monotonic()
+    proc = dvc(repo, "repro")
+    seconds = time.monotonic() - t0
+    git(repo, "add", "dvc.lock")
+    git(repo, "commit", "-q", "-m", "dvc repro")
+    dvc(repo, "push")
+    return Built(root, repo, proc.stdout + proc.stderr, seconds)
+
+
+@slow
+def test_repro_builds_every_stage_and_git_stays_clean(built: Built) -> None:
+    assert stages_ran(built.repro_log) == list(STAGES), built.repro_log[-3000:]
+    lock = yaml.safe_load((built.repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+    assert lock["stages"]["audio@train"]["params"]["config.yaml"]["audio"]["window_s"] == 1.0
+    # DVC added no .gitignore entries of its own (results/ is ignored already) and left
+    # nothing untracked: the commit above holds the whole state.
+    assert git(built.repo, "status", "--porcelain").stdout == ""
+    assert not list(built.repo.glob("results/**/.gitignore"))
+    # Everything was pushed to the relative default remote beside the repository.
+    assert "in sync" in dvc(built.repo, "status", "-c").stdout
+    assert any((built.root / "avemo-dvc-remote" / "files" / "md5").iterdir())
+    shown = dvc(built.repo, "metrics", "show", "--json").stdout
+    assert '"n_frames"' in shown
+
+
+@slow
+def test_second_repro_does_nothing(built: Built) -> None:
+    before = snapshot(built.repo / "results")
+    proc = dvc(built.repo, "repro")
+    assert stages_ran(proc.stdout) == []
+    assert sorted(stages_skipped(proc.stdout)) == sorted(STAGES)
+    assert "Data and pipelines are up to date." in proc.stdout
+    # ... and Snakemake, which built every artefact here, agrees.
+    dry = snakemake(built.repo, "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert snapshot(built.repo / "results") == before
+
+
+@slow
+def test_param_change_flags_only_the_stages_that_read_it(built: Built) -> None:
+    cfg_path = built.repo / "config.yaml"
+    original = cfg_path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["audio"]["window_s"] = 0.5
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        status = json.loads(dvc(built.repo, "status", "--json").stdout)
+        # DVC: the stages whose own params changed (qc follows once audio's outputs change).
+        assert set(status) == {"audio@train", "audio@dev", "audio@test", "report"}, status
+        dry = snakemake(built.repo, "-n", "--quiet", "rules")
+        text = dry.stdout + dry.stderr
+        assert "audio" in text and "report" in text
+        for rule in ("synthetic_corpus", "manifest", "frames"):
+            assert f"\n{rule} " not in text, text
+    finally:
+        cfg_path.write_text(original)
+
+
+@slow
+def test_pulled_clone_rebuilds_nothing(built: Built) -> None:
+    clone = built.clone("clone_rebuild")
+    assert not (clone / ".snakemake").exists() and not (clone / "results" / "logs").exists()
+    assert dvc(clone, "status").stdout.strip() == "Data and pipelines are up to date."
+    pulled = snapshot(clone / "results")
+    # Every artefact came back (logs, benchmarks and Snakemake's timestamp markers are not
+    # artefacts and are not versioned).
+    assert set(pulled) == {
+        k
+        for k in snapshot(built.repo / "results")
+        if not k.startswith(("logs/", "benchmarks/")) and not k.endswith(".snakemake_timestamp")
+    }
+
+    # `make pull` = dvc pull + this: DVC vouches for the artefacts, Snakemake records them.
+    assert dvc(clone, "status", "-q", check=False).returncode == 0
+    snakemake(clone, *ADOPT)
+    after_adopt = snapshot(clone / "results")
+    assert {k: v[0] for k, v in pulled.items()} == {k: after_adopt[k][0] for k in pulled}, (
+        "adopting must not change any artefact's content"
+    )
+
+    # The one rebuild command (what `make demo` runs): nothing may run.
+    proc = snakemake(clone)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    assert snapshot(clone / "results") == after_adopt  # no output, log or benchmark rewritten
+    assert dvc(clone, "status").stdout.strip() == "Data and pipelines are up to date."
+
+
+@slow
+def test_experiment_reruns_only_downstream_stages_and_is_listed(built: Built) -> None:
+    clone = built.clone("clone_exp")
+    snakemake(clone, *ADOPT)
+    before = snapshot(clone / "results")
+
+    proc = dvc(clone, "exp", "run", "-S", "config.yaml:audio.window_s=0.5")
+    log = proc.stdout + proc.stderr
+    assert stages_ran(log) == DOWNSTREAM_OF_AUDIO, log[-3000:]
+    assert stages_skipped(log) == UPSTREAM_OF_AUDIO, log[-3000:]
+
+    # Snakemake ran exactly those jobs: only their logs were rewritten, and the upstream
+    # artefacts are untouched (content and mtime).
+    after = snapshot(clone / "results")
+    rewritten = {k for k in before if k.startswith("logs/") and after[k] != before[k]}
+    assert rewritten == {
+        "logs/audio_train.log",
+        "logs/audio_dev.log",
+        "logs/audio_test.log",
+        "logs/qc.log",
+        "logs/report.log",
+    }
+    for k in before:
+        if k.startswith(("data/", "manifest/", "frames/")):
+            assert after[k] == before[k], k
+    assert any(after[k] != before[k] for k in before if k.startswith("audio/train/"))
+    # Snakemake's bookkeeping followed: no rebuild pending after the DVC-driven run.
+    dry = snakemake(clone, "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+    rows = list(csv.DictReader(io.StringIO(dvc(clone, "exp", "show", "--csv").stdout)))
+    baseline = next(r for r in rows if r["rev"] == "main")
+    exps = [r for r in rows if r["Experiment"]]
+    assert len(exps) == 1
+    assert float(baseline["audio.window_s"]) == 1.0 and float(exps[0]["audio.window_s"]) == 0.5
+    metric = "results/frames/train/meta.json:n_frames"
+    assert int(baseline[metric]) > 0 and exps[0][metric] == baseline[metric]
+
+
+@slow
+def test_corruption_is_reported_and_recovered(built: Built) -> None:
+    clone = built.clone("clone_corrupt")
+    shard = clone / "results" / "frames" / "train" / "shard-00000.npy"
+    good = shard.read_bytes()
+
+    # 1. A damaged artefact in the workspace: DVC reports it, Snakemake cannot (no hashes);
+    #    `dvc repro` restores it from the cache without re-extracting anything.
+    shard.chmod(0o644)
+    shard.write_bytes(good[:-16] + bytes(16))
+    status = json.loads(dvc(clone, "status", "--json").stdout)
+    assert {"changed outs": {"results/frames/train": "modified"}} in status["frames@train"]
+    proc = dvc(clone, "repro")
+    assert "Stage 'frames@train' is cached - skipping run" in proc.stdout
+    assert stages_ran(proc.stdout) == [] and shard.read_bytes() == good
+
+    # 2. A damaged object in the local cache: DVC notices (the hash no longer matches) and
+    #    `dvc pull` fetches it again from the remote.
+    obj = cache_file(clone, "results/frames/train", "shard-00000.npy")
+    obj.chmod(0o644)
+    obj.write_bytes(b"bit rot")
+    status = json.loads(dvc(clone, "status", "--json").stdout)
+    assert {"changed outs": {"results/frames/train": "not in cache"}} in status["frames@train"]
+    remote = dvc(clone, "status", "-c").stdout
+    assert "deleted:" in remote and "results/frames/train/shard-00000.npy" in remote
+    dvc(clone, "pull")
+    assert obj.read_bytes() == good and shard.read_bytes() == good
+    assert dvc(clone, "status").stdout.strip() == "Data and pipelines are up to date."
+    assert "in sync" in dvc(clone, "status", "-c").stdout
+
+    # 3. Back to Snakemake: after adopting, the rebuild command has nothing to do.
+    snakemake(clone, *ADOPT)
+    proc = snakemake(clone)
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -1,0 +1,232 @@
+"""The real workflow submitted through `--profile workflow/profiles/slurm` to a real SLURM cluster.
+
+A one-node cluster with accounting runs on this host (tests/workflow/slurm_cluster.py). The tiny
+preset goes through the SLURM executor plugin; a local run of the same config is the reference.
+The node has no GPU, so the test profile is the real one with `gpu` zeroed (nothing else changed);
+targets stop before training anyway. Every Snakemake call runs under `timeout -s KILL`: a plugin
+that cannot read job states polls forever and ignores SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import BIN, REPO, snakemake, tool_env, write_config
+from slurm_cluster import Cluster, ClusterUnavailable, slurm_cluster
+
+pytestmark = pytest.mark.slow
+
+PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+SM_TIMEOUT = 420  # seconds before a Snakemake call is SIGKILLed
+# Data stages, their QC, and one baseline + its evaluation (a two-rule group job): no training.
+TARGETS = ("qc", "results/metrics/majority.json")
+COMPARED = ("manifest", "frames", "audio")  # results/ subfolders checked against the local run
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with contextlib.ExitStack() as stack:
+        try:
+            yield_cluster = stack.enter_context(slurm_cluster())
+        except ClusterUnavailable as exc:
+            pytest.skip(f"no SLURM cluster on this host: {exc}")
+        yield yield_cluster
+
+
+@pytest.fixture(scope="module")
+def profile_settings() -> dict[str, Any]:
+    return yaml.safe_load(PROFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def test_profile(tmp_path_factory, profile_settings) -> Path:
+    """The real profile, with GPU requests zeroed: this node has no GPU (no GRES configured)."""
+    cfg = json.loads(json.dumps(profile_settings))
+    for res in cfg.get("set-resources", {}).values():
+        if "gpu" in res:
+            res["gpu"] = 0
+    folder = tmp_path_factory.mktemp("profile")
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return folder
+
+
+def sm_slurm(
+    cluster: Cluster, work: Path, profile: Path, *args: str, popen: bool = False
+) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    """`snakemake --profile <slurm profile>` on the real Snakefile, hard-killed at SM_TIMEOUT."""
+    cmd = ["timeout", "-s", "KILL", str(SM_TIMEOUT), str(BIN / "snakemake"),
+           "-s", str(REPO / "Snakefile"), "-d", str(work), "--profile", str(profile),
+           "--slurm-init-seconds-before-status-checks", "2", "--slurm-no-account", *args]  # fmt: skip
+    env = {**tool_env(), "SLURM_CONF": cluster.env["SLURM_CONF"]}
+    if popen:
+        return subprocess.Popen(
+            cmd, cwd=work, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    return subprocess.run(
+        cmd, cwd=work, env=env, text=True, capture_output=True, timeout=SM_TIMEOUT + 30
+    )
+
+
+def copy_workdir(src: Path, dst: Path) -> Path:
+    """A second working directory with the same results and Snakemake metadata."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("slurm_logs", "log", "locks"))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, test_profile, tmp_path_factory) -> tuple[Path, Path, float]:
+    """(slurm workdir, local workdir, seconds the SLURM run took); both from the same config."""
+    slurm_dir, local_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("local")
+    write_config(slurm_dir)
+    write_config(local_dir)
+    with ThreadPoolExecutor(1) as pool:
+        # The local reference (same outputs, fewer audio splits) runs while SLURM jobs queue.
+        local = pool.submit(
+            snakemake, local_dir, "--cores", "2", "--until", "frames", "results/audio/dev",
+            "--", "qc", "results/audio/dev", timeout=SM_TIMEOUT,
+        )  # fmt: skip
+        t0 = time.monotonic()
+        proc = sm_slurm(cluster, slurm_dir, test_profile, *TARGETS)
+        took = time.monotonic() - t0
+        ref = local.result()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-6000:]
+    return slurm_dir, local_dir, took
+
+
+def _same_file(a: Path, b: Path) -> None:
+    if a.suffix == ".parquet":
+        pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b))
+    elif a.suffix == ".npy":
+        x, y = np.load(a, allow_pickle=False), np.load(b, allow_pickle=False)
+        assert x.dtype == y.dtype and x.shape == y.shape, a
+        np.testing.assert_array_equal(x, y, err_msg=str(a))
+    else:
+        assert a.read_bytes() == b.read_bytes(), a
+
+
+def test_outputs_equal_a_local_run(runs):
+    slurm_dir, local_dir, _ = runs
+    compared = 0
+    for sub in COMPARED:
+        for ref in sorted((local_dir / "results" / sub).rglob("*")):
+            if ref.is_dir() or ref.name.startswith(".snakemake"):
+                continue
+            rel = ref.relative_to(local_dir)
+            assert (slurm_dir / rel).exists(), f"{rel} missing from the SLURM run"
+            _same_file(slurm_dir / rel, ref)
+            compared += 1
+    kinds = {p.suffix for p in (local_dir / "results").rglob("*") if p.is_file()}
+    assert compared >= 10 and {".parquet", ".npy"} <= kinds, compared
+    assert (slurm_dir / "results" / "qc" / "clips.csv").exists()
+    assert (slurm_dir / "results" / "metrics" / "majority.json").exists()
+
+
+def _rule_of(comment: str, rules: list[str]) -> str | None:
+    """The plugin's sbatch comment is rule_<name> or rule_<name>_wildcards_<values>."""
+    for rule in sorted(rules, key=len, reverse=True):
+        if comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_wildcards_"):
+            return rule
+    return None
+
+
+def _timelimit(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+
+
+def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
+    threads, res = profile_settings["set-threads"], profile_settings["set-resources"]
+    rows = cluster.sacct("JobID,Comment,State,ReqCPUS,ReqMem,Timelimit,WorkDir")
+    slurm_dir = runs[0]
+    rows = [r for r in rows if Path(r["WorkDir"]) == slurm_dir]
+    seen: dict[str, int] = {}
+    for row in rows:
+        rule = _rule_of(row["Comment"], list(res))
+        if rule is None:
+            continue
+        seen[rule] = seen.get(rule, 0) + 1
+        assert row["State"] == "COMPLETED", row
+        assert int(row["ReqCPUS"]) == threads[rule], row
+        assert row["ReqMem"] == f"{res[rule]['mem_mb']}M", row
+        assert row["Timelimit"] == _timelimit(res[rule]["runtime"]), row
+    assert seen.get("synthetic_corpus") == 1 and seen.get("manifest") == 1, (seen, rows)
+    assert seen.get("frames", 0) >= 3 and seen.get("audio") == 3, (seen, rows)
+    # The group job: baseline -> evaluate in one submission, runtimes added, the larger memory.
+    group = [r for r in rows if _rule_of(r["Comment"], list(res)) is None]
+    bundle = [r for r in group if "baseline" in r["Comment"] or "evaluate" in r["Comment"]]
+    assert len(bundle) == 1, group
+    want = res["baseline"]["runtime"] + res["evaluate"]["runtime"]
+    assert bundle[0]["Timelimit"] == _timelimit(want), bundle
+    mem = max(res["baseline"]["mem_mb"], res["evaluate"]["mem_mb"])
+    assert bundle[0]["ReqMem"] == f"{mem}M", bundle
+
+
+def test_failing_job_reports_its_log_and_exits_nonzero(runs, cluster, test_profile, tmp_path):
+    work = copy_workdir(runs[0], tmp_path / "fail")
+    frames_dev = sorted((work / "results" / "frames").glob("*/dev"))[0]
+    shutil.rmtree(frames_dev)
+    # A manifest the frames stage cannot read: the job itself fails (not Snakemake's planning).
+    (work / "results" / "manifest" / "dev.parquet").write_bytes(b"not a parquet file")
+    target = str(frames_dev.relative_to(work))
+    proc = sm_slurm(cluster, work, test_profile, "--retries", "0", target)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-4000:]
+    assert "Error in rule frames" in text, text[-4000:]
+    log = f"results/logs/frames_{frames_dev.parent.name}_dev.log"
+    assert log in text, text[-4000:]
+    assert (work / log).stat().st_size > 0
+    assert ".snakemake/slurm_logs/rule_frames" in text, text[-4000:]
+    assert not frames_dev.exists()
+
+
+def _wait_running(cluster: Cluster, comment: str, proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        out = cluster.run("squeue", "-h", "-o", "%i|%T|%k", check=False)
+        for line in out.splitlines():
+            jid, state, kcomment = line.split("|", 2)
+            if kcomment == comment and state == "RUNNING":
+                return jid
+        time.sleep(0.3)
+    raise AssertionError(f"no RUNNING job {comment} within {timeout} s (snakemake: {proc.poll()})")
+
+
+def test_cancelled_job_is_rerun_by_next_invocation(runs, cluster, test_profile, tmp_path):
+    work = copy_workdir(runs[0], tmp_path / "cancel")
+    audio_dev = work / "results" / "audio" / "dev"
+    shutil.rmtree(audio_dev)
+    target = "results/audio/dev"
+    proc = sm_slurm(cluster, work, test_profile, "--retries", "0", target, popen=True)
+    try:
+        jid = _wait_running(cluster, "rule_audio_wildcards_dev", proc, timeout=120)
+        cluster.run("scancel", jid)
+        out, _ = proc.communicate(timeout=SM_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0, out[-4000:]
+    assert "CANCELLED" in out, out[-4000:]
+    assert not audio_dev.exists()
+    state = cluster.sacct("JobID,State", "-j", jid)
+    assert state and state[0]["State"].startswith("CANCELLED"), state
+
+    again = sm_slurm(cluster, work, test_profile, "--retries", "0", target)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-4000:]
+    assert "rule audio" in again.stdout + again.stderr
+    for ref in sorted((runs[0] / target).iterdir()):
+        if not ref.name.startswith(".snakemake"):
+            _same_file(audio_dev / ref.name, ref)

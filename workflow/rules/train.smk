@@ -1,0 +1,92 @@
+# Per-stream models (one job per model and seed) -> predictions, embeddings; baselines; metrics.
+
+SEEDS = config["train"]["seeds"]
+MODELS = P.train_models(config)
+
+
+wildcard_constraints:
+    seed=r"\d+",
+
+
+def train_inputs(w):
+    spec = P.model_inputs(config, w.model)
+    sets = [spec["frame_set"], *spec["extra_frame_sets"]] if spec["frame_set"] else []
+    return {
+        "manifests": expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
+        "frames": expand(f"{R}/frames/{{fset}}/{{split}}", fset=sets, split=SPLITS),
+        "audio": expand(f"{R}/audio/{{split}}", split=SPLITS) if spec["audio"] else [],
+    }
+
+
+rule train:
+    conda:
+        "../../envs/train.yaml"
+    input:
+        unpack(train_inputs),
+    output:
+        dev=f"{R}/models/{{model}}/seed{{seed}}/predictions_dev.parquet",
+        test=f"{R}/models/{{model}}/seed{{seed}}/predictions_test.parquet",
+        summary=f"{R}/models/{{model}}/seed{{seed}}/summary.json",
+    wildcard_constraints:
+        model="|".join(MODELS),
+    params:
+        p=lambda w: as_json(P.train(config, w.model)),
+        hash=lambda w: config_hash(P.train(config, w.model)),
+        extra=lambda w: " ".join(P.model_inputs(config, w.model)["extra_frame_sets"]),
+        out_dir=parent("summary"),
+        results=parent("summary", 4),
+    threads: 2
+    log:
+        f"{LOGS}/train_{{model}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train_{{model}}_seed{{seed}}.tsv"
+    shell:
+        "avemo train --results {params.results:q} --model {wildcards.model} --seed {wildcards.seed}"
+        " --out {params.out_dir:q} --config-hash {params.hash} --extra-frame-sets {params.extra}"
+        " --params {params.p:q} > {log:q} 2>&1"
+
+
+rule baseline:
+    conda:
+        "../../envs/report.yaml"
+    input:
+        manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
+    output:
+        dev=f"{R}/models/{{kind}}/seed0/predictions_dev.parquet",
+        test=f"{R}/models/{{kind}}/seed0/predictions_test.parquet",
+    wildcard_constraints:
+        kind="|".join(P.BASELINES),
+    params:
+        manifests=lambda w, input: os.path.dirname(input.manifests[0]),
+        out_dir=parent("dev"),
+    log:
+        f"{LOGS}/baseline_{{kind}}.log",
+    benchmark:
+        f"{BENCH}/baseline_{{kind}}.tsv"
+    shell:
+        "avemo baseline --kind {wildcards.kind} --manifests {params.manifests:q}"
+        " --out {params.out_dir:q} > {log:q} 2>&1"
+
+
+def evaluate_inputs(w):
+    seeds = [0] if w.model in P.BASELINES else SEEDS
+    return expand(f"{R}/models/{w.model}/seed{{seed}}/predictions_{{split}}.parquet",
+                  seed=seeds, split=["dev", "test"])
+
+
+rule evaluate:
+    conda:
+        "../../envs/report.yaml"
+    input:
+        evaluate_inputs,
+    output:
+        f"{R}/metrics/{{model}}.json",
+    params:
+        p=as_json(P.evaluation(config)),
+    log:
+        f"{LOGS}/evaluate_{{model}}.log",
+    benchmark:
+        f"{BENCH}/evaluate_{{model}}.tsv"
+    shell:
+        "avemo evaluate --model {wildcards.model} --out {output:q} --params {params.p:q}"
+        " {input:q} > {log:q} 2>&1"
