@@ -31,6 +31,15 @@ TINY: dict[str, dict[str, Any]] = {
 ALIGNED = ("concat_aligned", "cross_attention")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    # These models are tiny; on a shared 2-core machine intra-op threads only contend (10x).
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
 # ---------------------------------------------------------------- synthetic stage files
 def _manifest(path: Path, split: str, names: list[str], emo: np.ndarray, ok: np.ndarray) -> None:
     n = len(names)
@@ -38,8 +47,17 @@ def _manifest(path: Path, split: str, names: list[str], emo: np.ndarray, ok: np.
     df["split"], df["clip_name"], df["ok"] = split, names, ok
     df["emotion"] = [EMOTIONS[e] for e in emo]
     df["sentiment"] = [SENTIMENTS[e % 3] for e in emo]
-    for c in ("dialogue_id", "utterance_id", "season", "episode", "size_bytes", "width",
-              "height", "audio_rate", "audio_channels"):
+    for c in (
+        "dialogue_id",
+        "utterance_id",
+        "season",
+        "episode",
+        "size_bytes",
+        "width",
+        "height",
+        "audio_rate",
+        "audio_channels",
+    ):
         df[c] = 0
     for c in ("start_s", "end_s", "duration_s", "fps"):
         df[c] = 1.0
@@ -59,24 +77,40 @@ def _npz(path: Path, names: list[str], seqs: list[np.ndarray], times: list[np.nd
     np.savez(path, clip_name=np.array(names), emb=emb, seq=seq, lengths=lengths, t_s=t_s)
 
 
-def _audio_dir(d: Path, names: list[str], utt: np.ndarray, mask: np.ndarray,
-               win: np.ndarray, win_index: pd.DataFrame) -> None:
+def _audio_dir(
+    d: Path,
+    names: list[str],
+    utt: np.ndarray,
+    mask: np.ndarray,
+    win: np.ndarray,
+    win_index: pd.DataFrame,
+) -> None:
     d.mkdir(parents=True)
     n = len(names)
-    pd.DataFrame({"clip_name": names, "ok": True, "reason": "", "has_audio": mask,
-                  "silent": False, "duration_s": 1.0, "mask": mask}).to_parquet(
-        d / "clips.parquet", index=False)
+    pd.DataFrame(
+        {
+            "clip_name": names,
+            "ok": True,
+            "reason": "",
+            "has_audio": mask,
+            "silent": False,
+            "duration_s": 1.0,
+            "mask": mask,
+        }
+    ).to_parquet(d / "clips.parquet", index=False)
     np.save(d / "utterance.npy", np.where(mask[:, None], utt, 0.0).astype(np.float32))
     np.save(d / "aligned.npy", win.astype(np.float32))
     win_index.to_parquet(d / "aligned_index.parquet", index=False)
     np.save(d / "logmel.npy", np.zeros((0, N_MELS), np.float16))
-    pd.DataFrame({"clip_name": names, "start": np.zeros(n, int), "length": np.zeros(n, int)}
-                 ).to_parquet(d / "logmel_index.parquet", index=False)
+    pd.DataFrame(
+        {"clip_name": names, "start": np.zeros(n, int), "length": np.zeros(n, int)}
+    ).to_parquet(d / "logmel_index.parquet", index=False)
     (d / "meta.json").write_text("{}")
 
 
-def make_split(root: Path, split: str, n: int = 40, seed: int = 0, shift: float = 0.0,
-               signal: float = 3.0) -> dict[str, Path]:
+def make_split(
+    root: Path, split: str, n: int = 40, seed: int = 0, shift: float = 0.0, signal: float = 3.0
+) -> dict[str, Path]:
     """One split's files. The label lives only at one random dense step, in the frame's
     embedding and in the audio window at that same timestamp; sparse frames and whole-clip
     audio carry none of it. ``shift`` offsets every feature (scaling tests)."""
@@ -113,10 +147,13 @@ def make_split(root: Path, split: str, n: int = 40, seed: int = 0, shift: float 
     mask = np.ones(n, bool)
     mask[[1, 5, 9]] = False  # clips without usable audio
     utt = rng.normal(size=(n, DA)).astype(np.float32) + shift
-    sparse_idx = pd.DataFrame([(nm, float(t)) for nm, ts in zip(names, sp_t, strict=True)
-                               for t in ts], columns=["clip_name", "t_s"])
-    _audio_dir(d / "audio", names, utt, mask,
-               rng.normal(size=(len(sparse_idx), N_MELS, W)), sparse_idx)
+    sparse_idx = pd.DataFrame(
+        [(nm, float(t)) for nm, ts in zip(names, sp_t, strict=True) for t in ts],
+        columns=["clip_name", "t_s"],
+    )
+    _audio_dir(
+        d / "audio", names, utt, mask, rng.normal(size=(len(sparse_idx), N_MELS, W)), sparse_idx
+    )
     all_win = np.concatenate(wins)
     index = pd.DataFrame(idx, columns=["clip_name", "t_s"])
     all_win[np.repeat(~mask, [len(w) for w in wins])] = 0.0  # no audio: zero windows
@@ -136,9 +173,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
 
 def ds_of(f: dict[str, Any], split: str, inputs: str) -> FusionDataset:
     d = f["root"]
-    return build_fusion_dataset(split, inputs, d / "manifest.parquet", d / "emb_sparse.npz",
-                                d / "audio", video_dense=d / "emb_dense.npz",
-                                aligned_dir=d / "aligned", window_pool=POOL)
+    return build_fusion_dataset(
+        split,
+        inputs,
+        d / "manifest.parquet",
+        d / "emb_sparse.npz",
+        d / "audio",
+        video_dense=d / "emb_dense.npz",
+        aligned_dir=d / "aligned",
+        window_pool=POOL,
+    )
 
 
 def model_for(name: str) -> torch.nn.Module:
@@ -212,11 +256,15 @@ def _random_aligned_batch(lengths: list[int], seed: int = 0) -> dict[str, Any]:
     return {
         "video_seq": torch.randn(n, t, DV, generator=g) * mask[..., None],
         "audio_win": torch.randn(n, t, N_MELS * POOL, generator=g) * am[..., None],
-        "video_mask": mask, "audio_mask": am, "mask": mask, "t_s": t_s,
+        "video_mask": mask,
+        "audio_mask": am,
+        "mask": mask,
+        "t_s": t_s,
         "lengths": torch.tensor(lengths),
         "video_present": torch.ones(n, dtype=torch.bool),
         "audio_present": torch.ones(n, dtype=torch.bool),
-        "emotion": torch.arange(n) % 7, "sentiment": torch.arange(n) % 3,
+        "emotion": torch.arange(n) % 7,
+        "sentiment": torch.arange(n) % 3,
         "clip_name": [f"c{i}" for i in range(n)],
     }
 
@@ -231,10 +279,15 @@ def test_padded_equals_unpadded(name: str) -> None:
     with torch.no_grad():
         padded = model(batch)
         for i, n in enumerate(lengths):
-            alone = model({
-                **{k: batch[k][i : i + 1, :n] for k in seq_keys},
-                **{k: batch[k][i : i + 1] for k in ("lengths", "video_present", "audio_present")},
-            })
+            alone = model(
+                {
+                    **{k: batch[k][i : i + 1, :n] for k in seq_keys},
+                    **{
+                        k: batch[k][i : i + 1]
+                        for k in ("lengths", "video_present", "audio_present")
+                    },
+                }
+            )
             for key in ("emotion", "sentiment", "embedding"):
                 torch.testing.assert_close(padded[key][i], alone[key][0], atol=1e-5, rtol=1e-4)
 
@@ -291,8 +344,13 @@ def test_one_batch_overfit(name: str, files: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- late fusion
 def _preds(path: Path, names: list[str], emo: np.ndarray, p_emo: np.ndarray) -> Path:
-    df = pd.DataFrame({"clip_name": names, "emotion": [EMOTIONS[e] for e in emo],
-                       "sentiment": [SENTIMENTS[e % 3] for e in emo]})
+    df = pd.DataFrame(
+        {
+            "clip_name": names,
+            "emotion": [EMOTIONS[e] for e in emo],
+            "sentiment": [SENTIMENTS[e % 3] for e in emo],
+        }
+    )
     for j, col in enumerate(prob_columns("emotion")):
         df[col] = p_emo[:, j]
     p_sent = np.full((len(names), 3), 1 / 3)
@@ -317,10 +375,15 @@ def _late_files(root: Path, test_good: str) -> tuple[dict[str, Path], dict[str, 
         names = [f"dia9_utt{i}" for i in range(n)]
         emo = rng.integers(0, 7, n)
         good_v = split == "dev" or test_good == "visual"
-        vis[split] = _preds(root / f"v_{split}.parquet", names, emo,
-                            _probs(emo, 0.9 if good_v else 0.1, rng))
-        aud[split] = _preds(root / f"a_{split}.parquet", names[::-1], emo[::-1],
-                            _probs(emo[::-1], 0.1 if good_v else 0.9, rng))
+        vis[split] = _preds(
+            root / f"v_{split}.parquet", names, emo, _probs(emo, 0.9 if good_v else 0.1, rng)
+        )
+        aud[split] = _preds(
+            root / f"a_{split}.parquet",
+            names[::-1],
+            emo[::-1],
+            _probs(emo[::-1], 0.1 if good_v else 0.9, rng),
+        )
     return vis, aud
 
 
@@ -338,8 +401,9 @@ def test_late_weight_chosen_on_dev_only(tmp_path: Path) -> None:
     a = read_predictions(aud["test"]).set_index("clip_name").loc[test["clip_name"]]
     w = s1["emotion_visual_weight"]
     cols = prob_columns("emotion")
-    np.testing.assert_allclose(test[cols].to_numpy(),
-                               w * v[cols].to_numpy() + (1 - w) * a[cols].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        test[cols].to_numpy(), w * v[cols].to_numpy() + (1 - w) * a[cols].to_numpy(), atol=1e-6
+    )
     y = np.array([0, 1, 1])
     w0, _ = choose_weight(y, np.eye(3)[[0, 1, 1]], np.eye(3)[[1, 0, 0]])
     assert w0 > 0.5
@@ -352,8 +416,10 @@ def test_late_stacking_dev_is_out_of_fold(tmp_path: Path) -> None:
     dev = read_predictions(tmp_path / "s" / "predictions_dev.parquet")
     test = read_predictions(tmp_path / "s" / "predictions_test.parquet")
     assert len(dev) == 60 and len(test) == 50
-    acc = (dev[prob_columns("emotion")].to_numpy().argmax(1)
-           == dev["emotion"].map({e: i for i, e in enumerate(EMOTIONS)}).to_numpy()).mean()
+    acc = (
+        dev[prob_columns("emotion")].to_numpy().argmax(1)
+        == dev["emotion"].map({e: i for i, e in enumerate(EMOTIONS)}).to_numpy()
+    ).mean()
     assert acc > 0.6  # learned to trust the visual stream, out of fold
     # Test labels are never read for fitting: relabelling test leaves its probabilities.
     t = pd.read_parquet(vis["test"])
@@ -368,9 +434,19 @@ def test_late_stacking_dev_is_out_of_fold(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- stage
-ENGINE = {"epochs": 2, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "patience": 0,
-          "w_emotion": 1.0, "w_sentiment": 0.5, "imbalance": "class_weight",
-          "focal_gamma": 2.0, "device": "cpu", "amp": False}
+ENGINE = {
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 3e-3,
+    "weight_decay": 0.0,
+    "patience": 0,
+    "w_emotion": 1.0,
+    "w_sentiment": 0.5,
+    "imbalance": "class_weight",
+    "focal_gamma": 2.0,
+    "device": "cpu",
+    "amp": False,
+}
 
 
 def _stage_paths(files: dict[str, Any]) -> dict[str, dict[str, Path]]:
@@ -387,8 +463,16 @@ def _stage_paths(files: dict[str, Any]) -> dict[str, dict[str, Path]]:
 def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / name / "seed0"
     engine = {**ENGINE, "w_sentiment": 0.0} if name == "gated" else ENGINE  # single-task too
-    summary = train_fusion(name, 0, **_stage_paths(files), out_dir=out, engine=engine,
-                           model_params=TINY[name], config_hash="h", window_pool=POOL)
+    summary = train_fusion(
+        name,
+        0,
+        **_stage_paths(files),
+        out_dir=out,
+        engine=engine,
+        model_params=TINY[name],
+        config_hash="h",
+        window_pool=POOL,
+    )
     for f in ("best.pt", "last.pt", "log.csv", "summary.json"):
         assert (out / f).is_file()
     test = read_predictions(out / "predictions_test.parquet")
@@ -403,8 +487,9 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
     cols = prob_columns("emotion")
     t = test.set_index("clip_name")
     # Clips without usable audio: the audio ablation changes nothing for them.
-    np.testing.assert_allclose(abl.loc[sorted(no_audio_clips), cols],
-                               t.loc[sorted(no_audio_clips), cols], atol=1e-5)
+    np.testing.assert_allclose(
+        abl.loc[sorted(no_audio_clips), cols], t.loc[sorted(no_audio_clips), cols], atol=1e-5
+    )
     assert not np.allclose(abl[cols].to_numpy(), t.loc[abl.index, cols].to_numpy())
     # Scaling statistics in the checkpoint are the train split's, not dev's or test's.
     state = torch.load(out / "best.pt", weights_only=True)["model"]
@@ -413,3 +498,29 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
     dev_mean = ds_of(files["dev"], "dev", inputs_for(name)).feature_stats()[0]["audio"][0]
     assert np.abs(state["norm_a.mean"].numpy() - dev_mean).mean() > 1.0
     assert json.loads((out / "summary.json").read_text())["model"] == name
+
+
+@pytest.mark.slow
+def test_alignment_matters(tmp_path: Path) -> None:
+    """The label sits at one random dense step in both modalities: the aligned model finds it,
+    the study's misaligned concatenation (sparse frames + whole-clip audio) cannot."""
+    big = {
+        s: make_split(tmp_path, s, n=n, seed=10 + i)
+        for i, (s, n) in enumerate((("train", 200), ("dev", 80), ("test", 40)))
+    }
+    engine = {**ENGINE, "epochs": 12, "imbalance": "none"}
+    score = {}
+    for name in ("concat_misaligned", "concat_aligned", "cross_attention"):
+        s = train_fusion(
+            name,
+            0,
+            **_stage_paths(big),
+            out_dir=tmp_path / name,
+            engine=engine,
+            model_params=TINY[name],
+            config_hash="h",
+            window_pool=POOL,
+        )
+        score[name] = s["best_dev_emotion_wf1"]
+    assert score["concat_aligned"] > 0.8 and score["cross_attention"] > 0.8, score
+    assert score["concat_misaligned"] < 0.5, score

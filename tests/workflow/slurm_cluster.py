@@ -246,8 +246,8 @@ SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2
 MpiDefault=none
 KillWait=5
-# The node may be declared with more CPUs than the host has (the workflow's profile asks for
-# several per rule); config_overrides makes slurmd trust this file, not the hardware.
+# The node may be declared bigger than the host (the workflow's profile asks for several CPUs
+# and GBs per rule); config_overrides makes slurmd trust this file, not the hardware.
 SlurmdParameters=config_overrides
 NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
 PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
@@ -298,12 +298,13 @@ def _node_idle(cluster: Cluster) -> bool:
 
 
 @contextlib.contextmanager
-def slurm_cluster(cpus: int = 8, mem_fraction: float = 0.9) -> Iterator[Cluster]:
+def slurm_cluster(cpus: int = 2, mem_mb: int | None = None) -> Iterator[Cluster]:
     """Install (if needed) and run a one-node cluster with accounting; tear it down on exit.
 
-    `cpus` is the node's declared CPU count (may exceed the host's cores: jobs only need to be
-    schedulable with the profile's per-rule requests). Raises ClusterUnavailable when the cluster
-    cannot be started (callers skip with that reason).
+    `cpus`/`mem_mb` are what the node declares (default: 2 CPUs, 90 % of RAM). They may exceed
+    the host (slurmd trusts slurm.conf, nothing enforces limits without cgroups), so a test can
+    schedule jobs with a real profile's requests side by side on a small machine. Raises
+    ClusterUnavailable when the cluster cannot be started (callers skip with that reason).
     """
     if os.geteuid() != 0:
         raise ClusterUnavailable("a real SLURM cluster needs root (daemons, /etc/slurm)")
@@ -316,7 +317,8 @@ def slurm_cluster(cpus: int = 8, mem_fraction: float = 0.9) -> Iterator[Cluster]
     (root / "log").mkdir()
     (root / "log").chmod(0o777)  # mysqld writes its error log here as user mysql
     node = socket.gethostname().split(".")[0]
-    mem_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * mem_fraction)
+    if mem_mb is None:
+        mem_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * 0.9)
     cluster = Cluster(root=root, node=node, cpus=cpus, mem_mb=mem_mb)
     try:
         with _etc_backup():

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from conftest import snakemake, write_config
 
 from avemo.labels import SPLITS
 from avemo.manifest import read_manifest
-from conftest import snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -51,11 +51,30 @@ def test_frames_and_audio_cover_every_usable_clip(tiny_run):
     r = work / "results"
     for split in SPLITS:
         usable = read_manifest(r / "manifest" / f"{split}.parquet").query("ok")
-        frames = FrameStore(r / "frames" / split)
+        study = FrameStore(r / "frames" / "study" / split)
+        dense = FrameStore(r / "frames" / "dense" / split)
         audio = AudioStore(r / "audio" / split)
-        assert set(frames.clip_names) == set(usable["clip_name"])
+        assert set(study.clip_names) == set(usable["clip_name"]) == set(dense.clip_names)
+        # The study's sparse sampling vs 8 frames spread over each clip.
+        assert len(study.index) < len(dense.index) == 8 * len(usable)
         assert audio.utterance().shape == (len(usable), 192)
-        assert len(audio.aligned()) == len(frames.index)
+        # One log-mel window per dense frame, centred on its timestamp.
+        assert len(audio.aligned()) == len(dense.index)
+
+
+def test_every_model_is_trained_and_evaluated(tiny_run):
+    from avemo.evaluation.metrics import read_predictions
+
+    work, _ = tiny_run
+    r = work / "results"
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    test_clips = set(read_manifest(r / "manifest" / "test.parquet").query("ok")["clip_name"])
+    for model in [*cfg["train"]["models"], "majority", "prior"]:
+        preds = read_predictions(r / "models" / model / "seed0" / "predictions_test.parquet")
+        assert set(preds["clip_name"]) == test_clips, model
+        metrics = json.loads((r / "metrics" / f"{model}.json").read_text())
+        wf1 = metrics["aggregate"]["test"]["emotion"]["weighted_f1"]["mean"]
+        assert 0.0 <= wf1 <= 1.0
 
 
 def test_report_is_built_and_says_synthetic(tiny_run):

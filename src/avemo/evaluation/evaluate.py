@@ -17,20 +17,30 @@ NaN; seeds are string keys because JSON keys are strings)::
           "weighted_f1"|"macro_f1"|"accuracy": {"mean", "std", "n"},   # over seeds, ddof=1
           "per_class_f1": {label: {"mean", "std", "n"}},
           "confusion_normalized_mean": K×K (mean over seeds of the row-normalised matrices)}}},
-      "ci": {"test": {
+      "ci": {"test"|"test_no_audio"|...: {       # every split whose name starts with "test"
           "per_seed": {"0": {"emotion": {"weighted_f1": {"point", "low", "high"}, ...}}},
           "mean_over_seeds": {"emotion": {"weighted_f1": {"point", "low", "high"}, ...}}
               # utterance bootstrap of the seed-mean (same resamples for every seed);
               # null when the seeds' test files hold different utterances
       }},
+      "subsets": {"audio_missing": {"test": S, "test_no_video": S, ...}, ...},
+          # only with evaluate_model(subsets=...): the same test-like splits restricted to the
+          # subset's clips; S = {"n": <clips found>, "seeds", "aggregate", "ci"} laid out like
+          # the top level for that one split, or {"n": 0} when no clip of the subset is there
       "bootstrap": {"n_resamples", "seed", "alpha", "method"}
     }
+
+Split names come from the file names: ``predictions_test_no_audio.parquet`` is split
+``test_no_audio`` (the fusion stage's modality ablations). Variants of a model (e.g. the
+single-task run of a fusion model) are ordinary models named ``<model>@<variant>``
+(``naming.variant_name``), so they get their own ``metrics/<model>@<variant>.json``.
 
 ``compare_models`` writes::
 
     {
       "schema_version": 1, "models": [name_a, name_b], "n": <test utterances>,
       "seeds": {"a": [...], "b": [...]},
+      "dropped": {"<file label>": <utterances left out by common_only>, ...},
       "tests": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high", "p_value"}}},
           # a, b: seed-mean metric; delta = a - b; paired utterance bootstrap of the seed-means
       "per_seed": {"<seed in both>": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high",
@@ -42,7 +52,7 @@ NaN; seeds are string keys because JSON keys are strings)::
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +79,11 @@ from avemo.evaluation.metrics import (
 
 SCHEMA_VERSION = 1
 CI_SPLIT = "test"
+
+
+def is_test_split(split: str) -> bool:
+    """Splits that get bootstrap CIs: ``test`` and its ablations (``test_no_audio``, ...)."""
+    return split == CI_SPLIT or split.startswith(CI_SPLIT + "_")
 PathLike = str | os.PathLike[str]
 
 
@@ -175,6 +190,54 @@ def _aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _score(
+    frames: dict[int, dict[str, pd.DataFrame]], boot: dict[str, Any]
+) -> dict[str, Any]:
+    """Per-seed metrics, seed aggregates and test-split CIs of ``{seed: {split: frame}}``."""
+    seeds_out: dict[str, dict[str, Any]] = {}
+    splits_seen: list[str] = []
+    for s, splits in frames.items():
+        for split, df in splits.items():
+            seeds_out.setdefault(str(s), {})[split] = prediction_metrics(df)
+            if split not in splits_seen:
+                splits_seen.append(split)
+    aggregate = {
+        split: _aggregate([seeds_out[str(s)][split] for s in frames if split in frames[s]])
+        for split in splits_seen
+    }
+    ci = {}
+    for split in splits_seen:
+        if is_test_split(split):
+            have = [s for s in frames if split in frames[s]]
+            ci[split] = _test_cis(
+                {s: frames[s][split] for s in have},
+                {s: seeds_out[str(s)][split] for s in have},
+                boot,
+            )
+    return {"seeds": seeds_out, "aggregate": aggregate, "ci": ci, "splits": splits_seen}
+
+
+def _subset_block(
+    frames: dict[int, dict[str, pd.DataFrame]], clips: set[str], boot: dict[str, Any]
+) -> dict[str, Any]:
+    """The test-like splits of ``frames`` restricted to ``clips``, scored like the whole."""
+    out: dict[str, Any] = {}
+    splits = {sp for per in frames.values() for sp in per if is_test_split(sp)}
+    for split in sorted(splits):
+        sub = {
+            s: {split: per[split][per[split]["clip_name"].isin(clips)].reset_index(drop=True)}
+            for s, per in frames.items()
+            if split in per
+        }
+        n = max(len(next(iter(d.values()))) for d in sub.values())
+        if n == 0:
+            out[split] = {"n": 0}
+            continue
+        scored = _score({s: d for s, d in sub.items() if len(d[split])}, boot)
+        out[split] = {"n": int(n), **{k: scored[k] for k in ("seeds", "aggregate", "ci")}}
+    return out
+
+
 def evaluate_model(
     model_name: str,
     prediction_paths: Mapping[Any, Mapping[str, PathLike]],
@@ -182,52 +245,47 @@ def evaluate_model(
     n_resamples: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    subsets: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Stage: score every prediction file of one model and write ``out_json`` atomically.
 
     ``prediction_paths``: ``{training_seed: {split: predictions_{split}.parquet}}`` (seed keys
-    may be ints or digit strings). Every split gets all metrics per seed and mean/std over
-    seeds; the ``test`` split also gets bootstrap CIs (``n_resamples``, ``seed``, ``alpha``).
+    may be ints or digit strings; split names such as ``test_no_audio`` are kept as given).
+    Every split gets all metrics per seed and mean/std over seeds; every test-like split
+    (``test``, ``test_*``) also gets bootstrap CIs (``n_resamples``, ``seed``, ``alpha``).
+    ``subsets``: ``{name: [clip_name, ...]}``, e.g. ``audio_subsets(audio/test)``; each is
+    scored separately on the test-like splits (clips absent from a file are ignored).
     Returns a summary ``{model, seeds, splits, test_emotion_weighted_f1_mean}``.
     """
     paths = _normalise_paths(prediction_paths)
     boot = _bootstrap_meta(n_resamples, seed, alpha)
-    seeds_out: dict[str, dict[str, Any]] = {}
-    splits_seen: list[str] = []
-    test_frames: dict[int, pd.DataFrame] = {}
-    test_metrics: dict[int, dict[str, Any]] = {}
+    frames: dict[int, dict[str, pd.DataFrame]] = {}
     jobs = [(s, split, p) for s, splits in paths.items() for split, p in splits.items()]
     for s, split, path in tqdm(jobs, desc=f"evaluate {model_name}", unit="file", leave=False):
-        df = _load_sorted(path)
-        m = prediction_metrics(df)
-        seeds_out.setdefault(str(s), {})[split] = m
-        if split not in splits_seen:
-            splits_seen.append(split)
-        if split == CI_SPLIT:
-            test_frames[s] = df
-            test_metrics[s] = m
-    aggregate = {
-        split: _aggregate([seeds_out[str(s)][split] for s in paths if split in paths[s]])
-        for split in splits_seen
-    }
-    ci = {CI_SPLIT: _test_cis(test_frames, test_metrics, boot)} if test_frames else {}
+        frames.setdefault(s, {})[split] = _load_sorted(path)
+    scored = _score(frames, boot)
     result = {
         "schema_version": SCHEMA_VERSION,
         "model": model_name,
         "labels": {task: list(labels) for task, labels in TASKS.items()},
         "headline_metrics": list(HEADLINE_METRICS),
         "files": {str(s): {k: str(v) for k, v in sp.items()} for s, sp in paths.items()},
-        "seeds": seeds_out,
-        "aggregate": aggregate,
-        "ci": ci,
+        "seeds": scored["seeds"],
+        "aggregate": scored["aggregate"],
+        "ci": scored["ci"],
         "bootstrap": boot,
     }
+    if subsets is not None:
+        result["subsets"] = {
+            name: _subset_block(frames, {str(c) for c in clips}, boot)
+            for name, clips in subsets.items()
+        }
     write_json(out_json, result)
-    test_agg = aggregate.get(CI_SPLIT, {})
+    test_agg = scored["aggregate"].get(CI_SPLIT, {})
     return {
         "model": model_name,
         "seeds": list(paths),
-        "splits": splits_seen,
+        "splits": scored["splits"],
         "test_emotion_weighted_f1_mean": (
             test_agg["emotion"]["weighted_f1"]["mean"] if test_agg else None
         ),
@@ -271,18 +329,30 @@ def compare_models(
     n_resamples: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    common_only: bool = False,
 ) -> dict[str, Any]:
     """Stage: paired bootstrap tests between two models on the same test utterances.
 
     ``paths_a``/``paths_b``: ``{training_seed: predictions_test.parquet}`` (or one path for a
     single seed). Files are aligned by ``clip_name``; DataStageError when any two files score
-    different utterances or disagree on a true label. Tests the seed-mean of each headline
+    different utterances or disagree on a true label; with ``common_only`` the files are first
+    restricted to the utterances all of them score (the JSON's ``dropped`` counts, per file,
+    what was left out). Tests the seed-mean of each headline
     metric (all seeds of each model) and, per seed present in both, seed against seed.
     Writes ``out_json`` atomically; returns the ``tests`` block.
     """
     seeds_a, seeds_b = _as_seed_paths(paths_a), _as_seed_paths(paths_b)
     frames = {f"{names[0]} seed {s} ({p})": _load_sorted(p) for s, p in seeds_a.items()}
     frames |= {f"{names[1]} seed {s} ({p})": _load_sorted(p) for s, p in seeds_b.items()}
+    dropped = {name: 0 for name in frames}
+    if common_only:
+        common = set.intersection(*(set(df["clip_name"]) for df in frames.values()))
+        for name, df in frames.items():
+            keep = df["clip_name"].isin(common)
+            dropped[name] = int((~keep).sum())
+            frames[name] = df[keep].reset_index(drop=True)
+        if not common:
+            raise DataStageError(f"{names[0]} and {names[1]} score no utterance in common")
     problem = _check_same_utterances(frames)
     if problem:
         raise DataStageError(f"cannot compare {names[0]} with {names[1]}: {problem}")
@@ -314,6 +384,7 @@ def compare_models(
             "a": {str(s): str(p) for s, p in seeds_a.items()},
             "b": {str(s): str(p) for s, p in seeds_b.items()},
         },
+        "dropped": dropped,
         "tests": tests,
         "per_seed": per_seed,
         "bootstrap": boot,

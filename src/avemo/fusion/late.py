@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
 
 from avemo.atomic import atomic_path, write_json
 from avemo.errors import DataStageError
@@ -94,9 +95,10 @@ def _stack(
     cv = StratifiedKFold(n_splits=max(k, 2), shuffle=True, random_state=seed)
     oof = np.zeros((len(y), n))
     classes = np.flatnonzero(counts)
-    raw = cross_val_predict(model, x_dev, y, cv=cv, method="predict_proba")
-    oof[:, classes] = raw
-    model.fit(x_dev, y)
+    # A few thousand rows × 20 features: BLAS threads only contend on a shared machine.
+    with threadpool_limits(1):
+        oof[:, classes] = cross_val_predict(model, x_dev, y, cv=cv, method="predict_proba")
+        model.fit(x_dev, y)
     return oof, _full_proba(model, x_test, n), max(k, 2)
 
 

@@ -29,7 +29,9 @@ def _mlp(in_dim: int, width: int, layers: int, dropout: float) -> tuple[nn.Modul
     blocks: list[nn.Module] = []
     d = in_dim
     for _ in range(layers):
-        blocks += [nn.Linear(d, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(dropout)]
+        blocks += [nn.Linear(d, width), nn.LayerNorm(width), nn.GELU()]
+        if dropout > 0:  # a no-op Dropout still costs a kernel call per step
+            blocks.append(nn.Dropout(dropout))
         d = width
     return nn.Sequential(*blocks), d
 
@@ -125,11 +127,12 @@ class _Aligned(_Fusion):
 
     def __init__(self, video_dim: int, window_dim: int, d: int, dropout: float) -> None:
         super().__init__(video_dim, window_dim)
-        self.proj_v, _ = _mlp(video_dim, d, 1, dropout)
-        # The small window encoder shared by every step of every clip.
-        self.enc_a = nn.Sequential(
-            nn.Linear(window_dim, d), nn.GELU(), nn.Linear(d, d), nn.LayerNorm(d), nn.GELU()
-        )
+        # Per-step encoders carry no dropout: on [B,T,d] it was the largest single cost of an
+        # epoch on CPU; dropout acts after pooling instead.
+        self.proj_v, _ = _mlp(video_dim, d, 1, 0.0)
+        # The small window encoder shared by every step of every clip (the windows arrive
+        # time-pooled, see avemo.fusion.inputs.pool_windows, so one layer suffices).
+        self.enc_a, _ = _mlp(window_dim, d, 1, 0.0)
 
     def _steps(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         vm = batch["video_mask"].unsqueeze(-1)
@@ -147,13 +150,13 @@ class ConcatAligned(_Aligned):
         video_dim: int = 100,
         window_dim: int = 320,
         d: int = 64,
-        width: int = 128,
+        width: int = 96,
         layers: int = 1,
         hidden: int = 64,
         dropout: float = 0.3,
     ) -> None:
         super().__init__(video_dim, window_dim, d, dropout)
-        self.step, s = _mlp(2 * d, width, 1, dropout)
+        self.step, s = _mlp(2 * d, width, 1, 0.0)
         self.body, out = _mlp(2 * s, width, layers, dropout)
         self.head = DualHead(out, hidden, dropout)
 

@@ -151,7 +151,9 @@ def train_fusion(
         _write_predictions(net, data[split], out / f"predictions_{split}.parquet", device)
     for modality in ("audio", "video"):
         _write_predictions(
-            net, data["test"].without(modality), out / f"predictions_test_no_{modality}.parquet",
+            net,
+            data["test"].without(modality),
+            out / f"predictions_test_no_{modality}.parquet",
             device,
         )
     summary = {

@@ -1,7 +1,9 @@
 """Build the write-up from pipeline output files only (no number is typed in by hand).
 
-Sections so far: the data (class imbalance, durations), data-stage QC, provenance. Model,
-fusion, ablation and baseline sections are added as those stages' metrics files appear.
+Sections: where the numbers come from (banner), method (dev-only selection, CIs), data, data
+quality, visual, audio, fusion, ablations, baselines and quoted reference numbers, per-class
+results, provenance. Model sections read ``metrics/{model}.json`` and ``metrics/compare.json``
+(see ``inputs``); a group with no configured model says "Not configured".
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pandas as pd
 from ..atomic import atomic_path, write_text
 from ..labels import SPLITS
 from ..manifest import read_manifest
-from . import figures, provenance, tables
+from . import figures, provenance, reference, sections, tables
+from .inputs import ReportModels, load_inputs
 from .render import Figure, Section, Table, to_html, to_markdown
 
 TITLE = "Audio-visual emotion recognition on MELD: reproduction report"
@@ -76,6 +79,7 @@ def qc_section(results: Path) -> Section:
 
 def provenance_section(results: Path, description: dict[str, Any], config_hash: str) -> Section:
     data = ", ".join(f"{k}={v}" for k, v in description.items())
+    times = provenance.stage_times(results / "benchmarks")
     return Section(
         "Provenance",
         paragraphs=[
@@ -84,24 +88,63 @@ def provenance_section(results: Path, description: dict[str, Any], config_hash: 
         ],
         tables=[
             Table("packages", "Package versions", provenance.package_versions()),
-            Table("stage_times", "Wall time per job (Snakemake benchmark files)",
-                  provenance.stage_times(results / "benchmarks")),
+            Table("stage_totals", "Wall time per stage (sum over its jobs)",
+                  provenance.stage_totals(times)),
+            Table("stage_times", "Wall time per job (Snakemake benchmark files)", times),
         ],
     )
 
 
-def build_report(results: str | Path, out_dir: str | Path, description: dict[str, Any],
-                 config_hash: str = "") -> None:
+def build_report(
+    results: str | Path,
+    out_dir: str | Path,
+    description: dict[str, Any],
+    config_hash: str = "",
+    groups: dict[str, list[str]] | None = None,
+    single_task: list[str] | None = None,
+    baselines: list[str] | None = None,
+    compare: bool = False,
+    reference_file: str | Path | None = None,
+) -> dict[str, Any]:
+    """Stage: write ``out_dir/report.md``, self-contained ``report.html``, ``tables/*.csv`` and
+    ``figures/*.png`` from the pipeline outputs under ``results``.
+
+    ``description``: ``params.dataset_description`` (the banner); ``groups``: ``{"visual",
+    "audio", "fusion": [model names]}`` as configured (missing/empty = not configured);
+    ``single_task``: fusion models that also have a ``<model>@single_task`` run; ``baselines``:
+    default majority + prior; ``compare``: paired tests are configured, so
+    ``metrics/compare.json`` must exist; ``reference_file``: the quoted numbers (default: the
+    packaged ``avemo/data/reference_numbers.yaml``). A configured model without its metrics file
+    raises DataStageError naming the file. Returns ``{sections, tables, figures}`` (names).
+    """
     results, out_dir = Path(results), Path(out_dir)
     fig_dir, tab_dir = out_dir / "figures", out_dir / "tables"
     fig_dir.mkdir(parents=True, exist_ok=True)
     tab_dir.mkdir(parents=True, exist_ok=True)
-    sections = [Section("About these numbers", paragraphs=[_banner(description)])]
-    sections += [data_section(results, fig_dir), qc_section(results),
-                 provenance_section(results, description, config_hash)]
-    for section in sections:
+    models = ReportModels.from_params(groups, single_task, baselines)
+    inp = load_inputs(results, models, compare)
+    ref = reference.load_reference(reference_file)
+    sections_ = [Section("About these numbers", paragraphs=[_banner(description)]),
+                 sections.method_section(inp)]
+    sections_ += [
+        data_section(results, fig_dir),
+        qc_section(results),
+        sections.visual_section(inp, fig_dir, ref),
+        sections.audio_section(inp, fig_dir),
+        sections.fusion_section(inp, fig_dir),
+        sections.ablation_section(inp),
+        sections.baselines_section(inp, ref, description),
+        sections.per_class_section(inp, fig_dir),
+        provenance_section(results, description, config_hash),
+    ]
+    for section in sections_:
         for t in section.tables:
             with atomic_path(tab_dir / f"{t.name}.csv") as tmp:
                 t.df.to_csv(tmp, index=False)
-    write_text(out_dir / "report.html", to_html(TITLE, sections))
-    write_text(out_dir / "report.md", to_markdown(TITLE, sections, rel_to=out_dir))
+    write_text(out_dir / "report.html", to_html(TITLE, sections_))
+    write_text(out_dir / "report.md", to_markdown(TITLE, sections_, rel_to=out_dir))
+    return {
+        "sections": [s.title for s in sections_],
+        "tables": [t.name for s in sections_ for t in s.tables],
+        "figures": [f.path.name for s in sections_ for f in s.figures],
+    }

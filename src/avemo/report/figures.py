@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
@@ -30,3 +31,64 @@ def class_distribution(table: pd.DataFrame, column: str, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def confusion_matrices(panels: list[tuple[str, list[list[float]], list[str]]], path: Path) -> None:
+    """Row-normalised confusion matrices side by side; ``panels``: (title, K×K, labels)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), dpi=110,
+                             squeeze=False)
+    for ax, (title, matrix, labels) in zip(axes[0], panels, strict=True):
+        m = np.asarray(matrix, dtype=float)
+        ax.imshow(m, vmin=0.0, vmax=1.0, cmap="Blues")
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if m[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def learning_curves(logs: dict[str, dict[str, pd.DataFrame]], path: Path) -> None:
+    """One row per model: train/dev loss per epoch (left), dev emotion weighted F1 (right);
+    one line per seed. ``logs``: {model: {seed: log.csv frame}}."""
+    fig, axes = plt.subplots(len(logs), 2, figsize=(8, 2.4 * len(logs)), dpi=100, squeeze=False)
+    for row, (model, seeds) in zip(axes, logs.items(), strict=True):
+        for seed, log in seeds.items():
+            row[0].plot(log["epoch"], log["train_loss"], "-", label=f"train s{seed}")
+            row[0].plot(log["epoch"], log["dev_loss"], "--", label=f"dev s{seed}")
+            row[1].plot(log["epoch"], log["dev_emotion_wf1"], "-o", ms=3, label=f"seed {seed}")
+        row[0].set_title(f"{model}: loss", fontsize=9)
+        row[1].set_title(f"{model}: dev emotion weighted F1", fontsize=9)
+        row[1].set_ylim(0, 1)  # one scale for every model, so rows compare at a glance
+        for ax in row:
+            ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.legend(frameon=False, fontsize=6)
+    _save(fig, path)
+
+
+def per_class_bars(table: pd.DataFrame, labels: list[str], path: Path) -> None:
+    """Grouped bars: test per-class F1 (mean over seeds) for each model (a per_class_f1 table)."""
+    models = table["model"].tolist()
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.35 * len(models) * len(labels)), 3.6), dpi=100)
+    width = 0.85 / max(len(models), 1)
+    for i, model in enumerate(models):
+        xs = [x + (i - (len(models) - 1) / 2) * width for x in range(len(labels))]
+        ax.bar(xs, table.loc[table["model"] == model, labels].to_numpy()[0], width=width,
+               label=model)
+    ax.set_xticks(range(len(labels)), labels, rotation=20)
+    ax.set_ylabel("test F1 (mean over seeds)")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, fontsize=7, ncol=min(len(models), 4))
+    _save(fig, path)

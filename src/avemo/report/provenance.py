@@ -56,3 +56,14 @@ def stage_times(bench_dir: Path) -> pd.DataFrame:
             rows.append({"job": tsv.stem, "wall_s": round(float(df["s"].iloc[-1]), 2),
                          "max_rss_mb": round(float(df.get("max_rss", [float("nan")])[0]), 1)})
     return pd.DataFrame(rows, columns=["job", "wall_s", "max_rss_mb"])
+
+
+def stage_totals(times: pd.DataFrame) -> pd.DataFrame:
+    """Wall time per stage: job names are ``<stage>_<wildcards>`` (e.g. ``train_cnn5_seed0``)."""
+    if times.empty:
+        return pd.DataFrame(columns=["stage", "jobs", "wall_s"])
+    stage = times["job"].str.split("_", n=1).str[0]
+    out = times.assign(stage=stage).groupby("stage", sort=False).agg(
+        jobs=("job", "count"), wall_s=("wall_s", "sum")
+    )
+    return out.reset_index().sort_values("wall_s", ascending=False, ignore_index=True)

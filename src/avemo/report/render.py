@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,18 @@ import pandas as pd
 
 @dataclass
 class Table:
+    """One table: ``df`` (raw numbers) is written to ``tables/<name>.csv``; ``display`` (the
+    same rows, numbers formatted for reading, e.g. "0.312 ± 0.010 [0.281, 0.345]") is what
+    report.md/html show when given."""
+
     name: str  # file stem under tables/
     caption: str
     df: pd.DataFrame
+    display: pd.DataFrame | None = None
+
+    @property
+    def shown(self) -> pd.DataFrame:
+        return self.df if self.display is None else self.display
 
 
 @dataclass
@@ -56,11 +66,18 @@ def to_markdown(title: str, sections: list[Section], rel_to: Path) -> str:
         for p in s.paragraphs:
             out += [p, ""]
         for t in s.tables:
-            out += [f"**{t.caption}** (`tables/{t.name}.csv`)", "", markdown_table(t.df), ""]
+            out += [f"**{t.caption}** (`tables/{t.name}.csv`)", "", markdown_table(t.shown), ""]
         for f in s.figures:
             rel = f.path.relative_to(rel_to).as_posix()
             out += [f"![{f.caption}]({rel})", "", f"*{f.caption}*", ""]
     return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """The little Markdown the paragraphs use (**bold**, `code`) as HTML."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
 
 
 _STYLE = """
@@ -79,10 +96,13 @@ def to_html(title: str, sections: list[Section]) -> str:
         body.append(f"<h2>{html.escape(s.title)}</h2>")
         for p in s.paragraphs:
             cls = ' class="banner"' if p.startswith("**") else ""
-            body.append(f"<p{cls}>{html.escape(p).replace('**', '')}</p>")
+            body.append(f"<p{cls}>{_inline(p)}</p>")
         for t in s.tables:
-            body.append(f"<p><b>{html.escape(t.caption)}</b></p>")
-            body.append(t.df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
+            body.append(
+                f"<p><b>{html.escape(t.caption)}</b> (<code>tables/{html.escape(t.name)}.csv"
+                "</code>)</p>"
+            )
+            body.append(t.shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
         for f in s.figures:
             data = base64.b64encode(Path(f.path).read_bytes()).decode()
             body.append(

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..atomic import atomic_path, write_json
 from ..errors import TrainingError
 from ..models.registry import MODELS, build_model
-from .checkpoint import load_checkpoint
 from .engine import train
 from .inputs import SplitFiles, build_dataset
 from .predict import export_embeddings, predict
@@ -33,8 +34,8 @@ def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
     last = out_dir / "last.pt"
     if last.exists():
         try:
-            old = load_checkpoint(last).get("config_hash")
-        except TrainingError:
+            old = str(torch.load(last, map_location="cpu", weights_only=True)["config_hash"])
+        except Exception:  # unreadable or foreign: unusable for resuming either way
             old = "unreadable"
         if old != config_hash:
             for name in ("last.pt", "best.pt", "log.csv"):

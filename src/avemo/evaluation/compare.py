@@ -1,0 +1,289 @@
+"""Paired comparisons between configured models, model selection on dev, clip subsets.
+
+``compare_pairs`` is the stage behind ``metrics/compare.json``: one paired utterance bootstrap
+(``evaluate.compare_models``) per configured pair. A pair names two *references*:
+
+- ``<model>``: the model's ``test`` predictions (``cnn5``, ``gated``, ``gated@single_task``);
+- ``<model>:<split>``: another test-like split of it, e.g. ``gated:test_no_audio`` (the
+  modality ablation scored against the full model on the same utterances);
+- ``best:<group>``: the model of ``<group>`` (visual, audio, fusion, single_stream = visual +
+  audio) with the highest mean DEV emotion weighted F1 over seeds (``select_best``). The test
+  split is never looked at to choose.
+
+``compare.json`` layout::
+
+    {"schema_version": 1,
+     "selection": {group: {"model", "metric", "split", "candidates": {model: value}}},
+     "pairs": [{"spec": [ref_a, ref_b], "a": ref, "b": ref,   # refs with best:* resolved
+                "models": [..], "n", "seeds", "files", "dropped", "tests", "per_seed"}, ...],
+                # n: utterances scored by every file of the pair (the others are "dropped")
+                # tests/per_seed: as evaluate.compare_models (delta = a - b)
+     "bootstrap": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from avemo.atomic import write_json
+from avemo.errors import DataStageError
+from avemo.evaluation.evaluate import SCHEMA_VERSION, _bootstrap_meta, compare_models
+
+PathLike = str | os.PathLike[str]
+VARIANT_SEP = "@"
+SPLIT_SEP = ":"
+BEST_PREFIX = "best:"
+SELECTION_SPLIT = "dev"
+SELECTION_TASK = "emotion"
+SELECTION_METRIC = "weighted_f1"
+# The groups a `best:` reference may name; single_stream is visual + audio.
+GROUPS: tuple[str, ...] = ("visual", "audio", "fusion", "single_stream")
+
+
+def variant_name(model: str, variant: str) -> str:
+    """Name of a variant run of ``model``: ``gated@single_task`` -> ``metrics/gated@single_task
+    .json`` and ``fusion/gated@single_task/seed{n}/``."""
+    if VARIANT_SEP in model or not variant:
+        raise ValueError(f"cannot make a variant of {model!r} named {variant!r}")
+    return f"{model}{VARIANT_SEP}{variant}"
+
+
+def base_model(name: str) -> str:
+    """``gated@single_task`` -> ``gated``; a plain name is returned unchanged."""
+    return name.split(VARIANT_SEP, 1)[0]
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``"gated:test_no_audio"`` -> ``("gated", "test_no_audio")``; ``"cnn5"`` -> test."""
+    model, _, split = ref.partition(SPLIT_SEP)
+    return model, split or "test"
+
+
+def group_members(groups: Mapping[str, Sequence[str]], group: str) -> list[str]:
+    if group == "single_stream":
+        return [*groups.get("visual", []), *groups.get("audio", [])]
+    if group not in GROUPS:
+        raise DataStageError(f"unknown model group {group!r} in best:{group}; use one of {GROUPS}")
+    return list(groups.get(group, []))
+
+
+def dev_score(metrics: Mapping[str, Any]) -> float:
+    """The model-selection score: mean over seeds of DEV emotion weighted F1."""
+    try:
+        agg = metrics["aggregate"][SELECTION_SPLIT][SELECTION_TASK][SELECTION_METRIC]
+    except KeyError as exc:
+        raise DataStageError(
+            f"metrics of {metrics.get('model', '?')} have no {SELECTION_SPLIT} "
+            f"{SELECTION_TASK} {SELECTION_METRIC}: evaluate its predictions_dev.parquet too"
+        ) from exc
+    return float(agg["mean"])
+
+
+def select_best(metrics_by_model: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The model with the best DEV score (first in the given order on ties); None when empty.
+
+    Returns ``{model, metric, split, candidates: {model: dev score}}``.
+    """
+    if not metrics_by_model:
+        return None
+    scores = {m: dev_score(v) for m, v in metrics_by_model.items()}
+    best = max(scores, key=lambda m: (scores[m], -list(scores).index(m)))
+    return {
+        "model": best,
+        "metric": f"{SELECTION_TASK} {SELECTION_METRIC} (mean over seeds)",
+        "split": SELECTION_SPLIT,
+        "candidates": scores,
+    }
+
+
+def read_metrics(path: PathLike) -> dict[str, Any]:
+    """Read one ``metrics/{model}.json``; DataStageError naming the file when absent or bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataStageError(
+            f"metrics file {path} does not exist: run the evaluate stage for this model "
+            "(or remove the model from config.yaml)"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataStageError(f"metrics file {path} is not valid JSON ({exc}); rerun it") from exc
+
+
+def default_pairs(
+    groups: Mapping[str, Sequence[str]],
+    single_task: Sequence[str] = (),
+    ablation_models: Sequence[str] = (),
+    baseline: str | None = "majority",
+) -> list[list[str]]:
+    """The pairs the report relies on, for whatever subset of models is configured.
+
+    - vgg16 vs cnn5 (the study's "+8 points"), and each other visual model vs cnn5;
+    - the study's fusion (``concat_misaligned``) vs the best single stream and vs each fix;
+    - the best fusion vs the best single stream (both chosen on dev);
+    - each model in ``single_task`` vs its ``@single_task`` run;
+    - each model in ``ablation_models`` vs its ``test_no_audio`` / ``test_no_video`` scores;
+    - every model vs ``baseline`` (majority) when given.
+    """
+    visual, audio = list(groups.get("visual", [])), list(groups.get("audio", []))
+    fusion = list(groups.get("fusion", []))
+    pairs: list[list[str]] = []
+    if "cnn5" in visual:
+        pairs += [[m, "cnn5"] for m in visual if m != "cnn5"]
+    if visual and audio:
+        pairs.append(["best:visual", "best:audio"])
+    if fusion and (visual or audio):
+        study = "concat_misaligned"
+        if study in fusion:
+            pairs.append(["best:single_stream", study])
+            pairs += [[m, study] for m in fusion if m != study]
+        pairs.append(["best:fusion", "best:single_stream"])
+    for m in single_task:
+        pairs.append([m, variant_name(m, "single_task")])
+    for m in ablation_models:
+        pairs += [[m, f"{m}{SPLIT_SEP}test_no_audio"], [m, f"{m}{SPLIT_SEP}test_no_video"]]
+    if baseline:
+        models = [*visual, *audio, *fusion, *(variant_name(m, "single_task") for m in single_task)]
+        pairs += [[m, baseline] for m in models]
+    return pairs
+
+
+def referenced_models(
+    pairs: Iterable[Sequence[str]], groups: Mapping[str, Sequence[str]]
+) -> dict[str, set[str]]:
+    """``{model: {splits}}`` whose test-like predictions the pairs need (``best:*`` expands to
+    its whole group): what a rule lists as inputs."""
+    need: dict[str, set[str]] = {}
+    for pair in pairs:
+        for ref in pair:
+            if ref.startswith(BEST_PREFIX):
+                for m in group_members(groups, ref[len(BEST_PREFIX) :]):
+                    need.setdefault(m, set()).add("test")
+            else:
+                model, split = split_ref(ref)
+                need.setdefault(model, set()).add(split)
+    return need
+
+
+def _resolve(ref: str, selection: dict[str, Any]) -> str:
+    if not ref.startswith(BEST_PREFIX):
+        return ref
+    group = ref[len(BEST_PREFIX) :]
+    if selection.get(group) is None:
+        raise DataStageError(f"pair names {ref} but no {group} model is configured")
+    return str(selection[group]["model"])
+
+
+def _paths_of(
+    ref: str, predictions: Mapping[str, Mapping[Any, Mapping[str, PathLike]]]
+) -> dict[int, PathLike]:
+    model, split = split_ref(ref)
+    if model not in predictions:
+        raise DataStageError(
+            f"no prediction files given for {model!r} (pair member {ref!r}); "
+            f"known: {sorted(predictions)}"
+        )
+    out = {int(s): sp[split] for s, sp in predictions[model].items() if split in sp}
+    if not out:
+        raise DataStageError(f"no predictions_{split}.parquet given for {model!r} ({ref!r})")
+    return out
+
+
+def compare_pairs(
+    pairs: Sequence[Sequence[str]],
+    predictions: Mapping[str, Mapping[Any, Mapping[str, PathLike]]],
+    out_json: PathLike,
+    metrics: Mapping[str, PathLike] | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Stage: paired bootstrap tests for every pair; writes ``out_json`` (``compare.json``).
+
+    ``pairs``: ``[[ref_a, ref_b], ...]`` (module docstring); ``predictions``: ``{model: {seed:
+    {split: predictions_{split}.parquet}}}``; ``metrics``: ``{model: metrics/{model}.json}``
+    and ``groups``: ``{group: [models]}``, both needed only to resolve ``best:<group>`` (on
+    dev). Returns ``{"n_pairs", "selection": {group: model}}``.
+    """
+    groups = groups or {}
+    boot = _bootstrap_meta(n_resamples, seed, alpha)
+    needed = {r[len(BEST_PREFIX) :] for p in pairs for r in p if r.startswith(BEST_PREFIX)}
+    selection: dict[str, Any] = {}
+    for group in sorted(needed):
+        members = group_members(groups, group)
+        if metrics is None or any(m not in metrics for m in members):
+            lacking = [m for m in members if metrics is None or m not in metrics]
+            raise DataStageError(f"best:{group} needs the metrics files of {lacking}")
+        selection[group] = select_best({m: read_metrics(metrics[m]) for m in members})
+    results = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise DataStageError(f"a comparison pair needs exactly two names, got {list(pair)}")
+        a, b = (_resolve(r, selection) for r in pair)
+        # compare_models writes its own JSON; here it only serves one entry of compare.json.
+        with tempfile.TemporaryDirectory() as tmp:
+            compare_models(
+                _paths_of(a, predictions),
+                _paths_of(b, predictions),
+                (a, b),
+                Path(tmp) / "pair.json",
+                n_resamples=n_resamples,
+                seed=seed,
+                alpha=alpha,
+                common_only=True,
+            )
+            entry = json.loads((Path(tmp) / "pair.json").read_text())
+        entry.pop("schema_version", None)
+        entry.pop("bootstrap", None)
+        results.append({"spec": list(pair), "a": a, "b": b, **entry})
+    write_json(
+        out_json,
+        {"schema_version": SCHEMA_VERSION, "selection": selection, "pairs": results,
+         "bootstrap": boot},
+    )
+    return {"n_pairs": len(results), "selection": {g: v["model"] for g, v in selection.items()}}
+
+
+def collect_inputs(
+    files: Iterable[PathLike],
+) -> tuple[dict[str, dict[int, dict[str, str]]], dict[str, str]]:
+    """Sort a rule's flat input list into ``(predictions, metrics)`` for ``compare_pairs``.
+
+    ``.../{model}/seed{n}/predictions_{split}.parquet`` and ``.../metrics/{model}.json``.
+    """
+    predictions: dict[str, dict[int, dict[str, str]]] = {}
+    metrics: dict[str, str] = {}
+    for f in map(Path, files):
+        if f.suffix == ".json":
+            metrics[f.stem] = str(f)
+        elif f.name.startswith("predictions_") and f.parent.name.startswith("seed"):
+            split = f.stem.removeprefix("predictions_")
+            seed = int(f.parent.name.removeprefix("seed"))
+            predictions.setdefault(f.parent.parent.name, {}).setdefault(seed, {})[split] = str(f)
+        else:
+            raise DataStageError(
+                f"{f}: not a metrics/<model>.json nor a <model>/seed<n>/predictions_<split>"
+                ".parquet file"
+            )
+    return predictions, metrics
+
+
+def audio_subsets_from_clips(clips: Any) -> dict[str, list[str]]:
+    """``{"audio_missing": [...], "audio_present": [...]}`` from an audio ``clips`` table
+    (``mask`` False = no usable audio, its features are zeros)."""
+    mask = clips["mask"].astype(bool)
+    names = clips["clip_name"].astype(str)
+    return {"audio_missing": names[~mask].tolist(), "audio_present": names[mask].tolist()}
+
+
+def audio_subsets(audio_dir: PathLike) -> dict[str, list[str]]:
+    """The missing-modality subsets of one split from ``audio/{split}/`` (AudioStore)."""
+    from avemo.audio.store import AudioStore  # the audio stage's reader (docs/formats.md 4)
+
+    return audio_subsets_from_clips(AudioStore(audio_dir).clips)

@@ -1,0 +1,353 @@
+"""The report: built from a small fake results tree (fake predictions -> evaluate_model ->
+metrics -> compare_pairs -> build_report); every number in its tables traced to the JSONs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avemo.errors import ConfigError, DataStageError
+from avemo.evaluation import baselines
+from avemo.evaluation.compare import audio_subsets_from_clips, collect_inputs, compare_pairs
+from avemo.evaluation.evaluate import evaluate_model
+from avemo.evaluation.metrics import prob_columns
+from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
+from avemo.manifest import MANIFEST_COLUMNS
+from avemo.report import findings, reference, spec
+from avemo.report.build import build_report
+
+N = {"train": 40, "dev": 30, "test": 60}
+SEEDS = (0, 1)
+BOOT = {"n_resamples": 60, "seed": 0, "alpha": 0.05}
+# Accuracy of each fake model on (dev, test); ablations are weaker copies of their model.
+ACC = {
+    "cnn5": (0.35, 0.35), "vgg16": (0.45, 0.40), "audio_mlp": (0.30, 0.30),
+    "concat_misaligned": (0.25, 0.25), "gated": (0.6, 0.6), "late": (0.4, 0.45),
+    "gated@single_task": (0.5, 0.5),
+}
+CFG: dict[str, Any] = {
+    "dataset": "synthetic",
+    "synthetic": {"preset": "tiny", "seed": 1},
+    "train": {"seeds": list(SEEDS), "models": {"cnn5": {"frame_set": "study"},
+                                               "vgg16": {"frame_set": "study"},
+                                               "audio_mlp": {"features": "utterance"}}},
+    "fusion": {"models": ["concat_misaligned", "gated", "late"], "single_task": ["gated"]},
+    "evaluation": dict(BOOT),
+}
+MISSING_AUDIO = [f"dia{i}_utt0" for i in range(8)]  # test clips without usable audio
+
+
+def _truth(split: str) -> pd.DataFrame:
+    rng = np.random.default_rng({"train": 1, "dev": 2, "test": 3}[split])
+    n = N[split]
+    emo = rng.choice(len(EMOTIONS), n, p=[0.45, 0.2, 0.1, 0.1, 0.07, 0.04, 0.04])
+    return pd.DataFrame({
+        "clip_name": [f"dia{i}_utt0" for i in range(n)],
+        "emotion": [EMOTIONS[i] for i in emo],
+        "sentiment": [SENTIMENTS[i % 3] for i in rng.integers(0, 3, n)],
+    })
+
+
+def _predict(truth: pd.DataFrame, acc: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    out = truth.copy()
+    for task, labels in (("emotion", EMOTIONS), ("sentiment", SENTIMENTS)):
+        y = truth[task].map({v: i for i, v in enumerate(labels)}).to_numpy()
+        wrong = (y + rng.integers(1, len(labels), y.size)) % len(labels)
+        pred = np.where(rng.random(y.size) < acc, y, wrong)
+        p = rng.random((y.size, len(labels))) * 0.3
+        p[np.arange(y.size), pred] += 1.0
+        p /= p.sum(axis=1, keepdims=True)
+        out[prob_columns(task)] = p
+    return out
+
+
+def _manifest(split: str) -> pd.DataFrame:
+    t = _truth(split)
+    df = pd.DataFrame({c: [0] * len(t) for c in MANIFEST_COLUMNS})
+    df[["clip_name", "emotion", "sentiment"]] = t[["clip_name", "emotion", "sentiment"]]
+    return df.assign(split=split, ok=True, qc_reason="", duration_s=2.0, speaker="s",
+                     utterance="u", clip_path="")
+
+
+def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
+    """A results tree with manifests, QC, predictions, logs, summaries, metrics, compare.json."""
+    for split in SPLITS:
+        (root / "manifest").mkdir(parents=True, exist_ok=True)
+        _manifest(split).to_parquet(root / "manifest" / f"{split}.parquet")
+    pd.DataFrame(columns=["split", "clip_name", "stage", "reason", "detail"]).to_csv(
+        root / "manifest" / "qc.csv", index=False)
+    (root / "qc").mkdir()
+    qc = pd.concat([_truth(s).assign(split=s) for s in SPLITS])
+    qc.assign(decoded_ok=True, frames_ok=True, audio_ok=True, n_frames=2, face_ratio=0.0)[
+        ["split", "clip_name", "decoded_ok", "frames_ok", "audio_ok", "n_frames", "face_ratio"]
+    ].to_csv(root / "qc" / "clips.csv", index=False)
+    clips = _truth("test")[["clip_name"]].assign(mask=lambda d: ~d["clip_name"].isin(MISSING_AUDIO))
+    subsets = audio_subsets_from_clips(clips)
+    groups = spec.model_groups(cfg)
+    files: list[str] = []
+    for model, (acc_dev, acc_test) in ACC.items():
+        top = "fusion" if model.split("@")[0] in groups["fusion"] else "models"
+        paths: dict[int, dict[str, Path]] = {}
+        for seed in SEEDS:
+            d = root / top / model / f"seed{seed}"
+            d.mkdir(parents=True)
+            splits = {"dev": acc_dev, "test": acc_test}
+            if model in ("concat_misaligned", "gated"):
+                splits |= {"test_no_audio": acc_test * 0.6, "test_no_video": acc_test * 0.9}
+            for i, (split, acc) in enumerate(splits.items()):
+                truth = _truth(split.split("_")[0])
+                _predict(truth, acc, seed * 100 + i).to_parquet(d / f"predictions_{split}.parquet")
+                paths.setdefault(seed, {})[split] = d / f"predictions_{split}.parquet"
+            if not model.startswith("late"):
+                pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.2],
+                              "dev_loss": [2.1, 1.8, 1.9], "dev_emotion_wf1": [0.2, 0.3, 0.28],
+                              "dev_sentiment_wf1": [0.3, 0.4, 0.4], "lr": [1e-3] * 3,
+                              "seconds": [1.0] * 3}).to_csv(d / "log.csv", index=False)
+                (d / "summary.json").write_text(json.dumps({
+                    "best_epoch": 2, "device": "cpu", "seconds": 3.0,
+                    "weights_used": "none" if model == "vgg16" else None}))
+        evaluate_model(model, paths, root / "metrics" / f"{model}.json", subsets=subsets, **BOOT)
+        files += [str(p) for sp in paths.values() for p in sp.values()]
+    train, test = _truth("train"), {s: _truth(s) for s in ("dev", "test")}
+    for kind in ("majority", "prior"):
+        d = root / "models" / kind / "seed0"
+        d.mkdir(parents=True)
+        for split, t in test.items():
+            fn = baselines.majority_predictions if kind == "majority" else baselines.prior_predictions
+            fn(train, t).to_parquet(d / f"predictions_{split}.parquet")
+        evaluate_model(kind, {0: {s: d / f"predictions_{s}.parquet" for s in test}},
+                       root / "metrics" / f"{kind}.json", **BOOT)
+    params = spec.compare_params(cfg)
+    needed = spec.compare_inputs(cfg, str(root))
+    assert all(Path(f).is_file() for f in needed), [f for f in needed if not Path(f).is_file()]
+    preds, metrics = collect_inputs(needed)
+    compare_pairs(params.pop("pairs"), preds, root / "metrics" / "compare.json", metrics=metrics,
+                  **params)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    root = make_tree(tmp_path_factory.mktemp("results"))
+    out = root / "report"
+    summary = build_report(root, out, config_hash="cafe", **spec.report_params(CFG))
+    return root, out, summary
+
+
+def _metrics(root: Path, model: str) -> dict[str, Any]:
+    return json.loads((root / "metrics" / f"{model}.json").read_text())
+
+
+def test_sections_tables_and_figures_exist(built: tuple[Path, Path, dict]) -> None:
+    root, out, summary = built
+    md = (out / "report.md").read_text()
+    for title in ("About these numbers", "Method", "1. Data", "2. Data quality",
+                  "3. Visual stream", "4. Audio stream", "5. Fusion", "6. Ablations",
+                  "7. Baselines and reference numbers", "8. Per-class results", "Provenance"):
+        assert f"## {title}" in md, title
+    assert "SYNTHETIC" in md and "uses the dev split only" in md
+    assert "Not configured" not in md  # everything is configured here
+    for name in summary["tables"]:
+        assert (out / "tables" / f"{name}.csv").is_file(), name
+        assert f"tables/{name}.csv" in md
+    for name in ("visual_models", "visual_claim", "audio_models", "fusion_models", "fusion_pairs",
+                 "ablation_modality", "ablation_missing_audio", "ablation_single_task",
+                 "baselines", "vs_majority", "study_vs_measured", "meld_published_baselines",
+                 "always_neutral", "per_class_f1", "stage_totals"):
+        assert name in summary["tables"], name
+    for fig in ("confusion_best.png", "per_class_f1.png", "learning_curves_visual.png",
+                "learning_curves_audio.png", "learning_curves_fusion.png"):
+        path = out / "figures" / fig
+        assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG", fig
+    assert "VGG-16 ran from scratch" in md
+    assert "`late`" in md and "No training log" in md  # late fusion: no log.csv
+
+
+def test_html_is_self_contained(built: tuple[Path, Path, dict]) -> None:
+    _, out, summary = built
+    html = (out / "report.html").read_text()
+    srcs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs), srcs[:3]
+    assert html.count("<img") == len(summary["figures"])
+    assert "<link" not in html and "<script" not in html
+
+
+def test_model_tables_trace_to_metrics_json(built: tuple[Path, Path, dict]) -> None:
+    root, out, _ = built
+    for table in ("visual_models", "audio_models", "fusion_models", "baselines"):
+        df = pd.read_csv(out / "tables" / f"{table}.csv")
+        assert len(df)
+        for row in df.to_dict("records"):
+            m = _metrics(root, row["model"])
+            assert row["seeds"] == len(m["seeds"])
+            for metric in ("weighted_f1", "macro_f1", "accuracy"):
+                agg = m["aggregate"]["test"]["emotion"][metric]
+                ci = m["ci"]["test"]["mean_over_seeds"]["emotion"][metric]
+                assert row[f"test_{metric}_mean"] == pytest.approx(agg["mean"], abs=1e-12)
+                assert row[f"test_{metric}_std"] == pytest.approx(agg["std"], abs=1e-12)
+                assert row[f"test_{metric}_ci_low"] == pytest.approx(ci["low"], abs=1e-12)
+                assert row[f"test_{metric}_ci_high"] == pytest.approx(ci["high"], abs=1e-12)
+            dev = m["aggregate"]["dev"]["emotion"]["weighted_f1"]["mean"]
+            assert row["dev_weighted_f1_mean"] == pytest.approx(dev, abs=1e-12)
+    # The rendered Markdown shows the same numbers (3 decimals).
+    md = (out / "report.md").read_text()
+    vgg = _metrics(root, "vgg16")["aggregate"]["test"]["emotion"]["weighted_f1"]
+    assert f"{vgg['mean']:.3f} ± {vgg['std']:.3f}" in md
+    per_class = pd.read_csv(out / "tables" / "per_class_f1.csv")
+    assert list(per_class.columns) == ["model", *EMOTIONS]
+    for row in per_class.to_dict("records"):
+        block = _metrics(root, row["model"])["aggregate"]["test"]["emotion"]["per_class_f1"]
+        for label in EMOTIONS:
+            assert row[label] == pytest.approx(block[label]["mean"], abs=1e-12)
+
+
+def test_pair_tables_trace_to_compare_json(built: tuple[Path, Path, dict]) -> None:
+    root, out, _ = built
+    cmp = json.loads((root / "metrics" / "compare.json").read_text())
+    by_pair = {(e["a"], e["b"]): e for e in cmp["pairs"]}
+    checked = 0
+    for table in ("visual_pairs", "fusion_pairs", "vs_majority"):
+        for row in pd.read_csv(out / "tables" / f"{table}.csv").to_dict("records"):
+            t = by_pair[(row["a"], row["b"])]["tests"][row["task"]][row["metric"]]
+            for key in ("delta", "ci_low", "ci_high", "p_value"):
+                assert row[key] == pytest.approx(t[key], abs=1e-12)
+            checked += 1
+    assert checked >= 9
+    claim = pd.read_csv(out / "tables" / "visual_claim.csv").iloc[0]
+    t = by_pair[("vgg16", "cnn5")]["tests"]["emotion"]["weighted_f1"]
+    assert claim["quoted"] == 0.08 and claim["measured_delta"] == pytest.approx(t["delta"])
+    single = pd.read_csv(out / "tables" / "ablation_single_task.csv").iloc[0]
+    t = by_pair[("gated", "gated@single_task")]["tests"]["emotion"]["weighted_f1"]
+    assert single["delta"] == pytest.approx(t["delta"]) and single["p_value"] == t["p_value"]
+
+
+def test_best_models_chosen_on_dev_and_verdict_computed(built: tuple[Path, Path, dict]) -> None:
+    root, out, _ = built
+    cmp = json.loads((root / "metrics" / "compare.json").read_text())
+    dev = {m: _metrics(root, m)["aggregate"]["dev"]["emotion"]["weighted_f1"]["mean"]
+           for m in ("cnn5", "vgg16", "audio_mlp")}
+    assert cmp["selection"]["single_stream"]["model"] == max(dev, key=dev.get)
+    md = (out / "report.md").read_text()
+    best = cmp["selection"]["single_stream"]["model"]
+    entry = next(e for e in cmp["pairs"] if (e["a"], e["b"]) == (best, "concat_misaligned"))
+    t = entry["tests"]["emotion"]["weighted_f1"]
+    flipped = {**t, "delta": -t["delta"], "ci_low": -t["ci_high"], "ci_high": -t["ci_low"]}
+    expected = {findings.BELOW: "is reproduced", findings.ABOVE: "is NOT reproduced",
+                findings.SAME: "is not confirmed"}[findings.relation(flipped, 0.05)]
+    assert f"best single stream {expected}" in md
+    assert "Best fusion model vs best single stream" in md and "the fixes" in md
+
+
+def test_ablation_tables(built: tuple[Path, Path, dict]) -> None:
+    root, out, _ = built
+    modality = pd.read_csv(out / "tables" / "ablation_modality.csv")
+    assert set(modality["model"]) == {"concat_misaligned", "gated"}  # late has no ablations
+    g = _metrics(root, "gated")["aggregate"]
+    row = modality.set_index("model").loc["gated"]
+    assert row["no_audio_mean"] == pytest.approx(g["test_no_audio"]["emotion"]["weighted_f1"]["mean"])
+    missing = pd.read_csv(out / "tables" / "ablation_missing_audio.csv")
+    sub = missing[(missing["model"] == "gated") & (missing["subset"] == "audio_missing")].iloc[0]
+    assert sub["n"] == len(MISSING_AUDIO)
+    m = _metrics(root, "gated")["subsets"]["audio_missing"]["test"]
+    assert sub["mean"] == pytest.approx(m["aggregate"]["test"]["emotion"]["weighted_f1"]["mean"])
+    assert f"{len(MISSING_AUDIO)} test clips have no usable audio" in (out / "report.md").read_text()
+
+
+def test_not_configured_sections(tmp_path: Path, built: tuple[Path, Path, dict]) -> None:
+    root, _, _ = built
+    cfg = {**CFG, "fusion": {"models": []}}
+    cfg["train"] = {**CFG["train"], "models": {"cnn5": {}}}
+    out = tmp_path / "report"
+    # compare.json of the full tree chose its best models among more candidates: not used here.
+    build_report(root, out, **{**spec.report_params(cfg), "compare": False})
+    md = (out / "report.md").read_text()
+    assert "## 4. Audio stream\n\nNot configured" in md
+    assert "## 5. Fusion\n\nNot configured" in md
+    assert "Modality ablation: Not configured" in md
+    assert "Multi-task vs single-task: Not configured" in md
+    assert not (out / "figures" / "learning_curves_fusion.png").exists()
+
+
+def test_missing_metrics_file_is_an_error_naming_it(tmp_path: Path,
+                                                    built: tuple[Path, Path, dict]) -> None:
+    root, _, _ = built
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("report"))
+    (copy / "metrics" / "gated.json").unlink()
+    with pytest.raises(DataStageError, match=re.escape(str(copy / "metrics" / "gated.json"))):
+        build_report(copy, copy / "report", **spec.report_params(CFG))
+    (copy / "metrics" / "compare.json").unlink()
+    cfg = {**CFG, "fusion": {"models": []}}
+    with pytest.raises(DataStageError, match="compare.json"):
+        build_report(copy, copy / "report", **spec.report_params(cfg))
+
+
+def test_reference_numbers_are_quoted_with_sources() -> None:
+    ref = reference.load_reference()
+    table = reference.meld_baselines_table(ref)
+    values = dict(zip(table["what"], table["weighted_f1"], strict=True))
+    assert values["bcLSTM, audio only, emotion weighted F1"] == 0.3908
+    assert values["DialogueRNN, audio only, emotion weighted F1"] == 0.4179
+    assert (table["status"] == reference.QUOTED).all() and table["source"].str.contains("2019").all()
+    study = {n["key"]: n["value"] for n in reference.study_numbers(ref)}
+    assert study == {"vgg16_weighted_f1": 0.355, "fusion_weighted_f1": 0.217,
+                     "vgg16_over_cnn5": 0.08}
+
+
+def test_always_neutral_weighted_f1_matches_quoted() -> None:
+    row = reference.always_neutral_row(reference.load_reference())
+    p = 1256 / 2610
+    assert row["weighted_f1"] == pytest.approx(p * 2 * p / (1 + p))
+    assert round(row["weighted_f1"], 3) == row["quoted_weighted_f1"] == 0.313
+    # Same number as the majority baseline's analytic formula.
+    exp = baselines.expected_baseline_metrics(np.array([1.0, 0.0]), np.array([p, 1 - p]))
+    assert exp["majority"]["weighted_f1"] == pytest.approx(row["weighted_f1"])
+    with pytest.raises(ValueError):
+        reference.always_neutral_weighted_f1(0, 10)
+
+
+def test_relation_and_verdict_words() -> None:
+    above = {"a": 0.5, "b": 0.3, "delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p_value": 0.001}
+    same = {**above, "ci_low": -0.05, "p_value": 0.2}
+    below = {**above, "delta": -0.2, "ci_low": -0.3, "ci_high": -0.1}
+    assert findings.relation(above, 0.05) == findings.ABOVE
+    assert findings.relation(same, 0.05) == findings.SAME
+    assert findings.relation(below, 0.05) == findings.BELOW
+
+    def entry(t: dict, a: str, b: str) -> dict:
+        return {"a": a, "b": b, "tests": {"emotion": {"weighted_f1": t}}}
+
+    text = " ".join(findings.fusion_verdict(entry(below, "concat_misaligned", "vgg16"),
+                                            entry(same, "gated", "vgg16"), 0.05))
+    assert "is reproduced" in text and "close the gap without reversing it" in text
+    text = " ".join(findings.fusion_verdict(None, entry(above, "gated", "vgg16"), 0.05))
+    assert "not tested" in text and "the fixes reverse the finding" in text
+
+
+def test_spec_groups_pairs_and_config_errors() -> None:
+    groups = spec.model_groups(CFG)
+    assert groups == {"visual": ["cnn5", "vgg16"], "audio": ["audio_mlp"],
+                      "fusion": ["concat_misaligned", "gated", "late"]}
+    pairs = spec.comparison_pairs(CFG)
+    for p in (["vgg16", "cnn5"], ["best:single_stream", "concat_misaligned"],
+              ["gated", "concat_misaligned"], ["best:fusion", "best:single_stream"],
+              ["gated", "gated@single_task"], ["gated", "gated:test_no_audio"],
+              ["late", "majority"]):
+        assert p in pairs, p
+    assert ["late", "late:test_no_audio"] not in pairs
+    assert len(pairs) == len({tuple(p) for p in pairs})
+    with pytest.raises(ConfigError, match=r"evaluation.compare\[0\]"):
+        spec.comparison_pairs({**CFG, "evaluation": {"compare": [["cnn5", "resnet"]]}})
+    with pytest.raises(ConfigError, match="fusion.single_task"):
+        spec.single_task_models({**CFG, "fusion": {"models": ["gated"], "single_task": ["x"]}})
+    params = spec.report_params(CFG)
+    assert params["single_task"] == ["gated"] and params["compare"] is True
+    assert json.dumps(params)  # passes through --params JSON
