@@ -3,6 +3,7 @@
 #   snakemake --profile workflow/profiles/slurm              (SLURM cluster)
 # Every rule is thin: it calls `avemo <stage>` with paths and the stage's params.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -43,6 +44,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/frames.smk"
 include: "workflow/rules/audio.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/fusion.smk"
 include: "workflow/rules/report.smk"
 
 

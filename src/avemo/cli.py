@@ -83,6 +83,23 @@ def _train(a: argparse.Namespace) -> None:
                  config_hash=a.config_hash, extra_frame_sets=extra, num_workers=0, **p)
 
 
+def _fusion(a: argparse.Namespace) -> None:
+    from .fusion.stage import train_fusion
+
+    inputs = _params(a.inputs)
+    train_fusion(a.model.removesuffix("@single_task"), a.seed, inputs["manifests"],
+                 inputs["video_utt"], inputs["audio_dirs"], a.out,
+                 video_dense=inputs["video_dense"], aligned_dirs=inputs["aligned_dirs"],
+                 config_hash=a.config_hash, **_params(a.params))
+
+
+def _late(a: argparse.Namespace) -> None:
+    from .fusion.late import late_fusion
+
+    inputs = _params(a.inputs)
+    late_fusion(inputs["visual"], inputs["audio"], a.out, method=a.method, seed=a.seed)
+
+
 def _baseline(a: argparse.Namespace) -> None:
     from .evaluation.baselines import write_baseline_predictions
 
@@ -98,7 +115,8 @@ def _evaluate(a: argparse.Namespace) -> None:
     paths: dict[int, dict[str, str]] = {}
     for path in a.predictions:
         seed = int(path.split("/seed")[-1].split("/")[0])
-        split = path.rsplit("predictions_", 1)[1].removesuffix(".parquet")
+        # predictions_{split}.parquet, or predictions_test_{ablation}.parquet (scored as test)
+        split = path.rsplit("predictions_", 1)[1].removesuffix(".parquet").split("_")[0]
         paths.setdefault(seed, {})[split] = path
     evaluate_model(a.model, paths, a.out, **_params(a.params))
 
@@ -147,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--config-hash", required=True)
     p.add_argument("--extra-frame-sets", nargs="*", default=[])
+    p = add("fusion", _fusion, "train one early-fusion model for one seed")
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config-hash", required=True)
+    p.add_argument("--inputs", required=True, help="JSON: input kind -> split -> path")
+    p = add("late", _late, "late fusion of a visual and an audio model's predictions")
+    p.add_argument("--method", choices=["weighted", "stacking"], required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--inputs", required=True, help='JSON: {"visual"|"audio": split -> path}')
     p = add("baseline", _baseline, "majority / label-prior baseline predictions")
     p.add_argument("--kind", choices=["majority", "prior"], required=True)
     p.add_argument("--manifests", required=True)

@@ -89,6 +89,23 @@ def config_errors(cfg: dict[str, Any], schema: dict[str, Any] | None = None) -> 
             if fs is not None and fs not in sets:
                 problems.append(f"train.models.{name}.frame_set: {fs!r} is not a key of "
                                 f"frames.sets ({', '.join(sets)})")
+    fusion = cfg.get("fusion") or {}
+    trained = set((cfg.get("train") or {}).get("models") or {})
+    if isinstance(fusion, dict):
+        video = fusion.get("video_model")
+        early = [m for m in (fusion.get("models") or {}) if not m.startswith("late")]
+        if early and video is not None and video not in trained:
+            problems.append(f"fusion.video_model: {video!r} must also be in train.models")
+        for name, spec in (fusion.get("models") or {}).items():
+            for stream in ("visual", "audio"):
+                ref = spec.get(stream) if isinstance(spec, dict) else None
+                if name.startswith("late") and ref not in trained:
+                    problems.append(f"fusion.models.{name}.{stream}: {ref!r} must name a model "
+                                    f"in train.models ({', '.join(sorted(trained))})")
+        single = fusion.get("single_task")
+        if single is not None and single not in early:
+            problems.append(f"fusion.single_task: {single!r} must be an early-fusion model "
+                            f"in fusion.models ({', '.join(early)})")
     return problems
 
 

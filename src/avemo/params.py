@@ -133,3 +133,91 @@ def model_inputs(cfg: dict[str, Any], model: str) -> dict[str, Any]:
 
 def evaluation(cfg: dict[str, Any]) -> dict[str, Any]:
     return dict(cfg["evaluation"])
+
+
+SINGLE_TASK = "@single_task"
+ABLATIONS = ("no_audio", "no_video")
+
+
+def fusion_models(cfg: dict[str, Any]) -> list[str]:
+    """Configured fusion models, plus the single-task variant of ``fusion.single_task``."""
+    names = list(cfg["fusion"]["models"])
+    if cfg["fusion"].get("single_task"):
+        names.append(cfg["fusion"]["single_task"] + SINGLE_TASK)
+    return names
+
+
+def early_fusion(cfg: dict[str, Any]) -> list[str]:
+    return [m for m in cfg["fusion"]["models"] if not m.startswith("late")]
+
+
+def fusion(cfg: dict[str, Any], model: str) -> dict[str, Any]:
+    """Everything that changes one early-fusion model's training."""
+    base = model.removesuffix(SINGLE_TASK)
+    spec = cfg["fusion"]["models"][base]
+    engine = {**cfg["train"]["engine"], **cfg["fusion"]["engine"], **spec.get("engine", {})}
+    if model.endswith(SINGLE_TASK):
+        engine["w_sentiment"] = 0.0
+    return {"engine": engine, "model_params": spec.get("params", {}),
+            "window_pool": cfg["fusion"]["window_pool"]}
+
+
+def model_dir(cfg: dict[str, Any], model: str) -> str:
+    """Folder (under results) of a model's runs: models/ for streams and baselines, fusion/."""
+    return "fusion" if model in fusion_models(cfg) else "models"
+
+
+def embedding_file(cfg: dict[str, Any], model: str, split: str, frame_set: str) -> str:
+    """Name of a frame model's exported embeddings of ``split`` on ``frame_set``."""
+    own = cfg["train"]["models"][model].get("frame_set", "study")
+    return f"embeddings_{split}.npz" if frame_set == own else f"embeddings_{split}@{frame_set}.npz"
+
+
+def fusion_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[str, str]]:
+    """Files (per split) an early-fusion model reads: labels, the video model's sparse (study)
+    and dense embeddings of the same seed, audio features and the frame-aligned windows."""
+    r, video = results(cfg), cfg["fusion"]["video_model"]
+    vdir = r / "models" / video / f"seed{seed}"
+    dense = cfg["audio"]["aligned_frame_set"]
+    splits = ("train", "dev", "test")
+    return {
+        "manifests": {s: str(r / "manifest" / f"{s}.parquet") for s in splits},
+        "video_utt": {s: str(vdir / embedding_file(cfg, video, s, "study")) for s in splits},
+        "video_dense": {s: str(vdir / embedding_file(cfg, video, s, dense)) for s in splits},
+        "audio_dirs": {s: str(r / "audio" / s) for s in splits},
+        "aligned_dirs": {s: str(r / "audio" / s) for s in splits},
+    }
+
+
+def late_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[str, str]]:
+    spec, r = cfg["fusion"]["models"][model], results(cfg)
+    return {
+        stream: {s: str(r / "models" / spec[stream] / f"seed{seed}" / f"predictions_{s}.parquet")
+                 for s in ("dev", "test")}
+        for stream in ("visual", "audio")
+    }
+
+
+# Snakemake input functions (here rather than in rule files: rule files hold rules only).
+SPLIT_NAMES = ("train", "dev", "test")
+
+
+def flat(files: dict[str, dict[str, str]]) -> list[str]:
+    return [path for per_split in files.values() for path in per_split.values()]
+
+
+def train_inputs(cfg: dict[str, Any], model: str) -> dict[str, list[str]]:
+    r, spec = results(cfg), model_inputs(cfg, model)
+    sets = [spec["frame_set"], *spec["extra_frame_sets"]] if spec["frame_set"] else []
+    return {
+        "manifests": [str(r / "manifest" / f"{s}.parquet") for s in SPLIT_NAMES],
+        "frames": [str(r / "frames" / f / s) for f in sets for s in SPLIT_NAMES],
+        "audio": [str(r / "audio" / s) for s in SPLIT_NAMES] if spec["audio"] else [],
+    }
+
+
+def evaluate_inputs(cfg: dict[str, Any], model: str) -> list[str]:
+    seeds = [0] if model in BASELINES else cfg["train"]["seeds"]
+    where = results(cfg) / model_dir(cfg, model) / model
+    return [str(where / f"seed{seed}" / f"predictions_{split}.parquet")
+            for seed in seeds for split in ("dev", "test")]

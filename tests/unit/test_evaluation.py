@@ -347,3 +347,109 @@ def test_evaluate_model_seeds_on_different_utterances(tmp_path: Path) -> None:
     assert res["ci"]["test"]["mean_over_seeds"] is None
     assert set(res["ci"]["test"]["per_seed"]) == {"0", "1"}
     assert res["aggregate"]["test"]["sentiment"]["accuracy"]["n"] == 2
+
+
+# --- ablation splits, subsets, paired comparisons of configured pairs -----------------------
+
+
+def test_evaluate_model_ablation_splits_and_subsets(tmp_path: Path) -> None:
+    from avemo.evaluation.compare import audio_subsets_from_clips
+
+    paths = {}
+    for seed in (0, 1):
+        paths[seed] = {}
+        for split, acc in (("dev", 0.6), ("test", 0.7), ("test_no_audio", 0.4)):
+            p = tmp_path / f"s{seed}_{split}.parquet"
+            _make_split(50, acc, seed=seed * 7 + len(split), truth_seed=50).to_parquet(p)
+            paths[seed][split] = p
+    clips = pd.DataFrame({"clip_name": [f"dia{i // 5}_utt{i % 5}" for i in range(60)]})
+    clips["mask"] = np.arange(60) >= 12  # 12 clips without audio (10 of them in the files)
+    subsets = audio_subsets_from_clips(clips) | {"nobody": ["dia999_utt0"]}
+    out = tmp_path / "m.json"
+    evaluate.evaluate_model("gated", paths, out, n_resamples=50, subsets=subsets)
+    res = _strict_json(out)
+    assert set(res["ci"]) == {"test", "test_no_audio"}  # every test-like split gets CIs
+    no_audio = res["aggregate"]["test_no_audio"]["emotion"]["weighted_f1"]["mean"]
+    assert no_audio < res["aggregate"]["test"]["emotion"]["weighted_f1"]["mean"]
+    miss = res["subsets"]["audio_missing"]["test"]
+    assert miss["n"] == 12 and res["subsets"]["audio_present"]["test"]["n"] == 38
+    # The subset's numbers are the metrics of the file restricted to those clips.
+    df = metrics.read_predictions(paths[1]["test"])
+    sub = df[df["clip_name"].isin(subsets["audio_missing"])]
+    expect = metrics.prediction_metrics(sub)["emotion"]["weighted_f1"]
+    assert miss["seeds"]["1"]["test"]["emotion"]["weighted_f1"] == pytest.approx(expect)
+    assert set(res["subsets"]["audio_missing"]) == {"test", "test_no_audio"}
+    assert res["subsets"]["nobody"]["test"] == {"n": 0}
+    assert "dev" not in res["subsets"]["audio_missing"]
+
+
+def test_compare_pairs_selects_on_dev_and_resolves_refs(tmp_path: Path) -> None:
+    from avemo.evaluation.compare import collect_inputs, compare_pairs, select_best
+
+    files = []
+    # "devstar" is best on dev and worst on test: selection must not look at test.
+    for model, (acc_dev, acc_test) in {
+        "devstar": (0.9, 0.3),
+        "teststar": (0.4, 0.9),
+        "gated": (0.6, 0.6),
+    }.items():
+        paths = {}
+        for seed in (0, 1):
+            d = tmp_path / "models" / model / f"seed{seed}"
+            d.mkdir(parents=True)
+            for split, acc in (("dev", acc_dev), ("test", acc_test), ("test_no_audio", 0.2)):
+                p = d / f"predictions_{split}.parquet"
+                n = 40 if split == "dev" else 80
+                df = _make_split(n, acc, seed=seed + len(split), truth_seed=n)
+                (df.iloc[:-3] if model == "teststar" and split == "test" else df).to_parquet(p)
+                paths.setdefault(seed, {})[split] = p
+                files.append(p)
+        m = tmp_path / "metrics" / f"{model}.json"
+        evaluate.evaluate_model(model, paths, m, n_resamples=30)
+        files.append(m)
+    preds, mets = collect_inputs(files)
+    assert set(preds) == {"devstar", "teststar", "gated"} and set(preds["gated"]) == {0, 1}
+    assert set(preds["gated"][0]) == {"dev", "test", "test_no_audio"}
+    out = tmp_path / "metrics" / "compare.json"
+    summary = compare_pairs(
+        [["best:visual", "gated"], ["gated", "gated:test_no_audio"], ["teststar", "gated"]],
+        preds,
+        out,
+        metrics=mets,
+        groups={"visual": ["devstar", "teststar"]},
+        n_resamples=100,
+    )
+    assert summary == {"n_pairs": 3, "selection": {"visual": "devstar"}}
+    res = _strict_json(out)
+    first, ablation, short = res["pairs"]
+    assert first["spec"] == ["best:visual", "gated"] and first["a"] == "devstar"
+    assert first["tests"]["emotion"]["accuracy"]["delta"] < 0  # devstar is bad on test
+    assert ablation["tests"]["emotion"]["accuracy"]["delta"] > 0.2
+    assert ablation["tests"]["emotion"]["accuracy"]["p_value"] < 0.05
+    # teststar's test files lack 3 utterances: scored on the common ones, and counted.
+    assert short["n"] == 77 and sum(short["dropped"].values()) == 2 * 3
+    assert select_best({}) is None
+    with pytest.raises(DataStageError, match="best:audio"):
+        compare_pairs(
+            [["best:audio", "gated"]],
+            preds,
+            tmp_path / "x.json",
+            metrics=mets,
+            groups={"visual": ["devstar"]},
+            n_resamples=10,
+        )
+    with pytest.raises(DataStageError, match="nosuch"):
+        compare_pairs([["nosuch", "gated"]], preds, tmp_path / "x.json", n_resamples=10)
+
+
+def test_variant_and_ref_names() -> None:
+    from avemo.evaluation.compare import base_model, default_pairs, split_ref, variant_name
+
+    assert variant_name("gated", "single_task") == "gated@single_task"
+    assert base_model("gated@single_task") == "gated" and base_model("cnn5") == "cnn5"
+    assert split_ref("gated:test_no_video") == ("gated", "test_no_video")
+    assert split_ref("gated@single_task") == ("gated@single_task", "test")
+    with pytest.raises(ValueError):
+        variant_name("gated@single_task", "x")
+    assert default_pairs({}) == []
+    assert default_pairs({"visual": ["cnn5"]}, baseline=None) == []

@@ -28,16 +28,25 @@ SEEDS = (0, 1)
 BOOT = {"n_resamples": 60, "seed": 0, "alpha": 0.05}
 # Accuracy of each fake model on (dev, test); ablations are weaker copies of their model.
 ACC = {
-    "cnn5": (0.35, 0.35), "vgg16": (0.45, 0.40), "audio_mlp": (0.30, 0.30),
-    "concat_misaligned": (0.25, 0.25), "gated": (0.6, 0.6), "late": (0.4, 0.45),
+    "cnn5": (0.35, 0.35),
+    "vgg16": (0.45, 0.40),
+    "audio_mlp": (0.30, 0.30),
+    "concat_misaligned": (0.25, 0.25),
+    "gated": (0.6, 0.6),
+    "late": (0.4, 0.45),
     "gated@single_task": (0.5, 0.5),
 }
 CFG: dict[str, Any] = {
     "dataset": "synthetic",
     "synthetic": {"preset": "tiny", "seed": 1},
-    "train": {"seeds": list(SEEDS), "models": {"cnn5": {"frame_set": "study"},
-                                               "vgg16": {"frame_set": "study"},
-                                               "audio_mlp": {"features": "utterance"}}},
+    "train": {
+        "seeds": list(SEEDS),
+        "models": {
+            "cnn5": {"frame_set": "study"},
+            "vgg16": {"frame_set": "study"},
+            "audio_mlp": {"features": "utterance"},
+        },
+    },
     "fusion": {"models": ["concat_misaligned", "gated", "late"], "single_task": ["gated"]},
     "evaluation": dict(BOOT),
 }
@@ -48,11 +57,13 @@ def _truth(split: str) -> pd.DataFrame:
     rng = np.random.default_rng({"train": 1, "dev": 2, "test": 3}[split])
     n = N[split]
     emo = rng.choice(len(EMOTIONS), n, p=[0.45, 0.2, 0.1, 0.1, 0.07, 0.04, 0.04])
-    return pd.DataFrame({
-        "clip_name": [f"dia{i}_utt0" for i in range(n)],
-        "emotion": [EMOTIONS[i] for i in emo],
-        "sentiment": [SENTIMENTS[i % 3] for i in rng.integers(0, 3, n)],
-    })
+    return pd.DataFrame(
+        {
+            "clip_name": [f"dia{i}_utt0" for i in range(n)],
+            "emotion": [EMOTIONS[i] for i in emo],
+            "sentiment": [SENTIMENTS[i % 3] for i in rng.integers(0, 3, n)],
+        }
+    )
 
 
 def _predict(truth: pd.DataFrame, acc: float, seed: int) -> pd.DataFrame:
@@ -73,8 +84,9 @@ def _manifest(split: str) -> pd.DataFrame:
     t = _truth(split)
     df = pd.DataFrame({c: [0] * len(t) for c in MANIFEST_COLUMNS})
     df[["clip_name", "emotion", "sentiment"]] = t[["clip_name", "emotion", "sentiment"]]
-    return df.assign(split=split, ok=True, qc_reason="", duration_s=2.0, speaker="s",
-                     utterance="u", clip_path="")
+    return df.assign(
+        split=split, ok=True, qc_reason="", duration_s=2.0, speaker="s", utterance="u", clip_path=""
+    )
 
 
 def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
@@ -83,7 +95,8 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
         (root / "manifest").mkdir(parents=True, exist_ok=True)
         _manifest(split).to_parquet(root / "manifest" / f"{split}.parquet")
     pd.DataFrame(columns=["split", "clip_name", "stage", "reason", "detail"]).to_csv(
-        root / "manifest" / "qc.csv", index=False)
+        root / "manifest" / "qc.csv", index=False
+    )
     (root / "qc").mkdir()
     qc = pd.concat([_truth(s).assign(split=s) for s in SPLITS])
     qc.assign(decoded_ok=True, frames_ok=True, audio_ok=True, n_frames=2, face_ratio=0.0)[
@@ -107,13 +120,27 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
                 _predict(truth, acc, seed * 100 + i).to_parquet(d / f"predictions_{split}.parquet")
                 paths.setdefault(seed, {})[split] = d / f"predictions_{split}.parquet"
             if not model.startswith("late"):
-                pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.2],
-                              "dev_loss": [2.1, 1.8, 1.9], "dev_emotion_wf1": [0.2, 0.3, 0.28],
-                              "dev_sentiment_wf1": [0.3, 0.4, 0.4], "lr": [1e-3] * 3,
-                              "seconds": [1.0] * 3}).to_csv(d / "log.csv", index=False)
-                (d / "summary.json").write_text(json.dumps({
-                    "best_epoch": 2, "device": "cpu", "seconds": 3.0,
-                    "weights_used": "none" if model == "vgg16" else None}))
+                pd.DataFrame(
+                    {
+                        "epoch": [1, 2, 3],
+                        "train_loss": [2.0, 1.5, 1.2],
+                        "dev_loss": [2.1, 1.8, 1.9],
+                        "dev_emotion_wf1": [0.2, 0.3, 0.28],
+                        "dev_sentiment_wf1": [0.3, 0.4, 0.4],
+                        "lr": [1e-3] * 3,
+                        "seconds": [1.0] * 3,
+                    }
+                ).to_csv(d / "log.csv", index=False)
+                (d / "summary.json").write_text(
+                    json.dumps(
+                        {
+                            "best_epoch": 2,
+                            "device": "cpu",
+                            "seconds": 3.0,
+                            "weights_used": "none" if model == "vgg16" else None,
+                        }
+                    )
+                )
         evaluate_model(model, paths, root / "metrics" / f"{model}.json", subsets=subsets, **BOOT)
         files += [str(p) for sp in paths.values() for p in sp.values()]
     train, test = _truth("train"), {s: _truth(s) for s in ("dev", "test")}
@@ -121,16 +148,25 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
         d = root / "models" / kind / "seed0"
         d.mkdir(parents=True)
         for split, t in test.items():
-            fn = baselines.majority_predictions if kind == "majority" else baselines.prior_predictions
+            fn = (
+                baselines.majority_predictions
+                if kind == "majority"
+                else baselines.prior_predictions
+            )
             fn(train, t).to_parquet(d / f"predictions_{split}.parquet")
-        evaluate_model(kind, {0: {s: d / f"predictions_{s}.parquet" for s in test}},
-                       root / "metrics" / f"{kind}.json", **BOOT)
+        evaluate_model(
+            kind,
+            {0: {s: d / f"predictions_{s}.parquet" for s in test}},
+            root / "metrics" / f"{kind}.json",
+            **BOOT,
+        )
     params = spec.compare_params(cfg)
     needed = spec.compare_inputs(cfg, str(root))
     assert all(Path(f).is_file() for f in needed), [f for f in needed if not Path(f).is_file()]
     preds, metrics = collect_inputs(needed)
-    compare_pairs(params.pop("pairs"), preds, root / "metrics" / "compare.json", metrics=metrics,
-                  **params)
+    compare_pairs(
+        params.pop("pairs"), preds, root / "metrics" / "compare.json", metrics=metrics, **params
+    )
     return root
 
 
@@ -149,22 +185,50 @@ def _metrics(root: Path, model: str) -> dict[str, Any]:
 def test_sections_tables_and_figures_exist(built: tuple[Path, Path, dict]) -> None:
     root, out, summary = built
     md = (out / "report.md").read_text()
-    for title in ("About these numbers", "Method", "1. Data", "2. Data quality",
-                  "3. Visual stream", "4. Audio stream", "5. Fusion", "6. Ablations",
-                  "7. Baselines and reference numbers", "8. Per-class results", "Provenance"):
+    for title in (
+        "About these numbers",
+        "Method",
+        "1. Data",
+        "2. Data quality",
+        "3. Visual stream",
+        "4. Audio stream",
+        "5. Fusion",
+        "6. Ablations",
+        "7. Baselines and reference numbers",
+        "8. Per-class results",
+        "Provenance",
+    ):
         assert f"## {title}" in md, title
     assert "SYNTHETIC" in md and "uses the dev split only" in md
     assert "Not configured" not in md  # everything is configured here
     for name in summary["tables"]:
         assert (out / "tables" / f"{name}.csv").is_file(), name
         assert f"tables/{name}.csv" in md
-    for name in ("visual_models", "visual_claim", "audio_models", "fusion_models", "fusion_pairs",
-                 "ablation_modality", "ablation_missing_audio", "ablation_single_task",
-                 "baselines", "vs_majority", "study_vs_measured", "meld_published_baselines",
-                 "always_neutral", "per_class_f1", "stage_totals"):
+    for name in (
+        "visual_models",
+        "visual_claim",
+        "audio_models",
+        "fusion_models",
+        "fusion_pairs",
+        "ablation_modality",
+        "ablation_missing_audio",
+        "ablation_single_task",
+        "baselines",
+        "vs_majority",
+        "study_vs_measured",
+        "meld_published_baselines",
+        "always_neutral",
+        "per_class_f1",
+        "stage_totals",
+    ):
         assert name in summary["tables"], name
-    for fig in ("confusion_best.png", "per_class_f1.png", "learning_curves_visual.png",
-                "learning_curves_audio.png", "learning_curves_fusion.png"):
+    for fig in (
+        "confusion_best.png",
+        "per_class_f1.png",
+        "learning_curves_visual.png",
+        "learning_curves_audio.png",
+        "learning_curves_fusion.png",
+    ):
         path = out / "figures" / fig
         assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG", fig
     assert "VGG-16 ran from scratch" in md
@@ -232,16 +296,21 @@ def test_pair_tables_trace_to_compare_json(built: tuple[Path, Path, dict]) -> No
 def test_best_models_chosen_on_dev_and_verdict_computed(built: tuple[Path, Path, dict]) -> None:
     root, out, _ = built
     cmp = json.loads((root / "metrics" / "compare.json").read_text())
-    dev = {m: _metrics(root, m)["aggregate"]["dev"]["emotion"]["weighted_f1"]["mean"]
-           for m in ("cnn5", "vgg16", "audio_mlp")}
+    dev = {
+        m: _metrics(root, m)["aggregate"]["dev"]["emotion"]["weighted_f1"]["mean"]
+        for m in ("cnn5", "vgg16", "audio_mlp")
+    }
     assert cmp["selection"]["single_stream"]["model"] == max(dev, key=dev.get)
     md = (out / "report.md").read_text()
     best = cmp["selection"]["single_stream"]["model"]
     entry = next(e for e in cmp["pairs"] if (e["a"], e["b"]) == (best, "concat_misaligned"))
     t = entry["tests"]["emotion"]["weighted_f1"]
     flipped = {**t, "delta": -t["delta"], "ci_low": -t["ci_high"], "ci_high": -t["ci_low"]}
-    expected = {findings.BELOW: "is reproduced", findings.ABOVE: "is NOT reproduced",
-                findings.SAME: "is not confirmed"}[findings.relation(flipped, 0.05)]
+    expected = {
+        findings.BELOW: "is reproduced",
+        findings.ABOVE: "is NOT reproduced",
+        findings.SAME: "is not confirmed",
+    }[findings.relation(flipped, 0.05)]
     assert f"best single stream {expected}" in md
     assert "Best fusion model vs best single stream" in md and "the fixes" in md
 
@@ -252,13 +321,17 @@ def test_ablation_tables(built: tuple[Path, Path, dict]) -> None:
     assert set(modality["model"]) == {"concat_misaligned", "gated"}  # late has no ablations
     g = _metrics(root, "gated")["aggregate"]
     row = modality.set_index("model").loc["gated"]
-    assert row["no_audio_mean"] == pytest.approx(g["test_no_audio"]["emotion"]["weighted_f1"]["mean"])
+    assert row["no_audio_mean"] == pytest.approx(
+        g["test_no_audio"]["emotion"]["weighted_f1"]["mean"]
+    )
     missing = pd.read_csv(out / "tables" / "ablation_missing_audio.csv")
     sub = missing[(missing["model"] == "gated") & (missing["subset"] == "audio_missing")].iloc[0]
     assert sub["n"] == len(MISSING_AUDIO)
     m = _metrics(root, "gated")["subsets"]["audio_missing"]["test"]
     assert sub["mean"] == pytest.approx(m["aggregate"]["test"]["emotion"]["weighted_f1"]["mean"])
-    assert f"{len(MISSING_AUDIO)} test clips have no usable audio" in (out / "report.md").read_text()
+    assert (
+        f"{len(MISSING_AUDIO)} test clips have no usable audio" in (out / "report.md").read_text()
+    )
 
 
 def test_not_configured_sections(tmp_path: Path, built: tuple[Path, Path, dict]) -> None:
@@ -276,8 +349,9 @@ def test_not_configured_sections(tmp_path: Path, built: tuple[Path, Path, dict])
     assert not (out / "figures" / "learning_curves_fusion.png").exists()
 
 
-def test_missing_metrics_file_is_an_error_naming_it(tmp_path: Path,
-                                                    built: tuple[Path, Path, dict]) -> None:
+def test_missing_metrics_file_is_an_error_naming_it(
+    tmp_path: Path, built: tuple[Path, Path, dict]
+) -> None:
     root, _, _ = built
     copy = tmp_path / "results"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("report"))
@@ -296,10 +370,15 @@ def test_reference_numbers_are_quoted_with_sources() -> None:
     values = dict(zip(table["what"], table["weighted_f1"], strict=True))
     assert values["bcLSTM, audio only, emotion weighted F1"] == 0.3908
     assert values["DialogueRNN, audio only, emotion weighted F1"] == 0.4179
-    assert (table["status"] == reference.QUOTED).all() and table["source"].str.contains("2019").all()
+    assert (table["status"] == reference.QUOTED).all() and table["source"].str.contains(
+        "2019"
+    ).all()
     study = {n["key"]: n["value"] for n in reference.study_numbers(ref)}
-    assert study == {"vgg16_weighted_f1": 0.355, "fusion_weighted_f1": 0.217,
-                     "vgg16_over_cnn5": 0.08}
+    assert study == {
+        "vgg16_weighted_f1": 0.355,
+        "fusion_weighted_f1": 0.217,
+        "vgg16_over_cnn5": 0.08,
+    }
 
 
 def test_always_neutral_weighted_f1_matches_quoted() -> None:
@@ -325,8 +404,11 @@ def test_relation_and_verdict_words() -> None:
     def entry(t: dict, a: str, b: str) -> dict:
         return {"a": a, "b": b, "tests": {"emotion": {"weighted_f1": t}}}
 
-    text = " ".join(findings.fusion_verdict(entry(below, "concat_misaligned", "vgg16"),
-                                            entry(same, "gated", "vgg16"), 0.05))
+    text = " ".join(
+        findings.fusion_verdict(
+            entry(below, "concat_misaligned", "vgg16"), entry(same, "gated", "vgg16"), 0.05
+        )
+    )
     assert "is reproduced" in text and "close the gap without reversing it" in text
     text = " ".join(findings.fusion_verdict(None, entry(above, "gated", "vgg16"), 0.05))
     assert "not tested" in text and "the fixes reverse the finding" in text
@@ -334,13 +416,21 @@ def test_relation_and_verdict_words() -> None:
 
 def test_spec_groups_pairs_and_config_errors() -> None:
     groups = spec.model_groups(CFG)
-    assert groups == {"visual": ["cnn5", "vgg16"], "audio": ["audio_mlp"],
-                      "fusion": ["concat_misaligned", "gated", "late"]}
+    assert groups == {
+        "visual": ["cnn5", "vgg16"],
+        "audio": ["audio_mlp"],
+        "fusion": ["concat_misaligned", "gated", "late"],
+    }
     pairs = spec.comparison_pairs(CFG)
-    for p in (["vgg16", "cnn5"], ["best:single_stream", "concat_misaligned"],
-              ["gated", "concat_misaligned"], ["best:fusion", "best:single_stream"],
-              ["gated", "gated@single_task"], ["gated", "gated:test_no_audio"],
-              ["late", "majority"]):
+    for p in (
+        ["vgg16", "cnn5"],
+        ["best:single_stream", "concat_misaligned"],
+        ["gated", "concat_misaligned"],
+        ["best:fusion", "best:single_stream"],
+        ["gated", "gated@single_task"],
+        ["gated", "gated:test_no_audio"],
+        ["late", "majority"],
+    ):
         assert p in pairs, p
     assert ["late", "late:test_no_audio"] not in pairs
     assert len(pairs) == len({tuple(p) for p in pairs})

@@ -234,7 +234,8 @@ def test_repro_builds_every_stage_and_git_stays_clean(built: Built) -> None:
     assert "in sync" in dvc(built.repo, "status", "-c").stdout
     assert any((built.root / "avemo-dvc-remote" / "files" / "md5").iterdir())
     metrics = json.loads(dvc(built.repo, "metrics", "show", "--json").stdout)
-    files = metrics["workspace"]["data"]
+    (workspace,) = metrics.values()  # keyed by revision; the workspace's key is ""
+    files = workspace["data"]
     assert {"results/metrics/cnn5.json", "results/metrics/majority.json"} <= set(files)
 
 

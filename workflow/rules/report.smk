@@ -27,7 +27,9 @@ rule report:
         manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
         manifest_qc=f"{R}/manifest/qc.csv",
         qc=f"{R}/qc/clips.csv",
-        metrics=expand(f"{R}/metrics/{{model}}.json", model=[*MODELS, *P.BASELINES]),
+        metrics=expand(f"{R}/metrics/{{model}}.json", model=[*MODELS, *P.BASELINES, *FUSION]),
+        ablations=expand(f"{R}/metrics/{{model}}@{{ablation}}.json", model=P.early_fusion(config),
+                         ablation=P.ABLATIONS),
     output:
         md=f"{R}/report/report.md",
         html=f"{R}/report/report.html",

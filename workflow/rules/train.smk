@@ -8,21 +8,11 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def train_inputs(w):
-    spec = P.model_inputs(config, w.model)
-    sets = [spec["frame_set"], *spec["extra_frame_sets"]] if spec["frame_set"] else []
-    return {
-        "manifests": expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
-        "frames": expand(f"{R}/frames/{{fset}}/{{split}}", fset=sets, split=SPLITS),
-        "audio": expand(f"{R}/audio/{{split}}", split=SPLITS) if spec["audio"] else [],
-    }
-
-
 rule train:
     conda:
         "../../envs/train.yaml"
     input:
-        unpack(train_inputs),
+        unpack(lambda w: P.train_inputs(config, w.model)),
     output:
         dev=f"{R}/models/{{model}}/seed{{seed}}/predictions_dev.parquet",
         test=f"{R}/models/{{model}}/seed{{seed}}/predictions_test.parquet",
@@ -68,19 +58,15 @@ rule baseline:
         " --out {params.out_dir:q} > {log:q} 2>&1"
 
 
-def evaluate_inputs(w):
-    seeds = [0] if w.model in P.BASELINES else SEEDS
-    return expand(f"{R}/models/{w.model}/seed{{seed}}/predictions_{{split}}.parquet",
-                  seed=seeds, split=["dev", "test"])
-
-
 rule evaluate:
     conda:
         "../../envs/report.yaml"
     input:
-        evaluate_inputs,
+        lambda w: P.evaluate_inputs(config, w.model),
     output:
         f"{R}/metrics/{{model}}.json",
+    wildcard_constraints:
+        model="|".join(re.escape(m) for m in [*MODELS, *P.BASELINES, *P.fusion_models(config)]),
     params:
         p=as_json(P.evaluation(config)),
     log:

@@ -244,8 +244,12 @@ def compare_pairs(
         results.append({"spec": list(pair), "a": a, "b": b, **entry})
     write_json(
         out_json,
-        {"schema_version": SCHEMA_VERSION, "selection": selection, "pairs": results,
-         "bootstrap": boot},
+        {
+            "schema_version": SCHEMA_VERSION,
+            "selection": selection,
+            "pairs": results,
+            "bootstrap": boot,
+        },
     )
     return {"n_pairs": len(results), "selection": {g: v["model"] for g, v in selection.items()}}
 

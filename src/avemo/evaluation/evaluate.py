@@ -84,6 +84,8 @@ CI_SPLIT = "test"
 def is_test_split(split: str) -> bool:
     """Splits that get bootstrap CIs: ``test`` and its ablations (``test_no_audio``, ...)."""
     return split == CI_SPLIT or split.startswith(CI_SPLIT + "_")
+
+
 PathLike = str | os.PathLike[str]
 
 
@@ -190,9 +192,7 @@ def _aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _score(
-    frames: dict[int, dict[str, pd.DataFrame]], boot: dict[str, Any]
-) -> dict[str, Any]:
+def _score(frames: dict[int, dict[str, pd.DataFrame]], boot: dict[str, Any]) -> dict[str, Any]:
     """Per-seed metrics, seed aggregates and test-split CIs of ``{seed: {split: frame}}``."""
     seeds_out: dict[str, dict[str, Any]] = {}
     splits_seen: list[str] = []

@@ -50,13 +50,11 @@ def build_fusion_model(name: str, **params: Any) -> nn.Module:
 
 
 def _inputs_of(name: str) -> str:
-    cls = MODELS[name].factory if name in MODELS else FUSION_MODELS.get(name)
-    inputs = getattr(cls, "fusion_inputs", None)
-    if inputs is None:
+    if name not in FUSION_MODELS:
         raise TrainingError(
             f"{name!r} is not an early-fusion model (known: {', '.join(sorted(FUSION_MODELS))})"
         )
-    return str(inputs)
+    return FUSION_MODELS[name].fusion_inputs
 
 
 def _write_predictions(model: nn.Module, ds: FusionDataset, path: Path, device: str) -> None:

@@ -26,9 +26,11 @@ TITLE = "Audio-visual emotion recognition on MELD: reproduction report"
 
 def _banner(description: dict[str, Any]) -> str:
     if description.get("dataset") == "synthetic":
-        return (f"**Every number in this report comes from the SYNTHETIC demo corpus** "
-                f"(preset `{description.get('preset')}`, seed {description.get('seed')}), "
-                f"not from real MELD. It shows the pipeline works; it says nothing about MELD.")
+        return (
+            f"**Every number in this report comes from the SYNTHETIC demo corpus** "
+            f"(preset `{description.get('preset')}`, seed {description.get('seed')}), "
+            f"not from real MELD. It shows the pipeline works; it says nothing about MELD."
+        )
     return f"**Numbers computed on the real MELD corpus** (from `{description.get('root')}`)."
 
 
@@ -46,22 +48,30 @@ def data_section(results: Path, fig_dir: Path) -> Section:
             Table("sentiment_counts", "Sentiment labels per split", sent),
             Table("durations", "Clip durations (container, seconds)", tables.durations(manifests)),
         ],
-        figures=[Figure(fig_dir / "emotion_distribution.png",
-                        "Emotion label distribution per split (the imbalance)")],
+        figures=[
+            Figure(
+                fig_dir / "emotion_distribution.png",
+                "Emotion label distribution per split (the imbalance)",
+            )
+        ],
     )
 
 
 def qc_section(results: Path) -> Section:
     summary = tables.qc_summary([results / "manifest" / "qc.csv"])
     qc = pd.read_csv(results / "qc" / "clips.csv")
-    usable = qc.groupby("split", sort=False).agg(
-        utterances=("clip_name", "count"),
-        manifest_ok=("decoded_ok", "sum"),
-        frames_ok=("frames_ok", "sum"),
-        audio_ok=("audio_ok", "sum"),
-        frames_total=("n_frames", "sum"),
-        mean_face_ratio=("face_ratio", "mean"),
-    ).reset_index()
+    usable = (
+        qc.groupby("split", sort=False)
+        .agg(
+            utterances=("clip_name", "count"),
+            manifest_ok=("decoded_ok", "sum"),
+            frames_ok=("frames_ok", "sum"),
+            audio_ok=("audio_ok", "sum"),
+            frames_total=("n_frames", "sum"),
+            mean_face_ratio=("face_ratio", "mean"),
+        )
+        .reset_index()
+    )
     return Section(
         "2. Data quality",
         paragraphs=[
@@ -88,8 +98,11 @@ def provenance_section(results: Path, description: dict[str, Any], config_hash: 
         ],
         tables=[
             Table("packages", "Package versions", provenance.package_versions()),
-            Table("stage_totals", "Wall time per stage (sum over its jobs)",
-                  provenance.stage_totals(times)),
+            Table(
+                "stage_totals",
+                "Wall time per stage (sum over its jobs)",
+                provenance.stage_totals(times),
+            ),
             Table("stage_times", "Wall time per job (Snakemake benchmark files)", times),
         ],
     )
@@ -124,8 +137,10 @@ def build_report(
     models = ReportModels.from_params(groups, single_task, baselines)
     inp = load_inputs(results, models, compare)
     ref = reference.load_reference(reference_file)
-    sections_ = [Section("About these numbers", paragraphs=[_banner(description)]),
-                 sections.method_section(inp)]
+    sections_ = [
+        Section("About these numbers", paragraphs=[_banner(description)]),
+        sections.method_section(inp),
+    ]
     sections_ += [
         data_section(results, fig_dir),
         qc_section(results),

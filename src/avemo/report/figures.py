@@ -42,15 +42,23 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 def confusion_matrices(panels: list[tuple[str, list[list[float]], list[str]]], path: Path) -> None:
     """Row-normalised confusion matrices side by side; ``panels``: (title, K×K, labels)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), dpi=110,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 4.0), dpi=110, squeeze=False
+    )
     for ax, (title, matrix, labels) in zip(axes[0], panels, strict=True):
         m = np.asarray(matrix, dtype=float)
         ax.imshow(m, vmin=0.0, vmax=1.0, cmap="Blues")
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
-                        color="white" if m[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if m[i, j] > 0.5 else "black",
+                )
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_xlabel("predicted")
@@ -85,8 +93,9 @@ def per_class_bars(table: pd.DataFrame, labels: list[str], path: Path) -> None:
     width = 0.85 / max(len(models), 1)
     for i, model in enumerate(models):
         xs = [x + (i - (len(models) - 1) / 2) * width for x in range(len(labels))]
-        ax.bar(xs, table.loc[table["model"] == model, labels].to_numpy()[0], width=width,
-               label=model)
+        ax.bar(
+            xs, table.loc[table["model"] == model, labels].to_numpy()[0], width=width, label=model
+        )
     ax.set_xticks(range(len(labels)), labels, rotation=20)
     ax.set_ylabel("test F1 (mean over seeds)")
     ax.set_ylim(0, 1)

@@ -24,9 +24,10 @@ def relation(test: dict[str, float], alpha: float) -> str:
     return SAME
 
 
-def describe(test: dict[str, float], a: str, b: str, alpha: float, metric: str = "weighted F1"
-             ) -> str:
-    """"a (0.300) is significantly below b (0.350): a − b = −0.050 [−0.08, −0.02], p = 0.001"."""
+def describe(
+    test: dict[str, float], a: str, b: str, alpha: float, metric: str = "weighted F1"
+) -> str:
+    """ "a (0.300) is significantly below b (0.350): a − b = −0.050 [−0.08, −0.02], p = 0.001"."""
     return (
         f"`{a}` ({fmt(test['a'])}) is {relation(test, alpha)} `{b}` ({fmt(test['b'])}) in "
         f"test emotion {metric}: a − b = {fmt(test['delta'], True)} "
@@ -45,8 +46,10 @@ def fusion_verdict(
     out = []
     before = None
     if study_pair is None:
-        out.append("The study's fusion (`concat_misaligned`) is not configured, so its finding "
-                   "(fusion below the best single stream) is not tested here.")
+        out.append(
+            "The study's fusion (`concat_misaligned`) is not configured, so its finding "
+            "(fusion below the best single stream) is not tested here."
+        )
     else:
         t = study_pair["tests"]["emotion"]["weighted_f1"]
         before = relation(t, alpha)
@@ -60,22 +63,29 @@ def fusion_verdict(
             f": {describe(t, study_pair['a'], study_pair['b'], alpha)}."
         )
     if best_pair is None:
-        out.append("No fusion model is configured next to a single stream, so whether the fixes "
-                   "reverse the finding is not tested.")
+        out.append(
+            "No fusion model is configured next to a single stream, so whether the fixes "
+            "reverse the finding is not tested."
+        )
         return out
     t = best_pair["tests"]["emotion"]["weighted_f1"]
     after = relation(t, alpha)
     if after == ABOVE:
         verdict = "the fixes reverse the finding: fusion is now above the best single stream"
     elif after == BELOW:
-        verdict = ("the fixes do not reverse the finding: fusion is still below the best single "
-                   "stream")
+        verdict = (
+            "the fixes do not reverse the finding: fusion is still below the best single stream"
+        )
     elif before == BELOW:
-        verdict = ("the fixes close the gap without reversing it: the best fusion and the best "
-                   "single stream no longer differ significantly")
+        verdict = (
+            "the fixes close the gap without reversing it: the best fusion and the best "
+            "single stream no longer differ significantly"
+        )
     else:
-        verdict = ("the fixes do not reverse the finding: the best fusion is not significantly "
-                   "above the best single stream")
+        verdict = (
+            "the fixes do not reverse the finding: the best fusion is not significantly "
+            "above the best single stream"
+        )
     out.append(
         f"Best fusion model vs best single stream (both chosen on dev): "
         f"{describe(t, best_pair['a'], best_pair['b'], alpha)}; so {verdict}."

@@ -31,8 +31,12 @@ class ReportModels:
     baselines: list[str] = field(default_factory=lambda: ["majority", "prior"])
 
     @classmethod
-    def from_params(cls, groups: dict[str, list[str]] | None, single_task: list[str] | None,
-                    baselines: list[str] | None) -> ReportModels:
+    def from_params(
+        cls,
+        groups: dict[str, list[str]] | None,
+        single_task: list[str] | None,
+        baselines: list[str] | None,
+    ) -> ReportModels:
         groups = groups or {}
         unknown = set(groups) - {"visual", "audio", "fusion"}
         if unknown:
@@ -107,13 +111,19 @@ class ReportInputs:
 
 def _flip(entry: dict[str, Any]) -> dict[str, Any]:
     def flip_test(t: dict[str, float]) -> dict[str, float]:
-        return {**t, "a": t["b"], "b": t["a"], "delta": -t["delta"], "ci_low": -t["ci_high"],
-                "ci_high": -t["ci_low"]}
+        return {
+            **t,
+            "a": t["b"],
+            "b": t["a"],
+            "delta": -t["delta"],
+            "ci_low": -t["ci_high"],
+            "ci_high": -t["ci_low"],
+        }
 
-    tests = {task: {m: flip_test(t) for m, t in block.items()}
-             for task, block in entry["tests"].items()}
-    return {**entry, "a": entry["b"], "b": entry["a"], "spec": entry["spec"][::-1],
-            "tests": tests}
+    tests = {
+        task: {m: flip_test(t) for m, t in block.items()} for task, block in entry["tests"].items()
+    }
+    return {**entry, "a": entry["b"], "b": entry["a"], "spec": entry["spec"][::-1], "tests": tests}
 
 
 def load_inputs(results: Path, models: ReportModels, compare: bool) -> ReportInputs:

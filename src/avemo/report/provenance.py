@@ -10,16 +10,39 @@ from pathlib import Path
 
 import pandas as pd
 
-PACKAGES = ("avemo", "torch", "torchvision", "torchaudio", "av", "opencv-python-headless",
-            "numpy", "pandas", "scikit-learn", "snakemake", "dvc", "opensmile")
+PACKAGES = (
+    "avemo",
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "av",
+    "opencv-python-headless",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "snakemake",
+    "dvc",
+    "opensmile",
+)
 
 
 def git_commit(cwd: Path | None = None) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
@@ -53,8 +76,13 @@ def stage_times(bench_dir: Path) -> pd.DataFrame:
     for tsv in sorted(Path(bench_dir).glob("*.tsv")):
         df = pd.read_csv(tsv, sep="\t")
         if "s" in df.columns and len(df):
-            rows.append({"job": tsv.stem, "wall_s": round(float(df["s"].iloc[-1]), 2),
-                         "max_rss_mb": round(float(df.get("max_rss", [float("nan")])[0]), 1)})
+            rows.append(
+                {
+                    "job": tsv.stem,
+                    "wall_s": round(float(df["s"].iloc[-1]), 2),
+                    "max_rss_mb": round(float(df.get("max_rss", [float("nan")])[0]), 1),
+                }
+            )
     return pd.DataFrame(rows, columns=["job", "wall_s", "max_rss_mb"])
 
 
@@ -63,7 +91,9 @@ def stage_totals(times: pd.DataFrame) -> pd.DataFrame:
     if times.empty:
         return pd.DataFrame(columns=["stage", "jobs", "wall_s"])
     stage = times["job"].str.split("_", n=1).str[0]
-    out = times.assign(stage=stage).groupby("stage", sort=False).agg(
-        jobs=("job", "count"), wall_s=("wall_s", "sum")
+    out = (
+        times.assign(stage=stage)
+        .groupby("stage", sort=False)
+        .agg(jobs=("job", "count"), wall_s=("wall_s", "sum"))
     )
     return out.reset_index().sort_values("wall_s", ascending=False, ignore_index=True)

@@ -38,14 +38,14 @@ def method_section(inp: ReportInputs) -> Section:
         "Method: selection and uncertainty",
         paragraphs=[
             "**Model selection uses the dev split only.** Each model's checkpoint is its best "
-            "epoch by dev emotion weighted F1 (early stopping); every \"best\" model named below "
+            'epoch by dev emotion weighted F1 (early stopping); every "best" model named below '
             "(best visual, audio, fusion, single stream) is the one with the highest mean dev "
             "emotion weighted F1 over seeds. The test split is only scored, never used to choose.",
             f"Test numbers are mean ± std over training seeds, with the {level(inp)} percentile "
             f"bootstrap interval of the seed-mean over test utterances "
             f"({boot.get('n_resamples', '?')} resamples, seed {boot.get('seed', '?')}). "
             "Differences between two models are paired bootstrap tests on the same utterances "
-            f"(a − b, {level(inp)} interval, two-sided p); \"significant\" means the interval "
+            f'(a − b, {level(inp)} interval, two-sided p); "significant" means the interval '
             f"excludes 0 and p < {alpha_of(inp):g}.",
         ],
     )
@@ -64,8 +64,9 @@ def _summary_extras(inp: ReportInputs, name: str) -> dict[str, Any]:
 
     def distinct(key: str) -> str:
         # None: the field does not apply to the model (no pretrained backbone to load).
-        return ", ".join(sorted({"n/a" if s.get(key) is None else str(s[key])
-                                 for s in sums.values()}))
+        return ", ".join(
+            sorted({"n/a" if s.get(key) is None else str(s[key]) for s in sums.values()})
+        )
 
     seconds = [s["seconds"] for s in sums.values() if isinstance(s.get("seconds"), int | float)]
     return {
@@ -82,11 +83,19 @@ def _vs_majority(inp: ReportInputs, names: list[str]) -> dict[str, Any] | None:
     return {m: inp.pair(m, "majority") for m in names}
 
 
-def _model_table(inp: ReportInputs, names: list[str], table: str, caption: str,
-                 extras: bool = True, task: str = "emotion", vs: bool = True) -> Table:
+def _model_table(
+    inp: ReportInputs,
+    names: list[str],
+    table: str,
+    caption: str,
+    extras: bool = True,
+    task: str = "emotion",
+    vs: bool = True,
+) -> Table:
     extra = {m: _summary_extras(inp, m) for m in names} if extras else None
-    csv, shown = tables.model_rows(names, inp.metrics, task=task, extra=extra,
-                                   vs=_vs_majority(inp, names) if vs else None)
+    csv, shown = tables.model_rows(
+        names, inp.metrics, task=task, extra=extra, vs=_vs_majority(inp, names) if vs else None
+    )
     return Table(table, caption, csv, shown)
 
 
@@ -94,8 +103,9 @@ def _entries(inp: ReportInputs, keep: Any) -> list[dict[str, Any]]:
     return [e for e in (inp.compare or {}).get("pairs", []) if keep(e["a"], e["b"])]
 
 
-def _pairs_table(inp: ReportInputs, entries: list[dict[str, Any]], name: str,
-                 caption: str) -> Table | None:
+def _pairs_table(
+    inp: ReportInputs, entries: list[dict[str, Any]], name: str, caption: str
+) -> Table | None:
     if not entries:
         return None
     csv, shown = tables.pair_rows(entries, alpha_of(inp))
@@ -112,35 +122,52 @@ def _best_sentence(inp: ReportInputs, group: str, label: str) -> str:
     return f"Best {label} model on dev: **`{sel['model']}`** (dev emotion weighted F1: {scores})."
 
 
-def _curves(inp: ReportInputs, names: list[str], fig_dir: Path, group: str
-            ) -> tuple[list[Figure], list[str]]:
+def _curves(
+    inp: ReportInputs, names: list[str], fig_dir: Path, group: str
+) -> tuple[list[Figure], list[str]]:
     logs = {m: inp.logs(m) for m in names}
     have = {m: v for m, v in logs.items() if v}
     notes = []
     lacking = [m for m, v in logs.items() if not v]
     if lacking:
-        notes.append("No training log (`log.csv`) for " + ", ".join(f"`{m}`" for m in lacking)
-                     + ": not trained by the engine (e.g. late fusion fits on dev predictions).")
+        notes.append(
+            "No training log (`log.csv`) for "
+            + ", ".join(f"`{m}`" for m in lacking)
+            + ": not trained by the engine (e.g. late fusion fits on dev predictions)."
+        )
     if not have:
         return [], notes
     path = fig_dir / f"learning_curves_{group}.png"
     figures.learning_curves(have, path)
-    return [Figure(path, f"Learning curves of the {group} models (log.csv: train/dev loss, "
-                         "dev emotion weighted F1 per epoch; one line per seed)")], notes
+    return [
+        Figure(
+            path,
+            f"Learning curves of the {group} models (log.csv: train/dev loss, "
+            "dev emotion weighted F1 per epoch; one line per seed)",
+        )
+    ], notes
 
 
-def _stream_section(inp: ReportInputs, group: str, title: str, fig_dir: Path,
-                    what: str) -> Section:
+def _stream_section(inp: ReportInputs, group: str, title: str, fig_dir: Path, what: str) -> Section:
     names = inp.models.group(group)
     if not names:
         return Section(title, paragraphs=[f"{NOT_CONFIGURED}: no {what} model in config.yaml."])
     section = Section(title)
-    section.tables.append(_model_table(
-        inp, names, f"{group}_models",
-        f"{group.capitalize()} models, test emotion: mean ± std over seeds [{level(inp)} CI]"))
+    section.tables.append(
+        _model_table(
+            inp,
+            names,
+            f"{group}_models",
+            f"{group.capitalize()} models, test emotion: mean ± std over seeds [{level(inp)} CI]",
+        )
+    )
     section.paragraphs.append(_best_sentence(inp, group, group))
-    pairs = _pairs_table(inp, _entries(inp, lambda a, b: a in names and b in names),
-                         f"{group}_pairs", f"Paired tests between {group} models (a − b)")
+    pairs = _pairs_table(
+        inp,
+        _entries(inp, lambda a, b: a in names and b in names),
+        f"{group}_pairs",
+        f"Paired tests between {group} models (a − b)",
+    )
     if pairs:
         section.tables.append(pairs)
     figs, notes = _curves(inp, names, fig_dir, group)
@@ -158,27 +185,50 @@ def visual_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any]) -> Sec
         return section
     if "vgg16" in inp.models.visual:
         used = _summary_extras(inp, "vgg16")["weights_used"]
-        how = ("from scratch (no pretrained weights)" if used in ("none", "None", "null")
-               else f"from pretrained weights `{used}`")
-        section.paragraphs.append(f"VGG-16 ran {how} (`summary.json` field `weights_used`: "
-                                  f"{used}).")
+        how = (
+            "from scratch (no pretrained weights)"
+            if used in ("none", "None", "null")
+            else f"from pretrained weights `{used}`"
+        )
+        section.paragraphs.append(
+            f"VGG-16 ran {how} (`summary.json` field `weights_used`: {used})."
+        )
     claim = next(n for n in reference.study_numbers(ref) if n["key"] == "vgg16_over_cnn5")
     entry = inp.pair("vgg16", "cnn5") if {"vgg16", "cnn5"} <= set(inp.models.visual) else None
     t = entry["tests"]["emotion"]["weighted_f1"] if entry else None
-    csv = pd.DataFrame([{
-        "claim": claim["what"], "quoted": float(claim["value"]), "quoted_status": reference.QUOTED,
-        "measured_delta": t["delta"] if t else NAN, "ci_low": t["ci_low"] if t else NAN,
-        "ci_high": t["ci_high"] if t else NAN, "p_value": t["p_value"] if t else NAN,
-    }])
-    shown = pd.DataFrame([{
-        "claim": claim["what"], "study (quoted)": f"{fmt(float(claim['value']), True)}",
-        "measured here: vgg16 − cnn5 [CI]": (
-            f"{fmt(t['delta'], True)} [{fmt(t['ci_low'], True)}, {fmt(t['ci_high'], True)}]"
-            if t else "not measured (vgg16 and cnn5 not both configured and compared)"),
-        "p (paired bootstrap)": fmt_p(t["p_value"]) if t else "n/a",
-    }])
-    section.tables.insert(1, Table("visual_claim", "The study's \"+8 points for VGG-16 over "
-                                   "CNN5\", measured", csv, shown))
+    csv = pd.DataFrame(
+        [
+            {
+                "claim": claim["what"],
+                "quoted": float(claim["value"]),
+                "quoted_status": reference.QUOTED,
+                "measured_delta": t["delta"] if t else NAN,
+                "ci_low": t["ci_low"] if t else NAN,
+                "ci_high": t["ci_high"] if t else NAN,
+                "p_value": t["p_value"] if t else NAN,
+            }
+        ]
+    )
+    shown = pd.DataFrame(
+        [
+            {
+                "claim": claim["what"],
+                "study (quoted)": f"{fmt(float(claim['value']), True)}",
+                "measured here: vgg16 − cnn5 [CI]": (
+                    f"{fmt(t['delta'], True)} [{fmt(t['ci_low'], True)}, {fmt(t['ci_high'], True)}]"
+                    if t
+                    else "not measured (vgg16 and cnn5 not both configured and compared)"
+                ),
+                "p (paired bootstrap)": fmt_p(t["p_value"]) if t else "n/a",
+            }
+        ]
+    )
+    section.tables.insert(
+        1,
+        Table(
+            "visual_claim", 'The study\'s "+8 points for VGG-16 over CNN5", measured', csv, shown
+        ),
+    )
     if t:
         section.paragraphs.append(findings.describe(t, "vgg16", "cnn5", alpha_of(inp)) + ".")
     return section
@@ -192,17 +242,22 @@ def fusion_section(inp: ReportInputs, fig_dir: Path) -> Section:
     title = "5. Fusion"
     fusion = inp.models.fusion
     if not fusion:
-        return Section(title, paragraphs=[f"{NOT_CONFIGURED}: no fusion model in config.yaml "
-                                          "(fusion.models)."])
+        return Section(
+            title, paragraphs=[f"{NOT_CONFIGURED}: no fusion model in config.yaml (fusion.models)."]
+        )
     section = Section(title)
     refs = []
     for group in ("visual", "audio"):
         if inp.best[group] and inp.best[group]["model"] not in refs:
             refs.append(inp.best[group]["model"])
     names = [*fusion, *refs]
-    table = _model_table(inp, names, "fusion_models",
-                         f"Fusion models next to the best single streams (chosen on dev), test "
-                         f"emotion: mean ± std over seeds [{level(inp)} CI]")
+    table = _model_table(
+        inp,
+        names,
+        "fusion_models",
+        f"Fusion models next to the best single streams (chosen on dev), test "
+        f"emotion: mean ± std over seeds [{level(inp)} CI]",
+    )
     best_single = inp.best["single_stream"]["model"] if inp.best["single_stream"] else None
     roles = {m: "fusion" for m in fusion}
     for group in ("visual", "audio"):
@@ -215,18 +270,28 @@ def fusion_section(inp: ReportInputs, fig_dir: Path) -> Section:
     section.paragraphs.append(_best_sentence(inp, "fusion", "fusion"))
     if best_single:
         section.paragraphs.append(_best_sentence(inp, "single_stream", "single-stream"))
-    entries = _entries(inp, lambda a, b: (a in fusion or b in fusion) and _plain(a) and _plain(b)
-                       and b not in inp.models.baselines)
-    pairs = _pairs_table(inp, entries, "fusion_pairs", "Paired tests involving fusion models "
-                         "(a − b)")
+    entries = _entries(
+        inp,
+        lambda a, b: (
+            (a in fusion or b in fusion)
+            and _plain(a)
+            and _plain(b)
+            and b not in inp.models.baselines
+        ),
+    )
+    pairs = _pairs_table(
+        inp, entries, "fusion_pairs", "Paired tests involving fusion models (a − b)"
+    )
     if pairs:
         section.tables.append(pairs)
     study = inp.pair(STUDY_FUSION, best_single) if STUDY_FUSION in fusion and best_single else None
     best_fusion = inp.best["fusion"]["model"]
     best = inp.pair(best_fusion, best_single) if best_single else None
     if STUDY_FUSION in fusion and best_single and study is None:
-        section.paragraphs.append(f"compare.json holds no `{STUDY_FUSION}` vs `{best_single}` "
-                                  "pair: add it to evaluation.compare.")
+        section.paragraphs.append(
+            f"compare.json holds no `{STUDY_FUSION}` vs `{best_single}` "
+            "pair: add it to evaluation.compare."
+        )
     section.paragraphs += findings.fusion_verdict(study, best, alpha_of(inp))
     figs, notes = _curves(inp, fusion, fig_dir, "fusion")
     section.figures += figs
@@ -235,61 +300,109 @@ def fusion_section(inp: ReportInputs, fig_dir: Path) -> Section:
 
 
 def _modality_ablation(inp: ReportInputs) -> tuple[list[str], list[Table]]:
-    have = [m for m in inp.models.fusion
-            if {"test_no_audio", "test_no_video"} <= set(inp.metrics[m]["aggregate"])]
+    have = [
+        m
+        for m in inp.models.fusion
+        if {"test_no_audio", "test_no_video"} <= set(inp.metrics[m]["aggregate"])
+    ]
     if not inp.models.fusion:
         return [f"Modality ablation: {NOT_CONFIGURED} (no fusion model)."], []
     if not have:
-        return ["Modality ablation: no fusion model has ablation predictions "
-                "(`predictions_test_no_audio/no_video.parquet`)."], []
+        return [
+            "Modality ablation: no fusion model has ablation predictions "
+            "(`predictions_test_no_audio/no_video.parquet`)."
+        ], []
     rows, shown = [], []
     for m in have:
         full = stats(inp.metrics[m], "emotion", "weighted_f1")
-        row: dict[str, Any] = {"model": m, "full_mean": full["mean"], "full_ci_low": full["ci_low"],
-                               "full_ci_high": full["ci_high"]}
+        row: dict[str, Any] = {
+            "model": m,
+            "full_mean": full["mean"],
+            "full_ci_low": full["ci_low"],
+            "full_ci_high": full["ci_high"],
+        }
         disp: dict[str, Any] = {"model": m, "audio + video": fmt_stats(full)}
         for what in ("no_audio", "no_video"):
             s = stats(inp.metrics[m], "emotion", "weighted_f1", f"test_{what}")
             entry = inp.pair(m, f"{m}{SPLIT_SEP}test_{what}")
             t = entry["tests"]["emotion"]["weighted_f1"] if entry else None
-            row |= {f"{what}_mean": s["mean"], f"{what}_ci_low": s["ci_low"],
-                    f"{what}_ci_high": s["ci_high"],
-                    f"drop_{what}": t["delta"] if t else full["mean"] - s["mean"],
-                    f"drop_{what}_p": t["p_value"] if t else NAN}
+            row |= {
+                f"{what}_mean": s["mean"],
+                f"{what}_ci_low": s["ci_low"],
+                f"{what}_ci_high": s["ci_high"],
+                f"drop_{what}": t["delta"] if t else full["mean"] - s["mean"],
+                f"drop_{what}_p": t["p_value"] if t else NAN,
+            }
             label = "audio removed" if what == "no_audio" else "video removed"
             disp[label] = fmt_stats(s)
-            disp[f"full − {label} (p)"] = (f"{fmt(row[f'drop_{what}'], True)} "
-                                          f"(p={fmt_p(row[f'drop_{what}_p'])})")
+            disp[f"full − {label} (p)"] = (
+                f"{fmt(row[f'drop_{what}'], True)} (p={fmt_p(row[f'drop_{what}_p'])})"
+            )
         rows.append(row)
         shown.append(disp)
-    return [], [Table("ablation_modality", "Modality ablation: test emotion weighted F1 of each "
-                      "fusion model with one modality masked for every clip",
-                      pd.DataFrame(rows), pd.DataFrame(shown))]
+    return [], [
+        Table(
+            "ablation_modality",
+            "Modality ablation: test emotion weighted F1 of each "
+            "fusion model with one modality masked for every clip",
+            pd.DataFrame(rows),
+            pd.DataFrame(shown),
+        )
+    ]
 
 
 def _missing_modality(inp: ReportInputs) -> tuple[list[str], list[Table]]:
-    names = [m for m in [*inp.models.visual, *inp.models.audio, *inp.models.fusion]
-             if "subsets" in inp.metrics[m]]
+    names = [
+        m
+        for m in [*inp.models.visual, *inp.models.audio, *inp.models.fusion]
+        if "subsets" in inp.metrics[m]
+    ]
     if not names:
-        return ["Missing modality: not computed (the evaluate stage ran without the audio "
-                "subsets of `audio/test/clips.parquet`)."], []
+        return [
+            "Missing modality: not computed (the evaluate stage ran without the audio "
+            "subsets of `audio/test/clips.parquet`)."
+        ], []
     rows, shown = [], []
     for m in names:
         for subset in ("audio_present", "audio_missing"):
             block = inp.metrics[m]["subsets"].get(subset, {}).get("test", {"n": 0})
             s = stats(block, "emotion", "weighted_f1") if block["n"] else None
-            rows.append({"model": m, "subset": subset, "n": block["n"],
-                         **({k: s[k] for k in ("mean", "std", "ci_low", "ci_high")} if s else
-                            {"mean": NAN, "std": NAN, "ci_low": NAN, "ci_high": NAN})})
-            shown.append({"model": m, "test clips": subset.replace("_", " "), "n": block["n"],
-                          "emotion wF1": fmt_stats(s) if s else "no clip"})
+            rows.append(
+                {
+                    "model": m,
+                    "subset": subset,
+                    "n": block["n"],
+                    **(
+                        {k: s[k] for k in ("mean", "std", "ci_low", "ci_high")}
+                        if s
+                        else {"mean": NAN, "std": NAN, "ci_low": NAN, "ci_high": NAN}
+                    ),
+                }
+            )
+            shown.append(
+                {
+                    "model": m,
+                    "test clips": subset.replace("_", " "),
+                    "n": block["n"],
+                    "emotion wF1": fmt_stats(s) if s else "no clip",
+                }
+            )
     n_missing = max(r["n"] for r in rows if r["subset"] == "audio_missing")
-    note = (f"Missing modality: {n_missing} test clips have no usable audio (audio stage `mask` "
-            "False); they are scored separately from the clips with audio."
-            if n_missing else "Missing modality: no test clip lacks audio in this corpus, so "
-            "there is nothing to score separately (the audio_missing rows are empty).")
-    return [note], [Table("ablation_missing_audio", "Test emotion weighted F1 on clips with and "
-                          "without usable audio", pd.DataFrame(rows), pd.DataFrame(shown))]
+    note = (
+        f"Missing modality: {n_missing} test clips have no usable audio (audio stage `mask` "
+        "False); they are scored separately from the clips with audio."
+        if n_missing
+        else "Missing modality: no test clip lacks audio in this corpus, so "
+        "there is nothing to score separately (the audio_missing rows are empty)."
+    )
+    return [note], [
+        Table(
+            "ablation_missing_audio",
+            "Test emotion weighted F1 on clips with and without usable audio",
+            pd.DataFrame(rows),
+            pd.DataFrame(shown),
+        )
+    ]
 
 
 def _single_task(inp: ReportInputs) -> tuple[list[str], list[Table]]:
@@ -301,18 +414,40 @@ def _single_task(inp: ReportInputs) -> tuple[list[str], list[Table]]:
         multi, single = (stats(inp.metrics[x], "emotion", "weighted_f1") for x in (m, v))
         entry = inp.pair(m, v)
         t = entry["tests"]["emotion"]["weighted_f1"] if entry else None
-        rows.append({"model": m, "multi_task_mean": multi["mean"], "multi_task_std": multi["std"],
-                     "single_task_mean": single["mean"], "single_task_std": single["std"],
-                     "delta": t["delta"] if t else multi["mean"] - single["mean"],
-                     "ci_low": t["ci_low"] if t else NAN, "ci_high": t["ci_high"] if t else NAN,
-                     "p_value": t["p_value"] if t else NAN})
-        shown.append({"model": m, "multi-task (emotion + sentiment)": fmt_stats(multi),
-                      "single-task (w_sentiment = 0)": fmt_stats(single),
-                      "multi − single [CI] (p)": (
-                          f"{fmt(t['delta'], True)} [{fmt(t['ci_low'], True)}, "
-                          f"{fmt(t['ci_high'], True)}] (p={fmt_p(t['p_value'])})" if t else "n/a")})
-    return [], [Table("ablation_single_task", "Multi-task vs single-task training, test emotion "
-                      "weighted F1", pd.DataFrame(rows), pd.DataFrame(shown))]
+        rows.append(
+            {
+                "model": m,
+                "multi_task_mean": multi["mean"],
+                "multi_task_std": multi["std"],
+                "single_task_mean": single["mean"],
+                "single_task_std": single["std"],
+                "delta": t["delta"] if t else multi["mean"] - single["mean"],
+                "ci_low": t["ci_low"] if t else NAN,
+                "ci_high": t["ci_high"] if t else NAN,
+                "p_value": t["p_value"] if t else NAN,
+            }
+        )
+        shown.append(
+            {
+                "model": m,
+                "multi-task (emotion + sentiment)": fmt_stats(multi),
+                "single-task (w_sentiment = 0)": fmt_stats(single),
+                "multi − single [CI] (p)": (
+                    f"{fmt(t['delta'], True)} [{fmt(t['ci_low'], True)}, "
+                    f"{fmt(t['ci_high'], True)}] (p={fmt_p(t['p_value'])})"
+                    if t
+                    else "n/a"
+                ),
+            }
+        )
+    return [], [
+        Table(
+            "ablation_single_task",
+            "Multi-task vs single-task training, test emotion weighted F1",
+            pd.DataFrame(rows),
+            pd.DataFrame(shown),
+        )
+    ]
 
 
 def ablation_section(inp: ReportInputs) -> Section:
@@ -341,75 +476,143 @@ def _study_vs_measured(inp: ReportInputs, ref: dict[str, Any]) -> Table:
             if label in inp.metrics:
                 s = stats(inp.metrics[label], how["task"], how["metric"])
                 measured, low, high = s["mean"], s["ci_low"], s["ci_high"]
-        rows.append({"claim": n["what"], "quoted": float(n["value"]), "status": reference.QUOTED,
-                     "measured_as": label, "measured": measured, "ci_low": low, "ci_high": high,
-                     "p_value": p})
-        shown.append({"study claim": n["what"],
-                      "quoted (NOT measured here)": fmt(float(n["value"])),
-                      "measured here as": f"`{label}`",
-                      "measured [CI]": ("not configured" if math.isnan(measured) else
-                                        f"{fmt(measured)} [{fmt(low)}, {fmt(high)}]"
-                                        + ("" if math.isnan(p) else f" (p={fmt_p(p)})"))})
-    return Table("study_vs_measured", "The study's numbers (quoted, NOT measured here) next to "
-                 f"this run's measurements. Source: {reference.source(ref, 'study')}",
-                 pd.DataFrame(rows), pd.DataFrame(shown))
+        rows.append(
+            {
+                "claim": n["what"],
+                "quoted": float(n["value"]),
+                "status": reference.QUOTED,
+                "measured_as": label,
+                "measured": measured,
+                "ci_low": low,
+                "ci_high": high,
+                "p_value": p,
+            }
+        )
+        shown.append(
+            {
+                "study claim": n["what"],
+                "quoted (NOT measured here)": fmt(float(n["value"])),
+                "measured here as": f"`{label}`",
+                "measured [CI]": (
+                    "not configured"
+                    if math.isnan(measured)
+                    else f"{fmt(measured)} [{fmt(low)}, {fmt(high)}]"
+                    + ("" if math.isnan(p) else f" (p={fmt_p(p)})")
+                ),
+            }
+        )
+    return Table(
+        "study_vs_measured",
+        "The study's numbers (quoted, NOT measured here) next to "
+        f"this run's measurements. Source: {reference.source(ref, 'study')}",
+        pd.DataFrame(rows),
+        pd.DataFrame(shown),
+    )
 
 
-def baselines_section(inp: ReportInputs, ref: dict[str, Any], description: dict[str, Any]
-                      ) -> Section:
+def baselines_section(
+    inp: ReportInputs, ref: dict[str, Any], description: dict[str, Any]
+) -> Section:
     section = Section("7. Baselines and reference numbers")
     if inp.models.baselines:
-        section.tables.append(_model_table(
-            inp, inp.models.baselines, "baselines", "Computed baselines (this run's data): "
-            "majority = always the most frequent train class; prior = a class drawn from the "
-            "train label prior", extras=False, vs=False))
+        section.tables.append(
+            _model_table(
+                inp,
+                inp.models.baselines,
+                "baselines",
+                "Computed baselines (this run's data): "
+                "majority = always the most frequent train class; prior = a class drawn from the "
+                "train label prior",
+                extras=False,
+                vs=False,
+            )
+        )
     vs_maj = _entries(inp, lambda a, b: b == "majority" and a != "majority")
-    pairs = _pairs_table(inp, vs_maj, "vs_majority", "Every model vs the majority baseline "
-                         "(paired tests, a − majority)")
+    pairs = _pairs_table(
+        inp,
+        vs_maj,
+        "vs_majority",
+        "Every model vs the majority baseline (paired tests, a − majority)",
+    )
     if pairs:
         section.tables.append(pairs)
-    models = [*inp.models.visual, *inp.models.audio, *inp.models.fusion, *inp.models.variants,
-              *inp.models.baselines]
+    models = [
+        *inp.models.visual,
+        *inp.models.audio,
+        *inp.models.fusion,
+        *inp.models.variants,
+        *inp.models.baselines,
+    ]
     if models:
-        section.tables.append(_model_table(
-            inp, models, "sentiment_models", f"Sentiment (3 classes), test: mean ± std over "
-            f"seeds [{level(inp)} CI]", extras=False, task="sentiment", vs=False))
+        section.tables.append(
+            _model_table(
+                inp,
+                models,
+                "sentiment_models",
+                f"Sentiment (3 classes), test: mean ± std over seeds [{level(inp)} CI]",
+                extras=False,
+                task="sentiment",
+                vs=False,
+            )
+        )
     if description.get("dataset") != "meld":
         section.paragraphs.append(
             "**The quoted numbers below are on real MELD; this run's numbers are on the "
-            "synthetic demo corpus: put side by side only to show the layout, not to compare.**")
+            "synthetic demo corpus: put side by side only to show the layout, not to compare.**"
+        )
     section.paragraphs.append(
-        "Every number marked \"quoted, NOT measured here\" comes from the one reference file "
-        "`avemo/data/reference_numbers.yaml`, with its source; none is computed by this pipeline.")
+        'Every number marked "quoted, NOT measured here" comes from the one reference file '
+        "`avemo/data/reference_numbers.yaml`, with its source; none is computed by this pipeline."
+    )
     section.tables.append(_study_vs_measured(inp, ref))
     meld = reference.meld_baselines_table(ref)
-    section.tables.append(Table(
-        "meld_published_baselines", "MELD's published emotion baselines (quoted, NOT measured "
-        f"here). Source: {reference.source(ref, 'meld_baselines')}", meld,
-        meld.drop(columns=["source"])))
+    section.tables.append(
+        Table(
+            "meld_published_baselines",
+            "MELD's published emotion baselines (quoted, NOT measured "
+            f"here). Source: {reference.source(ref, 'meld_baselines')}",
+            meld,
+            meld.drop(columns=["source"]),
+        )
+    )
     neutral = reference.always_neutral_row(ref)
-    maj = (stats(inp.metrics["majority"], "emotion", "weighted_f1")["mean"]
-           if "majority" in inp.metrics else NAN)
+    maj = (
+        stats(inp.metrics["majority"], "emotion", "weighted_f1")["mean"]
+        if "majority" in inp.metrics
+        else NAN
+    )
     row = {**neutral, "this_run_majority_weighted_f1": maj}
     df = pd.DataFrame([row])
-    section.tables.append(Table(
-        "always_neutral", "Always-neutral weighted F1 on real MELD test, computed from the quoted "
-        "label counts as p · 2p/(1+p), next to the quoted value and this run's measured majority "
-        f"baseline. Source of the counts: {reference.source(ref, 'meld_test_distribution')}",
-        df, df.drop(columns=["source"])))
+    section.tables.append(
+        Table(
+            "always_neutral",
+            "Always-neutral weighted F1 on real MELD test, computed from the quoted "
+            "label counts as p · 2p/(1+p), next to the quoted value and this run's measured "
+            "majority baseline. Source of the counts: "
+            + reference.source(ref, "meld_test_distribution"),
+            df,
+            df.drop(columns=["source"]),
+        )
+    )
     return section
 
 
 def per_class_section(inp: ReportInputs, fig_dir: Path) -> Section:
     section = Section("8. Per-class results")
-    names = [*inp.models.visual, *inp.models.audio, *inp.models.fusion, *inp.models.variants,
-             *inp.models.baselines]
+    names = [
+        *inp.models.visual,
+        *inp.models.audio,
+        *inp.models.fusion,
+        *inp.models.variants,
+        *inp.models.baselines,
+    ]
     if not names:
         section.paragraphs.append(f"{NOT_CONFIGURED}: no model.")
         return section
     table = tables.per_class_f1(names, inp.metrics)
-    section.tables.append(Table("per_class_f1", "Test per-class F1 (emotion, mean over seeds)",
-                                table))
+    section.tables.append(
+        Table("per_class_f1", "Test per-class F1 (emotion, mean over seeds)", table)
+    )
     bars = fig_dir / "per_class_f1.png"
     figures.per_class_bars(table, list(EMOTIONS), bars)
     section.figures.append(Figure(bars, "Test per-class emotion F1 across models"))
@@ -423,6 +626,11 @@ def per_class_section(inp: ReportInputs, fig_dir: Path) -> Section:
     if panels:
         path = fig_dir / "confusion_best.png"
         figures.confusion_matrices(panels, path)
-        section.figures.append(Figure(path, "Row-normalised test confusion matrices (emotion, "
-                                            "mean over seeds) of the best models chosen on dev"))
+        section.figures.append(
+            Figure(
+                path,
+                "Row-normalised test confusion matrices (emotion, "
+                "mean over seeds) of the best models chosen on dev",
+            )
+        )
     return section

@@ -40,8 +40,10 @@ def single_task_models(cfg: dict[str, Any]) -> list[str]:
     fusion = model_groups(cfg)["fusion"]
     unknown = [m for m in chosen if m not in fusion]
     if unknown:
-        raise ConfigError(f"fusion.single_task names {unknown}, which are not in fusion.models "
-                          f"({fusion}); list only configured fusion models")
+        raise ConfigError(
+            f"fusion.single_task names {unknown}, which are not in fusion.models "
+            f"({fusion}); list only configured fusion models"
+        )
     return chosen
 
 
@@ -70,12 +72,15 @@ def comparison_pairs(cfg: dict[str, Any]) -> list[list[str]]:
             raise ConfigError(f"evaluation.compare[{i}] = {pair}: a pair needs two names")
         for ref in pair:
             if ref.startswith(BEST_PREFIX):
-                if ref[len(BEST_PREFIX):] not in GROUPS:
-                    raise ConfigError(f"evaluation.compare[{i}]: {ref} names no group; use "
-                                      f"best:<{'|'.join(GROUPS)}>")
+                if ref[len(BEST_PREFIX) :] not in GROUPS:
+                    raise ConfigError(
+                        f"evaluation.compare[{i}]: {ref} names no group; use "
+                        f"best:<{'|'.join(GROUPS)}>"
+                    )
             elif split_ref(ref)[0] not in known:
-                raise ConfigError(f"evaluation.compare[{i}]: {ref!r} is not a configured model "
-                                  f"({sorted(known)})")
+                raise ConfigError(
+                    f"evaluation.compare[{i}]: {ref!r} is not a configured model ({sorted(known)})"
+                )
         pairs.append([str(r) for r in pair])
     seen, out = set(), []
     for p in pairs:
@@ -107,8 +112,10 @@ def compare_inputs(cfg: dict[str, Any], results: str) -> list[str]:
     for model, splits in referenced_models(comparison_pairs(cfg), groups).items():
         top = "fusion" if base_model(model) in fusion else "models"
         for seed in [0] if model in BASELINES else seeds:
-            files += [f"{results}/{top}/{model}/seed{seed}/predictions_{s}.parquet"
-                      for s in sorted(splits)]
+            files += [
+                f"{results}/{top}/{model}/seed{seed}/predictions_{s}.parquet"
+                for s in sorted(splits)
+            ]
     members = [*groups["visual"], *groups["audio"], *groups["fusion"]]
     files += [f"{results}/metrics/{m}.json" for m in members]
     return files

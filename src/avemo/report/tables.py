@@ -32,31 +32,37 @@ def durations(manifests: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for split in SPLITS:
         d = manifests[split]["duration_s"].dropna()
-        rows.append({
-            "split": split,
-            "utterances": len(manifests[split]),
-            "clips_readable": int(d.size),
-            "min_s": round(float(d.min()), 2) if d.size else float("nan"),
-            "median_s": round(float(d.median()), 2) if d.size else float("nan"),
-            "mean_s": round(float(d.mean()), 2) if d.size else float("nan"),
-            "max_s": round(float(d.max()), 2) if d.size else float("nan"),
-            "total_h": round(float(d.sum()) / 3600.0, 3),
-        })
+        rows.append(
+            {
+                "split": split,
+                "utterances": len(manifests[split]),
+                "clips_readable": int(d.size),
+                "min_s": round(float(d.min()), 2) if d.size else float("nan"),
+                "median_s": round(float(d.median()), 2) if d.size else float("nan"),
+                "mean_s": round(float(d.mean()), 2) if d.size else float("nan"),
+                "max_s": round(float(d.max()), 2) if d.size else float("nan"),
+                "total_h": round(float(d.sum()) / 3600.0, 3),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def qc_summary(qc_files: list[Path]) -> pd.DataFrame:
     """Problems found by the data stages, counted per split, stage and reason."""
     frames = [pd.read_csv(p, keep_default_na=False) for p in qc_files if Path(p).exists()]
-    qc = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["split", "clip_name", "stage", "reason", "detail"]
+    qc = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["split", "clip_name", "stage", "reason", "detail"])
     )
     if qc.empty:
         return pd.DataFrame(columns=["split", "stage", "reason", "clips", "examples"])
     grouped = qc.groupby(["split", "stage", "reason"], sort=True)
-    return grouped["clip_name"].agg(
-        clips="count", examples=lambda s: ", ".join(sorted(map(str, s))[:3])
-    ).reset_index()
+    return (
+        grouped["clip_name"]
+        .agg(clips="count", examples=lambda s: ", ".join(sorted(map(str, s))[:3]))
+        .reset_index()
+    )
 
 
 # --- model results (from metrics/{model}.json and compare.json only) -------------------------
@@ -91,7 +97,7 @@ def fmt_p(p: float) -> str:
 
 
 def fmt_stats(s: dict[str, float]) -> str:
-    """"0.312 ± 0.010 [0.281, 0.345]" (mean ± std over seeds [bootstrap CI])."""
+    """ "0.312 ± 0.010 [0.281, 0.345]" (mean ± std over seeds [bootstrap CI])."""
     ci = "" if math.isnan(s["ci_low"]) else f" [{fmt(s['ci_low'])}, {fmt(s['ci_high'])}]"
     return f"{fmt(s['mean'])} ± {fmt(s['std'])}{ci}"
 
@@ -117,8 +123,11 @@ def model_rows(
         row: dict[str, Any] = {"model": name, "seeds": len(m["seeds"])}
         dev = m["aggregate"].get("dev", {}).get(task, {}).get("weighted_f1")
         row["dev_weighted_f1_mean"] = dev["mean"] if dev else NAN
-        disp: dict[str, Any] = {"model": name, "seeds": row["seeds"],
-                                "dev wF1 (selection)": fmt(row["dev_weighted_f1_mean"])}
+        disp: dict[str, Any] = {
+            "model": name,
+            "seeds": row["seeds"],
+            "dev wF1 (selection)": fmt(row["dev_weighted_f1_mean"]),
+        }
         for metric in HEADLINE:
             s = stats(m, task, metric, split)
             for k in ("mean", "std", "ci_low", "ci_high"):
@@ -142,7 +151,9 @@ def model_rows(
 
 
 def pair_rows(
-    entries: list[dict[str, Any]], alpha: float, task: str = "emotion",
+    entries: list[dict[str, Any]],
+    alpha: float,
+    task: str = "emotion",
     metrics_shown: tuple[str, ...] = ("weighted_f1",),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Paired bootstrap tests (a − b), one row per pair and headline metric (CSV) and the
@@ -152,31 +163,59 @@ def pair_rows(
         for metric in HEADLINE:
             t = e["tests"][task][metric]
             sig = bool(t["p_value"] < alpha and (t["ci_low"] > 0 or t["ci_high"] < 0))
-            rows.append({
-                "a": e["a"], "b": e["b"], "spec": " vs ".join(e["spec"]), "task": task,
-                "metric": metric, "a_value": t["a"], "b_value": t["b"], "delta": t["delta"],
-                "ci_low": t["ci_low"], "ci_high": t["ci_high"], "p_value": t["p_value"],
-                "n": e["n"], "significant": sig,
-            })
+            rows.append(
+                {
+                    "a": e["a"],
+                    "b": e["b"],
+                    "spec": " vs ".join(e["spec"]),
+                    "task": task,
+                    "metric": metric,
+                    "a_value": t["a"],
+                    "b_value": t["b"],
+                    "delta": t["delta"],
+                    "ci_low": t["ci_low"],
+                    "ci_high": t["ci_high"],
+                    "p_value": t["p_value"],
+                    "n": e["n"],
+                    "significant": sig,
+                }
+            )
             if metric in metrics_shown:
-                shown.append({
-                    "comparison (a vs b)": f"{e['a']} vs {e['b']}",
-                    "as configured": " vs ".join(e["spec"]),
-                    "metric": f"{task} {metric.replace('_', ' ')}",
-                    "a": fmt(t["a"]), "b": fmt(t["b"]),
-                    "a − b [CI]": f"{fmt(t['delta'], True)} [{fmt(t['ci_low'], True)}, "
-                                  f"{fmt(t['ci_high'], True)}]",
-                    "p": fmt_p(t["p_value"]),
-                    "significant": "yes" if sig else "no",
-                    "utterances": e["n"],
-                })
-    cols = ["a", "b", "spec", "task", "metric", "a_value", "b_value", "delta", "ci_low",
-            "ci_high", "p_value", "n", "significant"]
+                shown.append(
+                    {
+                        "comparison (a vs b)": f"{e['a']} vs {e['b']}",
+                        "as configured": " vs ".join(e["spec"]),
+                        "metric": f"{task} {metric.replace('_', ' ')}",
+                        "a": fmt(t["a"]),
+                        "b": fmt(t["b"]),
+                        "a − b [CI]": f"{fmt(t['delta'], True)} [{fmt(t['ci_low'], True)}, "
+                        f"{fmt(t['ci_high'], True)}]",
+                        "p": fmt_p(t["p_value"]),
+                        "significant": "yes" if sig else "no",
+                        "utterances": e["n"],
+                    }
+                )
+    cols = [
+        "a",
+        "b",
+        "spec",
+        "task",
+        "metric",
+        "a_value",
+        "b_value",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "n",
+        "significant",
+    ]
     return pd.DataFrame(rows, columns=cols), pd.DataFrame(shown)
 
 
-def per_class_f1(names: list[str], metrics: dict[str, dict[str, Any]],
-                 task: str = "emotion") -> pd.DataFrame:
+def per_class_f1(
+    names: list[str], metrics: dict[str, dict[str, Any]], task: str = "emotion"
+) -> pd.DataFrame:
     """Test per-class F1 (mean over seeds), one row per model, one column per label."""
     labels = EMOTIONS if task == "emotion" else SENTIMENTS  # JSON keys come back sorted
     rows = []
