@@ -118,13 +118,15 @@ def build_report(
     baselines: list[str] | None = None,
     compare: bool = False,
     reference_file: str | Path | None = None,
+    ablations: list[str] | None = None,
 ) -> dict[str, Any]:
     """Stage: write ``out_dir/report.md``, self-contained ``report.html``, ``tables/*.csv`` and
     ``figures/*.png`` from the pipeline outputs under ``results``.
 
     ``description``: ``params.dataset_description`` (the banner); ``groups``: ``{"visual",
     "audio", "fusion": [model names]}`` as configured (missing/empty = not configured);
-    ``single_task``: fusion models that also have a ``<model>@single_task`` run; ``baselines``:
+    ``single_task``: fusion models that also have a ``<model>@single_task`` run; ``ablations``:
+    fusion models with ``metrics/<model>@no_audio.json`` and ``@no_video.json``; ``baselines``:
     default majority + prior; ``compare``: paired tests are configured, so
     ``metrics/compare.json`` must exist; ``reference_file``: the quoted numbers (default: the
     packaged ``avemo/data/reference_numbers.yaml``). A configured model without its metrics file
@@ -134,7 +136,7 @@ def build_report(
     fig_dir, tab_dir = out_dir / "figures", out_dir / "tables"
     fig_dir.mkdir(parents=True, exist_ok=True)
     tab_dir.mkdir(parents=True, exist_ok=True)
-    models = ReportModels.from_params(groups, single_task, baselines)
+    models = ReportModels.from_params(groups, single_task, baselines, ablations)
     inp = load_inputs(results, models, compare)
     ref = reference.load_reference(reference_file)
     sections_ = [

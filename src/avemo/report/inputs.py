@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import DataStageError
 from ..evaluation.compare import base_model, read_metrics, select_best, variant_name
 
-GROUP_TITLES = {"visual": "visual", "audio": "audio", "fusion": "fusion"}
+ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json
 
 
 @dataclass
@@ -28,6 +28,7 @@ class ReportModels:
     audio: list[str] = field(default_factory=list)
     fusion: list[str] = field(default_factory=list)
     single_task: list[str] = field(default_factory=list)  # fusion models with a @single_task run
+    ablations: list[str] = field(default_factory=list)  # fusion models with @no_audio/@no_video
     baselines: list[str] = field(default_factory=lambda: ["majority", "prior"])
 
     @classmethod
@@ -36,6 +37,7 @@ class ReportModels:
         groups: dict[str, list[str]] | None,
         single_task: list[str] | None,
         baselines: list[str] | None,
+        ablations: list[str] | None = None,
     ) -> ReportModels:
         groups = groups or {}
         unknown = set(groups) - {"visual", "audio", "fusion"}
@@ -46,6 +48,7 @@ class ReportModels:
             audio=list(groups.get("audio", [])),
             fusion=list(groups.get("fusion", [])),
             single_task=list(single_task or []),
+            ablations=list(ablations or []),
             baselines=list(["majority", "prior"] if baselines is None else baselines),
         )
 
@@ -61,8 +64,20 @@ class ReportModels:
         return [variant_name(m, "single_task") for m in self.single_task]
 
     @property
+    def ablation_names(self) -> list[str]:
+        return [variant_name(m, a) for m in self.ablations for a in ABLATIONS]
+
+    @property
     def all(self) -> list[str]:
-        return [*self.visual, *self.audio, *self.fusion, *self.variants, *self.baselines]
+        """Every name whose ``metrics/<name>.json`` the report reads."""
+        return [
+            *self.visual,
+            *self.audio,
+            *self.fusion,
+            *self.variants,
+            *self.ablation_names,
+            *self.baselines,
+        ]
 
 
 @dataclass

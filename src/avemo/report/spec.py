@@ -35,8 +35,10 @@ def model_groups(cfg: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def single_task_models(cfg: dict[str, Any]) -> list[str]:
-    """Fusion models that also get a ``<model>@single_task`` run (``fusion.single_task``)."""
-    chosen = list((cfg.get("fusion") or {}).get("single_task") or [])
+    """Fusion models that also get a ``<model>@single_task`` run (``fusion.single_task``: one
+    name, or a list of names)."""
+    chosen = (cfg.get("fusion") or {}).get("single_task") or []
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen)
     fusion = model_groups(cfg)["fusion"]
     unknown = [m for m in chosen if m not in fusion]
     if unknown:
@@ -49,7 +51,8 @@ def single_task_models(cfg: dict[str, Any]) -> list[str]:
 
 def ablation_models(cfg: dict[str, Any]) -> list[str]:
     """Fusion models that write modality-ablation predictions (the trained early-fusion models;
-    late fusion combines stream outputs, so it has none)."""
+    late fusion combines stream outputs, so it has none). Each has ``metrics/<model>@no_audio
+    .json`` and ``metrics/<model>@no_video.json`` (test split only)."""
     return [m for m in model_groups(cfg)["fusion"] if not m.startswith("late")]
 
 
@@ -130,6 +133,7 @@ def report_params(cfg: dict[str, Any]) -> dict[str, Any]:
         "description": dataset_description(cfg),
         "groups": model_groups(cfg),
         "single_task": single_task_models(cfg),
+        "ablations": ablation_models(cfg),
         "baselines": list(BASELINES),
         "compare": bool(comparison_pairs(cfg)),
     }
