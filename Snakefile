@@ -17,9 +17,13 @@ from avemo import params as P  # noqa: E402
 from avemo.params import as_json, parent  # noqa: E402
 from avemo.config import config_errors, config_hash  # noqa: E402
 from avemo.labels import LABEL_FILES, SPLITS  # noqa: E402
+from avemo.report import spec as RS  # noqa: E402
 
 
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 # A readable list of every problem first (key, value, fix), then snakemake's own validation,

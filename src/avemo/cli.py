@@ -118,7 +118,20 @@ def _evaluate(a: argparse.Namespace) -> None:
         # predictions_{split}.parquet, or predictions_test_{ablation}.parquet (scored as test)
         split = path.rsplit("predictions_", 1)[1].removesuffix(".parquet").split("_")[0]
         paths.setdefault(seed, {})[split] = path
-    evaluate_model(a.model, paths, a.out, **_params(a.params))
+    subsets = None
+    if a.subsets_audio:
+        from .evaluation.compare import audio_subsets
+
+        subsets = audio_subsets(a.subsets_audio)  # clips with / without usable audio
+    evaluate_model(a.model, paths, a.out, subsets=subsets, **_params(a.params))
+
+
+def _compare(a: argparse.Namespace) -> None:
+    from .evaluation.compare import collect_inputs, compare_pairs
+
+    p = _params(a.params)
+    predictions, metrics = collect_inputs(a.inputs)
+    compare_pairs(p.pop("pairs"), predictions, a.out, metrics=metrics, **p)
 
 
 def _check_config(a: argparse.Namespace) -> None:
@@ -184,7 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", _evaluate, "metrics (with bootstrap CIs) of one model over its seeds")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--subsets-audio", default=None,
+                   help="audio/test folder: also score clips with / without usable audio")
     p.add_argument("predictions", nargs="+", help=".../seed{n}/predictions_{split}.parquet")
+    p = add("compare", _compare, "paired bootstrap tests between configured pairs of models")
+    p.add_argument("--out", required=True)
+    p.add_argument("inputs", nargs="+",
+                   help=".../{model}/seed{n}/predictions_{split}.parquet and metrics/{model}.json")
     p = sub.add_parser("check-config", help="validate a config file against the schema")
     p.add_argument("config", nargs="?", default="config.yaml")
     p.set_defaults(fn=_check_config)

@@ -132,7 +132,8 @@ def model_inputs(cfg: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def evaluation(cfg: dict[str, Any]) -> dict[str, Any]:
-    return dict(cfg["evaluation"])
+    # evaluation.compare feeds the compare stage only (avemo.report.spec.compare_params).
+    return {k: v for k, v in cfg["evaluation"].items() if k != "compare"}
 
 
 SINGLE_TASK = "@single_task"

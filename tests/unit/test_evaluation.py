@@ -412,7 +412,12 @@ def test_compare_pairs_selects_on_dev_and_resolves_refs(tmp_path: Path) -> None:
     assert set(preds["gated"][0]) == {"dev", "test", "test_no_audio"}
     out = tmp_path / "metrics" / "compare.json"
     summary = compare_pairs(
-        [["best:visual", "gated"], ["gated", "gated:test_no_audio"], ["teststar", "gated"]],
+        [
+            ["best:visual", "gated"],
+            ["gated", "gated:test_no_audio"],
+            ["teststar", "gated"],
+            ["gated", "devstar"],  # = the first pair once best:visual is resolved: skipped
+        ],
         preds,
         out,
         metrics=mets,

@@ -47,7 +47,14 @@ CFG: dict[str, Any] = {
             "audio_mlp": {"features": "utterance"},
         },
     },
-    "fusion": {"models": ["concat_misaligned", "gated", "late"], "single_task": ["gated"]},
+    "fusion": {
+        "models": {
+            "concat_misaligned": {},
+            "gated": {},
+            "late": {"visual": "cnn5", "audio": "audio_mlp"},
+        },
+        "single_task": "gated",
+    },
     "evaluation": dict(BOOT),
 }
 MISSING_AUDIO = [f"dia{i}_utt0" for i in range(8)]  # test clips without usable audio
@@ -105,7 +112,6 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
     clips = _truth("test")[["clip_name"]].assign(mask=lambda d: ~d["clip_name"].isin(MISSING_AUDIO))
     subsets = audio_subsets_from_clips(clips)
     groups = spec.model_groups(cfg)
-    files: list[str] = []
     for model, (acc_dev, acc_test) in ACC.items():
         top = "fusion" if model.split("@")[0] in groups["fusion"] else "models"
         paths: dict[int, dict[str, Path]] = {}
@@ -141,8 +147,16 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
                         }
                     )
                 )
-        evaluate_model(model, paths, root / "metrics" / f"{model}.json", subsets=subsets, **BOOT)
-        files += [str(p) for sp in paths.values() for p in sp.values()]
+        # As wired: the model's dev/test in metrics/<model>.json, each modality ablation scored
+        # as the test split of metrics/<model>@no_audio.json / @no_video.json.
+        main = {s: {k: v for k, v in sp.items() if k in ("dev", "test")} for s, sp in paths.items()}
+        evaluate_model(model, main, root / "metrics" / f"{model}.json", subsets=subsets, **BOOT)
+        for what in ("no_audio", "no_video"):
+            if f"test_{what}" in paths[0]:
+                ablation = {s: {"test": sp[f"test_{what}"]} for s, sp in paths.items()}
+                evaluate_model(
+                    f"{model}@{what}", ablation, root / "metrics" / f"{model}@{what}.json", **BOOT
+                )
     train, test = _truth("train"), {s: _truth(s) for s in ("dev", "test")}
     for kind in ("majority", "prior"):
         d = root / "models" / kind / "seed0"
@@ -193,7 +207,9 @@ def test_sections_tables_and_figures_exist(built: tuple[Path, Path, dict]) -> No
         "3. Visual stream",
         "4. Audio stream",
         "5. Fusion",
-        "6. Ablations",
+        "6a. Ablation: one modality removed",
+        "6b. Ablation: clips with missing audio",
+        "6c. Ablation: multi-task vs single-task",
         "7. Baselines and reference numbers",
         "8. Per-class results",
         "Provenance",
@@ -319,11 +335,11 @@ def test_ablation_tables(built: tuple[Path, Path, dict]) -> None:
     root, out, _ = built
     modality = pd.read_csv(out / "tables" / "ablation_modality.csv")
     assert set(modality["model"]) == {"concat_misaligned", "gated"}  # late has no ablations
-    g = _metrics(root, "gated")["aggregate"]
-    row = modality.set_index("model").loc["gated"]
-    assert row["no_audio_mean"] == pytest.approx(
-        g["test_no_audio"]["emotion"]["weighted_f1"]["mean"]
-    )
+    for what in ("no_audio", "no_video"):
+        g = _metrics(root, f"gated@{what}")["aggregate"]["test"]["emotion"]["weighted_f1"]
+        row = modality.set_index("model").loc["gated"]
+        assert row[f"{what}_mean"] == pytest.approx(g["mean"], abs=1e-12)
+    assert (modality["drop_no_audio"] > 0).all()  # audio removal hurts in the fake data
     missing = pd.read_csv(out / "tables" / "ablation_missing_audio.csv")
     sub = missing[(missing["model"] == "gated") & (missing["subset"] == "audio_missing")].iloc[0]
     assert sub["n"] == len(MISSING_AUDIO)
@@ -336,7 +352,7 @@ def test_ablation_tables(built: tuple[Path, Path, dict]) -> None:
 
 def test_not_configured_sections(tmp_path: Path, built: tuple[Path, Path, dict]) -> None:
     root, _, _ = built
-    cfg = {**CFG, "fusion": {"models": []}}
+    cfg = {**CFG, "fusion": {"models": {}}}
     cfg["train"] = {**CFG["train"], "models": {"cnn5": {}}}
     out = tmp_path / "report"
     # compare.json of the full tree chose its best models among more candidates: not used here.
@@ -344,8 +360,8 @@ def test_not_configured_sections(tmp_path: Path, built: tuple[Path, Path, dict])
     md = (out / "report.md").read_text()
     assert "## 4. Audio stream\n\nNot configured" in md
     assert "## 5. Fusion\n\nNot configured" in md
-    assert "Modality ablation: Not configured" in md
-    assert "Multi-task vs single-task: Not configured" in md
+    assert "## 6a. Ablation: one modality removed\n\nNot configured" in md
+    assert "## 6c. Ablation: multi-task vs single-task\n\nNot configured" in md
     assert not (out / "figures" / "learning_curves_fusion.png").exists()
 
 
@@ -355,11 +371,12 @@ def test_missing_metrics_file_is_an_error_naming_it(
     root, _, _ = built
     copy = tmp_path / "results"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("report"))
-    (copy / "metrics" / "gated.json").unlink()
-    with pytest.raises(DataStageError, match=re.escape(str(copy / "metrics" / "gated.json"))):
-        build_report(copy, copy / "report", **spec.report_params(CFG))
+    for name in ("gated@no_video.json", "gated.json"):
+        (copy / "metrics" / name).unlink()
+        with pytest.raises(DataStageError, match=re.escape(str(copy / "metrics" / name))):
+            build_report(copy, copy / "report", **spec.report_params(CFG))
     (copy / "metrics" / "compare.json").unlink()
-    cfg = {**CFG, "fusion": {"models": []}}
+    cfg = {**CFG, "fusion": {"models": {}}}
     with pytest.raises(DataStageError, match="compare.json"):
         build_report(copy, copy / "report", **spec.report_params(cfg))
 
@@ -437,7 +454,8 @@ def test_spec_groups_pairs_and_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"evaluation.compare\[0\]"):
         spec.comparison_pairs({**CFG, "evaluation": {"compare": [["cnn5", "resnet"]]}})
     with pytest.raises(ConfigError, match="fusion.single_task"):
-        spec.single_task_models({**CFG, "fusion": {"models": ["gated"], "single_task": ["x"]}})
+        spec.single_task_models({**CFG, "fusion": {"models": {"gated": {}}, "single_task": ["x"]}})
     params = spec.report_params(CFG)
     assert params["single_task"] == ["gated"] and params["compare"] is True
+    assert params["ablations"] == ["concat_misaligned", "gated"]  # not late
     assert json.dumps(params)  # passes through --params JSON

@@ -13,11 +13,17 @@ from pathlib import Path
 import yaml
 from conftest import BIN, REPO, tool_env, write_config
 
-# The tiny project the end-to-end tests build: two frame sets, one model per stream, one short
-# epoch and a small bootstrap, so a full `dvc repro` stays around two minutes on 2 cores.
-VIDEO_MODELS = ["cnn5"]
+# The tiny project the end-to-end tests build: two frame sets, one model per stream, one early
+# and one late fusion model, one short epoch each and a small bootstrap.
+VIDEO_MODELS = ["video_branch"]  # early fusion reads its per-frame embeddings
 AUDIO_MODELS = ["audio_mlp"]
-TINY_OVERRIDES = {"train": {"engine": {"epochs": 1}}, "evaluation": {"n_resamples": 50}}
+EARLY_FUSION = ["concat_aligned"]
+LATE_FUSION = ["late"]
+TINY_OVERRIDES = {
+    "train": {"engine": {"epochs": 1}},
+    "fusion": {"engine": {"epochs": 1}, "video_model": "video_branch"},
+    "evaluation": {"n_resamples": 50},
+}
 
 GIT_IDENTITY = {"user.name": "avemo tests", "user.email": "tests@avemo.invalid"}
 
@@ -83,14 +89,23 @@ def set_identity(workdir: Path) -> None:
         git(workdir, "config", key, value)
 
 
-def keep_models(dest: Path, video: list[str], audio: list[str]) -> None:
-    """Train only these models: in config.yaml and in the model lists of dvc.yaml's vars."""
+def keep_models(dest: Path) -> None:
+    """Train only the models above: in config.yaml and in the model lists of dvc.yaml's vars."""
     cfg_path, dvc_path = dest / "config.yaml", dest / "dvc.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["train"]["models"] = {m: cfg["train"]["models"][m] for m in [*video, *audio]}
+    models = cfg["train"]["models"]
+    cfg["train"]["models"] = {m: models[m] for m in [*VIDEO_MODELS, *AUDIO_MODELS]}
+    fusion = cfg["fusion"]["models"]
+    cfg["fusion"]["models"] = {m: fusion[m] for m in [*EARLY_FUSION, *LATE_FUSION]}
+    cfg["fusion"]["single_task"] = EARLY_FUSION[0]
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     pipeline = yaml.safe_load(dvc_path.read_text())
-    pipeline["vars"][0].update(video_models=video, audio_models=audio)
+    pipeline["vars"][0].update(
+        video_models=VIDEO_MODELS,
+        audio_models=AUDIO_MODELS,
+        early_fusion=EARLY_FUSION,
+        late_fusion=LATE_FUSION,
+    )
     dvc_path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
 
 
@@ -107,7 +122,7 @@ def make_project(dest: Path, overrides: dict | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, target)
     write_config(dest, {**TINY_OVERRIDES, **(overrides or {})})
-    keep_models(dest, VIDEO_MODELS, AUDIO_MODELS)
+    keep_models(dest)
     git(dest, "init", "-q", "-b", "main")
     set_identity(dest)
     git(dest, "add", "-A")

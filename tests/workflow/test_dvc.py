@@ -109,8 +109,18 @@ def _rule_view(stage: str, c: dict[str, Any]) -> Any:
         "audio": lambda: (P.audio(c), c["audio"]["aligned_frame_set"]),
         "train_video": lambda: (P.train(c, head), P.model_inputs(c, head)),
         "train_audio": lambda: (P.train(c, head), P.model_inputs(c, head)),
+        "fusion": lambda: (P.fusion(c, head), P.fusion_inputs(c, head, int(tail))),
+        "fusion_single_task": lambda: (
+            P.fusion(c, c["fusion"]["single_task"] + P.SINGLE_TASK),
+            P.fusion_inputs(c, c["fusion"]["single_task"] + P.SINGLE_TASK, int(item)),
+        ),
+        "late_fusion": lambda: P.late_inputs(c, head, int(tail)),
         "evaluate": lambda: P.evaluation(c),
         "evaluate_baseline": lambda: P.evaluation(c),
+        "evaluate_fusion": lambda: P.evaluation(c),
+        "evaluate_late": lambda: P.evaluation(c),
+        "evaluate_single_task": lambda: P.evaluation(c),
+        "evaluate_ablation": lambda: P.evaluation(c),
         "qc": lambda: (),
         "baseline": lambda: (),
     }
@@ -122,7 +132,8 @@ def _rule_view(stage: str, c: dict[str, Any]) -> Any:
 
 def test_every_stage_runs_exactly_one_snakemake_rule(stages: dict[str, dict[str, Any]]) -> None:
     rules = {"corpus": "synthetic_corpus", "train_video": "train", "train_audio": "train"}
-    rules["evaluate_baseline"] = "evaluate"
+    rules |= {"fusion_single_task": "fusion"}
+    rules |= {f"evaluate_{g}": "evaluate" for g in ("baseline", "fusion", "late", "single_task")}
     for name, st in stages.items():
         group = name.split("@")[0]
         rule = rules.get(group, group)
@@ -144,6 +155,14 @@ def test_stages_cover_the_configured_models_and_frame_sets(
     sets = {n.split("@")[1].rpartition("-")[0] for n in stages if n.startswith("frames@")}
     assert sets == set(cfg["frames"]["sets"])
     assert {n.split("@")[1] for n in stages if n.startswith("baseline@")} == set(P.BASELINES)
+    early = {n.split("@")[1].rpartition("-")[0] for n in stages if n.startswith("fusion@")}
+    late = {n.split("@")[1].rpartition("-")[0] for n in stages if n.startswith("late_fusion@")}
+    assert early == set(P.early_fusion(cfg)), "dvc.yaml vars: early_fusion"
+    assert early | late == set(cfg["fusion"]["models"]), "dvc.yaml vars: late_fusion"
+    assert cfg["fusion"]["single_task"] in early and "evaluate_single_task" in stages
+    evaluated = {n.split("@")[-1] for n in stages if n.startswith("evaluate")}
+    models = [*cfg["train"]["models"], *P.BASELINES, *cfg["fusion"]["models"]]
+    assert set(models) <= evaluated
 
 
 def test_paths_assume_the_configured_results_dir() -> None:
@@ -206,15 +225,41 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 # What an audio.window_s change must (and may) rerun; everything else must be skipped.
-MUST_RERUN = {"audio@train", "audio@dev", "audio@test", "train_audio@audio_mlp-0", "report"}
-MAY_RERUN = {"qc", "evaluate@audio_mlp"}  # when their inputs' bytes change (they do: timings)
-LOGS = {
+MUST_RERUN = {
+    "audio@train",
+    "audio@dev",
+    "audio@test",
+    "train_audio@audio_mlp-0",
+    "fusion@concat_aligned-0",
+    "fusion_single_task@0",
+    "report",
+}
+# These rerun when their inputs' bytes change (they do: training logs record timings).
+MAY_RERUN = {
+    "qc",
+    "evaluate@audio_mlp",
+    "late_fusion@late-0",
+    "evaluate_fusion@concat_aligned",
+    "evaluate_single_task",
+    "evaluate_late@late",
+    "evaluate_ablation@concat_aligned-no_audio",
+    "evaluate_ablation@concat_aligned-no_video",
+}
+LOGS = {  # DVC stage -> the Snakemake job's log name
     "audio@train": "audio_train",
     "audio@dev": "audio_dev",
     "audio@test": "audio_test",
-    "train_audio@audio_mlp-0": "train_audio_mlp_seed0",
-    "evaluate@audio_mlp": "evaluate_audio_mlp",
     "qc": "qc",
+    "train_audio@audio_mlp-0": "train_audio_mlp_seed0",
+    "fusion@concat_aligned-0": "fusion_concat_aligned_seed0",
+    "fusion_single_task@0": "fusion_concat_aligned@single_task_seed0",
+    "late_fusion@late-0": "late_fusion_late_seed0",
+    "evaluate@audio_mlp": "evaluate_audio_mlp",
+    "evaluate_fusion@concat_aligned": "evaluate_concat_aligned",
+    "evaluate_single_task": "evaluate_concat_aligned@single_task",
+    "evaluate_late@late": "evaluate_late",
+    "evaluate_ablation@concat_aligned-no_audio": "evaluate_concat_aligned@no_audio",
+    "evaluate_ablation@concat_aligned-no_video": "evaluate_concat_aligned@no_video",
     "report": "report",
 }
 
@@ -222,7 +267,7 @@ LOGS = {
 @slow
 def test_repro_builds_every_stage_and_git_stays_clean(built: Built) -> None:
     assert sorted(stages_ran(built.repro_log)) == sorted(built.stages), built.repro_log[-3000:]
-    assert "train_video@cnn5-0" in built.stages and "evaluate@audio_mlp" in built.stages
+    assert "train_video@video_branch-0" in built.stages and "late_fusion@late-0" in built.stages
     lock = yaml.safe_load((built.repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(built.stages)
     assert lock["stages"]["audio@train"]["params"]["config.yaml"]["audio"]["window_s"] == 1.0
@@ -236,7 +281,7 @@ def test_repro_builds_every_stage_and_git_stays_clean(built: Built) -> None:
     metrics = json.loads(dvc(built.repo, "metrics", "show", "--json").stdout)
     (workspace,) = metrics.values()  # keyed by revision; the workspace's key is ""
     files = workspace["data"]
-    assert {"results/metrics/cnn5.json", "results/metrics/majority.json"} <= set(files)
+    assert {"results/metrics/video_branch.json", "results/metrics/late.json"} <= set(files)
 
 
 @slow
@@ -263,11 +308,12 @@ def test_param_change_flags_only_the_stages_that_read_it(built: Built) -> None:
         status = json.loads(dvc(built.repo, "status", "--json").stdout)
         # DVC: the stages whose own params changed (the rest follow once outputs change).
         assert set(status) == {"audio@train", "audio@dev", "audio@test", "report"}, status
-        # Snakemake (with its metadata here): the audio jobs, the one audio model, and what
-        # reads them; no corpus, manifest, frames, video model or baseline job.
+        # Snakemake (with its metadata here): the audio jobs, the audio model, the fusion
+        # models and what reads them; no corpus, manifest, frames, video model or baseline.
         dry = snakemake(built.repo, "-n", "--quiet", "rules")
         counts = job_counts(dry.stdout + dry.stderr)
-        want = {"audio": 3, "qc": 1, "train": 1, "evaluate": 1, "report": 1, "all": 1}
+        want = {"audio": 3, "qc": 1, "train": 1, "fusion": 2, "late_fusion": 1}
+        want |= {"evaluate": 4, "evaluate_ablation": 2, "report": 1, "all": 1}
         assert counts == want, dry.stdout + dry.stderr
     finally:
         cfg_path.write_text(original)
@@ -319,9 +365,9 @@ def test_experiment_reruns_only_downstream_stages_and_is_listed(built: Built) ->
     after = snapshot(clone / "results")
     rewritten = {k for k in before if k.startswith("logs/") and after[k] != before[k]}
     assert rewritten == {f"logs/{LOGS[s]}.log" for s in ran}
-    untouched = ("data/", "manifest/", "frames/", "models/cnn5/", "models/majority/")
+    untouched = ("data/", "manifest/", "frames/", "models/video_branch/", "models/majority/")
     for k in before:
-        if k.startswith(untouched) or k in ("metrics/cnn5.json", "metrics/prior.json"):
+        if k.startswith(untouched) or k in ("metrics/video_branch.json", "metrics/prior.json"):
             assert after[k] == before[k], k
     assert any(after[k] != before[k] for k in before if k.startswith("audio/train/"))
     # Snakemake's bookkeeping followed: no rebuild pending after the DVC-driven run.

@@ -53,9 +53,11 @@ def profile_settings() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def test_profile(tmp_path_factory, profile_settings) -> Path:
-    """The real profile, with GPU requests zeroed: this node has no GPU (no GRES configured)."""
+def test_profile(tmp_path_factory, profile_settings, cluster) -> Path:
+    """The real profile with GPU requests zeroed (this node has no GPU/GRES) and the cluster's
+    account named (else the plugin guesses one with a failing `sacct` call)."""
     cfg = json.loads(json.dumps(profile_settings))
+    cfg["default-resources"]["slurm_account"] = cluster.account
     for res in cfg.get("set-resources", {}).values():
         if "gpu" in res:
             res["gpu"] = 0
@@ -70,8 +72,7 @@ def sm_slurm(
     """`snakemake --profile <slurm profile>` on the real Snakefile, hard-killed at SM_TIMEOUT."""
     cmd = ["timeout", "-s", "KILL", str(SM_TIMEOUT), str(BIN / "snakemake"),
            "-s", str(REPO / "Snakefile"), "-d", str(work), "--profile", str(profile),
-           "--slurm-init-seconds-before-status-checks", "2", "--slurm-no-account",
-           *args]  # fmt: skip
+           "--slurm-init-seconds-before-status-checks", "2", *args]  # fmt: skip
     env = {**tool_env(), "SLURM_CONF": cluster.env["SLURM_CONF"]}
     if popen:
         return subprocess.Popen(

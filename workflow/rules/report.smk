@@ -20,6 +20,23 @@ rule qc:
         "avemo qc --results {params.results:q} --out {output.csv:q} > {log:q} 2>&1"
 
 
+rule compare:
+    conda:
+        "../../envs/report.yaml"
+    input:
+        RS.compare_inputs(config, R),
+    output:
+        report(f"{R}/metrics/compare.json", caption="../report/compare.rst", category="Metrics"),
+    params:
+        p=as_json(RS.compare_params(config)),
+    log:
+        f"{LOGS}/compare.log",
+    benchmark:
+        f"{BENCH}/compare.tsv"
+    shell:
+        "avemo compare --out {output:q} --params {params.p:q} {input:q} > {log:q} 2>&1"
+
+
 rule report:
     conda:
         "../../envs/report.yaml"
@@ -28,19 +45,45 @@ rule report:
         manifest_qc=f"{R}/manifest/qc.csv",
         qc=f"{R}/qc/clips.csv",
         metrics=expand(f"{R}/metrics/{{model}}.json", model=[*MODELS, *P.BASELINES, *FUSION]),
-        ablations=expand(f"{R}/metrics/{{model}}@{{ablation}}.json", model=P.early_fusion(config),
-                         ablation=P.ABLATIONS),
+        ablations=expand(
+            f"{R}/metrics/{{model}}@{{ablation}}.json",
+            model=RS.ablation_models(config),
+            ablation=P.ABLATIONS,
+        ),
+        compare=[f"{R}/metrics/compare.json"] if RS.comparison_pairs(config) else [],
+        # log.csv (learning curves) is written by the same job as summary.json
+        summaries=[
+            f"{R}/{P.model_dir(config, m)}/{m}/seed{s}/summary.json"
+            for m in [*MODELS, *EARLY]
+            for s in SEEDS
+        ],
     output:
-        md=f"{R}/report/report.md",
-        html=f"{R}/report/report.html",
+        md=report(f"{R}/report/report.md", caption="../report/report_md.rst", category="Write-up"),
+        html=report(
+            f"{R}/report/report.html", caption="../report/report_html.rst", category="Write-up"
+        ),
+        figures=report(
+            directory(f"{R}/report/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Write-up",
+            subcategory="Figures",
+        ),
+        tables=report(
+            directory(f"{R}/report/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="Write-up",
+            subcategory="Tables",
+        ),
     params:
-        p=as_json({"description": P.dataset_description(config), "config_hash": CONFIG_HASH}),
+        p=as_json({**RS.report_params(config), "config_hash": CONFIG_HASH}),
         out_dir=parent("md"),
         results=parent("md", 2),
     log:
         f"{LOGS}/report.log",
     benchmark:
-        f"{BENCH}/report.tsv",
+        f"{BENCH}/report.tsv"
     shell:
-        "avemo report --results {params.results:q} --out-dir {params.out_dir:q} --params {params.p:q}"
-        " > {log:q} 2>&1"
+        "avemo report --results {params.results:q} --out-dir {params.out_dir:q}"
+        " --params {params.p:q} > {log:q} 2>&1"

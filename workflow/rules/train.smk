@@ -62,9 +62,15 @@ rule evaluate:
     conda:
         "../../envs/report.yaml"
     input:
-        lambda w: P.evaluate_inputs(config, w.model),
+        preds=lambda w: P.evaluate_inputs(config, w.model),
+        audio=f"{R}/audio/test",
     output:
-        f"{R}/metrics/{{model}}.json",
+        report(
+            f"{R}/metrics/{{model}}.json",
+            caption="../report/metrics.rst",
+            category="Metrics",
+            subcategory="{model}",
+        ),
     wildcard_constraints:
         model="|".join(re.escape(m) for m in [*MODELS, *P.BASELINES, *P.fusion_models(config)]),
     params:
@@ -75,4 +81,4 @@ rule evaluate:
         f"{BENCH}/evaluate_{{model}}.tsv"
     shell:
         "avemo evaluate --model {wildcards.model} --out {output:q} --params {params.p:q}"
-        " {input:q} > {log:q} 2>&1"
+        " --subsets-audio {input.audio:q} {input.preds:q} > {log:q} 2>&1"

@@ -13,6 +13,14 @@ from avemo.evaluation.bootstrap import (
     paired_bootstrap_test,
     seed_summary,
 )
+from avemo.evaluation.compare import (
+    audio_subsets,
+    collect_inputs,
+    compare_pairs,
+    default_pairs,
+    select_best,
+    variant_name,
+)
 from avemo.evaluation.evaluate import compare_models, evaluate_model
 from avemo.evaluation.metrics import (
     prediction_metrics,
@@ -21,9 +29,13 @@ from avemo.evaluation.metrics import (
 )
 
 __all__ = [
+    "audio_subsets",
     "bootstrap_ci",
     "bootstrap_samples",
+    "collect_inputs",
     "compare_models",
+    "compare_pairs",
+    "default_pairs",
     "evaluate_model",
     "expected_baseline_metrics",
     "label_prior",
@@ -33,6 +45,8 @@ __all__ = [
     "prior_predictions",
     "read_predictions",
     "seed_summary",
+    "select_best",
     "task_metrics",
+    "variant_name",
     "write_baseline_predictions",
 ]

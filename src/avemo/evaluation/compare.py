@@ -124,7 +124,8 @@ def default_pairs(
     """The pairs the report relies on, for whatever subset of models is configured.
 
     - vgg16 vs cnn5 (the study's "+8 points"), and each other visual model vs cnn5;
-    - the study's fusion (``concat_misaligned``) vs the best single stream and vs each fix;
+    - the study's fusion (``concat_misaligned``) vs the best single stream, the best visual
+      model and each fix;
     - the best fusion vs the best single stream (both chosen on dev);
     - each model in ``single_task`` vs its ``@single_task`` run;
     - each model in ``ablation_models`` vs its ``test_no_audio`` / ``test_no_video`` scores;
@@ -141,6 +142,8 @@ def default_pairs(
         study = "concat_misaligned"
         if study in fusion:
             pairs.append(["best:single_stream", study])
+            if visual:
+                pairs.append(["best:visual", study])
             pairs += [[m, study] for m in fusion if m != study]
         pairs.append(["best:fusion", "best:single_stream"])
     for m in single_task:
@@ -209,7 +212,8 @@ def compare_pairs(
     ``pairs``: ``[[ref_a, ref_b], ...]`` (module docstring); ``predictions``: ``{model: {seed:
     {split: predictions_{split}.parquet}}}``; ``metrics``: ``{model: metrics/{model}.json}``
     and ``groups``: ``{group: [models]}``, both needed only to resolve ``best:<group>`` (on
-    dev). Returns ``{"n_pairs", "selection": {group: model}}``.
+    dev). Pairs that resolve to an already tested pair (either order) or to one model twice are
+    skipped. Returns ``{"n_pairs", "selection": {group: model}}``.
     """
     groups = groups or {}
     boot = _bootstrap_meta(n_resamples, seed, alpha)
@@ -222,10 +226,15 @@ def compare_pairs(
             raise DataStageError(f"best:{group} needs the metrics files of {lacking}")
         selection[group] = select_best({m: read_metrics(metrics[m]) for m in members})
     results = []
+    done: set[frozenset[str]] = set()
     for pair in pairs:
         if len(pair) != 2:
             raise DataStageError(f"a comparison pair needs exactly two names, got {list(pair)}")
         a, b = (_resolve(r, selection) for r in pair)
+        # best:visual may resolve to the same model as best:single_stream: test it once.
+        if frozenset((a, b)) in done or a == b:
+            continue
+        done.add(frozenset((a, b)))
         # compare_models writes its own JSON; here it only serves one entry of compare.json.
         with tempfile.TemporaryDirectory() as tmp:
             compare_models(

@@ -149,7 +149,7 @@ def build_report(
         sections.visual_section(inp, fig_dir, ref),
         sections.audio_section(inp, fig_dir),
         sections.fusion_section(inp, fig_dir),
-        sections.ablation_section(inp),
+        *sections.ablation_sections(inp),
         sections.baselines_section(inp, ref, description),
         sections.per_class_section(inp, fig_dir),
         provenance_section(results, description, config_hash),

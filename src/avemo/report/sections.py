@@ -310,11 +310,11 @@ def _ablation_stats(inp: ReportInputs, model: str, what: str) -> dict[str, float
 
 def _modality_ablation(inp: ReportInputs) -> tuple[list[str], list[Table]]:
     if not inp.models.fusion:
-        return [f"Modality ablation: {NOT_CONFIGURED} (no fusion model)."], []
+        return [f"{NOT_CONFIGURED}: no fusion model in config.yaml."], []
     have = inp.models.ablations
     if not have:
         return [
-            "Modality ablation: no fusion model with ablation predictions is configured "
+            "No fusion model with ablation predictions is configured "
             "(late fusion combines the streams' outputs: without audio it is the visual stream)."
         ], []
     rows, shown = [], []
@@ -364,8 +364,8 @@ def _missing_modality(inp: ReportInputs) -> tuple[list[str], list[Table]]:
     ]
     if not names:
         return [
-            "Missing modality: not computed (the evaluate stage ran without the audio "
-            "subsets of `audio/test/clips.parquet`)."
+            "Not computed: the evaluate stage ran without the audio "
+            "subsets of `audio/test/clips.parquet` (`--subsets-audio`)."
         ], []
     rows, shown = [], []
     for m in names:
@@ -394,10 +394,10 @@ def _missing_modality(inp: ReportInputs) -> tuple[list[str], list[Table]]:
             )
     n_missing = max(r["n"] for r in rows if r["subset"] == "audio_missing")
     note = (
-        f"Missing modality: {n_missing} test clips have no usable audio (audio stage `mask` "
+        f"{n_missing} test clips have no usable audio (audio stage `mask` "
         "False); they are scored separately from the clips with audio."
         if n_missing
-        else "Missing modality: no test clip lacks audio in this corpus, so "
+        else "No test clip lacks audio in this corpus, so "
         "there is nothing to score separately (the audio_missing rows are empty)."
     )
     return [note], [
@@ -412,7 +412,7 @@ def _missing_modality(inp: ReportInputs) -> tuple[list[str], list[Table]]:
 
 def _single_task(inp: ReportInputs) -> tuple[list[str], list[Table]]:
     if not inp.models.single_task:
-        return [f"Multi-task vs single-task: {NOT_CONFIGURED} (no `<model>@single_task` run)."], []
+        return [f"{NOT_CONFIGURED}: no `<model>@single_task` run (fusion.single_task)."], []
     rows, shown = [], []
     for m in inp.models.single_task:
         v = variant_name(m, "single_task")
@@ -455,13 +455,18 @@ def _single_task(inp: ReportInputs) -> tuple[list[str], list[Table]]:
     ]
 
 
-def ablation_section(inp: ReportInputs) -> Section:
-    section = Section("6. Ablations")
-    for part in (_modality_ablation, _missing_modality, _single_task):
+def ablation_sections(inp: ReportInputs) -> list[Section]:
+    """6a modality removed, 6b missing audio, 6c multi- vs single-task (one subsection each, so
+    each note sits next to its table)."""
+    out = []
+    for title, part in (
+        ("6a. Ablation: one modality removed", _modality_ablation),
+        ("6b. Ablation: clips with missing audio", _missing_modality),
+        ("6c. Ablation: multi-task vs single-task", _single_task),
+    ):
         notes, tabs = part(inp)
-        section.paragraphs += notes
-        section.tables += tabs
-    return section
+        out.append(Section(title, paragraphs=notes, tables=tabs))
+    return out
 
 
 def _study_vs_measured(inp: ReportInputs, ref: dict[str, Any]) -> Table:
