@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP   = $(VENV)/.avemo-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: setup demo test lint bench dry-run clean
+.PHONY: setup demo test lint bench dry-run clean pull adopt
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ lint: $(TSTAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# DVC restores file contents, not mtimes, and Snakemake 9 always compares mtimes: after `dvc pull`
+# (or dvc checkout / dvc exp apply) record the restored artefacts as up to date, but only when
+# `dvc status` vouches that they match config.yaml and the code.
+pull: $(STAMP)
+	$(VENV)/bin/dvc pull
+	$(MAKE) adopt
+
+adopt: $(STAMP)
+	@$(VENV)/bin/dvc status --quiet || { echo "dvc status: workspace differs from dvc.lock; run dvc repro or make demo" >&2; exit 1; }
+	$(SNAKE) --profile workflow/profiles/default --touch --forceall --quiet
 
 clean:
 	rm -rf results .snakemake

@@ -15,7 +15,8 @@ def cfg(repo):
 def test_repository_config_is_valid_and_complete(repo):
     cfg = load_config(repo / "config.yaml")
     assert cfg["dataset"] == "synthetic"
-    assert cfg["frames"]["policy"] == "every_s" and cfg["frames"]["every_s"] == 3.0
+    study = cfg["frames"]["sets"]["study"]
+    assert study["policy"] == "every_s" and study["every_s"] == 3.0  # the study's sampling
 
 
 def test_defaults_are_filled_in_nested_sections():
@@ -30,7 +31,16 @@ def test_defaults_are_filled_in_nested_sections():
     [
         (lambda c: c["frames"].update(sise=64), "frames.sise", "unknown key"),
         (lambda c: c["frames"].update(size="big"), "frames.size", "integer"),
-        (lambda c: c["frames"].update(policy="sometimes"), "frames.policy", "every_s"),
+        (
+            lambda c: c["frames"]["sets"]["study"].update(policy="sometimes"),
+            "frames.sets.study.policy",
+            "every_s",
+        ),
+        (lambda c: c["audio"].update(aligned_frame_set="x"), "audio.aligned_frame_set", "frames"),
+        (lambda c: c["train"]["models"].update(resnet={}), "train.models", "resnet"),
+        (lambda c: c["fusion"].update(single_task="late"), "fusion.single_task", "early"),
+        (lambda c: c["train"]["engine"].update(imbalance="smote"), "train.engine.imbalance",
+         "class_weight"),
         (lambda c: c.update(dataset="iemocap"), "dataset", "synthetic"),
         (lambda c: c["synthetic"].update(preset="huge"), "synthetic.preset", "tiny"),
         (lambda c: c["meld"].update(checksum="crc:12"), "meld.checksum", "does not match"),

@@ -90,21 +90,33 @@ def copy_workdir(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, test_profile, tmp_path_factory) -> tuple[Path, Path, float]:
-    """(slurm workdir, local workdir, seconds the SLURM run took); both from the same config."""
+def runs(cluster, test_profile, tmp_path_factory) -> dict[str, Any]:
+    """The SLURM run, a local reference run and a run with a failing job, side by side.
+
+    Keys: slurm (workdir), local (workdir), fail (workdir, target, CompletedProcess).
+    """
     slurm_dir, local_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("local")
-    write_config(slurm_dir)
-    write_config(local_dir)
-    with ThreadPoolExecutor(1) as pool:
-        # The local reference (same outputs, fewer audio splits) runs while SLURM jobs queue.
+    fail_dir = tmp_path_factory.mktemp("fail")
+    for work in (slurm_dir, local_dir, fail_dir):
+        write_config(work)
+    # A manifest the frames stage cannot read: the job itself fails on the node, not
+    # Snakemake's planning. --allowed-rules keeps the manifest rule from rewriting it.
+    (fail_dir / "results" / "manifest").mkdir(parents=True)
+    (fail_dir / "results" / "manifest" / "dev.parquet").write_bytes(b"not a parquet file")
+    fail_target = "results/frames/study/dev"
+    with ThreadPoolExecutor(2) as pool:
+        # Both run while the SLURM jobs queue: the test waits on polling more than on CPU.
         local = pool.submit(_local_reference, local_dir)
-        t0 = time.monotonic()
+        fail = pool.submit(
+            sm_slurm, cluster, fail_dir, test_profile, "--retries", "0",
+            "--allowed-rules", "frames", fail_target,
+        )  # fmt: skip
         proc = sm_slurm(cluster, slurm_dir, test_profile, *TARGETS)
-        took = time.monotonic() - t0
         ref = local.result()
+        failed = fail.result()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-6000:]
-    return slurm_dir, local_dir, took
+    return {"slurm": slurm_dir, "local": local_dir, "fail": (fail_dir, fail_target, failed)}
 
 
 def _local_reference(work: Path) -> subprocess.CompletedProcess[str]:
@@ -113,6 +125,20 @@ def _local_reference(work: Path) -> subprocess.CompletedProcess[str]:
     if proc.returncode != 0:
         return proc
     return snakemake(work, "--cores", "2", "--until", "frames", "--", "qc", timeout=SM_TIMEOUT)
+
+
+VOLATILE = {"seconds", "workers"}  # run metadata that differs between any two runs
+
+
+def _stable_json(value: Any) -> str:
+    """JSON without timings/worker counts, canonical (NaN compares equal as text)."""
+
+    def drop(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: drop(x) for k, x in v.items() if k not in VOLATILE}
+        return [drop(x) for x in v] if isinstance(v, list) else v
+
+    return json.dumps(drop(value), sort_keys=True)
 
 
 def _same_file(a: Path, b: Path, a_root: Path, b_root: Path) -> None:
@@ -127,6 +153,9 @@ def _same_file(a: Path, b: Path, a_root: Path, b_root: Path) -> None:
             for col in df.select_dtypes(include=["object", "string"]).columns:
                 df[col] = df[col].map(lambda v, r=root: rel(v, r) if isinstance(v, str) else v)
         pd.testing.assert_frame_equal(x, y)
+    elif a.suffix == ".json":
+        x = _stable_json(json.loads(rel(a.read_text(), a_root)))
+        assert x == _stable_json(json.loads(rel(b.read_text(), b_root))), a
     elif a.suffix == ".npy":
         x, y = np.load(a, allow_pickle=False), np.load(b, allow_pickle=False)
         assert x.dtype == y.dtype and x.shape == y.shape, a
@@ -136,7 +165,7 @@ def _same_file(a: Path, b: Path, a_root: Path, b_root: Path) -> None:
 
 
 def test_outputs_equal_a_local_run(runs):
-    slurm_dir, local_dir, _ = runs
+    slurm_dir, local_dir = runs["slurm"], runs["local"]
     compared = 0
     for sub in COMPARED:
         for ref in sorted((local_dir / "results" / sub).rglob("*")):
@@ -167,7 +196,7 @@ def _timelimit(minutes: int) -> str:
 def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
     threads, res = profile_settings["set-threads"], profile_settings["set-resources"]
     rows = cluster.sacct("JobID,Comment,State,ReqCPUS,ReqMem,Timelimit,WorkDir")
-    slurm_dir = runs[0]
+    slurm_dir = runs["slurm"]
     rows = [r for r in rows if Path(r["WorkDir"]) == slurm_dir]
     seen: dict[str, int] = {}
     for row in rows:
@@ -191,22 +220,16 @@ def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
     assert bundle[0]["ReqMem"] == f"{mem}M", bundle
 
 
-def test_failing_job_reports_its_log_and_exits_nonzero(runs, cluster, test_profile, tmp_path):
-    work = copy_workdir(runs[0], tmp_path / "fail")
-    frames_dev = sorted((work / "results" / "frames").glob("*/dev"))[0]
-    shutil.rmtree(frames_dev)
-    # A manifest the frames stage cannot read: the job itself fails (not Snakemake's planning).
-    (work / "results" / "manifest" / "dev.parquet").write_bytes(b"not a parquet file")
-    target = str(frames_dev.relative_to(work))
-    proc = sm_slurm(cluster, work, test_profile, "--retries", "0", target)
+def test_failing_job_reports_its_log_and_exits_nonzero(runs):
+    work, target, proc = runs["fail"]
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-4000:]
     assert "Error in rule frames" in text, text[-4000:]
-    log = f"results/logs/frames_{frames_dev.parent.name}_dev.log"
+    log = "results/logs/frames_study_dev.log"
     assert log in text, text[-4000:]
-    assert (work / log).stat().st_size > 0
+    assert "cannot be read" in (work / log).read_text()  # the stage's own message
     assert ".snakemake/slurm_logs/rule_frames" in text, text[-4000:]
-    assert not frames_dev.exists()
+    assert not (work / target).exists()
 
 
 def _wait_running(cluster: Cluster, comment: str, proc: subprocess.Popen, timeout: float) -> str:
@@ -222,7 +245,7 @@ def _wait_running(cluster: Cluster, comment: str, proc: subprocess.Popen, timeou
 
 
 def test_cancelled_job_is_rerun_by_next_invocation(runs, cluster, test_profile, tmp_path):
-    work = copy_workdir(runs[0], tmp_path / "cancel")
+    work = copy_workdir(runs["slurm"], tmp_path / "cancel")
     audio_dev = work / "results" / "audio" / "dev"
     shutil.rmtree(audio_dev)
     target = "results/audio/dev"
@@ -244,6 +267,6 @@ def test_cancelled_job_is_rerun_by_next_invocation(runs, cluster, test_profile, 
     again = sm_slurm(cluster, work, test_profile, "--retries", "0", target)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-4000:]
     assert "rule audio" in again.stdout + again.stderr
-    for ref in sorted((runs[0] / target).iterdir()):
+    for ref in sorted((runs["slurm"] / target).iterdir()):
         if not ref.name.startswith(".snakemake"):
-            _same_file(audio_dev / ref.name, ref, work, runs[0])
+            _same_file(audio_dev / ref.name, ref, work, runs["slurm"])
