@@ -178,3 +178,32 @@ def test_vgg_bad_options() -> None:
         build_model("vgg16", weights="IMAGENET1K_V1", width_mult=0.5)
     with pytest.raises(TrainingError, match="frozen_blocks"):
         build_model("vgg16", weights=None, frozen_blocks=6)
+
+
+def test_vgg_batch_norm_option_is_from_scratch_only():
+    from avemo.models.vgg16 import VGG16
+
+    net = VGG16(weights=None, width_mult=0.125, batch_norm=True, pool=1)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d)
+                   for m in VGG16(weights=None, width_mult=0.125, pool=1).modules())
+    with pytest.raises(TrainingError, match="batch_norm"):
+        VGG16(weights="IMAGENET1K_V1", batch_norm=True)
+
+
+def test_meld_preset_is_a_valid_overlay(repo):
+    import yaml
+
+    from avemo.config import validate_config
+
+    base = yaml.safe_load((repo / "config.yaml").read_text())
+    overlay = yaml.safe_load((repo / "workflow" / "presets" / "meld.yaml").read_text())
+
+    def merge(a, b):
+        for k, v in b.items():
+            a[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    cfg = validate_config(merge(base, overlay))
+    assert cfg["frames"]["size"] == 224
+    assert cfg["train"]["models"]["vgg16"]["params"]["weights"] == "IMAGENET1K_V1"

@@ -24,6 +24,7 @@ class VGG16(nn.Module):
         on_missing_weights: str = "error",
         frozen_blocks: int = 0,
         width_mult: float = 1.0,
+        batch_norm: bool = False,
         pool: int = 7,
         hidden: int = 256,
         dropout: float = 0.5,
@@ -34,6 +35,7 @@ class VGG16(nn.Module):
             on_missing_weights=on_missing_weights,
             width_mult=width_mult,
             frozen_blocks=frozen_blocks,
+            batch_norm=batch_norm,
         )
         self.pool = nn.AdaptiveAvgPool2d(pool)
         self.head = DualHead(channels * pool * pool, hidden, dropout)

@@ -38,7 +38,12 @@ def load_imagenet_features(weights: str) -> dict[str, torch.Tensor]:
 
 
 def build_vgg16_features(
-    *, weights: str | None, on_missing_weights: str, width_mult: float, frozen_blocks: int
+    *,
+    weights: str | None,
+    on_missing_weights: str,
+    width_mult: float,
+    frozen_blocks: int,
+    batch_norm: bool = False,
 ) -> tuple[nn.Sequential, int, str]:
     """Return (features, out_channels, weights_used).
 
@@ -61,8 +66,14 @@ def build_vgg16_features(
         )
     if not 0 <= frozen_blocks <= 5:
         raise TrainingError(f"frozen_blocks must be within 0..5, got {frozen_blocks}")
+    if batch_norm and weights is not None:
+        raise TrainingError(
+            "batch_norm: true is for a from-scratch VGG-16 (weights: null); the IMAGENET1K_V1 "
+            "weights belong to the plain network"
+        )
     cfg = scaled_cfg(width_mult)
-    features = make_layers(cfg, batch_norm=False)
+    # The plain 13-conv VGG stays at chance loss in a short from-scratch run; BN makes it train.
+    features = make_layers(cfg, batch_norm=batch_norm)
     _init_like_torchvision(features)
     weights_used = "none"
     if weights is not None:

@@ -37,6 +37,7 @@ class VideoBranch(nn.Module):
         on_missing_weights: str = "error",
         frozen_blocks: int = 0,
         width_mult: float = 1.0,
+        batch_norm: bool = False,
         pool: int = 1,
         emb_dim: int = 100,
         hidden: int = 64,
@@ -48,6 +49,7 @@ class VideoBranch(nn.Module):
             on_missing_weights=on_missing_weights,
             width_mult=width_mult,
             frozen_blocks=frozen_blocks,
+            batch_norm=batch_norm,
         )
         self.frame = _FrameFeatures(features, channels, pool, emb_dim)
         self.head = DualHead(emb_dim, hidden, dropout)
