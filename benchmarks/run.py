@@ -22,16 +22,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "src"))
 
-# section name -> (module, title, needs)
+# section name -> (module, title, call: (module, manifest, frames_dir, workdir) -> rows)
 SECTIONS = {
-    "frames": ("bench_frames", "Frame extraction (train split of the demo corpus)"),
-    "audio": ("bench_audio", "Audio feature extraction (train split of the demo corpus)"),
+    "frames": ("bench_frames", "Frame extraction (train split of the demo corpus)",
+               lambda m, manifest, frames, work: m.run(manifest, work)),
+    "audio": ("bench_audio", "Audio feature extraction (train split of the demo corpus)",
+              lambda m, manifest, frames, work: m.run(manifest, frames, work)),
+    "training": ("bench_training", "Training throughput per model (CPU)",
+                 lambda m, manifest, frames, work: m.run()),
+    "fusion": ("bench_fusion", "Fusion: one epoch over a MELD-sized set (CPU)",
+               lambda m, manifest, frames, work: m.run(work)),
 }
 
 
 def ensure_demo(results: Path) -> None:
     """Run the workflow up to the train split's frames (no-op when already built)."""
-    targets = [str(results / "manifest" / "train.parquet"), str(results / "frames" / "train")]
+    targets = [str(results / "manifest" / "train.parquet"),
+               str(results / "frames" / "dense" / "train")]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--profile",
                     "workflow/profiles/default", *targets], cwd=REPO, check=True, env=env)
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(args.results)
     ensure_demo(results)
     manifest = results / "manifest" / "train.parquet"
-    frames = results / "frames" / "train"
+    frames = results / "frames" / "dense" / "train"
     parts = [
         "# Benchmarks\n",
         "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Figures are ratios "
@@ -67,14 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.python_version()}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n",
     ]
     for name in args.sections:
-        module_name, title = SECTIONS[name]
+        module_name, title, call = SECTIONS[name]
         module = importlib.import_module(module_name)
         with tempfile.TemporaryDirectory() as work:
             t0 = time.perf_counter()
-            if name == "audio":
-                rows = module.run(str(manifest), str(frames), work)
-            else:
-                rows = module.run(str(manifest), work)
+            rows = call(module, str(manifest), str(frames), work)
             print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         parts += [f"## {title}\n", (module.__doc__ or "").strip() + "\n", table(rows)]
     Path(args.out).write_text("\n".join(parts), encoding="utf-8")
