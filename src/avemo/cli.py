@@ -79,8 +79,10 @@ def _train(a: argparse.Namespace) -> None:
     extra = {}
     for fset in a.extra_frame_sets or []:
         extra[fset] = {s: f.frames for s, f in split_files(a.results, fset).items()}
+    # The rule's threads: the main process plus DataLoader workers.
     train_stream(a.model, a.seed, split_files(a.results, frame_set), a.out,
-                 config_hash=a.config_hash, extra_frame_sets=extra, num_workers=0, **p)
+                 config_hash=a.config_hash, extra_frame_sets=extra,
+                 num_workers=max(0, a.workers - 1), **p)
 
 
 def _fusion(a: argparse.Namespace) -> None:
@@ -90,7 +92,8 @@ def _fusion(a: argparse.Namespace) -> None:
     train_fusion(a.model.removesuffix("@single_task"), a.seed, inputs["manifests"],
                  inputs["video_utt"], inputs["audio_dirs"], a.out,
                  video_dense=inputs["video_dense"], aligned_dirs=inputs["aligned_dirs"],
-                 config_hash=a.config_hash, **_params(a.params))
+                 config_hash=a.config_hash, num_workers=max(0, a.workers - 1),
+                 **_params(a.params))
 
 
 def _late(a: argparse.Namespace) -> None:

@@ -31,7 +31,8 @@ rule fusion:
         f"{BENCH}/fusion_{{model}}_seed{{seed}}.tsv"
     shell:
         "avemo fusion --model {wildcards.model:q} --seed {wildcards.seed} --out {params.out_dir:q}"
-        " --config-hash {params.hash} --inputs {params.inputs:q} --params {params.p:q}"
+        " --config-hash {params.hash} --workers {threads} --inputs {params.inputs:q}"
+        " --params {params.p:q}"
         " > {log:q} 2>&1"
 
 

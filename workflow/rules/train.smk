@@ -32,7 +32,8 @@ rule train:
         f"{BENCH}/train_{{model}}_seed{{seed}}.tsv"
     shell:
         "avemo train --results {params.results:q} --model {wildcards.model} --seed {wildcards.seed}"
-        " --out {params.out_dir:q} --config-hash {params.hash} --extra-frame-sets {params.extra}"
+        " --out {params.out_dir:q} --config-hash {params.hash} --workers {threads}"
+        " --extra-frame-sets {params.extra}"
         " --params {params.p:q} > {log:q} 2>&1"
 
 

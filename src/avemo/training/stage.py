@@ -30,7 +30,8 @@ ENGINE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "w_emot
 
 def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
     """The workflow reruns a training job when its params change; the engine refuses to resume
-    a checkpoint of another config, so set such a checkpoint aside instead of failing."""
+    a checkpoint of another config, so remove such a checkpoint (useless now, and it would be
+    versioned with the new results) and start fresh."""
     last = out_dir / "last.pt"
     if last.exists():
         try:
@@ -38,9 +39,8 @@ def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
         except Exception:  # unreadable or foreign: unusable for resuming either way
             old = "unreadable"
         if old != config_hash:
-            for name in ("last.pt", "best.pt", "log.csv"):
-                if (out_dir / name).exists():
-                    (out_dir / name).replace(out_dir / f"{name}.stale-{old}")
+            for stale in ("last.pt", "best.pt", "log.csv"):
+                (out_dir / stale).unlink(missing_ok=True)
             print(f"{last}: checkpoint of another config ({old}); starting fresh", flush=True)
 
 
