@@ -190,6 +190,15 @@ def fusion_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[
     }
 
 
+def fusion_deps(cfg: dict[str, Any], model: str, seed: int) -> list[str]:
+    """What an early-fusion job waits for: the embeddings are not declared outputs of the video
+    model's job (their names depend on the frame sets), its summary.json, written last, is."""
+    files = fusion_inputs(cfg, model, seed)
+    video = cfg["fusion"]["video_model"]
+    summary = results(cfg) / "models" / video / f"seed{seed}" / "summary.json"
+    return [*files["manifests"].values(), *files["audio_dirs"].values(), str(summary)]
+
+
 def late_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[str, str]]:
     spec, r = cfg["fusion"]["models"][model], results(cfg)
     return {

@@ -69,11 +69,17 @@ class Cluster:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
         return proc.stdout
 
-    def sacct(self, fields: str, *args: str) -> list[dict[str, str]]:
-        """Allocation rows (no job steps) from `sacct -X`, one dict per job, keyed by field."""
-        out = self.run("sacct", "-X", "-a", "-n", "-P", f"--format={fields}", *args)
+    def sacct(self, fields: str, job: str | None = None) -> list[dict[str, str]]:
+        """Allocation rows (no job steps) from `sacct -X -a`, one dict per job keyed by field.
+
+        `job` filters here, not with `sacct -j`: on this setup `-j` can return a stub record
+        (JobName "allocation", no requests) for a job that the unfiltered query shows fully.
+        """
+        fields = fields if fields.startswith("JobID,") else f"JobID,{fields}"
+        out = self.run("sacct", "-X", "-a", "-n", "-P", f"--format={fields}")
         names = fields.split(",")
-        return [dict(zip(names, line.split("|"), strict=True)) for line in out.splitlines()]
+        rows = [dict(zip(names, line.split("|"), strict=True)) for line in out.splitlines()]
+        return [r for r in rows if job is None or r["JobID"] == job]
 
     def log(self, daemon: str) -> str:
         path = self.root / "log" / f"{daemon}.log"
@@ -292,6 +298,12 @@ def _dbd_up(env: dict[str, str]) -> bool:
     return subprocess.run(cmd, env=env, capture_output=True, timeout=10).returncode == 0
 
 
+def _ctld_registered(cluster: Cluster) -> bool:
+    out = cluster.run("sacctmgr", "-n", "-P", "show", "cluster", "avemo", "format=ControlHost",
+                      check=False, timeout=10)  # fmt: skip
+    return bool(out.strip())
+
+
 def _node_idle(cluster: Cluster) -> bool:
     out = cluster.run("sinfo", "-h", "-N", "-o", "%T", check=False, timeout=10)
     return out.strip() in ("idle", "mixed")
@@ -351,6 +363,9 @@ def _start(cluster: Cluster) -> None:
         _daemon(procs, "slurmctld", [_which("slurmctld"), "-D", "-i"], logs, env=env)
         _daemon(procs, "slurmd", [_which("slurmd"), "-D"], logs, env=env)
         _wait(lambda: _node_idle(cluster), "node idle", 60, logs / "slurmd.log")
+        # Jobs submitted before slurmctld has registered with slurmdbd can end up in the
+        # accounting database without their name and requests.
+        _wait(lambda: _ctld_registered(cluster), "slurmctld in slurmdbd", 30, logs / "slurmdbd.log")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", "") or ""
         raise ClusterUnavailable(f"cluster start failed: {exc} {detail}") from exc
@@ -371,9 +386,10 @@ def _teardown(cluster: Cluster) -> None:
 if __name__ == "__main__":  # manual check: python tests/workflow/slurm_cluster.py
     t0 = time.monotonic()
     with slurm_cluster() as c:
-        print(f"up in {time.monotonic() - t0:.1f} s: {c.run('sinfo')}")
-        jid = c.run("sbatch", "--parsable", f"-A{ACCOUNT}", "--wrap", "echo hi").strip()
-        _wait(lambda: "COMPLETED" in c.run("sacct", "-j", jid, "-n", "-X", "-o", "State"),
+        print(f"up in {time.monotonic() - t0:.1f} s:\n{c.run('sinfo')}")
+        jid = c.run("sbatch", "--parsable", f"-A{ACCOUNT}", "-J", "smoke", "-c", "1",
+                    "--mem", "100", "-o", "/dev/null", "--wrap", "echo hi").strip()  # fmt: skip
+        _wait(lambda: [r["State"] for r in c.sacct("State", jid)] == ["COMPLETED"],
               f"job {jid}", 60)  # fmt: skip
-        print(c.sacct("JobID,JobName,State,ReqCPUS,ReqMem", "-j", jid))
+        print(c.sacct("JobID,JobName,State,ReqCPUS,ReqMem", jid))
     print(f"total {time.monotonic() - t0:.1f} s")

@@ -234,10 +234,15 @@ MUST_RERUN = {
     "fusion_single_task@0",
     "report",
 }
-# These rerun when their inputs' bytes change (they do: training logs record timings).
+# These rerun when their inputs' bytes change (they do: training logs record timings); every
+# evaluation reads audio/test for its with / without audio subsets.
 MAY_RERUN = {
     "qc",
+    "compare",
     "evaluate@audio_mlp",
+    "evaluate@video_branch",
+    "evaluate_baseline@majority",
+    "evaluate_baseline@prior",
     "late_fusion@late-0",
     "evaluate_fusion@concat_aligned",
     "evaluate_single_task",
@@ -255,6 +260,10 @@ LOGS = {  # DVC stage -> the Snakemake job's log name
     "fusion_single_task@0": "fusion_concat_aligned@single_task_seed0",
     "late_fusion@late-0": "late_fusion_late_seed0",
     "evaluate@audio_mlp": "evaluate_audio_mlp",
+    "evaluate@video_branch": "evaluate_video_branch",
+    "evaluate_baseline@majority": "evaluate_majority",
+    "evaluate_baseline@prior": "evaluate_prior",
+    "compare": "compare",
     "evaluate_fusion@concat_aligned": "evaluate_concat_aligned",
     "evaluate_single_task": "evaluate_concat_aligned@single_task",
     "evaluate_late@late": "evaluate_late",
@@ -312,8 +321,10 @@ def test_param_change_flags_only_the_stages_that_read_it(built: Built) -> None:
         # models and what reads them; no corpus, manifest, frames, video model or baseline.
         dry = snakemake(built.repo, "-n", "--quiet", "rules")
         counts = job_counts(dry.stdout + dry.stderr)
+        # Every evaluate job reads audio/test (clips with / without usable audio), so all seven
+        # rerun, and the paired comparisons after them.
         want = {"audio": 3, "qc": 1, "train": 1, "fusion": 2, "late_fusion": 1}
-        want |= {"evaluate": 4, "evaluate_ablation": 2, "report": 1, "all": 1}
+        want |= {"evaluate": 7, "evaluate_ablation": 2, "compare": 1, "report": 1, "all": 1}
         assert counts == want, dry.stdout + dry.stderr
     finally:
         cfg_path.write_text(original)

@@ -265,7 +265,7 @@ def test_cancelled_job_is_rerun_by_next_invocation(runs, cluster, test_profile, 
     assert proc.returncode != 0, out[-4000:]
     assert "CANCELLED" in out, out[-4000:]
     assert not (work / target).exists()
-    state = cluster.sacct("JobID,State", "-j", jid)
+    state = cluster.sacct("JobID,State", jid)
     assert state and state[0]["State"].startswith("CANCELLED"), state
 
     again = sm_slurm(cluster, work, test_profile, target, "--retries", "0")

@@ -13,7 +13,7 @@ if config["dataset"] == "synthetic":
         params:
             p=as_json(P.synthetic(config)),
             root=parent("done"),
-        threads: workflow.cores
+        threads: 4
         log:
             f"{LOGS}/synthetic_corpus.log",
         benchmark:

@@ -10,7 +10,7 @@ rule fusion:
     conda:
         "../../envs/train.yaml"
     input:
-        lambda w: P.flat(P.fusion_inputs(config, w.model, int(w.seed))),
+        lambda w: P.fusion_deps(config, w.model, int(w.seed)),
     output:
         dev=f"{R}/fusion/{{model}}/seed{{seed}}/predictions_dev.parquet",
         test=f"{R}/fusion/{{model}}/seed{{seed}}/predictions_test.parquet",
