@@ -127,6 +127,10 @@ def _evaluate(a: argparse.Namespace) -> None:
 
         subsets = audio_subsets(a.subsets_audio)  # clips with / without usable audio
     evaluate_model(a.model, paths, a.out, subsets=subsets, **_params(a.params))
+    if a.confusion_csv:
+        from .evaluation.metrics import write_confusion_pairs
+
+        write_confusion_pairs(paths[min(paths)]["test"], a.confusion_csv)
 
 
 def _compare(a: argparse.Namespace) -> None:
@@ -200,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", _evaluate, "metrics (with bootstrap CIs) of one model over its seeds")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--confusion-csv", default=None,
+                   help="also write actual/predicted test emotions of the first seed (dvc plots)")
     p.add_argument("--subsets-audio", default=None,
                    help="audio/test folder: also score clips with / without usable audio")
     p.add_argument("predictions", nargs="+", help=".../seed{n}/predictions_{split}.parquet")

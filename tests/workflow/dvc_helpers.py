@@ -106,6 +106,10 @@ def keep_models(dest: Path) -> None:
         early_fusion=EARLY_FUSION,
         late_fusion=LATE_FUSION,
     )
+    kept = {*VIDEO_MODELS, *AUDIO_MODELS, *EARLY_FUSION}
+    for plot in pipeline.get("plots", []):
+        for spec in plot.values():  # results/<models|fusion>/<model>/seed0/log.csv
+            spec["y"] = {f: col for f, col in spec["y"].items() if f.split("/")[2] in kept}
     dvc_path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
 
 

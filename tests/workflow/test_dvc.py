@@ -431,3 +431,18 @@ def test_corruption_is_reported_and_recovered(built: Built) -> None:
     snakemake(clone, *ADOPT)
     proc = snakemake(clone)
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_learning_curve_plots_cover_every_trained_model(repo) -> None:
+    cfg, pipeline = _config(), yaml.safe_load((repo / "dvc.yaml").read_text())
+    curves = next(p["dev_emotion_weighted_f1"] for p in pipeline["plots"]
+                  if "dev_emotion_weighted_f1" in p)
+    plotted = {f.split("/")[2] for f in curves["y"]}
+    assert plotted == set(cfg["train"]["models"]) | set(P.early_fusion(cfg))
+
+
+@slow
+def test_plots_show_confusion_and_learning_curves(built: Built) -> None:
+    data = json.loads(dvc(built.repo, "plots", "show", "--json").stdout)
+    names = " ".join(data)
+    assert "dev_emotion_weighted_f1" in names and ".confusion.csv" in names, names

@@ -66,12 +66,13 @@ rule evaluate:
         preds=lambda w: P.evaluate_inputs(config, w.model),
         audio=f"{R}/audio/test",
     output:
-        report(
+        json=report(
             f"{R}/metrics/{{model}}.json",
             caption="../report/metrics.rst",
             category="Metrics",
             subcategory="{model}",
         ),
+        confusion=f"{R}/metrics/{{model}}.confusion.csv",
     wildcard_constraints:
         model="|".join(re.escape(m) for m in [*MODELS, *P.BASELINES, *P.fusion_models(config)]),
     params:
@@ -81,5 +82,6 @@ rule evaluate:
     benchmark:
         f"{BENCH}/evaluate_{{model}}.tsv"
     shell:
-        "avemo evaluate --model {wildcards.model} --out {output:q} --params {params.p:q}"
-        " --subsets-audio {input.audio:q} {input.preds:q} > {log:q} 2>&1"
+        "avemo evaluate --model {wildcards.model} --out {output.json:q} --params {params.p:q}"
+        " --confusion-csv {output.confusion:q} --subsets-audio {input.audio:q} {input.preds:q}"
+        " > {log:q} 2>&1"

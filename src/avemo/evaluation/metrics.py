@@ -170,3 +170,18 @@ def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
     for task in TASKS:
         df[task] = df[task].astype(str).str.lower()
     return df.reset_index(drop=True)
+
+
+def write_confusion_pairs(predictions: str | os.PathLike[str], out_csv: str | os.PathLike[str],
+                          task: str = "emotion") -> None:
+    """One row per utterance, ``actual, predicted`` label names: the data of a `dvc plots`
+    confusion matrix (template ``confusion``)."""
+    from avemo.atomic import atomic_path
+
+    df = read_predictions(predictions)
+    labels = EMOTIONS if task == "emotion" else SENTIMENTS
+    truth, pred = truth_and_prediction(df, task)
+    pairs = pd.DataFrame({"actual": [labels[i] for i in truth],
+                          "predicted": [labels[i] for i in pred]})
+    with atomic_path(out_csv) as tmp:
+        pairs.to_csv(tmp, index=False)
