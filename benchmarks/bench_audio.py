@@ -153,7 +153,9 @@ def _run_variant(
     from avemo.audio.extract import extract_audio
     from avemo.manifest import read_manifest, usable
 
-    paths = usable(read_manifest(manifest))["clip_path"].tolist()
+    clips = usable(read_manifest(manifest))
+    # Clips without an audio stream (QC-flagged) have nothing to decode or time.
+    paths = clips.loc[clips["has_audio"], "clip_path"].tolist()
     row: dict[str, Any] = {"variant": variant, "clips": len(paths)}
     if variant == "p_profile":
         _profile(paths[:2])  # warm-up: caches (resampler kernels, openSMILE config)

@@ -37,8 +37,9 @@ SECTIONS = {
 
 def ensure_demo(results: Path) -> None:
     """Run the workflow up to the train split's frames (no-op when already built)."""
-    targets = [str(results / "manifest" / "train.parquet"),
-               str(results / "frames" / "dense" / "train")]
+    # Snakemake matches targets against its (relative) rule outputs.
+    targets = [os.path.relpath(results / "manifest" / "train.parquet", REPO),
+               os.path.relpath(results / "frames" / "dense" / "train", REPO)]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--profile",
                     "workflow/profiles/default", *targets], cwd=REPO, check=True, env=env)
