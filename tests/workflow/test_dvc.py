@@ -443,6 +443,7 @@ def test_learning_curve_plots_cover_every_trained_model(repo) -> None:
 
 @slow
 def test_plots_show_confusion_and_learning_curves(built: Built) -> None:
-    data = json.loads(dvc(built.repo, "plots", "show", "--json").stdout)
-    names = " ".join(data)
+    shown = json.loads(dvc(built.repo, "plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown["errors"]  # every declared plot file exists
+    names = " ".join(shown["data"])
     assert "dev_emotion_weighted_f1" in names and ".confusion.csv" in names, names
