@@ -59,3 +59,20 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def overfit_losses(model: Any, batch: dict[str, Any], lr: float, steps: int = 40) -> list[float]:
+    """Train ``model`` on one batch with both heads' cross-entropy; the loss per step."""
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        out = model(batch)
+        loss = torch.nn.functional.cross_entropy(out["emotion"], batch["emotion"])
+        loss = loss + torch.nn.functional.cross_entropy(out["sentiment"], batch["sentiment"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses

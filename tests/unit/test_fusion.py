@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import overfit_losses
 
 from avemo.evaluation import read_predictions
 from avemo.evaluation.metrics import prob_columns
@@ -329,16 +330,7 @@ def test_one_batch_overfit(name: str, files: dict[str, Any]) -> None:
     model = model_for(name).train()
     model.set_input_stats(*ds.feature_stats())
     batch = ds.collate(list(range(16)))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        out = model(batch)
-        loss = torch.nn.functional.cross_entropy(out["emotion"], batch["emotion"])
-        loss = loss + torch.nn.functional.cross_entropy(out["sentiment"], batch["sentiment"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = overfit_losses(model, batch, lr=3e-3)
     assert losses[-1] < 0.3 * losses[0], losses[::5]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import overfit_losses
 
 from avemo.errors import TrainingError
 from avemo.models import MODELS, build_model
@@ -70,16 +71,7 @@ def test_one_batch_overfit(name: str) -> None:
     batch = make_batch(MODELS[name].input_kind, lengths=[3, 2, 3, 1, 2, 3, 3, 2])
     # Plain (BatchNorm-free) VGG stacks need a smaller step than the others.
     lr = 1e-3 if name in ("vgg16", "video_branch") else 3e-3
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for _ in range(40):
-        out = model(batch)
-        loss = torch.nn.functional.cross_entropy(out["emotion"], batch["emotion"])
-        loss = loss + torch.nn.functional.cross_entropy(out["sentiment"], batch["sentiment"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = overfit_losses(model, batch, lr=lr)
     assert losses[-1] < 0.5 * losses[0], losses[::5]
 
 
