@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .labels import SPLITS
+
 
 def as_json(params: dict[str, Any]) -> str:
     """A stage's params as the canonical JSON string passed to `avemo <stage> --params`."""
@@ -180,13 +182,12 @@ def fusion_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[
     r, video = results(cfg), cfg["fusion"]["video_model"]
     vdir = r / "models" / video / f"seed{seed}"
     dense = cfg["audio"]["aligned_frame_set"]
-    splits = ("train", "dev", "test")
     return {
-        "manifests": {s: str(r / "manifest" / f"{s}.parquet") for s in splits},
-        "video_utt": {s: str(vdir / embedding_file(cfg, video, s, "study")) for s in splits},
-        "video_dense": {s: str(vdir / embedding_file(cfg, video, s, dense)) for s in splits},
-        "audio_dirs": {s: str(r / "audio" / s) for s in splits},
-        "aligned_dirs": {s: str(r / "audio" / s) for s in splits},
+        "manifests": {s: str(r / "manifest" / f"{s}.parquet") for s in SPLITS},
+        "video_utt": {s: str(vdir / embedding_file(cfg, video, s, "study")) for s in SPLITS},
+        "video_dense": {s: str(vdir / embedding_file(cfg, video, s, dense)) for s in SPLITS},
+        "audio_dirs": {s: str(r / "audio" / s) for s in SPLITS},
+        "aligned_dirs": {s: str(r / "audio" / s) for s in SPLITS},
     }
 
 
@@ -209,7 +210,6 @@ def late_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[st
 
 
 # Snakemake input functions (here rather than in rule files: rule files hold rules only).
-SPLIT_NAMES = ("train", "dev", "test")
 
 
 def flat(files: dict[str, dict[str, str]]) -> list[str]:
@@ -220,9 +220,9 @@ def train_inputs(cfg: dict[str, Any], model: str) -> dict[str, list[str]]:
     r, spec = results(cfg), model_inputs(cfg, model)
     sets = [spec["frame_set"], *spec["extra_frame_sets"]] if spec["frame_set"] else []
     return {
-        "manifests": [str(r / "manifest" / f"{s}.parquet") for s in SPLIT_NAMES],
-        "frames": [str(r / "frames" / f / s) for f in sets for s in SPLIT_NAMES],
-        "audio": [str(r / "audio" / s) for s in SPLIT_NAMES] if spec["audio"] else [],
+        "manifests": [str(r / "manifest" / f"{s}.parquet") for s in SPLITS],
+        "frames": [str(r / "frames" / f / s) for f in sets for s in SPLITS],
+        "audio": [str(r / "audio" / s) for s in SPLITS] if spec["audio"] else [],
     }
 
 
