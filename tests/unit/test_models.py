@@ -67,11 +67,13 @@ def test_video_branch_embedding_is_100d() -> None:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_one_batch_overfit(name: str) -> None:
     torch.manual_seed(0)
-    model = build_model(name, **TINY[name]).train()
+    # VGG stacks as the demo trains them from scratch: with BatchNorm. The plain stack (meant
+    # for ImageNet weights) diverges or stalls from a random init within 40 steps, depending on
+    # the seed and the CPU's kernels, which made this test flaky.
+    extra = {"batch_norm": True} if name in ("vgg16", "video_branch") else {}
+    model = build_model(name, **TINY[name], **extra).train()
     batch = make_batch(MODELS[name].input_kind, lengths=[3, 2, 3, 1, 2, 3, 3, 2])
-    # Plain (BatchNorm-free) VGG stacks need a smaller step than the others.
-    lr = 1e-3 if name in ("vgg16", "video_branch") else 3e-3
-    losses = overfit_losses(model, batch, lr=lr)
+    losses = overfit_losses(model, batch, lr=3e-3)
     assert losses[-1] < 0.5 * losses[0], losses[::5]
 
 
