@@ -22,35 +22,9 @@ from avemo.labels import LABEL_FILES, SPLIT_DIRS, SPLITS
 from avemo.media import empty_probe, probe_clip
 from avemo.meld import read_labels
 
-MANIFEST_COLUMNS: list[str] = [
-    "split",
-    "clip_name",
-    "dialogue_id",
-    "utterance_id",
-    "season",
-    "episode",
-    "speaker",
-    "utterance",
-    "emotion",
-    "sentiment",
-    "start_s",
-    "end_s",
-    "clip_path",
-    "exists",
-    "size_bytes",
-    "duration_s",
-    "has_video",
-    "has_audio",
-    "fps",
-    "width",
-    "height",
-    "audio_rate",
-    "audio_channels",
-    "ok",
-    "qc_reason",
-]
 QC_COLUMNS: list[str] = ["split", "clip_name", "stage", "reason", "detail"]
-_DTYPES: dict[str, str] = {
+# Column order and dtype of every manifest file (docs/formats.md).
+MANIFEST_DTYPES: dict[str, str] = {
     "split": "str",
     "clip_name": "str",
     "dialogue_id": "int64",
@@ -77,6 +51,7 @@ _DTYPES: dict[str, str] = {
     "ok": "bool",
     "qc_reason": "str",
 }
+MANIFEST_COLUMNS: list[str] = list(MANIFEST_DTYPES)
 _PROBE_KEYS = (
     "exists",
     "size_bytes",
@@ -212,7 +187,7 @@ def _build_split(
         qc.append(dict(split=split, clip_name=name, reason=reason, detail=detail))
 
     df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    for col, dtype in _DTYPES.items():
+    for col, dtype in MANIFEST_DTYPES.items():
         df[col] = df[col].astype(dtype)
     return df, qc
 
