@@ -35,7 +35,10 @@ TINY: dict[str, Any] = {
     "synthetic": {"preset": "tiny", "width": 48, "height": 48},
     "frames": {"size": 32},
     "audio": {"egemaps": True},
-    "train": {"engine": {"epochs": 2, "patience": 0}},
+    "train": {
+        "engine": {"epochs": 2, "patience": 0},
+        "models": {"video_branch": {"engine": {"epochs": 2}}},
+    },
     "evaluation": {"n_resamples": 200},
 }
 

@@ -20,7 +20,7 @@ AUDIO_MODELS = ["audio_mlp"]
 EARLY_FUSION = ["concat_aligned"]
 LATE_FUSION = ["late"]
 TINY_OVERRIDES = {
-    "train": {"engine": {"epochs": 1}},
+    "train": {"engine": {"epochs": 1}, "models": {"video_branch": {"engine": {"epochs": 1}}}},
     "fusion": {"engine": {"epochs": 1}, "video_model": "video_branch"},
     "evaluation": {"n_resamples": 50},
 }
