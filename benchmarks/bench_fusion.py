@@ -4,7 +4,8 @@ Synthetic embeddings with MELD's shapes (10,000 train utterances: 100-D video, 1
 8 dense steps per clip, log-mel windows of 64 mels × 101 frames pooled to 5 time segments by
 ``pool_windows``, as the dataset builder does). Each row trains one epoch through the real
 engine (``avemo.training.train``: batch 32, AdamW, grad clipping, class weights, a 256-item dev
-pass) in this process and reports the epoch's ``seconds`` from ``log.csv``;
+pass) in this process, ``--repeats`` times from a fresh model, and reports the best epoch
+``seconds`` from ``log.csv``;
 ``epoch_cpu_s`` its process CPU time (what it costs an idle core: the
 project's machines are shared, so wall time mostly measures waiting); ``x_linear`` = epoch CPU
 time / that of a plain linear model on the concatenated utterance vectors
@@ -13,7 +14,7 @@ concatenation models. ``pool_windows`` is timed separately on 8,192 raw windows 
 paid once per split when the dataset is built, not per epoch). Intra-op threads: 1 by default
 (``--threads``), since the project's machines are shared.
 
-    python benchmarks/bench_fusion.py [--workdir W] [--n 10000] [--threads 1]
+    python benchmarks/bench_fusion.py [--workdir W] [--n 10000] [--threads 1] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,17 +90,26 @@ def synthetic(n: int, inputs: str, seed: int = 0) -> FusionDataset:
 
 
 def _epoch_seconds(
-    model: nn.Module, train_ds: FusionDataset, dev_ds: FusionDataset
+    make_model: Callable[[], nn.Module],
+    train_ds: FusionDataset,
+    dev_ds: FusionDataset,
+    repeats: int,
 ) -> tuple[float, float]:
-    """(wall seconds of the epoch from log.csv, process CPU seconds of the whole train call).
+    """Best of ``repeats`` fresh runs: (wall seconds of the epoch from log.csv, process CPU
+    seconds of the whole train call).
 
     CPU time is what the epoch costs on an idle core; wall time also counts waiting for the
-    CPU on a loaded machine."""
-    with tempfile.TemporaryDirectory() as out:
-        c0 = time.process_time()
-        train(model, train_ds, dev_ds, out, seed=0, config_hash="bench", **ENGINE)
-        cpu = time.process_time() - c0
-        return float(pd.read_csv(Path(out) / "log.csv")["seconds"].iloc[0]), cpu
+    CPU on a loaded machine. The minimum over repeats filters out the shared host's bursts."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            torch.manual_seed(0)
+            model = make_model()
+            c0 = time.process_time()
+            train(model, train_ds, dev_ds, out, seed=0, config_hash="bench", **ENGINE)
+            cpus.append(time.process_time() - c0)
+            walls.append(float(pd.read_csv(Path(out) / "log.csv")["seconds"].iloc[0]))
+    return min(walls), min(cpus)
 
 
 def _pool_rate(n_windows: int = 8192) -> float:
@@ -109,21 +120,24 @@ def _pool_rate(n_windows: int = 8192) -> float:
     return n_windows / (time.perf_counter() - t0)
 
 
-def run(workdir: str | None = None, n: int = 10_000, threads: int = 1) -> list[dict[str, Any]]:
+def run(
+    workdir: str | None = None, n: int = 10_000, threads: int = 1, repeats: int = 3
+) -> list[dict[str, Any]]:
     """One row per model: epoch seconds, ratio to the linear reference, target check."""
     torch.set_num_threads(threads)
     data = {i: synthetic(n, i) for i in ("utterance", "aligned")}
     dev = {i: synthetic(256, i, seed=1) for i in ("utterance", "aligned")}
-    ref, ref_cpu = _epoch_seconds(LinearRef(), data["utterance"], dev["utterance"])
+    ref, ref_cpu = _epoch_seconds(LinearRef, data["utterance"], dev["utterance"], repeats)
     rows: list[dict[str, Any]] = [
         {"model": "linear (reference)", "inputs": "utterance", "epoch_s": ref,
          "epoch_cpu_s": ref_cpu, "x_linear": 1.0}
     ]  # fmt: skip
     for name in ("concat_misaligned", "gated", "concat_aligned", "cross_attention"):
         ds = data["utterance" if name in ("concat_misaligned", "gated") else "aligned"]
-        torch.manual_seed(0)
-        model = build_fusion_model(name, **ds.dims())
-        secs, cpu = _epoch_seconds(model, ds, dev[ds.inputs])
+        secs, cpu = _epoch_seconds(
+            lambda name=name, ds=ds: build_fusion_model(name, **ds.dims()), ds, dev[ds.inputs],
+            repeats,
+        )
         row: dict[str, Any] = {"model": name, "inputs": ds.inputs, "epoch_s": secs,
                                "epoch_cpu_s": cpu, "x_linear": cpu / ref_cpu}  # fmt: skip
         if name in TARGETS:
@@ -132,7 +146,7 @@ def run(workdir: str | None = None, n: int = 10_000, threads: int = 1) -> list[d
     rows.append({"model": "pool_windows", "inputs": "64x101 windows",
                  "windows_per_s": _pool_rate()})  # fmt: skip
     for r in rows:
-        r.update(n_train=n, threads=threads)
+        r.update(n_train=n, threads=threads, repeats=repeats)
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
         (Path(workdir) / "bench_fusion.json").write_text(json.dumps(rows, indent=2))
@@ -144,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
-    for row in run(args.workdir, args.n, args.threads):
+    for row in run(args.workdir, args.n, args.threads, args.repeats):
         print(json.dumps(row, default=str))
     return 0
 

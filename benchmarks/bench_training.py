@@ -31,6 +31,7 @@ from avemo import params as P  # noqa: E402
 from avemo.config import load_config  # noqa: E402
 from avemo.models.heads import DualHead  # noqa: E402
 from avemo.models.registry import MODELS, build_model  # noqa: E402
+from avemo.training.engine import make_optimizer  # noqa: E402
 from avemo.training.losses import MultiTaskLoss  # noqa: E402
 
 BATCH = 32
@@ -71,7 +72,7 @@ def _batch(kind: str, cfg: dict[str, Any], model: str) -> dict[str, Any]:
 
 def _step_seconds(net: nn.Module, batch: dict[str, Any], steps: int) -> float:
     loss_fn = MultiTaskLoss(1.0, 0.5, "none", 2.0, None, None)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    opt = make_optimizer(list(net.parameters()), 1e-3, 1e-4, torch.device("cpu"))  # as trained
     net.train()
 
     def step() -> None:
