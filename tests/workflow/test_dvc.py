@@ -130,15 +130,28 @@ def _rule_view(stage: str, c: dict[str, Any]) -> Any:
         return ("error", repr(exc))
 
 
-def test_every_stage_runs_exactly_one_snakemake_rule(stages: dict[str, dict[str, Any]]) -> None:
+def _rule(stage: str) -> str:
+    """The Snakemake rule a DVC stage runs."""
     rules = {"corpus": "synthetic_corpus", "train_video": "train", "train_audio": "train"}
     rules |= {"fusion_single_task": "fusion"}
     rules |= {f"evaluate_{g}": "evaluate" for g in ("baseline", "fusion", "late", "single_task")}
+    group = stage.split("@")[0]
+    return rules.get(group, group)
+
+
+def test_every_stage_runs_exactly_one_snakemake_rule(stages: dict[str, dict[str, Any]]) -> None:
     for name, st in stages.items():
-        group = name.split("@")[0]
-        rule = rules.get(group, group)
+        rule = _rule(name)
         assert st["cmd"].startswith("snakemake --profile workflow/profiles/default "), name
         assert f" --allowed-rules {rule} -- results/" in st["cmd"], (name, st["cmd"])
+
+
+def test_code_deps_are_the_code_the_rule_hashes(stages: dict[str, dict[str, Any]]) -> None:
+    """DVC reruns a stage when its code deps change, Snakemake when the rule's code_hash param
+    does: both must watch the same files."""
+    for name, st in stages.items():
+        src = {d for d in st["deps"] if d.startswith("src/")}
+        assert src == {f"src/avemo/{p}" for p in P.RULE_CODE[_rule(name)]}, name
 
 
 def test_stages_cover_the_configured_models_and_frame_sets(

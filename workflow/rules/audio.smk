@@ -10,6 +10,7 @@ rule audio:
     output:
         directory(f"{R}/audio/{{split}}"),
     params:
+        code=P.code_hash("audio"),
         p=as_json(P.audio(config)),
     threads: 2
     log:

@@ -11,6 +11,7 @@ if config["dataset"] == "synthetic":
             labels=LABEL_CSVS,
             done=f"{CORPUS}/corpus.json",
         params:
+            code=P.code_hash("synthetic_corpus"),
             p=as_json(P.synthetic(config)),
             root=parent("done"),
         threads: 4
@@ -29,6 +30,7 @@ else:
         output:
             labels=LABEL_CSVS,
         params:
+            code=P.code_hash("download_meld"),
             p=as_json(P.download(config)),
         log:
             f"{LOGS}/download_meld.log",
@@ -47,6 +49,7 @@ rule manifest:
         manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
         qc=f"{R}/manifest/qc.csv",
     params:
+        code=P.code_hash("manifest"),
         p=as_json(P.manifest(config)),
         root=lambda w, input: os.path.dirname(input.labels[0]),
         out_dir=parent("qc"),

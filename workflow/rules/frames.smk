@@ -9,6 +9,7 @@ rule frames:
     output:
         directory(f"{R}/frames/{{fset}}/{{split}}"),
     params:
+        code=P.code_hash("frames"),
         p=lambda w: as_json(P.frames(config, w.fset)),
     threads: 2
     log:

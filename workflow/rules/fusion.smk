@@ -20,6 +20,7 @@ rule fusion:
     wildcard_constraints:
         model="|".join(EARLY) if EARLY else "^$",
     params:
+        code=P.code_hash("fusion"),
         p=lambda w: as_json(P.fusion(config, w.model)),
         hash=lambda w: config_hash(P.fusion(config, w.model)),
         inputs=lambda w: as_json(P.fusion_inputs(config, w.model, int(w.seed))),
@@ -47,6 +48,7 @@ rule late_fusion:
     wildcard_constraints:
         model="|".join(LATE) if LATE else "^$",
     params:
+        code=P.code_hash("late_fusion"),
         method=lambda w: "stacking" if w.model == "late_stacking" else "weighted",
         inputs=lambda w: as_json(P.late_inputs(config, w.model, int(w.seed))),
         out_dir=parent("dev"),
@@ -72,6 +74,7 @@ rule evaluate_ablation:
         model="|".join(EARLY) if EARLY else "^$",
         ablation="|".join(P.ABLATIONS),
     params:
+        code=P.code_hash("evaluate_ablation"),
         p=as_json(P.evaluation(config)),
     log:
         f"{LOGS}/evaluate_{{model}}@{{ablation}}.log",

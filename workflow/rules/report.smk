@@ -11,6 +11,7 @@ rule qc:
     output:
         csv=f"{R}/qc/clips.csv",
     params:
+        code=P.code_hash("qc"),
         results=parent("csv", 2),
     log:
         f"{LOGS}/qc.log",
@@ -28,6 +29,7 @@ rule compare:
     output:
         report(f"{R}/metrics/compare.json", caption="../report/compare.rst", category="Metrics"),
     params:
+        code=P.code_hash("compare"),
         p=as_json(RS.compare_params(config)),
     log:
         f"{LOGS}/compare.log",
@@ -77,6 +79,7 @@ rule report:
             subcategory="Tables",
         ),
     params:
+        code=P.code_hash("report"),
         p=as_json({**RS.report_params(config), "config_hash": CONFIG_HASH}),
         out_dir=parent("md"),
         results=parent("md", 2),

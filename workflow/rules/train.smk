@@ -20,6 +20,7 @@ rule train:
     wildcard_constraints:
         model="|".join(MODELS),
     params:
+        code=P.code_hash("train"),
         p=lambda w: as_json(P.train(config, w.model)),
         hash=lambda w: config_hash(P.train(config, w.model)),
         extra=lambda w: " ".join(P.model_inputs(config, w.model)["extra_frame_sets"]),
@@ -48,6 +49,7 @@ rule baseline:
     wildcard_constraints:
         kind="|".join(P.BASELINES),
     params:
+        code=P.code_hash("baseline"),
         manifests=lambda w, input: os.path.dirname(input.manifests[0]),
         out_dir=parent("dev"),
     log:
@@ -76,6 +78,7 @@ rule evaluate:
     wildcard_constraints:
         model="|".join(re.escape(m) for m in [*MODELS, *P.BASELINES, *P.fusion_models(config)]),
     params:
+        code=P.code_hash("evaluate"),
         p=as_json(P.evaluation(config)),
     log:
         f"{LOGS}/evaluate_{{model}}.log",
