@@ -94,3 +94,6 @@ def test_every_rule_carries_its_code_hash(repo: Path) -> None:
     assert set(rules) == set(P.RULE_CODE)
     for name, block in rules.items():
         assert f'code=P.code_hash("{name}")' in block, name
+    # Training checkpoints resume only under the same code too (the hash the engine checks).
+    for name in ("train", "fusion"):
+        assert f'P.code_hash("{name}")])' in rules[name].split("hash=", 1)[1], name

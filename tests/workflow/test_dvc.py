@@ -344,6 +344,28 @@ def test_param_change_flags_only_the_stages_that_read_it(built: Built) -> None:
 
 
 @slow
+def test_code_change_flags_only_the_stages_that_run_it(built: Built) -> None:
+    """An edit to the baseline/metrics code (src/avemo/evaluation) reruns the baselines and the
+    evaluations in DVC and Snakemake alike; no extraction, no training."""
+    src = built.repo / "src" / "avemo" / "evaluation" / "metrics.py"
+    original = src.read_text()
+    src.write_text(original + "\n# an edit\n")
+    try:
+        status = json.loads(dvc(built.repo, "status", "--json").stdout)
+        groups = {name.split("@")[0] for name in status}
+        assert groups == {"baseline", "compare"} | {n for n in groups if n.startswith("evaluate")}
+        assert not any(g.startswith(("train", "fusion", "frames", "audio")) for g in groups)
+        dry = snakemake(built.repo, "-n", "--quiet", "rules")
+        counts = job_counts(dry.stdout + dry.stderr)
+        assert {"evaluate", "evaluate_ablation", "compare", "baseline"} <= set(counts), counts
+        assert not {"synthetic_corpus", "manifest", "frames", "audio", "train", "fusion"} & set(
+            counts
+        ), counts
+    finally:
+        src.write_text(original)
+
+
+@slow
 def test_pulled_clone_rebuilds_nothing(built: Built) -> None:
     clone = built.clone("clone_rebuild")
     assert not (clone / ".snakemake").exists() and not (clone / "results" / "logs").exists()

@@ -22,7 +22,9 @@ rule fusion:
     params:
         code=P.code_hash("fusion"),
         p=lambda w: as_json(P.fusion(config, w.model)),
-        hash=lambda w: config_hash(P.fusion(config, w.model)),
+        # Checkpoints resume only under the same params *and* code: a rerun caused by a code
+        # change must not pick up a model trained by the old code.
+        hash=lambda w: config_hash([P.fusion(config, w.model), P.code_hash("fusion")]),
         inputs=lambda w: as_json(P.fusion_inputs(config, w.model, int(w.seed))),
         out_dir=parent("summary"),
     threads: 2

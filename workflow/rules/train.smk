@@ -22,7 +22,9 @@ rule train:
     params:
         code=P.code_hash("train"),
         p=lambda w: as_json(P.train(config, w.model)),
-        hash=lambda w: config_hash(P.train(config, w.model)),
+        # Checkpoints resume only under the same params *and* code: a rerun caused by a code
+        # change must not pick up a model trained by the old code.
+        hash=lambda w: config_hash([P.train(config, w.model), P.code_hash("train")]),
         extra=lambda w: " ".join(P.model_inputs(config, w.model)["extra_frame_sets"]),
         out_dir=parent("summary"),
         results=parent("summary", 4),
