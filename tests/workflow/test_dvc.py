@@ -353,8 +353,8 @@ def test_code_change_flags_only_the_stages_that_run_it(built: Built) -> None:
     try:
         status = json.loads(dvc(built.repo, "status", "--json").stdout)
         groups = {name.split("@")[0] for name in status}
-        assert groups == {"baseline", "compare"} | {n for n in groups if n.startswith("evaluate")}
-        assert not any(g.startswith(("train", "fusion", "frames", "audio")) for g in groups)
+        evaluations = {g for g in groups if g.startswith("evaluate")}
+        assert "evaluate" in evaluations and groups == {"baseline", "compare", *evaluations}
         dry = snakemake(built.repo, "-n", "--quiet", "rules")
         counts = job_counts(dry.stdout + dry.stderr)
         assert {"evaluate", "evaluate_ablation", "compare", "baseline"} <= set(counts), counts
