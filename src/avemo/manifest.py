@@ -20,7 +20,7 @@ from avemo.atomic import atomic_path
 from avemo.errors import DataStageError, LabelFileError
 from avemo.labels import LABEL_FILES, SPLIT_DIRS, SPLITS
 from avemo.media import empty_probe, probe_clip
-from avemo.meld import read_labels
+from avemo.meld import format_time, read_labels
 
 QC_COLUMNS: list[str] = ["split", "clip_name", "stage", "reason", "detail"]
 # Column order and dtype of every manifest file (docs/formats.md).
@@ -123,6 +123,18 @@ def _judge(probe: dict[str, Any], min_s: float, max_s: float) -> list[str]:
     return reasons
 
 
+def _label_problems(rec: dict[str, Any], label_file: str) -> list[tuple[str, str]]:
+    """(reason, detail) for a label row that must not be trained on; each is fatal."""
+    start, end = rec["start_s"], rec["end_s"]
+    if end >= start:
+        return []
+    detail = (
+        f"{label_file}, Sr No. {rec['sr_no']}: EndTime {format_time(end)} is before "
+        f"StartTime {format_time(start)}"
+    )
+    return [("end_before_start", detail)]
+
+
 def _build_split(
     split: str,
     corpus_root: Path,
@@ -162,8 +174,10 @@ def _build_split(
     qc: list[dict[str, str]] = []
     rows: list[dict[str, Any]] = []
     for rec, path, info in zip(labels.to_dict("records"), paths, probes, strict=True):
+        label_qc = _label_problems(rec, label_path.name)
         reasons = _judge(info, min_s, max_s)
-        fatal = [r for r in reasons if r != "no_audio"]
+        # Label problems first: they hold whatever the clip is like.
+        fatal = [r for r, _ in label_qc] + [r for r in reasons if r != "no_audio"]
         row = {c: rec[c] for c in MANIFEST_COLUMNS if c in rec}
         row.update({k: info[k] for k in _PROBE_KEYS})
         row.update(
@@ -173,6 +187,8 @@ def _build_split(
             qc_reason=fatal[0] if fatal else "",
         )
         rows.append(row)
+        for reason, d in label_qc:
+            qc.append(dict(split=split, clip_name=rec["clip_name"], reason=reason, detail=d))
         detail = info["error"] or (path.name if path is not None else "")
         if "too_long" in reasons or "zero_duration" in reasons:
             detail = f"duration {info['duration_s']:.3f} s outside [{min_s}, {max_s}]"

@@ -5,7 +5,9 @@ Reader (``read_labels``) copes with every MELD copy in circulation:
 * current release: UTF-8 (sometimes with a BOM), CRLF line endings, typographic quotes;
 * copies from before late 2020: Windows-1252 punctuation stored either as raw cp1252 bytes (the
   file is then not valid UTF-8) or as C1 control characters (U+0080-U+009F) inside UTF-8, plus
-  non-breaking spaces.
+  non-breaking spaces;
+* copies re-saved by a spreadsheet as "Unicode text": UTF-16 (or UTF-32) with a byte-order mark,
+  or UTF-16 without one (recognised by the ASCII header's zero bytes).
 
 Canonical text form (what every copy is normalised to): the Unicode characters cp1252 assigns to
 those bytes, i.e. ‘ ’ “ ” – — … (U+2018/2019/201C/201D/2013/2014/2026), and NBSP (U+00A0) as a
@@ -24,7 +26,9 @@ import io
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -149,30 +153,47 @@ def normalize_text(text: str) -> str:
     return text.translate(_TRANSLATION)
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (BOM dropped) with a per-byte-run cp1252 fallback for old copies."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    return data.decode("utf-8", errors=_ERRORS_NAME)
+# Byte-order marks, UTF-32 before UTF-16: a UTF-32-LE mark starts with the UTF-16-LE one.
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_TRIED = "UTF-8 (with or without BOM) with cp1252 fallback, UTF-16/UTF-32 (BOM), UTF-16 (no BOM)"
+_FIX_ENCODING = (
+    "Re-save it as UTF-8 (e.g. a spreadsheet's 'CSV UTF-8' format), or re-download the MELD "
+    "label files."
+)
 
 
-# ---------------------------------------------------------------------------------------------
-# Reader
+def _bomless_utf16(data: bytes) -> str | None:
+    """UTF-16 byte order of a file without BOM, judged from its (ASCII) header's first char."""
+    if len(data) >= 2 and (data[0] == 0) != (data[1] == 0):
+        return "utf-16-be" if data[0] == 0 else "utf-16-le"
+    return None
 
 
-def _fail(path: Path, line: int, problem: str, fix: str) -> LabelFileError:
-    return LabelFileError(f"{path}, line {line}: {problem}. {fix}")
+def _decode(data: bytes) -> tuple[str, str]:
+    """Return (text, encoding used); raise UnicodeDecodeError for a strict codec's bad bytes.
 
-
-def read_labels(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read one MELD label CSV into a DataFrame, one row per utterance, in file order.
-
-    Columns: ``sr_no, dialogue_id, utterance_id, speaker, utterance, emotion, sentiment, season,
-    episode, start_s, end_s, clip_name``. Raises LabelFileError (file, 1-based line, problem,
-    fix) for a missing file, a missing header column, a row with the wrong number of fields, a
-    non-integer id, an unknown emotion/sentiment, a bad time, or a duplicate (dialogue, utterance).
+    A BOM decides the codec. Otherwise UTF-16 without BOM if the header says so, else UTF-8 with
+    a per-byte-run cp1252 fallback for old copies (so that case never fails to decode).
     """
-    path = Path(csv_path)
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            # Decode the BOM too (then drop its U+FEFF) so error offsets count from file start.
+            errors = _ERRORS_NAME if codec == "utf-8" else "strict"
+            return data.decode(codec, errors=errors)[1:], f"{codec.upper()} (byte-order mark)"
+    codec = _bomless_utf16(data)
+    if codec is not None:
+        return data.decode(codec), f"{codec.upper()} (no byte-order mark)"
+    return data.decode("utf-8", errors=_ERRORS_NAME), "UTF-8/cp1252"
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    """The file's normalised text and the encoding it was read as; LabelFileError if neither."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -180,83 +201,167 @@ def read_labels(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
             f"{path}: cannot read label file ({exc.strerror or exc}). Check meld.root in "
             "config.yaml points at the MELD.Raw folder, or run the download stage."
         ) from exc
-    text = normalize_text(_decode(data))
-    # newline="" keeps quoted newlines inside fields; csv's line_num counts physical lines.
-    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(reader)
+        text, encoding = _decode(data)
+    except UnicodeDecodeError as exc:
+        raise LabelFileError(
+            f"{path}: cannot decode the label file as {exc.encoding.upper()}, the encoding its "
+            f"first bytes indicate (byte {exc.start}: {exc.reason}). {_FIX_ENCODING}"
+        ) from None
+    # A NUL in the header means a wrong guess (e.g. UTF-32 without BOM) or not a text file.
+    if "\x00" in text.partition("\n")[0]:
+        raise LabelFileError(
+            f"{path}: the label file is not text in any encoding tried ({_TRIED}): its header "
+            f"contains NUL characters when read as {encoding}. {_FIX_ENCODING}"
+        )
+    return normalize_text(text), encoding
+
+
+# ---------------------------------------------------------------------------------------------
+# Reader
+
+_FIX_ROW = "Fix or delete this row, or re-download the MELD label files."
+_FIX_ROWS = "Fix or delete these rows, or re-download the MELD label files."
+_MAX_LISTED = 20  # bad rows spelled out in one error; the rest are counted
+
+
+def _fail(path: Path, line: int, problem: str, fix: str) -> LabelFileError:
+    return LabelFileError(f"{path}, line {line}: {problem}. {fix}")
+
+
+def _rows_error(path: Path, problems: list[tuple[int, str]]) -> LabelFileError:
+    """One error for every bad row (line, problem), so a user can fix them in one pass."""
+    if len(problems) == 1:
+        return _fail(path, *problems[0], _FIX_ROW)
+    listed = [f"  line {line}: {problem}" for line, problem in problems[:_MAX_LISTED]]
+    if len(problems) > _MAX_LISTED:
+        listed.append(f"  ... and {len(problems) - _MAX_LISTED} more")
+    body = "\n".join(listed)
+    return LabelFileError(f"{path}: {len(problems)} bad rows:\n{body}\n{_FIX_ROWS}")
+
+
+class _CsvReader(Protocol):
+    """What csv.reader returns (its type is private)."""
+
+    line_num: int
+
+    def __next__(self) -> list[str]: ...
+
+
+def _header(path: Path, reader: _CsvReader, encoding: str) -> list[str]:
+    """The stripped column names; LabelFileError if empty or lacking a MELD column."""
+    try:
+        names = [h.strip() for h in next(reader)]
     except StopIteration:
         raise _fail(path, 1, "file is empty", "Re-download the MELD label files.") from None
-    names = [h.strip() for h in header]
     missing = [c for c in MELD_COLUMNS if c not in names]
     if missing:
         raise _fail(
             path,
             1,
-            f"header lacks column(s) {missing} (found {names})",
+            f"header lacks column(s) {missing} (found {names}; file read as {encoding})",
             f"The header must contain {MELD_COLUMNS}; re-download the MELD label files.",
         )
+    return names
+
+
+def _numbered_rows(
+    reader: _CsvReader, problems: list[tuple[int, str]]
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first physical line, fields) of each non-blank record; add CSV errors to problems."""
+    last_line = reader.line_num
+    while True:
+        line = last_line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. an unterminated quote swallowing the rest of the file
+            problems.append((line, f"malformed CSV ({exc}); probably an unbalanced double quote"))
+            if reader.line_num == last_line:  # no progress: stop rather than loop forever
+                return
+            last_line = reader.line_num
+            continue
+        last_line = reader.line_num
+        if row:  # skip blank lines (e.g. trailing)
+            yield line, row
+
+
+def _parse_field(col: str, field: str, value: str) -> object:
+    """One MELD field as its DataFrame value; ValueError naming the column if invalid."""
+    if field in _INT_FIELDS:
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError(f"{col} is not an integer: {value!r}") from None
+    if field in ("start_s", "end_s"):
+        try:
+            return parse_time(value)
+        except ValueError as exc:
+            raise ValueError(f"{col}: {exc}") from None
+    if field in ("emotion", "sentiment"):
+        allowed = EMOTIONS if field == "emotion" else SENTIMENTS
+        label = value.strip().lower()
+        if label not in allowed:
+            raise ValueError(f"unknown {col} {value!r} (expected one of {allowed})")
+        return label
+    return value
+
+
+def _parse_row(row: list[str], pos: dict[str, int], width: int) -> dict[str, object]:
+    """Every field of one record; ValueError listing all of its bad fields."""
+    if len(row) != width:
+        raise ValueError(f"has {len(row)} fields, the header has {width}")
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for col, field in _FIELD_OF.items():
+        try:
+            values[field] = _parse_field(col, field, row[pos[col]])
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return values
+
+
+def read_labels(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one MELD label CSV into a DataFrame, one row per utterance, in file order.
+
+    Columns: ``sr_no, dialogue_id, utterance_id, speaker, utterance, emotion, sentiment, season,
+    episode, start_s, end_s, clip_name``. Raises LabelFileError for a missing, undecodable or
+    empty file or a missing header column (file, line 1, problem, fix), and one LabelFileError
+    listing every bad row (1-based line, problem): wrong number of fields, a non-integer id, an
+    unknown emotion/sentiment, a bad time, a duplicate (dialogue, utterance), malformed CSV.
+    EndTime before StartTime is kept as read: the manifest stage makes it a QC row.
+    """
+    path = Path(csv_path)
+    text, encoding = _read_text(path)
+    # newline="" keeps quoted newlines inside fields; csv's line_num counts physical lines.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    names = _header(path, reader, encoding)
     pos = {c: names.index(c) for c in MELD_COLUMNS}
 
     records: dict[str, list[object]] = {f: [] for f in LABEL_COLUMNS}
     seen: dict[tuple[int, int], int] = {}
-    emotions, sentiments = set(EMOTIONS), set(SENTIMENTS)
-    fix_row = "Fix or delete this row, or re-download the MELD label files."
-    last_line = reader.line_num
-    while True:
-        line = last_line + 1  # first physical line of the next record
+    problems: list[tuple[int, str]] = []
+    for line, row in _numbered_rows(reader, problems):
         try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # e.g. an unterminated quote swallowing the rest of the file
-            raise _fail(
-                path, line, f"malformed CSV ({exc}); probably an unbalanced double quote", fix_row
-            ) from None
-        last_line = reader.line_num
-        if not row:  # blank line (e.g. trailing)
-            continue
-        try:
-            if len(row) != len(names):
-                raise ValueError(f"has {len(row)} fields, the header has {len(names)}")
-            raw = {c: row[i] for c, i in pos.items()}
-            values: dict[str, object] = {}
-            for col, field in _FIELD_OF.items():
-                value = raw[col]
-                if field in _INT_FIELDS:
-                    try:
-                        values[field] = int(value.strip())
-                    except ValueError:
-                        raise ValueError(f"{col} is not an integer: {value!r}") from None
-                elif field in ("start_s", "end_s"):
-                    try:
-                        values[field] = parse_time(value)
-                    except ValueError as exc:
-                        raise ValueError(f"{col}: {exc}") from None
-                elif field == "emotion":
-                    values[field] = value.strip().lower()
-                    if values[field] not in emotions:
-                        raise ValueError(f"unknown Emotion {value!r} (expected one of {EMOTIONS})")
-                elif field == "sentiment":
-                    values[field] = value.strip().lower()
-                    if values[field] not in sentiments:
-                        raise ValueError(
-                            f"unknown Sentiment {value!r} (expected one of {SENTIMENTS})"
-                        )
-                else:
-                    values[field] = value
+            values = _parse_row(row, pos, len(names))
             key = (int(values["dialogue_id"]), int(values["utterance_id"]))  # type: ignore[arg-type]
             if key in seen:
                 raise ValueError(
                     f"duplicate Dialogue_ID={key[0]}, Utterance_ID={key[1]} "
                     f"(first seen on line {seen[key]})"
                 )
-            seen[key] = line
         except ValueError as exc:
-            raise _fail(path, line, str(exc), fix_row) from None
+            problems.append((line, str(exc)))
+            continue
+        seen[key] = line
         values["clip_name"] = clip_name(*key)
         for f in LABEL_COLUMNS:
             records[f].append(values[f])
+    if problems:
+        raise _rows_error(path, problems)
 
     df = pd.DataFrame(records, columns=LABEL_COLUMNS)
     for f in _INT_FIELDS:

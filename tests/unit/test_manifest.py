@@ -227,3 +227,23 @@ def test_read_manifest_validates(tmp_path: Path) -> None:
     pd.DataFrame({"clip_name": ["dia0_utt0"], "ok": [True]}).to_parquet(bad)
     with pytest.raises(DataStageError, match="qc_reason"):
         read_manifest(bad)
+
+
+def test_end_before_start_is_a_qc_row(clips: dict[str, Path], tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "MELD.Raw", clips)
+    labels = _labels([0])
+    labels.loc[0, ["start_s", "end_s"]] = [5.0, 2.5]
+    write_labels(labels, root / LABEL_FILES["dev"])
+    summary = build_manifests(root, tmp_path / "m")
+    dev = read_manifest(tmp_path / "m" / "dev.parquet")
+    assert dev["clip_name"].tolist() == ["dia0_utt0"]  # kept in the manifest ...
+    assert dev["qc_reason"].tolist() == ["end_before_start"]
+    assert usable(dev).empty  # ... but not trained on
+    assert dev["has_video"].iloc[0]  # the clip itself was still probed
+    qc = pd.read_csv(tmp_path / "m" / "qc.csv", keep_default_na=False)
+    row = qc[qc["split"] == "dev"]
+    assert row["reason"].tolist() == ["end_before_start"]
+    assert row["clip_name"].tolist() == ["dia0_utt0"]
+    detail = row["detail"].iloc[0]
+    assert LABEL_FILES["dev"] in detail and "00:00:02,500" in detail and "00:00:05,000" in detail
+    assert summary["dev"] == {"rows": 1, "ok": 0, "end_before_start": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 import pandas as pd
@@ -226,3 +227,100 @@ def test_unterminated_quote(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(LabelFileError, match="meld.root"):
         read_labels(tmp_path / "nope.csv")
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+
+def _sample_text() -> str:
+    rows = [_row("I\u2019m caf\u00e9", uid="0"), _row('"Wait, what?"', uid="1")]
+    return HEADER + "\r\n" + "\r\n".join(rows) + "\r\n"
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [
+        ("utf-16", b""),  # Python's utf-16 writes a BOM (native order)
+        ("utf-16-le", codecs.BOM_UTF16_LE),
+        ("utf-16-be", codecs.BOM_UTF16_BE),
+        ("utf-16-le", b""),  # no BOM: told by the header's zero bytes
+        ("utf-16-be", b""),
+        ("utf-8-sig", b""),
+        ("utf-32", b""),
+    ],
+)
+def test_utf16_and_other_unicode_encodings_are_read(tmp_path: Path, codec: str, bom: bytes) -> None:
+    text = _sample_text()
+    body = bom + text.encode(codec)
+    want = read_labels(_write_bytes(tmp_path, text.encode("utf-8"), "utf8.csv"))
+    got = read_labels(_write_bytes(tmp_path, body, "other.csv"))
+    pd.testing.assert_frame_equal(got, want)
+    assert got["utterance"].tolist() == ["I’m café", "Wait, what?"]
+
+
+def test_whole_file_cp1252_is_read(tmp_path: Path) -> None:
+    got = read_labels(_write_bytes(tmp_path, _sample_text().encode("cp1252")))
+    assert got["utterance"].tolist() == ["I’m café", "Wait, what?"]
+
+
+def test_undecodable_utf16_names_file_encoding_and_fix(tmp_path: Path) -> None:
+    body = b"\xff\xfe" + HEADER.encode("utf-16-le") + b"\x00\xd8\x41\x00"  # lone surrogate
+    path = _write_bytes(tmp_path, body)
+    with pytest.raises(LabelFileError) as info:
+        read_labels(path)
+    msg = str(info.value)
+    assert str(path) in msg and "UTF-16-LE" in msg and "UTF-8" in msg and "re-save" in msg.lower()
+
+
+def test_binary_file_names_encodings_tried(tmp_path: Path) -> None:
+    path = _write_bytes(tmp_path, b"PK\x03\x04\x00\x00\x08\x00" + bytes(range(256)))
+    with pytest.raises(LabelFileError) as info:
+        read_labels(path)
+    msg = str(info.value)
+    assert str(path) in msg and "UTF-8" in msg and "cp1252" in msg and "UTF-16" in msg
+    assert "re-save" in msg.lower()
+
+
+def test_header_error_names_the_encoding_read(tmp_path: Path) -> None:
+    body = b"\xff\xfe" + (HEADER.replace(",Sentiment", "") + "\r\n").encode("utf-16-le")
+    path = _write_bytes(tmp_path, body)
+    with pytest.raises(LabelFileError, match=r"Sentiment.*UTF-16-LE"):
+        read_labels(path)
+
+
+# --- every bad row at once -------------------------------------------------------------------
+
+
+def test_every_bad_row_is_reported_in_one_error(tmp_path: Path) -> None:
+    rows = [
+        _row("a", uid="0"),
+        _row("b", emo="happy", uid="1"),  # line 3
+        _row("c", uid="2"),
+        _row("d", dia="x", uid="3"),  # line 5
+        _row("e", uid="4", t="1:2"),  # line 6
+        _row("f", uid="0"),  # line 7: duplicate of line 2
+        _row("g", emo="glad", uid="x"),  # line 8: two problems in one row
+    ]
+    msg = _error_for(tmp_path, rows)
+    assert "5 bad rows" in msg
+    for needle in ["line 3:", "happy", "line 5:", "Dialogue_ID", "line 6:", "StartTime"]:
+        assert needle in msg, needle
+    assert "line 7:" in msg and "duplicate" in msg and "line 2" in msg
+    assert "line 8:" in msg and "glad" in msg and "Utterance_ID" in msg
+    assert "line 2:" not in msg and "line 4:" not in msg
+    assert "Fix or delete these rows" in msg
+
+
+def test_bad_row_listing_is_capped(tmp_path: Path) -> None:
+    rows = [_row(f"u{i}", emo="happy", uid=str(i)) for i in range(25)]
+    msg = _error_for(tmp_path, rows)
+    assert "25 bad rows" in msg
+    assert "line 21:" in msg and "line 22:" not in msg  # lines 2..21 are the first 20
+    assert "and 5 more" in msg
+
+
+def test_end_before_start_is_read_not_raised(tmp_path: Path) -> None:
+    # The manifest stage turns it into a QC row (test_manifest.py); the reader keeps the row.
+    row = _row("x", t="00:00:05,000")  # EndTime is 00:00:02,000
+    got = read_labels(_write_bytes(tmp_path, (HEADER + "\r\n" + row + "\r\n").encode()))
+    assert (got["start_s"].iloc[0], got["end_s"].iloc[0]) == (5.0, 2.0)
