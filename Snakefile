@@ -13,11 +13,12 @@ min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from avemo import codedeps as C  # noqa: E402
 from avemo import params as P  # noqa: E402
-from avemo.params import as_json, parent  # noqa: E402
+from avemo import registry  # noqa: E402
 from avemo.config import config_errors, config_hash  # noqa: E402
-from avemo.labels import LABEL_FILES, SPLITS  # noqa: E402
-from avemo.report import spec as RS  # noqa: E402
+from avemo.labels import SPLITS  # noqa: E402
+from avemo.workflow_glue import code, hashed, inputs, job_params, out_dir, paths_json  # noqa: E402
 
 
 configfile: "config.yaml"
@@ -35,13 +36,8 @@ if _problems:
     )
 validate(config, "workflow/schemas/config.schema.yaml")
 
-R = str(P.results(config))
-CORPUS = str(P.corpus_root(config))
-LOGS = f"{R}/logs"
-BENCH = f"{R}/benchmarks"
-CONFIG_HASH = config_hash(config)
-FRAME_SETS = list(config["frames"]["sets"])
-STUDY_SET = "study"
+L = P.layout(config)
+SEEDS = config["train"]["seeds"]
 
 
 include: "workflow/rules/data.smk"
@@ -55,4 +51,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        f"{R}/report/report.md",
+        L.report_file("report.md"),

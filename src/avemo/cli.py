@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .errors import AvemoError, ConfigError
@@ -58,31 +59,43 @@ def _audio(a: argparse.Namespace) -> None:
     extract_audio(a.manifest, a.frames, a.out, workers=a.workers, **_params(a.params))
 
 
+def _json(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} is not valid JSON ({exc}): {text[:200]}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a JSON object")
+    return value
+
+
 def _report(a: argparse.Namespace) -> None:
     from .report.build import build_report
 
-    build_report(a.results, a.out_dir, **_params(a.params))
+    build_report(_json(a.inputs, "--inputs"), a.out_dir, **_params(a.params))
 
 
 def _qc(a: argparse.Namespace) -> None:
     from .qc import build_qc
 
-    build_qc(a.results, a.out)
+    files = _json(a.inputs, "--inputs")
+    build_qc(files["manifests"], files["frames"], files["audio"], a.out)
 
 
 def _train(a: argparse.Namespace) -> None:
-    from .training.inputs import split_files
+    from .training.inputs import SplitFiles
     from .training.stage import train_stream
 
-    p = _params(a.params)
-    frame_set = p.pop("frame_set", None)
-    extra = {}
-    for fset in a.extra_frame_sets or []:
-        extra[fset] = {s: f.frames for s, f in split_files(a.results, fset).items()}
+    files = _json(a.inputs, "--inputs")
+    frames = files.get("frames") or {}  # visual models: their own frame set first
+    own = next(iter(frames), None)
+    splits = {s: SplitFiles(s, Path(m), frames=Path(frames[own][s]) if own else None,
+                            audio=Path(files["audio"][s]) if "audio" in files else None)
+              for s, m in files["manifests"].items()}
+    extra = {f: {s: Path(d) for s, d in dirs.items()} for f, dirs in frames.items() if f != own}
     # The rule's threads: the main process plus DataLoader workers.
-    train_stream(a.model, a.seed, split_files(a.results, frame_set), a.out,
-                 config_hash=a.config_hash, extra_frame_sets=extra,
-                 num_workers=max(0, a.workers - 1), **p)
+    train_stream(a.model, a.seed, splits, a.out, config_hash=a.config_hash, frame_set=own,
+                 extra_frame_sets=extra, num_workers=max(0, a.workers - 1), **_params(a.params))
 
 
 def _fusion(a: argparse.Namespace) -> None:
@@ -99,28 +112,27 @@ def _fusion(a: argparse.Namespace) -> None:
 def _late(a: argparse.Namespace) -> None:
     from .fusion.late import late_fusion
 
-    inputs = _params(a.inputs)
-    late_fusion(inputs["visual"], inputs["audio"], a.out, method=a.method, seed=a.seed)
+    inputs = _json(a.inputs, "--inputs")
+    late_fusion(inputs["visual"], inputs["audio"], a.out, seed=a.seed, **_params(a.params))
 
 
 def _baseline(a: argparse.Namespace) -> None:
     from .evaluation.baselines import write_baseline_predictions
+    from .registry import get
 
-    for split in ("dev", "test"):
-        write_baseline_predictions(a.kind, f"{a.manifests}/train.parquet",
-                                   f"{a.manifests}/{split}.parquet",
-                                   f"{a.out}/predictions_{split}.parquet", seed=a.seed)
+    if len(a.targets) != len(a.out):
+        raise ConfigError("avemo baseline: give one --out file per --targets manifest")
+    for target, out in zip(a.targets, a.out, strict=True):
+        write_baseline_predictions(get(a.model).load(), a.model, a.train, target, out,
+                                   seed=a.seed)
 
 
 def _evaluate(a: argparse.Namespace) -> None:
     from .evaluation.evaluate import evaluate_model
 
-    paths: dict[int, dict[str, str]] = {}
-    for path in a.predictions:
-        seed = int(path.split("/seed")[-1].split("/")[0])
-        # predictions_{split}.parquet, or predictions_test_{ablation}.parquet (scored as test)
-        split = path.rsplit("predictions_", 1)[1].removesuffix(".parquet").split("_")[0]
-        paths.setdefault(seed, {})[split] = path
+    # {seed: {split: predictions}}; an ablation's test_no_audio file is scored as test.
+    paths = {int(seed): dict(files)
+             for seed, files in _json(a.predictions, "--predictions").items()}
     subsets = None
     if a.subsets_audio:
         from .evaluation.compare import audio_subsets
@@ -134,11 +146,14 @@ def _evaluate(a: argparse.Namespace) -> None:
 
 
 def _compare(a: argparse.Namespace) -> None:
-    from .evaluation.compare import collect_inputs, compare_pairs
+    from .evaluation.compare import compare_pairs
 
     p = _params(a.params)
-    predictions, metrics = collect_inputs(a.inputs)
-    compare_pairs(p.pop("pairs"), predictions, a.out, metrics=metrics, **p)
+    files = _json(a.inputs, "--inputs")
+    predictions = {m: {int(seed): dict(splits) for seed, splits in per_seed.items()}
+                   for m, per_seed in files["predictions"].items()}
+    compare_pairs(p.pop("pairs"), predictions, a.out, metrics=files["metrics"],
+                  results_dir=a.results_root, **p)
 
 
 def _check_config(a: argparse.Namespace) -> None:
@@ -173,18 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", required=True)
     p.add_argument("--out", required=True)
     p = add("report", _report, "build the report from pipeline outputs")
-    p.add_argument("--results", required=True)
+    p.add_argument("--inputs", required=True, help="JSON: every file the report reads")
     p.add_argument("--out-dir", required=True)
     p = add("qc", _qc, "join per-clip status of the data stages into one QC table")
-    p.add_argument("--results", required=True)
+    p.add_argument("--inputs", required=True,
+                   help='JSON: {"manifests"|"frames"|"audio": split -> path}')
     p.add_argument("--out", required=True)
     p = add("train", _train, "train one per-stream model for one seed")
-    p.add_argument("--results", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--config-hash", required=True)
-    p.add_argument("--extra-frame-sets", nargs="*", default=[])
+    p.add_argument("--inputs", required=True,
+                   help='JSON: {"manifests": split -> path, "frames": set -> split -> dir '
+                        '(own set first) | "audio": split -> dir}')
     p = add("fusion", _fusion, "train one early-fusion model for one seed")
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, required=True)
@@ -192,14 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-hash", required=True)
     p.add_argument("--inputs", required=True, help="JSON: input kind -> split -> path")
     p = add("late", _late, "late fusion of a visual and an audio model's predictions")
-    p.add_argument("--method", choices=["weighted", "stacking"], required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--inputs", required=True, help='JSON: {"visual"|"audio": split -> path}')
-    p = add("baseline", _baseline, "majority / label-prior baseline predictions")
-    p.add_argument("--kind", choices=["majority", "prior"], required=True)
-    p.add_argument("--manifests", required=True)
-    p.add_argument("--out", required=True)
+    p = add("baseline", _baseline, "a registered baseline's predictions (no features)")
+    p.add_argument("--model", required=True, help="a registered baseline (majority, prior)")
+    p.add_argument("--train", required=True, help="the train manifest (class prior)")
+    p.add_argument("--targets", nargs="+", required=True, help="manifests to predict")
+    p.add_argument("--out", nargs="+", required=True, help="one predictions file per target")
     p.add_argument("--seed", type=int, default=0)
     p = add("evaluate", _evaluate, "metrics (with bootstrap CIs) of one model over its seeds")
     p.add_argument("--model", required=True)
@@ -208,11 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write actual/predicted test emotions of the first seed (dvc plots)")
     p.add_argument("--subsets-audio", default=None,
                    help="audio/test folder: also score clips with / without usable audio")
-    p.add_argument("predictions", nargs="+", help=".../seed{n}/predictions_{split}.parquet")
+    p.add_argument("--predictions", required=True, help="JSON: seed -> split -> predictions")
     p = add("compare", _compare, "paired bootstrap tests between configured pairs of models")
     p.add_argument("--out", required=True)
-    p.add_argument("inputs", nargs="+",
-                   help=".../{model}/seed{n}/predictions_{split}.parquet and metrics/{model}.json")
+    p.add_argument("--inputs", required=True,
+                   help='JSON: {"predictions": model -> seed -> split -> path, '
+                        '"metrics": model -> path}')
+    p.add_argument("--results-root", default=None,
+                   help="results_dir: stored paths are relative to it")
     p = sub.add_parser("check-config", help="validate a config file against the schema")
     p.add_argument("config", nargs="?", default="config.yaml")
     p.set_defaults(fn=_check_config)

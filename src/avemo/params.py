@@ -1,90 +1,92 @@
-"""Map the validated config to each stage function's keyword arguments.
+"""From the validated config to each job: its parameters, and its input and output paths.
 
-The Snakefile passes exactly these dicts to the CLI (as JSON `params`), so Snakemake's params
-rerun-trigger sees a change only in the stages whose arguments really changed.
+The rules pass ``job_params(rule, ...)`` to the CLI (as JSON ``--params``), so Snakemake's params
+rerun-trigger sees a change only in the jobs whose arguments really changed, and the dvc.yaml
+generator records which config keys each job's parameters read (``avemo.dvcgen``). Which models
+run, and what each reads, comes from the registry; every path comes from the layout.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable
-from functools import cache
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import registry
+from .config import config_hash
 from .labels import SPLITS
+from .layout import BASELINE_SEED, PREDICTION_SPLITS, Layout
+from .registry import ABLATIONS, SINGLE_TASK
+
+STUDY_SET = "study"  # the study's sampling (1 frame / 3 s): the QC table reports this set
 
 
-def as_json(params: dict[str, Any]) -> str:
-    """A stage's params as the canonical JSON string passed to `avemo <stage> --params`."""
+def as_json(params: Mapping[str, Any]) -> str:
+    """A job's params as the canonical JSON string passed to `avemo <stage> --params`."""
     return json.dumps(params, sort_keys=True)
 
 
-def parent(key: str, levels: int = 1) -> Callable[..., str]:
-    """A Snakemake params function: the folder `levels` up from output `key` (derived from the
-    rule's own outputs, so no path prefix is hard-coded in a rule)."""
-
-    def folder(wildcards: Any, output: Any) -> str:
-        return str(Path(getattr(output, key)).parents[levels - 1])
-
-    return folder
+def layout(cfg: Mapping[str, Any]) -> Layout:
+    return Layout(cfg["results_dir"])
 
 
-# The package code each rule runs, relative to src/avemo (dvc.yaml lists the same paths as its
-# stages' deps; tests/workflow/test_dvc.py keeps the two in step). Shared plumbing (cli, params,
-# config, atomic, errors) is left out, as in dvc.yaml, so wiring in a stage reruns nothing else.
-RULE_CODE: dict[str, tuple[str, ...]] = {
-    "synthetic_corpus": ("synthetic.py", "synthetic_render.py", "labels.py"),
-    "download_meld": ("download.py",),
-    "manifest": ("manifest.py", "meld.py", "media.py", "labels.py"),
-    "frames": ("video",),
-    "audio": ("audio",),
-    "qc": ("qc.py",),
-    "train": ("training", "models"),
-    "baseline": ("evaluation",),
-    "evaluate": ("evaluation",),
-    "fusion": ("fusion", "training", "models"),
-    "late_fusion": ("fusion",),
-    "evaluate_ablation": ("evaluation",),
-    "compare": ("evaluation", "report/spec.py"),
-    "report": ("report",),
-}
-PACKAGE = Path(__file__).resolve().parent
-
-
-@cache
-def code_hash(rule: str, package: Path = PACKAGE) -> str:
-    """A digest of the contents of the code `rule` runs (RULE_CODE), for its params.
-
-    Snakemake's "code" rerun-trigger sees only a rule's shell string, never the package it
-    calls; as a param this digest makes an edit to, say, the training engine rerun exactly the
-    training jobs, decided by content (a fresh clone or `dvc pull` hashes the same)."""
-    h = hashlib.sha256()
-    for rel in RULE_CODE[rule]:
-        top = package / rel
-        if not top.exists():
-            raise FileNotFoundError(f"RULE_CODE[{rule!r}] names {top}, which does not exist")
-        files = sorted(top.rglob("*")) if top.is_dir() else [top]
-        for f in files:
-            if f.is_file() and "__pycache__" not in f.parts:
-                h.update(f.relative_to(package).as_posix().encode() + b"\0")
-                h.update(f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def results(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["results_dir"])
-
-
-def corpus_root(cfg: dict[str, Any]) -> Path:
+def corpus_root(cfg: Mapping[str, Any]) -> str:
     """Where the raw corpus (label CSVs + split folders) lives."""
     if cfg["dataset"] == "synthetic":
-        return results(cfg) / "data" / "synthetic"
-    return Path(cfg["meld"]["root"])
+        return layout(cfg).synthetic_corpus()
+    return str(cfg["meld"]["root"])
 
 
-def synthetic(cfg: dict[str, Any]) -> dict[str, Any]:
+# -- which models run ----------------------------------------------------------------------------
+
+def configured(cfg: Mapping[str, Any], *kinds: str) -> list[str]:
+    """Configured models of ``kinds`` in config order (baselines: always, registry order)."""
+    names = [*cfg["train"]["models"], *cfg["fusion"]["models"]]
+    out = registry.of_kind(names, *kinds)
+    if "baseline" in kinds:
+        out += registry.names(["baseline"])
+    return out
+
+
+def single_task(cfg: Mapping[str, Any]) -> list[str]:
+    """Early-fusion models also retrained without the sentiment loss (``fusion.single_task``)."""
+    chosen = cfg["fusion"].get("single_task")
+    return [] if chosen is None else [chosen] if isinstance(chosen, str) else list(chosen)
+
+
+def fusion_runs(cfg: Mapping[str, Any]) -> list[str]:
+    """Every trained early-fusion run: the models and their ``@single_task`` variants."""
+    return [*configured(cfg, "early_fusion"),
+            *(registry.variant(m, SINGLE_TASK) for m in single_task(cfg))]
+
+
+def seeds(cfg: Mapping[str, Any], name: str) -> list[int]:
+    return [BASELINE_SEED] if registry.get(name).kind == "baseline" else list(cfg["train"]["seeds"])
+
+
+def scored(cfg: Mapping[str, Any]) -> list[str]:
+    """Every name with a ``metrics/{name}.json`` scored by the evaluate rule."""
+    return [*configured(cfg, "visual", "audio", "early_fusion", "late_fusion"),
+            *(registry.variant(m, SINGLE_TASK) for m in single_task(cfg)),
+            *configured(cfg, "baseline")]
+
+
+def ablated(cfg: Mapping[str, Any]) -> list[str]:
+    """Names scored on the modality ablations (the trained early-fusion models)."""
+    return configured(cfg, "early_fusion")
+
+
+def model_config(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """A model's config block over its registry defaults."""
+    entry = registry.get(model)
+    section = cfg["train"] if entry.config_section == "train.models" else cfg["fusion"]
+    return {**entry.defaults, **(section["models"].get(entry.name) or {})}
+
+
+# -- each job's parameters ----------------------------------------------------------------------
+
+def synthetic(cfg: Mapping[str, Any]) -> dict[str, Any]:
     s = cfg["synthetic"]
     sizes = s["presets"][s["preset"]]
     return {
@@ -102,46 +104,23 @@ def synthetic(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def download(cfg: dict[str, Any]) -> dict[str, Any]:
+def download(cfg: Mapping[str, Any]) -> dict[str, Any]:
     m = cfg["meld"]
-    return {
-        "url": m["url"],
-        "archive_path": m["archive"],
-        "root": m["root"],
-        "checksum": m["checksum"],
-        "retries": m["retries"],
-        "download": m["download"],
-    }
+    return {"url": m["url"], "archive_path": m["archive"], "root": m["root"],
+            "checksum": m["checksum"], "retries": m["retries"], "download": m["download"]}
 
 
-def manifest(cfg: dict[str, Any]) -> dict[str, Any]:
+def manifest(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return dict(cfg["manifest"])
 
 
-def frames(cfg: dict[str, Any], frame_set: str) -> dict[str, Any]:
+def frames(cfg: Mapping[str, Any], frame_set: str) -> dict[str, Any]:
     f = cfg["frames"]
     return {"size": f["size"], "face_crop": f["face_crop"], "shard_clips": f["shard_clips"],
             **f["sets"][frame_set]}
 
 
-def train_models(cfg: dict[str, Any]) -> list[str]:
-    return list(cfg["train"]["models"])
-
-
-def train(cfg: dict[str, Any], model: str) -> dict[str, Any]:
-    """Everything that changes one model's training (its checkpoint's config hash)."""
-    t = cfg["train"]
-    m = t["models"][model]
-    return {
-        "engine": {**t["engine"], **m.get("engine", {})},
-        "model_params": m.get("params", {}),
-        "features": m.get("features", "utterance"),
-        "frame_set": m.get("frame_set", "study"),
-        "max_len": m.get("max_len"),
-    }
-
-
-def audio(cfg: dict[str, Any]) -> dict[str, Any]:
+def audio(cfg: Mapping[str, Any]) -> dict[str, Any]:
     a = cfg["audio"]
     return {
         "sample_rate": a["sample_rate"],
@@ -155,7 +134,40 @@ def audio(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def dataset_description(cfg: dict[str, Any]) -> dict[str, Any]:
+def train(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """Everything that changes one model's training (its checkpoint's config hash)."""
+    m = model_config(cfg, model)
+    out: dict[str, Any] = {
+        "engine": {**cfg["train"]["engine"], **m.get("engine", {})},
+        "model_params": m.get("params", {}),
+        "max_len": m.get("max_len"),
+    }
+    if registry.get(model).kind == "audio":
+        out["features"] = m["features"]
+    return out
+
+
+def fusion(cfg: Mapping[str, Any], run: str) -> dict[str, Any]:
+    """Everything that changes one early-fusion run's training."""
+    base, _, variant = run.partition("@")
+    spec = model_config(cfg, base)
+    engine = {**cfg["train"]["engine"], **cfg["fusion"]["engine"], **spec.get("engine", {})}
+    if variant == SINGLE_TASK:
+        engine["w_sentiment"] = 0.0
+    return {"engine": engine, "model_params": spec.get("params", {}),
+            "window_pool": cfg["fusion"]["window_pool"]}
+
+
+def late(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    return {"method": registry.get(model).method}
+
+
+def evaluation(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    # evaluation.compare feeds the compare stage only (avemo.report.spec.compare_params).
+    return {k: v for k, v in cfg["evaluation"].items() if k != "compare"}
+
+
+def dataset_description(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What the report says, at the top, about where its numbers come from."""
     if cfg["dataset"] == "synthetic":
         s = cfg["synthetic"]
@@ -163,115 +175,192 @@ def dataset_description(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"dataset": "meld", "root": cfg["meld"]["root"]}
 
 
-BASELINES = ("majority", "prior")
+def report(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from .report.spec import report_params
+
+    # The report records the hash of the whole config (provenance).
+    return {**report_params(cfg), "config_hash": config_hash(cfg)}
 
 
-def model_inputs(cfg: dict[str, Any], model: str) -> dict[str, Any]:
-    """Which stage outputs a per-stream model reads: its frame set (frame models; fusion also
-    needs the other sets' per-frame embeddings) or the audio features (audio models)."""
-    m = cfg["train"]["models"][model]
-    if "features" in m:
-        return {"frame_set": None, "audio": True, "extra_frame_sets": []}
-    own = m.get("frame_set", "study")
-    return {"frame_set": own, "audio": False,
-            "extra_frame_sets": [s for s in cfg["frames"]["sets"] if s != own]}
+def compare(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from .report.spec import compare_params
+
+    return compare_params(cfg)
 
 
-def evaluation(cfg: dict[str, Any]) -> dict[str, Any]:
-    # evaluation.compare feeds the compare stage only (avemo.report.spec.compare_params).
-    return {k: v for k, v in cfg["evaluation"].items() if k != "compare"}
+_JOB_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]] = {
+    "synthetic_corpus": lambda c, w: synthetic(c),
+    "download_meld": lambda c, w: download(c),
+    "manifest": lambda c, w: manifest(c),
+    "frames": lambda c, w: frames(c, w["fset"]),
+    "audio": lambda c, w: audio(c),
+    "qc": lambda c, w: {},
+    "train_visual": lambda c, w: train(c, w["model"]),
+    "train_audio": lambda c, w: train(c, w["model"]),
+    "baseline": lambda c, w: {},
+    "fusion": lambda c, w: fusion(c, w["model"]),
+    "late_fusion": lambda c, w: late(c, w["model"]),
+    "evaluate": lambda c, w: evaluation(c),
+    "evaluate_ablation": lambda c, w: evaluation(c),
+    "compare": lambda c, w: compare(c),
+    "report": lambda c, w: report(c),
+}
 
 
-SINGLE_TASK = "@single_task"
-ABLATIONS = ("no_audio", "no_video")
+def job_params(rule: str, cfg: Mapping[str, Any], wildcards: Mapping[str, str]) -> dict[str, Any]:
+    """The parameters one job of ``rule`` passes to its stage (``--params``)."""
+    return _JOB_PARAMS[rule](cfg, dict(wildcards.items()))
 
 
-def fusion_models(cfg: dict[str, Any]) -> list[str]:
-    """Configured fusion models, plus the single-task variant of ``fusion.single_task``."""
-    names = list(cfg["fusion"]["models"])
-    if cfg["fusion"].get("single_task"):
-        names.append(cfg["fusion"]["single_task"] + SINGLE_TASK)
-    return names
+def job_param_rules() -> list[str]:
+    return list(_JOB_PARAMS)
 
 
-def early_fusion(cfg: dict[str, Any]) -> list[str]:
-    return [m for m in cfg["fusion"]["models"] if not m.startswith("late")]
+# -- each job's files (declared inputs, and the path maps its CLI call receives) -----------------
+
+def flat(files: Any) -> list[str]:
+    """Every path in a nested dict/list of paths, in order (a rule's declared inputs)."""
+    if isinstance(files, str):
+        return [files]
+    values = files.values() if isinstance(files, Mapping) else files
+    return [p for v in values for p in flat(v)]
 
 
-def fusion(cfg: dict[str, Any], model: str) -> dict[str, Any]:
-    """Everything that changes one early-fusion model's training."""
-    base = model.removesuffix(SINGLE_TASK)
-    spec = cfg["fusion"]["models"][base]
-    engine = {**cfg["train"]["engine"], **cfg["fusion"]["engine"], **spec.get("engine", {})}
-    if model.endswith(SINGLE_TASK):
-        engine["w_sentiment"] = 0.0
-    return {"engine": engine, "model_params": spec.get("params", {}),
-            "window_pool": cfg["fusion"]["window_pool"]}
+def frame_sets(cfg: Mapping[str, Any]) -> list[str]:
+    return list(cfg["frames"]["sets"])
 
 
-def model_dir(cfg: dict[str, Any], model: str) -> str:
-    """Folder (under results) of a model's runs: models/ for streams and baselines, fusion/."""
-    return "fusion" if model in fusion_models(cfg) else "models"
+def train_inputs(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """What a stream model's job reads: manifests, and its frame sets (visual: its own first,
+    then every other set, whose embeddings fusion may read) or the audio stage's outputs."""
+    lay = layout(cfg)
+    files: dict[str, Any] = {"manifests": lay.manifests()}
+    if registry.get(model).kind == "visual":
+        own = model_config(cfg, model)["frame_set"]
+        order = [own, *(s for s in frame_sets(cfg) if s != own)]
+        files["frames"] = {f: {s: lay.frames(f, s) for s in SPLITS} for f in order}
+    else:
+        files["audio"] = {s: lay.audio(s) for s in SPLITS}
+    return files
 
 
-def embedding_file(cfg: dict[str, Any], model: str, split: str, frame_set: str) -> str:
-    """Name of a frame model's exported embeddings of ``split`` on ``frame_set``."""
-    own = cfg["train"]["models"][model].get("frame_set", "study")
-    return f"embeddings_{split}.npz" if frame_set == own else f"embeddings_{split}@{frame_set}.npz"
+def train_outputs(cfg: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """A stream job's outputs as wildcard patterns (``{model}``, ``{seed}``)."""
+    lay, m, s, g = layout(cfg), "{model}", "{seed}", "models"
+    out: dict[str, Any] = {f"predictions_{sp}": lay.predictions(m, s, sp, g)
+                           for sp in PREDICTION_SPLITS}
+    out["log"] = lay.training_log(m, s, g)
+    if kind == "visual":
+        out |= {f"embeddings_{sp}@{f}": lay.embeddings(m, s, sp, f, g)
+                for f in frame_sets(cfg) for sp in SPLITS}
+    else:
+        out |= {f"embeddings_{sp}": lay.embeddings(m, s, sp, None, g) for sp in SPLITS}
+    out["summary"] = lay.summary(m, s, g)  # written last
+    return out
 
 
-def fusion_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[str, str]]:
-    """Files (per split) an early-fusion model reads: labels, the video model's sparse (study)
-    and dense embeddings of the same seed, audio features and the frame-aligned windows."""
-    r, video = results(cfg), cfg["fusion"]["video_model"]
-    vdir = r / "models" / video / f"seed{seed}"
-    dense = cfg["audio"]["aligned_frame_set"]
+def baseline_inputs(cfg: Mapping[str, Any]) -> dict[str, str]:
+    return layout(cfg).manifests()
+
+
+def fusion_inputs(cfg: Mapping[str, Any], run: str, seed: int | str) -> dict[str, Any]:
+    """Files (per split) an early-fusion run reads: labels, the video model's embeddings on
+    the study frame set (utterance) and on the aligned set (per frame), and the audio stage's
+    outputs (utterance vectors and frame-aligned windows)."""
+    lay, video = layout(cfg), cfg["fusion"]["video_model"]
+    study, dense = model_config(cfg, video)["frame_set"], cfg["audio"]["aligned_frame_set"]
     return {
-        "manifests": {s: str(r / "manifest" / f"{s}.parquet") for s in SPLITS},
-        "video_utt": {s: str(vdir / embedding_file(cfg, video, s, "study")) for s in SPLITS},
-        "video_dense": {s: str(vdir / embedding_file(cfg, video, s, dense)) for s in SPLITS},
-        "audio_dirs": {s: str(r / "audio" / s) for s in SPLITS},
-        "aligned_dirs": {s: str(r / "audio" / s) for s in SPLITS},
+        "manifests": lay.manifests(),
+        "video_utt": {s: lay.embeddings(video, seed, s, study) for s in SPLITS},
+        "video_dense": {s: lay.embeddings(video, seed, s, dense) for s in SPLITS},
+        "audio_dirs": {s: lay.audio(s) for s in SPLITS},
+        "aligned_dirs": {s: lay.audio(s) for s in SPLITS},
     }
 
 
-def fusion_deps(cfg: dict[str, Any], model: str, seed: int) -> list[str]:
-    """What an early-fusion job waits for: the embeddings are not declared outputs of the video
-    model's job (their names depend on the frame sets), its summary.json, written last, is."""
-    files = fusion_inputs(cfg, model, seed)
-    video = cfg["fusion"]["video_model"]
-    summary = results(cfg) / "models" / video / f"seed{seed}" / "summary.json"
-    return [*files["manifests"].values(), *files["audio_dirs"].values(), str(summary)]
+def fusion_outputs(cfg: Mapping[str, Any]) -> dict[str, str]:
+    lay, m, s, g = layout(cfg), "{model}", "{seed}", "fusion"
+    out = {f"predictions_{sp}": lay.predictions(m, s, sp, g) for sp in PREDICTION_SPLITS}
+    out |= {f"predictions_test_{a}": lay.predictions(m, s, f"test_{a}", g) for a in ABLATIONS}
+    out["log"] = lay.training_log(m, s, g)
+    out["summary"] = lay.summary(m, s, g)
+    return out
 
 
-def late_inputs(cfg: dict[str, Any], model: str, seed: int) -> dict[str, dict[str, str]]:
-    spec, r = cfg["fusion"]["models"][model], results(cfg)
+def late_inputs(cfg: Mapping[str, Any], model: str, seed: int | str) -> dict[str, Any]:
+    spec, lay = model_config(cfg, model), layout(cfg)
+    return {stream: {s: lay.predictions(spec[stream], seed, s) for s in PREDICTION_SPLITS}
+            for stream in ("visual", "audio")}
+
+
+def late_outputs(cfg: Mapping[str, Any]) -> dict[str, str]:
+    lay, m, s, g = layout(cfg), "{model}", "{seed}", "fusion"
+    out = {f"predictions_{sp}": lay.predictions(m, s, sp, g) for sp in PREDICTION_SPLITS}
+    out["late"] = lay.late_json(m, s, g)
+    return out
+
+
+def _run_of(name: str) -> tuple[str, str]:
+    """``x@single_task`` is a run of its own; ``x@no_audio`` scores run ``x`` on an ablation."""
+    base, _, variant = name.partition("@")
+    return (name, "") if variant in ("", SINGLE_TASK) else (base, variant)
+
+
+def evaluate_inputs(cfg: Mapping[str, Any], name: str) -> dict[str, dict[str, str]]:
+    """``{seed: {split: predictions}}`` a metrics job scores (ablations: test only)."""
+    run, ablation = _run_of(name)
+    lay = layout(cfg)
+    splits = {"test": f"test_{ablation}"} if ablation else {s: s for s in PREDICTION_SPLITS}
+    return {str(seed): {split: lay.predictions(run, seed, file) for split, file in splits.items()}
+            for seed in seeds(cfg, name)}
+
+
+def compare_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"predictions": {name: {seed: {split: path}}}, "metrics": {model: path}}``: every
+    referenced model's predictions per seed, and the metrics of every model a ``best:*`` pair
+    may choose from."""
+    from .evaluation.compare import referenced_models
+    from .report.spec import comparison_pairs, model_groups
+
+    lay, groups = layout(cfg), model_groups(cfg)
+    predictions: dict[str, Any] = {}
+    for name, splits in referenced_models(comparison_pairs(cfg), groups).items():
+        predictions[name] = {
+            str(seed): {s: lay.predictions(name, seed, s) for s in sorted(splits)}
+            for seed in seeds(cfg, name)
+        }
+    members = [m for g in ("visual", "audio", "fusion") for m in groups[g]]
+    return {"predictions": predictions, "metrics": {m: lay.metrics(m) for m in members}}
+
+
+def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Every file the report reads (avemo.report.build.build_report's ``inputs``)."""
+    from .report.spec import comparison_pairs
+
+    lay = layout(cfg)
+    metrics = [*scored(cfg), *(registry.variant(m, a) for m in ablated(cfg) for a in ABLATIONS)]
+    trained = [*configured(cfg, "visual", "audio"), *fusion_runs(cfg)]
     return {
-        stream: {s: str(r / "models" / spec[stream] / f"seed{seed}" / f"predictions_{s}.parquet")
-                 for s in ("dev", "test")}
-        for stream in ("visual", "audio")
+        "manifests": lay.manifests(),
+        "manifest_qc": lay.manifest_qc(),
+        "qc": lay.qc_clips(),
+        "metrics": {n: lay.metrics(n) for n in metrics},
+        "compare": lay.compare() if comparison_pairs(cfg) else None,
+        "summaries": {m: {str(s): lay.summary(m, s) for s in seeds(cfg, m)} for m in trained},
+        "training_logs": {m: {str(s): lay.training_log(m, s) for s in seeds(cfg, m)}
+                          for m in trained},
+        "benchmarks": lay.benchmarks_dir(),
     }
 
 
-# Snakemake input functions (here rather than in rule files: rule files hold rules only).
+def qc_inputs(cfg: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    lay, study = layout(cfg), STUDY_SET
+    return {"manifests": lay.manifests(),
+            "frames": {s: lay.frames(study, s) for s in SPLITS},
+            "audio": {s: lay.audio(s) for s in SPLITS}}
 
 
-def flat(files: dict[str, dict[str, str]]) -> list[str]:
-    return [path for per_split in files.values() for path in per_split.values()]
+def corpus_outputs(cfg: Mapping[str, Any]) -> list[str]:
+    from .labels import LABEL_FILES
 
-
-def train_inputs(cfg: dict[str, Any], model: str) -> dict[str, list[str]]:
-    r, spec = results(cfg), model_inputs(cfg, model)
-    sets = [spec["frame_set"], *spec["extra_frame_sets"]] if spec["frame_set"] else []
-    return {
-        "manifests": [str(r / "manifest" / f"{s}.parquet") for s in SPLITS],
-        "frames": [str(r / "frames" / f / s) for f in sets for s in SPLITS],
-        "audio": [str(r / "audio" / s) for s in SPLITS] if spec["audio"] else [],
-    }
-
-
-def evaluate_inputs(cfg: dict[str, Any], model: str) -> list[str]:
-    seeds = [0] if model in BASELINES else cfg["train"]["seeds"]
-    where = results(cfg) / model_dir(cfg, model) / model
-    return [str(where / f"seed{seed}" / f"predictions_{split}.parquet")
-            for seed in seeds for split in ("dev", "test")]
+    return [str(Path(corpus_root(cfg)) / LABEL_FILES[s]) for s in SPLITS]

@@ -1,22 +1,25 @@
-# Manifest (+ the timestamps of the audio.aligned_frame_set frames) -> utterance vectors and frame-aligned log-mel windows.
+# Manifest (+ the timestamps of the audio.aligned_frame_set frames) -> utterance vectors and
+# frame-aligned log-mel windows.
 
 
 rule audio:
     conda:
         "../../envs/audio.yaml"
     input:
-        manifest=f"{R}/manifest/{{split}}.parquet",
-        frames=f"{R}/frames/{config['audio']['aligned_frame_set']}/{{split}}",
+        manifest=L.manifest("{split}"),
+        frames=L.frames(config["audio"]["aligned_frame_set"], "{split}"),
     output:
-        directory(f"{R}/audio/{{split}}"),
+        directory(L.audio("{split}")),
+    wildcard_constraints:
+        split="|".join(SPLITS),
     params:
-        code=P.code_hash("audio"),
-        p=as_json(P.audio(config)),
+        code=code("audio"),
+        p=job_params("audio", config),
     threads: 2
     log:
-        f"{LOGS}/audio_{{split}}.log",
+        L.log("audio_{split}"),
     benchmark:
-        f"{BENCH}/audio_{{split}}.tsv",
+        L.benchmark("audio_{split}")
     shell:
         "avemo audio --manifest {input.manifest:q} --frames {input.frames:q} --out {output:q}"
         " --workers {threads} --params {params.p:q} > {log:q} 2>&1"

@@ -1,24 +1,22 @@
 # Raw corpus -> manifest. The corpus is either generated (dataset: synthetic) or MELD.
 
-LABEL_CSVS = [f"{CORPUS}/{LABEL_FILES[s]}" for s in SPLITS]
-
 if config["dataset"] == "synthetic":
 
     rule synthetic_corpus:
         conda:
             "../../envs/data.yaml"
         output:
-            labels=LABEL_CSVS,
-            done=f"{CORPUS}/corpus.json",
+            labels=P.corpus_outputs(config),
+            done=L.synthetic_done(),
         params:
-            code=P.code_hash("synthetic_corpus"),
-            p=as_json(P.synthetic(config)),
-            root=parent("done"),
+            code=code("synthetic"),
+            p=job_params("synthetic_corpus", config),
+            root=out_dir("done"),
         threads: 4
         log:
-            f"{LOGS}/synthetic_corpus.log",
+            L.log("synthetic_corpus"),
         benchmark:
-            f"{BENCH}/synthetic_corpus.tsv",
+            L.benchmark("synthetic_corpus")
         shell:
             "avemo synthetic --root {params.root:q} --workers {threads} --params {params.p:q} > {log:q} 2>&1"
 
@@ -28,14 +26,14 @@ else:
         conda:
             "../../envs/data.yaml"
         output:
-            labels=LABEL_CSVS,
+            labels=P.corpus_outputs(config),
         params:
-            code=P.code_hash("download_meld"),
-            p=as_json(P.download(config)),
+            code=code("download"),
+            p=job_params("download_meld", config),
         log:
-            f"{LOGS}/download_meld.log",
+            L.log("download_meld"),
         benchmark:
-            f"{BENCH}/download_meld.tsv",
+            L.benchmark("download_meld")
         shell:
             "avemo download --params {params.p:q} > {log:q} 2>&1"
 
@@ -44,20 +42,20 @@ rule manifest:
     conda:
         "../../envs/data.yaml"
     input:
-        labels=LABEL_CSVS,
+        labels=P.corpus_outputs(config),
     output:
-        manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
-        qc=f"{R}/manifest/qc.csv",
+        manifests=list(L.manifests().values()),
+        qc=L.manifest_qc(),
     params:
-        code=P.code_hash("manifest"),
-        p=as_json(P.manifest(config)),
+        code=code("manifest"),
+        p=job_params("manifest", config),
         root=lambda w, input: os.path.dirname(input.labels[0]),
-        out_dir=parent("qc"),
+        out_dir=out_dir("qc"),
     threads: 2
     log:
-        f"{LOGS}/manifest.log",
+        L.log("manifest"),
     benchmark:
-        f"{BENCH}/manifest.tsv",
+        L.benchmark("manifest")
     shell:
         "avemo manifest --root {params.root:q} --out-dir {params.out_dir:q} --workers {threads}"
         " --params {params.p:q} > {log:q} 2>&1"

@@ -5,17 +5,20 @@ rule frames:
     conda:
         "../../envs/frames.yaml"
     input:
-        manifest=f"{R}/manifest/{{split}}.parquet",
+        manifest=L.manifest("{split}"),
     output:
-        directory(f"{R}/frames/{{fset}}/{{split}}"),
+        directory(L.frames("{fset}", "{split}")),
+    wildcard_constraints:
+        fset="|".join(P.frame_sets(config)),
+        split="|".join(SPLITS),
     params:
-        code=P.code_hash("frames"),
-        p=lambda w: as_json(P.frames(config, w.fset)),
+        code=code("frames"),
+        p=job_params("frames", config),
     threads: 2
     log:
-        f"{LOGS}/frames_{{fset}}_{{split}}.log",
+        L.log("frames_{fset}_{split}"),
     benchmark:
-        f"{BENCH}/frames_{{fset}}_{{split}}.tsv",
+        L.benchmark("frames_{fset}_{split}")
     shell:
         "avemo frames --manifest {input.manifest:q} --out {output:q} --workers {threads}"
         " --params {params.p:q} > {log:q} 2>&1"

@@ -5,88 +5,75 @@ rule qc:
     conda:
         "../../envs/data.yaml"
     input:
-        manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
-        frames=expand(f"{R}/frames/{STUDY_SET}/{{split}}", split=SPLITS),
-        audio=expand(f"{R}/audio/{{split}}", split=SPLITS),
+        P.flat(P.qc_inputs(config)),
     output:
-        csv=f"{R}/qc/clips.csv",
+        csv=L.qc_clips(),
     params:
-        code=P.code_hash("qc"),
-        results=parent("csv", 2),
+        code=code("qc"),
+        inputs=P.as_json(P.qc_inputs(config)),
     log:
-        f"{LOGS}/qc.log",
+        L.log("qc"),
     benchmark:
-        f"{BENCH}/qc.tsv",
+        L.benchmark("qc")
     shell:
-        "avemo qc --results {params.results:q} --out {output.csv:q} > {log:q} 2>&1"
+        "avemo qc --inputs {params.inputs:q} --out {output.csv:q} > {log:q} 2>&1"
 
 
 rule compare:
     conda:
         "../../envs/report.yaml"
     input:
-        RS.compare_inputs(config, R),
+        P.flat(P.compare_inputs(config)),
     output:
-        report(f"{R}/metrics/compare.json", caption="../report/compare.rst", category="Metrics"),
+        report(L.compare(), caption="../report/compare.rst", category="Metrics"),
     params:
-        code=P.code_hash("compare"),
-        p=as_json(RS.compare_params(config)),
+        code=code("compare"),
+        p=job_params("compare", config),
+        inputs=P.as_json(P.compare_inputs(config)),
+        root=L.root,
     log:
-        f"{LOGS}/compare.log",
+        L.log("compare"),
     benchmark:
-        f"{BENCH}/compare.tsv"
+        L.benchmark("compare")
     shell:
-        "avemo compare --out {output:q} --params {params.p:q} {input:q} > {log:q} 2>&1"
+        "avemo compare --out {output:q} --params {params.p:q} --inputs {params.inputs:q}"
+        " --results-root {params.root:q} > {log:q} 2>&1"
 
 
 rule report:
     conda:
         "../../envs/report.yaml"
     input:
-        manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
-        manifest_qc=f"{R}/manifest/qc.csv",
-        qc=f"{R}/qc/clips.csv",
-        metrics=expand(f"{R}/metrics/{{model}}.json", model=[*MODELS, *P.BASELINES, *FUSION]),
-        ablations=expand(
-            f"{R}/metrics/{{model}}@{{ablation}}.json",
-            model=RS.ablation_models(config),
-            ablation=P.ABLATIONS,
-        ),
-        compare=[f"{R}/metrics/compare.json"] if RS.comparison_pairs(config) else [],
-        # log.csv (learning curves) is written by the same job as summary.json
-        summaries=[
-            f"{R}/{P.model_dir(config, m)}/{m}/seed{s}/summary.json"
-            for m in [*MODELS, *EARLY]
-            for s in SEEDS
-        ],
+        # The benchmarks folder is provenance (job timings), not an input artefact.
+        [p for k, v in P.report_inputs(config).items() if k != "benchmarks" for p in P.flat(v or [])],
     output:
-        md=report(f"{R}/report/report.md", caption="../report/report_md.rst", category="Write-up"),
+        md=report(L.report_file("report.md"), caption="../report/report_md.rst", category="Write-up"),
         html=report(
-            f"{R}/report/report.html", caption="../report/report_html.rst", category="Write-up"
+            L.report_file("report.html"), caption="../report/report_html.rst", category="Write-up"
         ),
         figures=report(
-            directory(f"{R}/report/figures"),
+            directory(L.report_file("figures")),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Write-up",
             subcategory="Figures",
         ),
         tables=report(
-            directory(f"{R}/report/tables"),
+            directory(L.report_file("tables")),
             patterns=["{name}.csv"],
             caption="../report/tables.rst",
             category="Write-up",
             subcategory="Tables",
         ),
     params:
-        code=P.code_hash("report"),
-        p=as_json({**RS.report_params(config), "config_hash": CONFIG_HASH}),
-        out_dir=parent("md"),
-        results=parent("md", 2),
+        code=code("report"),
+        p=job_params("report", config),
+        inputs=P.as_json(P.report_inputs(config)),
+        out_dir=out_dir("md"),
     log:
-        f"{LOGS}/report.log",
+        L.log("report"),
     benchmark:
-        f"{BENCH}/report.tsv"
+        L.benchmark("report")
     shell:
-        "avemo report --results {params.results:q} --out-dir {params.out_dir:q}"
+        "avemo report --inputs {params.inputs:q} --out-dir {params.out_dir:q}"
         " --params {params.p:q} > {log:q} 2>&1"

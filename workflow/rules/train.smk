@@ -1,92 +1,88 @@
 # Per-stream models (one job per model and seed) -> predictions, embeddings; baselines; metrics.
-
-SEEDS = config["train"]["seeds"]
-MODELS = P.train_models(config)
+# Which models run, and which rule trains each, comes from the registry (avemo.registry).
 
 
 wildcard_constraints:
     seed=r"\d+",
 
 
-rule train:
-    conda:
-        "../../envs/train.yaml"
-    input:
-        unpack(lambda w: P.train_inputs(config, w.model)),
-    output:
-        dev=f"{R}/models/{{model}}/seed{{seed}}/predictions_dev.parquet",
-        test=f"{R}/models/{{model}}/seed{{seed}}/predictions_test.parquet",
-        summary=f"{R}/models/{{model}}/seed{{seed}}/summary.json",
-    wildcard_constraints:
-        model="|".join(MODELS),
-    params:
-        code=P.code_hash("train"),
-        p=lambda w: as_json(P.train(config, w.model)),
-        # Checkpoints resume only under the same params *and* code: a rerun caused by a code
-        # change must not pick up a model trained by the old code.
-        hash=lambda w: config_hash([P.train(config, w.model), P.code_hash("train")]),
-        extra=lambda w: " ".join(P.model_inputs(config, w.model)["extra_frame_sets"]),
-        out_dir=parent("summary"),
-        results=parent("summary", 4),
-    threads: 2
-    log:
-        f"{LOGS}/train_{{model}}_seed{{seed}}.log",
-    benchmark:
-        f"{BENCH}/train_{{model}}_seed{{seed}}.tsv"
-    shell:
-        "avemo train --results {params.results:q} --model {wildcards.model} --seed {wildcards.seed}"
-        " --out {params.out_dir:q} --config-hash {params.hash} --workers {threads}"
-        " --extra-frame-sets {params.extra}"
-        " --params {params.p:q} > {log:q} 2>&1"
+for _kind in registry.STREAM_KINDS:
+
+    rule:
+        name:
+            f"train_{_kind}"
+        conda:
+            "../../envs/train.yaml"
+        input:
+            inputs(P.train_inputs, config, "model"),
+        output:
+            **P.train_outputs(config, _kind),
+        wildcard_constraints:
+            model="|".join(P.configured(config, _kind)) or "^$",
+        params:
+            code=code("train"),
+            p=job_params(f"train_{_kind}", config),
+            hash=hashed(f"train_{_kind}", "train", config),
+            inputs=paths_json(P.train_inputs, config, "model"),
+            out_dir=out_dir("summary"),
+        threads: 2
+        log:
+            L.log("train_{model}_seed{seed}"),
+        benchmark:
+            L.benchmark("train_{model}_seed{seed}")
+        shell:
+            "avemo train --model {wildcards.model} --seed {wildcards.seed} --out {params.out_dir:q}"
+            " --config-hash {params.hash} --workers {threads} --inputs {params.inputs:q}"
+            " --params {params.p:q} > {log:q} 2>&1"
 
 
 rule baseline:
     conda:
         "../../envs/report.yaml"
     input:
-        manifests=expand(f"{R}/manifest/{{split}}.parquet", split=SPLITS),
+        **P.baseline_inputs(config),
     output:
-        dev=f"{R}/models/{{kind}}/seed0/predictions_dev.parquet",
-        test=f"{R}/models/{{kind}}/seed0/predictions_test.parquet",
+        dev=L.predictions("{model}", "0", "dev", "models"),
+        test=L.predictions("{model}", "0", "test", "models"),
     wildcard_constraints:
-        kind="|".join(P.BASELINES),
+        model="|".join(P.configured(config, "baseline")),
     params:
-        code=P.code_hash("baseline"),
-        manifests=lambda w, input: os.path.dirname(input.manifests[0]),
-        out_dir=parent("dev"),
+        code=code("baseline"),
     log:
-        f"{LOGS}/baseline_{{kind}}.log",
+        L.log("baseline_{model}"),
     benchmark:
-        f"{BENCH}/baseline_{{kind}}.tsv"
+        L.benchmark("baseline_{model}")
     shell:
-        "avemo baseline --kind {wildcards.kind} --manifests {params.manifests:q}"
-        " --out {params.out_dir:q} > {log:q} 2>&1"
+        "avemo baseline --model {wildcards.model} --train {input.train:q}"
+        " --targets {input.dev:q} {input.test:q} --out {output.dev:q} {output.test:q}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate:
     conda:
         "../../envs/report.yaml"
     input:
-        preds=lambda w: P.evaluate_inputs(config, w.model),
-        audio=f"{R}/audio/test",
+        preds=inputs(P.evaluate_inputs, config, "model"),
+        audio=L.audio("test"),
     output:
         json=report(
-            f"{R}/metrics/{{model}}.json",
+            L.metrics("{model}"),
             caption="../report/metrics.rst",
             category="Metrics",
             subcategory="{model}",
         ),
-        confusion=f"{R}/metrics/{{model}}.confusion.csv",
+        confusion=L.confusion("{model}"),
     wildcard_constraints:
-        model="|".join(re.escape(m) for m in [*MODELS, *P.BASELINES, *P.fusion_models(config)]),
+        model="|".join(re.escape(m) for m in P.scored(config)),
     params:
-        code=P.code_hash("evaluate"),
-        p=as_json(P.evaluation(config)),
+        code=code("evaluate"),
+        p=job_params("evaluate", config),
+        preds=paths_json(P.evaluate_inputs, config, "model"),
     log:
-        f"{LOGS}/evaluate_{{model}}.log",
+        L.log("evaluate_{model}"),
     benchmark:
-        f"{BENCH}/evaluate_{{model}}.tsv"
+        L.benchmark("evaluate_{model}")
     shell:
         "avemo evaluate --model {wildcards.model} --out {output.json:q} --params {params.p:q}"
-        " --confusion-csv {output.confusion:q} --subsets-audio {input.audio:q} {input.preds:q}"
-        " > {log:q} 2>&1"
+        " --confusion-csv {output.confusion:q} --subsets-audio {input.audio:q}"
+        " --predictions {params.preds:q} > {log:q} 2>&1"

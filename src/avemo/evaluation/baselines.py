@@ -14,6 +14,7 @@ a sanity line in the report.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,6 @@ from avemo.atomic import atomic_path
 from avemo.errors import DataStageError
 from avemo.evaluation.metrics import TASKS, prob_columns
 
-BASELINES: tuple[str, ...] = ("majority", "prior")
 
 
 def label_prior(labels: pd.Series, task: str) -> np.ndarray:
@@ -54,7 +54,8 @@ def _frame(target: pd.DataFrame, predicted: dict[str, np.ndarray]) -> pd.DataFra
     return out
 
 
-def majority_predictions(train: pd.DataFrame, target: pd.DataFrame) -> pd.DataFrame:
+def majority_predictions(train: pd.DataFrame, target: pd.DataFrame,
+                         seed: int = 0) -> pd.DataFrame:
     """Predict the most frequent train class of each task for every row of ``target``.
 
     ``train`` needs ``emotion, sentiment``; ``target`` needs ``clip_name, emotion, sentiment``.
@@ -114,21 +115,21 @@ def _read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def write_baseline_predictions(
-    kind: str,
+    predict: Callable[..., pd.DataFrame],
+    name: str,
     train_manifest: str | os.PathLike[str],
     target_manifest: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     seed: int = 0,
     ok_only: bool = True,
 ) -> dict[str, Any]:
-    """Stage: write baseline ``kind`` ("majority" | "prior") predictions for one split.
+    """Stage: write the predictions of baseline ``name`` (``predict(train, target, seed=)``,
+    its registry factory) for one split.
 
     The prior comes from ``train_manifest``; rows come from ``target_manifest``. With
     ``ok_only`` both keep only rows with ``ok`` (the utterances the models are trained on and
     scored on). Returns ``{kind, n, train_prior: {task: [..]}}``.
     """
-    if kind not in BASELINES:
-        raise DataStageError(f"unknown baseline {kind!r}; use one of {list(BASELINES)}")
     train = _read_manifest(train_manifest)
     target = _read_manifest(target_manifest)
     if ok_only:
@@ -136,14 +137,11 @@ def write_baseline_predictions(
         target = target[target["ok"].astype(bool)]
     if target.empty:
         raise DataStageError(f"{target_manifest} has no usable rows to predict")
-    if kind == "majority":
-        preds = majority_predictions(train, target)
-    else:
-        preds = prior_predictions(train, target, seed=seed)
+    preds = predict(train, target, seed=seed)
     with atomic_path(out_path) as tmp:
         preds.to_parquet(tmp, index=False)
     return {
-        "kind": kind,
+        "kind": name,
         "n": int(len(preds)),
         "train_prior": {t: label_prior(train[t], t).tolist() for t in TASKS},
     }

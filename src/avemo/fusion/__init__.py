@@ -16,7 +16,6 @@ from typing import Any
 from avemo.fusion.inputs import FusionDataset, build_fusion_dataset
 from avemo.fusion.late import late_fusion
 from avemo.fusion.models import (
-    FUSION_MODELS,
     ConcatAligned,
     ConcatMisaligned,
     CrossAttention,
@@ -24,7 +23,6 @@ from avemo.fusion.models import (
 )
 
 __all__ = [
-    "FUSION_MODELS",
     "ConcatAligned",
     "ConcatMisaligned",
     "CrossAttention",

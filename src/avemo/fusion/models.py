@@ -6,7 +6,8 @@ kept in its state dict (``set_input_stats``; the engine calls it with the train 
 its window, or the ablations) enters as zeros *after* standardisation, i.e. the train mean, and
 is excluded from every masked pooling and attention.
 
-``fusion_inputs`` names the dataset inputs the model reads (see ``avemo.fusion.inputs``).
+What each reads (utterance vectors or aligned sequences) is its registry entry's
+``fusion_inputs`` (avemo.registry).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class _Fusion(nn.Module):
     input_kind = "fusion"
-    fusion_inputs = "utterance"
 
     def __init__(self, video_dim: int, audio_dim: int) -> None:
         super().__init__()
@@ -122,8 +122,6 @@ class Gated(_Fusion):
 
 class _Aligned(_Fusion):
     """Per-step video embeddings and the audio windows at the same timestamps."""
-
-    fusion_inputs = "aligned"
 
     def __init__(self, video_dim: int, window_dim: int, d: int, dropout: float) -> None:
         super().__init__(video_dim, window_dim)
@@ -244,10 +242,3 @@ class CrossAttention(_Aligned):
         out["seq"] = v2
         return out
 
-
-FUSION_MODELS: dict[str, type[_Fusion]] = {
-    "concat_misaligned": ConcatMisaligned,
-    "concat_aligned": ConcatAligned,
-    "cross_attention": CrossAttention,
-    "gated": Gated,
-}

@@ -8,30 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import registry
 from ..errors import ConfigError
 from ..evaluation.compare import (
     BEST_PREFIX,
     GROUPS,
-    base_model,
     default_pairs,
-    referenced_models,
     split_ref,
     variant_name,
 )
 
-BASELINES: tuple[str, ...] = ("majority", "prior")
+BASELINES: tuple[str, ...] = tuple(registry.names(["baseline"]))
 
 
 def model_groups(cfg: dict[str, Any]) -> dict[str, list[str]]:
-    """``{"visual", "audio", "fusion": [names]}`` in config order. Per-stream models with a
-    ``features`` key read audio; the others read frames."""
-    train = cfg.get("train", {}).get("models", {}) or {}
-    fusion = (cfg.get("fusion") or {}).get("models") or []
-    return {
-        "visual": [m for m, spec in train.items() if "features" not in (spec or {})],
-        "audio": [m for m, spec in train.items() if "features" in (spec or {})],
-        "fusion": list(fusion),
-    }
+    """``{"visual", "audio", "fusion": [names]}`` in config order, grouped by registry kind."""
+    names = [*(cfg.get("train", {}).get("models") or {}),
+             *(cfg.get("fusion", {}).get("models") or {})]
+    return {g: [m for m in names if registry.get(m).group == g]
+            for g in ("visual", "audio", "fusion")}
 
 
 def single_task_models(cfg: dict[str, Any]) -> list[str]:
@@ -53,7 +48,7 @@ def ablation_models(cfg: dict[str, Any]) -> list[str]:
     """Fusion models that write modality-ablation predictions (the trained early-fusion models;
     late fusion combines stream outputs, so it has none). Each has ``metrics/<model>@no_audio
     .json`` and ``metrics/<model>@no_video.json`` (test split only)."""
-    return [m for m in model_groups(cfg)["fusion"] if not m.startswith("late")]
+    return registry.of_kind(model_groups(cfg)["fusion"], "early_fusion")
 
 
 def all_models(cfg: dict[str, Any]) -> list[str]:
@@ -103,25 +98,6 @@ def compare_params(cfg: dict[str, Any]) -> dict[str, Any]:
         "seed": ev.get("seed", 0),
         "alpha": ev.get("alpha", 0.05),
     }
-
-
-def compare_inputs(cfg: dict[str, Any], results: str) -> list[str]:
-    """Files the compare rule reads: every referenced model's test-like predictions per seed,
-    and the metrics JSON of every model a ``best:*`` pair may choose from."""
-    groups = model_groups(cfg)
-    seeds = list(cfg["train"]["seeds"])
-    fusion = set(groups["fusion"])
-    files = []
-    for model, splits in referenced_models(comparison_pairs(cfg), groups).items():
-        top = "fusion" if base_model(model) in fusion else "models"
-        for seed in [0] if model in BASELINES else seeds:
-            files += [
-                f"{results}/{top}/{model}/seed{seed}/predictions_{s}.parquet"
-                for s in sorted(splits)
-            ]
-    members = [*groups["visual"], *groups["audio"], *groups["fusion"]]
-    files += [f"{results}/metrics/{m}.json" for m in members]
-    return files
 
 
 def report_params(cfg: dict[str, Any]) -> dict[str, Any]:

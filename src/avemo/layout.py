@@ -1,0 +1,123 @@
+"""The one owner of every path under ``results_dir`` (docs/formats.md describes the files).
+
+Rules take their inputs and outputs from here, the CLI receives every path from its rule, and
+tests and the dvc.yaml generator ask here too: nothing else spells a results path. Methods
+accept wildcard patterns (``"{model}"``, ``"{seed}"``) as well as values, so rules and concrete
+lookups share one spelling. Files that record other files store them relative to
+``results_dir`` (``Layout.relative``), so the same run in two folders is byte-identical.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import registry
+from .labels import SPLITS
+
+PREDICTION_SPLITS = ("dev", "test")
+# Where each kind's runs go: per-stream models and baselines under models/, fusion under fusion/.
+RUN_GROUP = {"visual": "models", "audio": "models", "baseline": "models",
+             "early_fusion": "fusion", "late_fusion": "fusion"}
+BASELINE_SEED = 0  # baselines are deterministic given the train split: one run
+
+
+def embeddings_name(split: str, frame_set: str | None = None) -> str:
+    """A stream model's embeddings file: ``embeddings_{split}[@{frame_set}].npz``."""
+    return f"embeddings_{split}{f'@{frame_set}' if frame_set else ''}.npz"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: str  # results_dir as configured (relative to the working directory, or absolute)
+
+    def _p(self, *parts: object) -> str:
+        return os.path.join(self.root, *map(str, parts))
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` relative to results_dir (what files that record paths store)."""
+        return Path(os.path.relpath(Path(path).resolve(), Path(self.root).resolve())).as_posix()
+
+    # -- raw corpus, manifest, QC --------------------------------------------------------------
+    def synthetic_corpus(self) -> str:
+        return self._p("data", "synthetic")
+
+    def synthetic_done(self) -> str:
+        """Written last by the corpus generator (its label CSVs are outputs too)."""
+        return self._p("data", "synthetic", "corpus.json")
+
+    def manifest(self, split: str) -> str:
+        return self._p("manifest", f"{split}.parquet")
+
+    def manifests(self) -> dict[str, str]:
+        return {s: self.manifest(s) for s in SPLITS}
+
+    def manifest_qc(self) -> str:
+        return self._p("manifest", "qc.csv")
+
+    def qc_clips(self) -> str:
+        return self._p("qc", "clips.csv")
+
+    # -- data stages ---------------------------------------------------------------------------
+    def frames(self, frame_set: str, split: str) -> str:
+        return self._p("frames", frame_set, split)
+
+    def audio(self, split: str) -> str:
+        return self._p("audio", split)
+
+    # -- model runs ----------------------------------------------------------------------------
+    def run_dir(self, model: str, seed: object, group: str | None = None) -> str:
+        """``models|fusion/{model}/seed{n}``; ``group`` given for wildcard patterns."""
+        if group is None:
+            group = RUN_GROUP[registry.get(model).kind]
+        return self._p(group, model, f"seed{seed}")
+
+    def run_file(self, model: str, seed: object, name: str, group: str | None = None) -> str:
+        return os.path.join(self.run_dir(model, seed, group), name)
+
+    def predictions(self, model: str, seed: object, split: str,
+                    group: str | None = None) -> str:
+        """``split``: dev, test, or a test ablation ``test_no_audio`` / ``test_no_video``."""
+        return self.run_file(model, seed, f"predictions_{split}.parquet", group)
+
+    def summary(self, model: str, seed: object, group: str | None = None) -> str:
+        return self.run_file(model, seed, "summary.json", group)
+
+    def training_log(self, model: str, seed: object, group: str | None = None) -> str:
+        return self.run_file(model, seed, "log.csv", group)
+
+    def embeddings(self, model: str, seed: object, split: str, frame_set: str | None = None,
+                   group: str | None = None) -> str:
+        """A stream model's exported embeddings of ``split`` (visual: on ``frame_set``)."""
+        return self.run_file(model, seed, embeddings_name(split, frame_set), group)
+
+    def late_json(self, model: str, seed: object, group: str | None = None) -> str:
+        return self.run_file(model, seed, "late.json", group)
+
+    # -- metrics and report --------------------------------------------------------------------
+    def metrics(self, name: str) -> str:
+        """``metrics/{name}.json`` (name: a model or a variant ``<model>@<variant>``)."""
+        return self._p("metrics", f"{name}.json")
+
+    def confusion(self, name: str) -> str:
+        return self._p("metrics", f"{name}.confusion.csv")
+
+    def compare(self) -> str:
+        return self._p("metrics", "compare.json")
+
+    def report_dir(self) -> str:
+        return self._p("report")
+
+    def report_file(self, name: str) -> str:
+        return self._p("report", name)
+
+    # -- bookkeeping (not artefacts: not versioned by DVC) ---------------------------------------
+    def log(self, job: str) -> str:
+        return self._p("logs", f"{job}.log")
+
+    def benchmark(self, job: str) -> str:
+        return self._p("benchmarks", f"{job}.tsv")
+
+    def benchmarks_dir(self) -> str:
+        return self._p("benchmarks")
