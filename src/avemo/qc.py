@@ -7,13 +7,19 @@ duration_s (container), label_duration_s (CSV end - start), duration_mismatch_s.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from .atomic import atomic_path
-from .labels import SPLITS
+from .audio.store import CLIPS_FILE as AUDIO_CLIPS
+from .errors import DataStageError
 from .manifest import read_manifest
+from .video.store import CLIPS_FILE as FRAMES_CLIPS
+
+PathLike = str | os.PathLike[str]
 
 COLUMNS = [
     "split", "clip_name", "exists", "decoded_ok", "manifest_reason", "frames_ok", "n_frames",
@@ -45,17 +51,31 @@ def split_qc(manifest: pd.DataFrame, frames_clips: pd.DataFrame,
 
 
 def build_qc(
-    results_dir: str | Path, out_csv: str | Path, frame_set: str = "study"
+    manifests: Mapping[str, PathLike],
+    frames: Mapping[str, PathLike],
+    audio: Mapping[str, PathLike],
+    out_csv: PathLike,
 ) -> pd.DataFrame:
-    """Join manifest, frames (of ``frame_set``) and audio per-clip status into one CSV."""
-    r = Path(results_dir)
-    parts = []
-    for split in SPLITS:
-        parts.append(split_qc(
-            read_manifest(r / "manifest" / f"{split}.parquet"),
-            pd.read_parquet(r / "frames" / frame_set / split / "clips.parquet"),
-            pd.read_parquet(r / "audio" / split / "clips.parquet"),
-        ))
+    """Join manifest, frames and audio per-clip status into one CSV (splits in ``manifests``
+    order).
+
+    ``manifests``: ``{split: manifest/{split}.parquet}``; ``frames``: ``{split:
+    frames/{set}/{split}/}`` (one frame set); ``audio``: ``{split: audio/{split}/}``. The three
+    must name the same splits.
+    """
+    if not set(manifests) == set(frames) == set(audio):
+        raise DataStageError(
+            f"QC needs the same splits for manifests {sorted(manifests)}, frames "
+            f"{sorted(frames)} and audio {sorted(audio)}: fix the qc rule's inputs"
+        )
+    parts = [
+        split_qc(
+            read_manifest(manifests[split]),
+            pd.read_parquet(Path(frames[split]) / FRAMES_CLIPS),
+            pd.read_parquet(Path(audio[split]) / AUDIO_CLIPS),
+        )
+        for split in manifests
+    ]
     qc = pd.concat(parts, ignore_index=True)
     with atomic_path(out_csv) as tmp:
         qc.to_csv(tmp, index=False)

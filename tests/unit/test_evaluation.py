@@ -255,7 +255,8 @@ def test_baseline_stage_writes_readable_predictions(
     monkeypatch.setattr(baselines, "_read_manifest", pd.read_parquet)
     out = tmp_path / "baselines" / "majority" / "predictions_test.parquet"
     summary = baselines.write_baseline_predictions(
-        "majority", tmp_path / "train.parquet", tmp_path / "test.parquet", out
+        baselines.majority_predictions, "majority", tmp_path / "train.parquet",
+        tmp_path / "test.parquet", out,
     )
     assert summary["n"] == 5
     df = metrics.read_predictions(out)
@@ -384,9 +385,10 @@ def test_evaluate_model_ablation_splits_and_subsets(tmp_path: Path) -> None:
 
 
 def test_compare_pairs_selects_on_dev_and_resolves_refs(tmp_path: Path) -> None:
-    from avemo.evaluation.compare import collect_inputs, compare_pairs, select_best
+    from avemo.evaluation.compare import compare_pairs, select_best
 
-    files = []
+    preds: dict[str, dict[int, dict[str, Path]]] = {}
+    mets: dict[str, Path] = {}
     # "devstar" is best on dev and worst on test: selection must not look at test.
     for model, (acc_dev, acc_test) in {
         "devstar": (0.9, 0.3),
@@ -403,13 +405,11 @@ def test_compare_pairs_selects_on_dev_and_resolves_refs(tmp_path: Path) -> None:
                 df = _make_split(n, acc, seed=seed + len(split), truth_seed=n)
                 (df.iloc[:-3] if model == "teststar" and split == "test" else df).to_parquet(p)
                 paths.setdefault(seed, {})[split] = p
-                files.append(p)
         m = tmp_path / "metrics" / f"{model}.json"
         evaluate.evaluate_model(model, paths, m, n_resamples=30)
-        files.append(m)
-    preds, mets = collect_inputs(files)
-    assert set(preds) == {"devstar", "teststar", "gated"} and set(preds["gated"]) == {0, 1}
-    assert set(preds["gated"][0]) == {"dev", "test", "test_no_audio"}
+        preds[model], mets[model] = paths, m
+    # As the caller passes them: through a JSON (string seed keys, string paths).
+    preds = json.loads(json.dumps(preds, default=str))
     out = tmp_path / "metrics" / "compare.json"
     summary = compare_pairs(
         [
@@ -445,6 +445,41 @@ def test_compare_pairs_selects_on_dev_and_resolves_refs(tmp_path: Path) -> None:
         )
     with pytest.raises(DataStageError, match="nosuch"):
         compare_pairs([["nosuch", "gated"]], preds, tmp_path / "x.json", n_resamples=10)
+
+
+def _evaluate_under(root: Path) -> dict[str, bytes]:
+    """Evaluate two models (one short of 3 test utterances) and compare them under ``root``."""
+    from avemo.evaluation.compare import compare_pairs
+
+    preds: dict[str, dict[int, dict[str, Path]]] = {}
+    for model, acc in (("cnn5", 0.6), ("vgg16", 0.7)):
+        for seed in (0, 1):
+            d = root / "models" / model / f"seed{seed}"
+            d.mkdir(parents=True)
+            for split in ("dev", "test"):
+                df = _make_split(40, acc, seed=seed + len(split), truth_seed=len(split))
+                p = d / f"predictions_{split}.parquet"
+                (df.iloc[:-3] if model == "vgg16" and split == "test" else df).to_parquet(p)
+                preds.setdefault(model, {}).setdefault(seed, {})[split] = p
+        evaluate.evaluate_model(model, preds[model], root / "metrics" / f"{model}.json",
+                                n_resamples=20, subsets={"some": ["dia0_utt0", "dia1_utt1"]})
+    evaluate.compare_models(preds["cnn5"][0]["test"], preds["vgg16"][0]["test"], ("cnn5", "vgg16"),
+                            root / "metrics" / "pair.json", n_resamples=20, common_only=True)
+    compare_pairs([["vgg16", "cnn5"]], preds, root / "metrics" / "compare.json", n_resamples=20)
+    return {p.name: p.read_bytes() for p in sorted((root / "metrics").iterdir())}
+
+
+def test_outputs_are_byte_identical_across_results_folders(tmp_path: Path) -> None:
+    """No output stores a path: the same evaluation under two absolute roots gives the same
+    bytes (compare.json's dropped counts included)."""
+    one, two = (_evaluate_under(tmp_path / name) for name in ("one", "elsewhere"))
+    assert list(one) == ["cnn5.json", "compare.json", "pair.json", "vgg16.json"]
+    assert one == two
+    for data in one.values():
+        assert str(tmp_path).encode() not in data and b"parquet" not in data
+    cmp = json.loads(one["compare.json"])
+    assert cmp["pairs"][0]["dropped"] == {"vgg16 seed 0": 0, "vgg16 seed 1": 0,
+                                          "cnn5 seed 0": 3, "cnn5 seed 1": 3}
 
 
 def test_variant_and_ref_names() -> None:

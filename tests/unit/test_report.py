@@ -1,5 +1,6 @@
 """The report: built from a small fake results tree (fake predictions -> evaluate_model ->
-metrics -> compare_pairs -> build_report); every number in its tables traced to the JSONs."""
+metrics -> compare_pairs -> build_report); every number in its tables traced to the JSONs.
+Paths come from ``Layout``; the report gets every file through its ``inputs`` mapping."""
 
 from __future__ import annotations
 
@@ -13,15 +14,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from avemo import registry
 from avemo.errors import ConfigError, DataStageError
 from avemo.evaluation import baselines
-from avemo.evaluation.compare import audio_subsets_from_clips, collect_inputs, compare_pairs
+from avemo.evaluation.compare import (
+    audio_subsets_from_clips,
+    compare_pairs,
+    group_members,
+    referenced_models,
+)
 from avemo.evaluation.evaluate import evaluate_model
 from avemo.evaluation.metrics import prob_columns
 from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
+from avemo.layout import BASELINE_SEED, Layout
 from avemo.manifest import MANIFEST_COLUMNS
 from avemo.report import findings, reference, spec
 from avemo.report.build import build_report
+from avemo.report.inputs import ReportModels
 
 N = {"train": 40, "dev": 30, "test": 60}
 SEEDS = (0, 1)
@@ -96,35 +105,38 @@ def _manifest(split: str) -> pd.DataFrame:
     )
 
 
+def _with_parent(path: str) -> Path:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return Path(path)
+
+
 def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
     """A results tree with manifests, QC, predictions, logs, summaries, metrics, compare.json."""
+    lay = Layout(str(root))
     for split in SPLITS:
-        (root / "manifest").mkdir(parents=True, exist_ok=True)
-        _manifest(split).to_parquet(root / "manifest" / f"{split}.parquet")
+        _manifest(split).to_parquet(_with_parent(lay.manifest(split)))
     pd.DataFrame(columns=["split", "clip_name", "stage", "reason", "detail"]).to_csv(
-        root / "manifest" / "qc.csv", index=False
+        _with_parent(lay.manifest_qc()), index=False
     )
-    (root / "qc").mkdir()
     qc = pd.concat([_truth(s).assign(split=s) for s in SPLITS])
     qc.assign(decoded_ok=True, frames_ok=True, audio_ok=True, n_frames=2, face_ratio=0.0)[
         ["split", "clip_name", "decoded_ok", "frames_ok", "audio_ok", "n_frames", "face_ratio"]
-    ].to_csv(root / "qc" / "clips.csv", index=False)
+    ].to_csv(_with_parent(lay.qc_clips()), index=False)
     clips = _truth("test")[["clip_name"]].assign(mask=lambda d: ~d["clip_name"].isin(MISSING_AUDIO))
     subsets = audio_subsets_from_clips(clips)
-    groups = spec.model_groups(cfg)
+    preds: dict[str, dict[int, dict[str, str]]] = {}
     for model, (acc_dev, acc_test) in ACC.items():
-        top = "fusion" if model.split("@")[0] in groups["fusion"] else "models"
         paths: dict[int, dict[str, Path]] = {}
         for seed in SEEDS:
-            d = root / top / model / f"seed{seed}"
-            d.mkdir(parents=True)
+            _with_parent(lay.summary(model, seed))  # the run folder
             splits = {"dev": acc_dev, "test": acc_test}
             if model in ("concat_misaligned", "gated"):
                 splits |= {"test_no_audio": acc_test * 0.6, "test_no_video": acc_test * 0.9}
             for i, (split, acc) in enumerate(splits.items()):
                 truth = _truth(split.split("_")[0])
-                _predict(truth, acc, seed * 100 + i).to_parquet(d / f"predictions_{split}.parquet")
-                paths.setdefault(seed, {})[split] = d / f"predictions_{split}.parquet"
+                path = Path(lay.predictions(model, seed, split))
+                _predict(truth, acc, seed * 100 + i).to_parquet(path)
+                paths.setdefault(seed, {})[split] = path
             if not model.startswith("late"):
                 pd.DataFrame(
                     {
@@ -136,8 +148,8 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
                         "lr": [1e-3] * 3,
                         "seconds": [1.0] * 3,
                     }
-                ).to_csv(d / "log.csv", index=False)
-                (d / "summary.json").write_text(
+                ).to_csv(lay.training_log(model, seed), index=False)
+                Path(lay.summary(model, seed)).write_text(
                     json.dumps(
                         {
                             "best_epoch": 2,
@@ -150,45 +162,68 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
         # As wired: the model's dev/test in metrics/<model>.json, each modality ablation scored
         # as the test split of metrics/<model>@no_audio.json / @no_video.json.
         main = {s: {k: v for k, v in sp.items() if k in ("dev", "test")} for s, sp in paths.items()}
-        evaluate_model(model, main, root / "metrics" / f"{model}.json", subsets=subsets, **BOOT)
+        evaluate_model(model, main, _with_parent(lay.metrics(model)), subsets=subsets, **BOOT)
         for what in ("no_audio", "no_video"):
             if f"test_{what}" in paths[0]:
                 ablation = {s: {"test": sp[f"test_{what}"]} for s, sp in paths.items()}
-                evaluate_model(
-                    f"{model}@{what}", ablation, root / "metrics" / f"{model}@{what}.json", **BOOT
-                )
+                evaluate_model(f"{model}@{what}", ablation, lay.metrics(f"{model}@{what}"), **BOOT)
+        preds[model] = {s: {k: str(v) for k, v in sp.items()} for s, sp in paths.items()}
     train, test = _truth("train"), {s: _truth(s) for s in ("dev", "test")}
     for kind in ("majority", "prior"):
-        d = root / "models" / kind / "seed0"
-        d.mkdir(parents=True)
+        seed = BASELINE_SEED
         for split, t in test.items():
             fn = (
                 baselines.majority_predictions
                 if kind == "majority"
                 else baselines.prior_predictions
             )
-            fn(train, t).to_parquet(d / f"predictions_{split}.parquet")
-        evaluate_model(
-            kind,
-            {0: {s: d / f"predictions_{s}.parquet" for s in test}},
-            root / "metrics" / f"{kind}.json",
-            **BOOT,
-        )
+            fn(train, t).to_parquet(_with_parent(lay.predictions(kind, seed, split)))
+        preds[kind] = {seed: {s: lay.predictions(kind, seed, s) for s in test}}
+        evaluate_model(kind, preds[kind], lay.metrics(kind), **BOOT)
+    # As the compare rule passes them: the referenced models' files (through a JSON) and the
+    # metrics of every model a best:* pair may choose from.
     params = spec.compare_params(cfg)
-    needed = spec.compare_inputs(cfg, str(root))
-    assert all(Path(f).is_file() for f in needed), [f for f in needed if not Path(f).is_file()]
-    preds, metrics = collect_inputs(needed)
+    groups = params["groups"]
+    need = referenced_models(params["pairs"], groups)
+    given = {m: {s: {k: preds[m][s][k] for k in need[m]} for s in preds[m]} for m in need}
+    members = {m for g in ("visual", "audio", "fusion") for m in group_members(groups, g)}
+    metrics = {m: lay.metrics(m) for m in members}
     compare_pairs(
-        params.pop("pairs"), preds, root / "metrics" / "compare.json", metrics=metrics, **params
+        params.pop("pairs"),
+        json.loads(json.dumps(given)),
+        lay.compare(),
+        metrics=metrics,
+        **params,
     )
     return root
+
+
+def report_inputs(root: Path, cfg: dict[str, Any] = CFG) -> dict[str, Any]:
+    """The report rule's ``inputs`` for the configured models of ``cfg`` under ``root``."""
+    lay = Layout(str(root))
+    models = ReportModels.from_params(**{
+        k: spec.report_params(cfg)[k] for k in ("groups", "single_task", "baselines", "ablations")
+    })
+    trained = [*models.visual, *models.audio, *models.fusion, *models.variants]
+    engine_trained = [m for m in trained if registry.get(m).kind != "late_fusion"]
+    seeds = [str(s) for s in cfg["train"]["seeds"]]
+    return {
+        "manifests": lay.manifests(),
+        "manifest_qc": lay.manifest_qc(),
+        "qc": lay.qc_clips(),
+        "metrics": {m: lay.metrics(m) for m in models.all},
+        "compare": lay.compare() if spec.report_params(cfg)["compare"] else None,
+        "summaries": {m: {s: lay.summary(m, s) for s in seeds} for m in engine_trained},
+        "training_logs": {m: {s: lay.training_log(m, s) for s in seeds} for m in engine_trained},
+        "benchmarks": lay.benchmarks_dir(),
+    }
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
     root = make_tree(tmp_path_factory.mktemp("results"))
     out = root / "report"
-    summary = build_report(root, out, config_hash="cafe", **spec.report_params(CFG))
+    summary = build_report(report_inputs(root), out, config_hash="cafe", **spec.report_params(CFG))
     return root, out, summary
 
 
@@ -356,7 +391,7 @@ def test_not_configured_sections(tmp_path: Path, built: tuple[Path, Path, dict])
     cfg["train"] = {**CFG["train"], "models": {"cnn5": {}}}
     out = tmp_path / "report"
     # compare.json of the full tree chose its best models among more candidates: not used here.
-    build_report(root, out, **{**spec.report_params(cfg), "compare": False})
+    build_report(report_inputs(root, cfg), out, **{**spec.report_params(cfg), "compare": False})
     md = (out / "report.md").read_text()
     assert "## 4. Audio stream\n\nNot configured" in md
     assert "## 5. Fusion\n\nNot configured" in md
@@ -371,14 +406,25 @@ def test_missing_metrics_file_is_an_error_naming_it(
     root, _, _ = built
     copy = tmp_path / "results"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("report"))
-    for name in ("gated@no_video.json", "gated.json"):
-        (copy / "metrics" / name).unlink()
-        with pytest.raises(DataStageError, match=re.escape(str(copy / "metrics" / name))):
-            build_report(copy, copy / "report", **spec.report_params(CFG))
-    (copy / "metrics" / "compare.json").unlink()
+    inputs = report_inputs(copy)
+    # A configured model the rule does not give: an error naming the model.
+    without = {**inputs, "metrics": {k: v for k, v in inputs["metrics"].items() if k != "vgg16"}}
+    with pytest.raises(DataStageError, match="'vgg16'"):
+        build_report(without, copy / "report", **spec.report_params(CFG))
+    with pytest.raises(DataStageError, match="compare.json"):
+        build_report({**inputs, "compare": None}, copy / "report", **spec.report_params(CFG))
+    with pytest.raises(DataStageError, match="missing keys \\['benchmarks'\\]"):
+        build_report({k: v for k, v in inputs.items() if k != "benchmarks"}, copy / "report",
+                     **spec.report_params(CFG))
+    # A given file that is missing: an error naming the file.
+    for name in ("gated@no_video", "gated"):
+        Path(inputs["metrics"][name]).unlink()
+        with pytest.raises(DataStageError, match=re.escape(inputs["metrics"][name])):
+            build_report(inputs, copy / "report", **spec.report_params(CFG))
+    Path(inputs["compare"]).unlink()
     cfg = {**CFG, "fusion": {"models": {}}}
     with pytest.raises(DataStageError, match="compare.json"):
-        build_report(copy, copy / "report", **spec.report_params(cfg))
+        build_report(report_inputs(copy, cfg), copy / "report", **spec.report_params(cfg))
 
 
 def test_reference_numbers_are_quoted_with_sources() -> None:

@@ -15,7 +15,6 @@ from avemo.evaluation.bootstrap import (
 )
 from avemo.evaluation.compare import (
     audio_subsets,
-    collect_inputs,
     compare_pairs,
     default_pairs,
     select_best,
@@ -32,7 +31,6 @@ __all__ = [
     "audio_subsets",
     "bootstrap_ci",
     "bootstrap_samples",
-    "collect_inputs",
     "compare_models",
     "compare_pairs",
     "default_pairs",

@@ -15,8 +15,9 @@
     {"schema_version": 1,
      "selection": {group: {"model", "metric", "split", "candidates": {model: value}}},
      "pairs": [{"spec": [ref_a, ref_b], "a": ref, "b": ref,   # refs with best:* resolved
-                "models": [..], "n", "seeds", "files", "dropped", "tests", "per_seed"}, ...],
-                # n: utterances scored by every file of the pair (the others are "dropped")
+                "models": [..], "n", "seeds", "dropped", "tests", "per_seed"}, ...],
+                # n: utterances scored by every file of the pair (the others are "dropped",
+                # counted per "<ref> seed <n>"; no file path is stored)
                 # tests/per_seed: as evaluate.compare_models (delta = a - b)
      "bootstrap": {...}}
 """
@@ -210,10 +211,11 @@ def compare_pairs(
     """Stage: paired bootstrap tests for every pair; writes ``out_json`` (``compare.json``).
 
     ``pairs``: ``[[ref_a, ref_b], ...]`` (module docstring); ``predictions``: ``{model: {seed:
-    {split: predictions_{split}.parquet}}}``; ``metrics``: ``{model: metrics/{model}.json}``
-    and ``groups``: ``{group: [models]}``, both needed only to resolve ``best:<group>`` (on
-    dev). Pairs that resolve to an already tested pair (either order) or to one model twice are
-    skipped. Returns ``{"n_pairs", "selection": {group: model}}``.
+    {split: predictions_{split}.parquet}}}`` (seed keys: ints or digit strings, as from a JSON);
+    ``metrics``: ``{model: metrics/{model}.json}`` and ``groups``: ``{group: [models]}``, both
+    needed only to resolve ``best:<group>`` (on dev). Every file is used as given (nothing is
+    derived from a path). Pairs that resolve to an already tested pair (either order) or to one
+    model twice are skipped. Returns ``{"n_pairs", "selection": {group: model}}``.
     """
     groups = groups or {}
     boot = _bootstrap_meta(n_resamples, seed, alpha)
@@ -261,30 +263,6 @@ def compare_pairs(
         },
     )
     return {"n_pairs": len(results), "selection": {g: v["model"] for g, v in selection.items()}}
-
-
-def collect_inputs(
-    files: Iterable[PathLike],
-) -> tuple[dict[str, dict[int, dict[str, str]]], dict[str, str]]:
-    """Sort a rule's flat input list into ``(predictions, metrics)`` for ``compare_pairs``.
-
-    ``.../{model}/seed{n}/predictions_{split}.parquet`` and ``.../metrics/{model}.json``.
-    """
-    predictions: dict[str, dict[int, dict[str, str]]] = {}
-    metrics: dict[str, str] = {}
-    for f in map(Path, files):
-        if f.suffix == ".json":
-            metrics[f.stem] = str(f)
-        elif f.name.startswith("predictions_") and f.parent.name.startswith("seed"):
-            split = f.stem.removeprefix("predictions_")
-            seed = int(f.parent.name.removeprefix("seed"))
-            predictions.setdefault(f.parent.parent.name, {}).setdefault(seed, {})[split] = str(f)
-        else:
-            raise DataStageError(
-                f"{f}: not a metrics/<model>.json nor a <model>/seed<n>/predictions_<split>"
-                ".parquet file"
-            )
-    return predictions, metrics
 
 
 def audio_subsets_from_clips(clips: Any) -> dict[str, list[str]]:

@@ -8,7 +8,6 @@ NaN; seeds are string keys because JSON keys are strings)::
       "model": "cnn5",
       "labels": {"emotion": [7 names], "sentiment": [3 names]},
       "headline_metrics": ["weighted_f1", "macro_f1", "accuracy"],
-      "files": {"0": {"dev": "<path>", "test": "<path>"}, ...},
       "seeds": {"0": {"dev": M, "test": M}, ...},   # M = metrics.prediction_metrics:
           # {"n", "emotion": T, "sentiment": T}, T = metrics.task_metrics:
           # {n, accuracy, weighted_f1, macro_f1, per_class: {label: {precision, recall, f1,
@@ -30,17 +29,19 @@ NaN; seeds are string keys because JSON keys are strings)::
       "bootstrap": {"n_resamples", "seed", "alpha", "method"}
     }
 
-Split names come from the file names: ``predictions_test_no_audio.parquet`` is split
-``test_no_audio`` (the fusion stage's modality ablations). Variants of a model (e.g. the
-single-task run of a fusion model) are ordinary models named ``<model>@<variant>``
-(``naming.variant_name``), so they get their own ``metrics/<model>@<variant>.json``.
+No output stores a file path (the same run in two folders gives byte-identical JSON): the seeds
+and splits say which prediction files were scored. Split names come from the file names:
+``predictions_test_no_audio.parquet`` is split ``test_no_audio`` (the fusion stage's modality
+ablations). Variants of a model (e.g. the single-task run of a fusion model) are ordinary models
+named ``<model>@<variant>`` (``naming.variant_name``), so they get their own
+``metrics/<model>@<variant>.json``.
 
 ``compare_models`` writes::
 
     {
       "schema_version": 1, "models": [name_a, name_b], "n": <test utterances>,
       "seeds": {"a": [...], "b": [...]},
-      "dropped": {"<file label>": <utterances left out by common_only>, ...},
+      "dropped": {"<name> seed <n>": <utterances left out by common_only>, ...},
       "tests": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high", "p_value"}}},
           # a, b: seed-mean metric; delta = a - b; paired utterance bootstrap of the seed-means
       "per_seed": {"<seed in both>": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high",
@@ -269,7 +270,6 @@ def evaluate_model(
         "model": model_name,
         "labels": {task: list(labels) for task, labels in TASKS.items()},
         "headline_metrics": list(HEADLINE_METRICS),
-        "files": {str(s): {k: str(v) for k, v in sp.items()} for s, sp in paths.items()},
         "seeds": scored["seeds"],
         "aggregate": scored["aggregate"],
         "ci": scored["ci"],
@@ -342,8 +342,12 @@ def compare_models(
     Writes ``out_json`` atomically; returns the ``tests`` block.
     """
     seeds_a, seeds_b = _as_seed_paths(paths_a), _as_seed_paths(paths_b)
-    frames = {f"{names[0]} seed {s} ({p})": _load_sorted(p) for s, p in seeds_a.items()}
-    frames |= {f"{names[1]} seed {s} ({p})": _load_sorted(p) for s, p in seeds_b.items()}
+    if names[0] == names[1]:
+        raise DataStageError(f"compare_models needs two different names, got {list(names)}")
+    # Labels (stored in "dropped") name model and seed; errors also name the file.
+    files = {f"{names[0]} seed {s}": p for s, p in seeds_a.items()}
+    files |= {f"{names[1]} seed {s}": p for s, p in seeds_b.items()}
+    frames = {label: _load_sorted(p) for label, p in files.items()}
     dropped = {name: 0 for name in frames}
     if common_only:
         common = set.intersection(*(set(df["clip_name"]) for df in frames.values()))
@@ -353,7 +357,7 @@ def compare_models(
             frames[name] = df[keep].reset_index(drop=True)
         if not common:
             raise DataStageError(f"{names[0]} and {names[1]} score no utterance in common")
-    problem = _check_same_utterances(frames)
+    problem = _check_same_utterances({f"{k} ({files[k]})": df for k, df in frames.items()})
     if problem:
         raise DataStageError(f"cannot compare {names[0]} with {names[1]}: {problem}")
     dfs = list(frames.values())
@@ -380,10 +384,6 @@ def compare_models(
         "models": list(names),
         "n": int(len(dfs_a[0])),
         "seeds": {"a": list(seeds_a), "b": list(seeds_b)},
-        "files": {
-            "a": {str(s): str(p) for s, p in seeds_a.items()},
-            "b": {str(s): str(p) for s, p in seeds_b.items()},
-        },
         "dropped": dropped,
         "tests": tests,
         "per_seed": per_seed,

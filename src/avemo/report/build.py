@@ -2,23 +2,25 @@
 
 Sections: where the numbers come from (banner), method (dev-only selection, CIs), data, data
 quality, visual, audio, fusion, ablations, baselines and quoted reference numbers, per-class
-results, provenance. Model sections read ``metrics/{model}.json`` and ``metrics/compare.json``
-(see ``inputs``); a group with no configured model says "Not configured".
+results, provenance. Every file comes from the ``inputs`` mapping the rule gives (``inputs``
+module docstring); a group with no configured model says "Not configured".
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..atomic import atomic_path, write_text
+from ..errors import DataStageError
 from ..labels import SPLITS
 from ..manifest import read_manifest
 from . import figures, provenance, reference, sections, tables
-from .inputs import ReportModels, load_inputs
+from .inputs import PathLike, ReportModels, check_keys, load_inputs
 from .render import Figure, Section, Table, to_html, to_markdown
 
 TITLE = "Audio-visual emotion recognition on MELD: reproduction report"
@@ -34,8 +36,11 @@ def _banner(description: dict[str, Any]) -> str:
     return f"**Numbers computed on the real MELD corpus** (from `{description.get('root')}`)."
 
 
-def data_section(results: Path, fig_dir: Path) -> Section:
-    manifests = {s: read_manifest(results / "manifest" / f"{s}.parquet") for s in SPLITS}
+def data_section(manifest_files: Mapping[str, PathLike], fig_dir: Path) -> Section:
+    lacking = [s for s in SPLITS if s not in manifest_files]
+    if lacking:
+        raise DataStageError(f"no manifest given to the report for split(s) {lacking}")
+    manifests = {s: read_manifest(manifest_files[s]) for s in SPLITS}
     emo = tables.class_counts(manifests, "emotion")
     sent = tables.class_counts(manifests, "sentiment")
     figures.class_distribution(emo, "emotion", fig_dir / "emotion_distribution.png")
@@ -57,9 +62,9 @@ def data_section(results: Path, fig_dir: Path) -> Section:
     )
 
 
-def qc_section(results: Path) -> Section:
-    summary = tables.qc_summary([results / "manifest" / "qc.csv"])
-    qc = pd.read_csv(results / "qc" / "clips.csv")
+def qc_section(manifest_qc: PathLike, qc_clips: PathLike) -> Section:
+    summary = tables.qc_summary([Path(manifest_qc)])
+    qc = pd.read_csv(qc_clips)
     usable = (
         qc.groupby("split", sort=False)
         .agg(
@@ -87,9 +92,11 @@ def qc_section(results: Path) -> Section:
     )
 
 
-def provenance_section(results: Path, description: dict[str, Any], config_hash: str) -> Section:
+def provenance_section(
+    benchmarks: PathLike, description: dict[str, Any], config_hash: str
+) -> Section:
     data = ", ".join(f"{k}={v}" for k, v in description.items())
-    times = provenance.stage_times(results / "benchmarks")
+    times = provenance.stage_times(Path(benchmarks))
     return Section(
         "Provenance",
         paragraphs=[
@@ -109,8 +116,8 @@ def provenance_section(results: Path, description: dict[str, Any], config_hash: 
 
 
 def build_report(
-    results: str | Path,
-    out_dir: str | Path,
+    inputs: Mapping[str, Any],
+    out_dir: PathLike,
     description: dict[str, Any],
     config_hash: str = "",
     groups: dict[str, list[str]] | None = None,
@@ -121,7 +128,8 @@ def build_report(
     ablations: list[str] | None = None,
 ) -> dict[str, Any]:
     """Stage: write ``out_dir/report.md``, self-contained ``report.html``, ``tables/*.csv`` and
-    ``figures/*.png`` from the pipeline outputs under ``results``.
+    ``figures/*.png`` from the files in ``inputs`` (exactly ``inputs.INPUT_KEYS``: manifests,
+    manifest_qc, qc, metrics, compare, summaries, training_logs, benchmarks; see ``inputs``).
 
     ``description``: ``params.dataset_description`` (the banner); ``groups``: ``{"visual",
     "audio", "fusion": [model names]}`` as configured (missing/empty = not configured);
@@ -129,30 +137,32 @@ def build_report(
     fusion models with ``metrics/<model>@no_audio.json`` and ``@no_video.json``; ``baselines``:
     default majority + prior; ``compare``: paired tests are configured, so
     ``metrics/compare.json`` must exist; ``reference_file``: the quoted numbers (default: the
-    packaged ``avemo/data/reference_numbers.yaml``). A configured model without its metrics file
-    raises DataStageError naming the file. Returns ``{sections, tables, figures}`` (names).
+    packaged ``avemo/data/reference_numbers.yaml``). A configured model without a metrics file
+    in ``inputs`` raises DataStageError naming the model (a given file that is missing: naming
+    the file). Returns ``{sections, tables, figures}`` (names).
     """
-    results, out_dir = Path(results), Path(out_dir)
+    check_keys(inputs)
+    out_dir = Path(out_dir)
     fig_dir, tab_dir = out_dir / "figures", out_dir / "tables"
     fig_dir.mkdir(parents=True, exist_ok=True)
     tab_dir.mkdir(parents=True, exist_ok=True)
     models = ReportModels.from_params(groups, single_task, baselines, ablations)
-    inp = load_inputs(results, models, compare)
+    inp = load_inputs(inputs, models, compare)
     ref = reference.load_reference(reference_file)
     sections_ = [
         Section("About these numbers", paragraphs=[_banner(description)]),
         sections.method_section(inp),
     ]
     sections_ += [
-        data_section(results, fig_dir),
-        qc_section(results),
+        data_section(inputs["manifests"], fig_dir),
+        qc_section(inputs["manifest_qc"], inputs["qc"]),
         sections.visual_section(inp, fig_dir, ref),
         sections.audio_section(inp, fig_dir),
         sections.fusion_section(inp, fig_dir),
         *sections.ablation_sections(inp),
         sections.baselines_section(inp, ref, description),
         sections.per_class_section(inp, fig_dir),
-        provenance_section(results, description, config_hash),
+        provenance_section(inputs["benchmarks"], description, config_hash),
     ]
     for section in sections_:
         for t in section.tables:

@@ -1,13 +1,25 @@
 """Everything the model sections read: metrics JSONs, compare.json, summaries, training logs.
 
+The report reads only the files its rule declares, given as one mapping (``INPUT_KEYS``)::
+
+    {"manifests": {split: path}, "manifest_qc": path, "qc": path,
+     "metrics": {name: path},                   # every metrics JSON read (``ReportModels.all``)
+     "compare": path | None,                    # compare.json (required when pairs are tested)
+     "summaries": {model: {seed: path}},        # summary.json per trained seed
+     "training_logs": {model: {seed: path}},    # log.csv (late fusion and baselines: none)
+     "benchmarks": path}                        # the benchmark folder (provenance timings)
+
 Which models the report covers comes from ``ReportModels`` (built from config by
 ``spec.report_params``). A group with no configured model is "not configured"; a configured
-model whose metrics file is missing is an error naming the file.
+model whose metrics file is not given is an error naming the model, a given file that is missing
+an error naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +27,16 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DataStageError
-from ..evaluation.compare import base_model, read_metrics, select_best, variant_name
+from ..evaluation.compare import read_metrics, select_best, variant_name
 
+PathLike = str | os.PathLike[str]
 ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json
+INPUT_KEYS: tuple[str, ...] = (
+    "manifests", "manifest_qc", "qc", "metrics", "compare", "summaries", "training_logs",
+    "benchmarks",
+)
+# {model: {seed (str): path}}: per-seed files of a run (summary.json, log.csv).
+SeedFiles = Mapping[str, Mapping[str, PathLike]]
 
 
 @dataclass
@@ -82,37 +101,35 @@ class ReportModels:
 
 @dataclass
 class ReportInputs:
-    results: Path
     models: ReportModels
     metrics: dict[str, dict[str, Any]]
     compare: dict[str, Any] | None
     best: dict[str, dict[str, Any] | None]  # group -> select_best(...) (dev only)
-
-    def model_dir(self, name: str) -> Path:
-        """``fusion/<name>`` for fusion models and their variants, else ``models/<name>``."""
-        top = "fusion" if base_model(name) in self.models.fusion else "models"
-        return self.results / top / name
+    summary_files: SeedFiles = field(default_factory=dict)
+    log_files: SeedFiles = field(default_factory=dict)
 
     def seeds(self, name: str) -> list[str]:
         return sorted(self.metrics[name]["seeds"], key=int)
 
+    def _given(self, files: SeedFiles, name: str) -> dict[str, Path]:
+        """``{seed: path}`` of ``name``'s evaluated seeds among the given files."""
+        per_seed = {str(s): Path(p) for s, p in files.get(name, {}).items()}
+        out = {s: per_seed[s] for s in self.seeds(name) if s in per_seed}
+        for path in out.values():
+            if not path.is_file():
+                raise DataStageError(f"report input {path} does not exist: rerun its job")
+        return out
+
     def summaries(self, name: str) -> dict[str, dict[str, Any]]:
         """``{seed: summary.json}`` for the seeds that have one."""
-        out = {}
-        for seed in self.seeds(name):
-            path = self.model_dir(name) / f"seed{seed}" / "summary.json"
-            if path.is_file():
-                out[seed] = json.loads(path.read_text(encoding="utf-8"))
-        return out
+        return {
+            seed: json.loads(path.read_text(encoding="utf-8"))
+            for seed, path in self._given(self.summary_files, name).items()
+        }
 
     def logs(self, name: str) -> dict[str, pd.DataFrame]:
         """``{seed: log.csv}`` for the seeds that have one (late fusion is not trained)."""
-        out = {}
-        for seed in self.seeds(name):
-            path = self.model_dir(name) / f"seed{seed}" / "log.csv"
-            if path.is_file():
-                out[seed] = pd.read_csv(path)
-        return out
+        return {seed: pd.read_csv(path) for seed, path in self._given(self.log_files, name).items()}
 
     def pair(self, a: str, b: str) -> dict[str, Any] | None:
         """The comparison of ``a`` with ``b`` from compare.json, oriented as a − b."""
@@ -141,13 +158,38 @@ def _flip(entry: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "a": entry["b"], "b": entry["a"], "spec": entry["spec"][::-1], "tests": tests}
 
 
-def load_inputs(results: Path, models: ReportModels, compare: bool) -> ReportInputs:
-    """Read every configured model's metrics (error naming a missing file) and compare.json
-    (required when ``compare``); select the best model of each group on dev."""
-    metrics = {m: read_metrics(results / "metrics" / f"{m}.json") for m in models.all}
-    cmp = None
+def check_keys(inputs: Mapping[str, Any]) -> None:
+    """The report's inputs mapping holds exactly ``INPUT_KEYS``."""
+    missing = [k for k in INPUT_KEYS if k not in inputs]
+    unknown = sorted(set(inputs) - set(INPUT_KEYS))
+    if missing or unknown:
+        raise DataStageError(
+            f"report inputs: missing keys {missing}, unknown keys {unknown}; expected exactly "
+            f"{list(INPUT_KEYS)} (fix the report rule)"
+        )
+
+
+def load_inputs(inputs: Mapping[str, Any], models: ReportModels, compare: bool) -> ReportInputs:
+    """Read every configured model's metrics (error naming a model without a given file, or a
+    given file that is missing) and compare.json (required when ``compare``); select the best
+    model of each group on dev. ``inputs``: the report's inputs mapping (module docstring)."""
+    files: Mapping[str, PathLike] = inputs.get("metrics") or {}
+    lacking = [m for m in models.all if m not in files]
+    if lacking:
+        raise DataStageError(
+            f"no metrics file given to the report for configured model(s) {lacking}: the report "
+            "rule must list metrics/<name>.json of every configured model and variant (or "
+            "remove the model from config.yaml)"
+        )
+    metrics = {m: read_metrics(files[m]) for m in models.all}
+    cmp, path = None, None
     if compare:
-        path = results / "metrics" / "compare.json"
+        if inputs.get("compare") is None:
+            raise DataStageError(
+                "no comparison file given to the report although paired tests are configured: "
+                "the report rule must list metrics/compare.json"
+            )
+        path = Path(inputs["compare"])
         if not path.is_file():
             raise DataStageError(
                 f"comparison file {path} does not exist: run the compare stage (paired tests "
@@ -162,7 +204,14 @@ def load_inputs(results: Path, models: ReportModels, compare: bool) -> ReportInp
         mine = best.get(group)
         if chosen and mine and chosen["model"] != mine["model"]:
             raise DataStageError(
-                f"{results / 'metrics' / 'compare.json'} chose {chosen['model']} as best {group} "
+                f"{path} chose {chosen['model']} as best {group} "
                 f"but the metrics files say {mine['model']}: rerun the compare stage"
             )
-    return ReportInputs(results=results, models=models, metrics=metrics, compare=cmp, best=best)
+    return ReportInputs(
+        models=models,
+        metrics=metrics,
+        compare=cmp,
+        best=best,
+        summary_files=inputs.get("summaries") or {},
+        log_files=inputs.get("training_logs") or {},
+    )
