@@ -152,8 +152,7 @@ def _compare(a: argparse.Namespace) -> None:
     files = _json(a.inputs, "--inputs")
     predictions = {m: {int(seed): dict(splits) for seed, splits in per_seed.items()}
                    for m, per_seed in files["predictions"].items()}
-    compare_pairs(p.pop("pairs"), predictions, a.out, metrics=files["metrics"],
-                  results_dir=a.results_root, **p)
+    compare_pairs(p.pop("pairs"), predictions, a.out, metrics=files["metrics"], **p)
 
 
 def _check_config(a: argparse.Namespace) -> None:
@@ -231,8 +230,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", required=True,
                    help='JSON: {"predictions": model -> seed -> split -> path, '
                         '"metrics": model -> path}')
-    p.add_argument("--results-root", default=None,
-                   help="results_dir: stored paths are relative to it")
     p = sub.add_parser("check-config", help="validate a config file against the schema")
     p.add_argument("config", nargs="?", default="config.yaml")
     p.set_defaults(fn=_check_config)

@@ -43,10 +43,6 @@ class Layout:
     def synthetic_corpus(self) -> str:
         return self._p("data", "synthetic")
 
-    def synthetic_done(self) -> str:
-        """Written last by the corpus generator (its label CSVs are outputs too)."""
-        return self._p("data", "synthetic", "corpus.json")
-
     def manifest(self, split: str) -> str:
         return self._p("manifest", f"{split}.parquet")
 

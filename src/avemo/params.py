@@ -361,6 +361,15 @@ def qc_inputs(cfg: Mapping[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def corpus_outputs(cfg: Mapping[str, Any]) -> list[str]:
+    """The label CSVs of the real corpus (what the download rule makes)."""
     from .labels import LABEL_FILES
 
     return [str(Path(corpus_root(cfg)) / LABEL_FILES[s]) for s in SPLITS]
+
+
+def corpus_inputs(cfg: Mapping[str, Any]) -> list[str]:
+    """What the manifest job reads: the generated corpus folder, or MELD's label CSVs (the
+    clips beside them are the user's data, outside the workflow)."""
+    if cfg["dataset"] == "synthetic":
+        return [corpus_root(cfg)]
+    return corpus_outputs(cfg)

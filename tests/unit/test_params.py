@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from avemo import codedeps
 from avemo import params as P
 from avemo.config import load_config
 from avemo.training.checkpoint import save_checkpoint
@@ -33,11 +34,12 @@ def test_per_model_engine_overrides_win(cfg):
     assert t["engine"]["epochs"] == c["train"]["engine"]["epochs"]
 
 
-def test_model_inputs_follow_the_model_kind(cfg):
-    audio = P.model_inputs(cfg, "audio_mlp")
-    assert audio["audio"] and audio["frame_set"] is None
-    video = P.model_inputs(cfg, "temporal_video")
-    assert video["frame_set"] == "dense" and "study" in video["extra_frame_sets"]
+def test_train_inputs_follow_the_registry_kind(cfg):
+    audio = P.train_inputs(cfg, "audio_mlp")
+    assert set(audio) == {"manifests", "audio"}
+    video = P.train_inputs(cfg, "temporal_video")
+    assert set(video) == {"manifests", "frames"}
+    assert list(video["frames"]) == ["dense", "study"]  # its own set first
 
 
 def test_a_checkpoint_of_another_config_is_removed(tmp_path):
@@ -55,45 +57,64 @@ def test_a_checkpoint_of_another_config_is_removed(tmp_path):
 
 
 def _fake_package(root: Path) -> Path:
-    for rel in {p for paths in P.RULE_CODE.values() for p in paths}:
-        f = root / rel if rel.endswith(".py") else root / rel / "__init__.py"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(f"# {rel}\n")
+    """A package whose cli runs `train` (training -> models registry) and `evaluate`."""
+    files = {
+        "__init__.py": "",
+        "errors.py": "",
+        "cli.py": ("from .errors import X\n"
+                   "def _train(a):\n    from .training.stage import run\n"
+                   "def _evaluate(a):\n    from .evaluation import metrics\n"
+                   "def build_parser():\n    add('train', _train, '')\n"
+                   "    add('evaluate', _evaluate, '')\n"),
+        "training/__init__.py": "",
+        "training/stage.py": "from ..models import registry\nfrom . import engine\n",
+        "training/engine.py": "x = 1\n",
+        "models/__init__.py": "",
+        "models/registry.py": "",
+        "evaluation/__init__.py": "",
+        "evaluation/metrics.py": "import numpy\n",
+        "report/__init__.py": "from ..evaluation import metrics\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
     return root
 
 
-def test_code_hash_follows_the_rules_own_code_only(tmp_path: Path) -> None:
-    pkg = _fake_package(tmp_path)
-    before = {r: P.code_hash(r, pkg) for r in P.RULE_CODE}
-    (pkg / "training" / "engine.py").write_text("x = 1\n")
-    P.code_hash.cache_clear()  # the workflow hashes once per run; this test edits in between
-    after = {r: P.code_hash(r, pkg) for r in P.RULE_CODE}
-    changed = {r for r in P.RULE_CODE if before[r] != after[r]}
-    assert changed == {"train", "fusion"}
-    # Bytecode caches are not code.
-    (pkg / "training" / "__pycache__").mkdir()
-    (pkg / "training" / "__pycache__" / "engine.cpython-311.pyc").write_bytes(b"\0")
-    P.code_hash.cache_clear()
-    assert P.code_hash("train", pkg) == after["train"]
+def test_code_deps_follow_the_import_graph(tmp_path: Path) -> None:
+    pkg = _fake_package(tmp_path / "avemo")
+    rel = {c: {f.relative_to(pkg).as_posix() for f in codedeps.files(c, None, pkg)}
+           for c in ("train", "evaluate")}
+    # Lazy imports inside the handler, relative imports, package __init__ files, transitively.
+    assert rel["train"] == {"__init__.py", "cli.py", "errors.py", "training/__init__.py",
+                            "training/stage.py", "training/engine.py", "models/__init__.py",
+                            "models/registry.py"}
+    assert rel["evaluate"] == {"__init__.py", "cli.py", "errors.py", "evaluation/__init__.py",
+                               "evaluation/metrics.py"}
+    before = {c: codedeps.digest(c, None, pkg) for c in ("train", "evaluate")}
+    (pkg / "training" / "engine.py").write_text("x = 2\n")
+    codedeps.digest.cache_clear()
+    assert codedeps.digest("train", None, pkg) != before["train"]
+    assert codedeps.digest("evaluate", None, pkg) == before["evaluate"]
+    (pkg / "report" / "__init__.py").write_text("# not imported by either\n")
+    codedeps.digest.cache_clear()
+    assert codedeps.digest("evaluate", None, pkg) == before["evaluate"]
 
 
-def test_code_hash_names_a_missing_path(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="RULE_CODE"):
-        P.code_hash("train", tmp_path)
+def test_a_model_module_is_a_dependency_of_its_own_jobs_only() -> None:
+    cnn5 = {f.name for f in codedeps.files("train", "cnn5")}
+    audio = {f.name for f in codedeps.files("train", "audio_mlp")}
+    assert "cnn5.py" in cnn5 and "cnn5.py" not in audio
+    assert "audio_mlp.py" in audio and "audio_mlp.py" not in cnn5
+    assert "metrics.py" not in cnn5  # training does not score: no evaluation module
 
 
-def test_every_rule_carries_its_code_hash(repo: Path) -> None:
+def test_every_rule_carries_its_code_digest(repo: Path) -> None:
     """Snakemake's code trigger sees only the shell string: each rule's params hold the digest
-    of the package code it runs, so editing that code reruns its jobs."""
-    rules = {}
+    of the package code its command runs, so editing that code reruns its jobs."""
     for smk in (repo / "workflow" / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=\s*rule \w+:)", smk.read_text()):
-            m = re.match(r"\s*rule (\w+):", block)
-            if m:
-                rules[m.group(1)] = block
-    assert set(rules) == set(P.RULE_CODE)
-    for name, block in rules.items():
-        assert f'code=P.code_hash("{name}")' in block, name
-    # Training checkpoints resume only under the same code too (the hash the engine checks).
-    for name in ("train", "fusion"):
-        assert f'P.code_hash("{name}")])' in rules[name].split("hash=", 1)[1], name
+        blocks = re.split(r"\n(?=\s*rule\b)", smk.read_text())
+        for block in blocks:
+            m = re.search(r'"avemo (\w+)', block)
+            if m and re.match(r"\s*rule\b", block):
+                assert f'code=code("{m.group(1)}")' in block, (smk.name, block[:80])

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -90,8 +91,9 @@ def set_identity(workdir: Path) -> None:
 
 
 def keep_models(dest: Path) -> None:
-    """Train only the models above: in config.yaml and in the model lists of dvc.yaml's vars."""
-    cfg_path, dvc_path = dest / "config.yaml", dest / "dvc.yaml"
+    """Train only the models above (config.yaml), then generate the copy's dvc.yaml from its
+    own DAG, as `make dvc-yaml` does."""
+    cfg_path = dest / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
     models = cfg["train"]["models"]
     cfg["train"]["models"] = {m: models[m] for m in [*VIDEO_MODELS, *AUDIO_MODELS]}
@@ -99,18 +101,7 @@ def keep_models(dest: Path) -> None:
     cfg["fusion"]["models"] = {m: fusion[m] for m in [*EARLY_FUSION, *LATE_FUSION]}
     cfg["fusion"]["single_task"] = EARLY_FUSION[0]
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    pipeline = yaml.safe_load(dvc_path.read_text())
-    pipeline["vars"][0].update(
-        video_models=VIDEO_MODELS,
-        audio_models=AUDIO_MODELS,
-        early_fusion=EARLY_FUSION,
-        late_fusion=LATE_FUSION,
-    )
-    kept = {*VIDEO_MODELS, *AUDIO_MODELS, *EARLY_FUSION}
-    for plot in pipeline.get("plots", []):
-        for spec in plot.values():  # results/<models|fusion>/<model>/seed0/log.csv
-            spec["y"] = {f: col for f, col in spec["y"].items() if f.split("/")[2] in kept}
-    dvc_path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    run(dest, sys.executable, "-m", "avemo.dvcgen")
 
 
 def expected_stages(workdir: Path) -> list[str]:

@@ -14,13 +14,14 @@ import copy
 import csv
 import io
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import BIN, REPO, tool_env
 from dvc_helpers import (
     cache_file,
     dvc,
@@ -46,7 +47,19 @@ ADOPT = ("--touch", "--forceall", "--quiet")
 
 
 # ---------------------------------------------------------------------------------------------
-# Fast checks of dvc.yaml against the workflow (DVC resolves it; nothing runs).
+# Fast checks: dvc.yaml is generated from the Snakemake DAG (avemo.dvcgen); nothing is listed twice.
+
+
+@pytest.fixture(scope="module")
+def generated() -> str:
+    from avemo.dvcgen import generate
+
+    return generate(REPO)
+
+
+def test_committed_dvc_yaml_is_a_fresh_generation(generated: str) -> None:
+    """CI's check: `make dvc-yaml && git diff --exit-code dvc.yaml`."""
+    assert (REPO / "dvc.yaml").read_text() == generated, "run `make dvc-yaml` and commit it"
 
 
 @pytest.fixture(scope="module")
@@ -98,105 +111,84 @@ def _perturbed(cfg: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     return new
 
 
-def _rule_view(stage: str, c: dict[str, Any]) -> Any:
-    """What the stage's Snakemake job is built from: its params and config-derived inputs."""
-    group, _, item = stage.partition("@")
-    head, _, tail = item.rpartition("-")
-    views = {
-        "corpus": lambda: (P.synthetic(c), str(P.corpus_root(c))),
-        "manifest": lambda: (P.manifest(c), str(P.corpus_root(c))),
-        "frames": lambda: P.frames(c, head),
-        "audio": lambda: (P.audio(c), c["audio"]["aligned_frame_set"]),
-        "train_video": lambda: (P.train(c, head), P.model_inputs(c, head)),
-        "train_audio": lambda: (P.train(c, head), P.model_inputs(c, head)),
-        "fusion": lambda: (P.fusion(c, head), P.fusion_inputs(c, head, int(tail))),
-        "fusion_single_task": lambda: (
-            P.fusion(c, c["fusion"]["single_task"] + P.SINGLE_TASK),
-            P.fusion_inputs(c, c["fusion"]["single_task"] + P.SINGLE_TASK, int(item)),
-        ),
-        "late_fusion": lambda: P.late_inputs(c, head, int(tail)),
-        "evaluate": lambda: P.evaluation(c),
-        "evaluate_baseline": lambda: P.evaluation(c),
-        "evaluate_fusion": lambda: P.evaluation(c),
-        "evaluate_late": lambda: P.evaluation(c),
-        "evaluate_single_task": lambda: P.evaluation(c),
-        "evaluate_ablation": lambda: P.evaluation(c),
-        "qc": lambda: (),
-        "baseline": lambda: (),
-    }
-    try:
-        return views[group]()
-    except (KeyError, TypeError) as exc:  # e.g. an unknown preset name: certainly a change
-        return ("error", repr(exc))
-
-
-def _rule(stage: str) -> str:
-    """The Snakemake rule a DVC stage runs."""
-    rules = {"corpus": "synthetic_corpus", "train_video": "train", "train_audio": "train"}
-    rules |= {"fusion_single_task": "fusion"}
-    rules |= {f"evaluate_{g}": "evaluate" for g in ("baseline", "fusion", "late", "single_task")}
-    group = stage.split("@")[0]
-    return rules.get(group, group)
-
-
-def test_every_stage_runs_exactly_one_snakemake_rule(stages: dict[str, dict[str, Any]]) -> None:
+def test_every_stage_runs_exactly_one_snakemake_job(stages: dict[str, dict[str, Any]]) -> None:
     for name, st in stages.items():
-        rule = _rule(name)
+        rule = name.split("-")[0]
         assert st["cmd"].startswith("snakemake --profile workflow/profiles/default "), name
         assert f" --allowed-rules {rule} -- results/" in st["cmd"], (name, st["cmd"])
 
 
-def test_code_deps_are_the_code_the_rule_hashes(stages: dict[str, dict[str, Any]]) -> None:
-    """DVC reruns a stage when its code deps change, Snakemake when the rule's code_hash param
-    does: both must watch the same files."""
+def test_stages_are_the_jobs_of_the_dag() -> None:
+    """One stage per job of `snakemake -n` (the rule counts agree)."""
+    import collections
+
+    dry = subprocess.run([str(BIN / "snakemake"), "-n", "--forceall", "--quiet", "rules"],
+                         cwd=REPO, capture_output=True, text=True, env=tool_env())
+    counts = job_counts(dry.stdout + dry.stderr)
+    counts.pop("all", None)
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    assert collections.Counter(n.split("-")[0] for n in pipeline["stages"]) == counts
+
+
+def test_code_deps_are_the_modules_the_job_imports(stages: dict[str, dict[str, Any]]) -> None:
+    """DVC reruns a stage when its code deps change, Snakemake when the rule's code digest
+    does: both come from avemo.codedeps (the import graph)."""
+    from avemo import codedeps
+
     for name, st in stages.items():
-        src = {d for d in st["deps"] if d.startswith("src/")}
-        assert src == {f"src/avemo/{p}" for p in P.RULE_CODE[_rule(name)]}, name
+        rule, *wild = name.split("-")
+        src = [d for d in st["deps"] if d.startswith("src/")]
+        covered = {f for d in src for f in ([REPO / d] if d.endswith(".py")
+                                           else (REPO / d).rglob("*.py"))}
+        command = {"synthetic_corpus": "synthetic", "download_meld": "download",
+                   "late_fusion": "late", "evaluate_ablation": "evaluate"}.get(rule, rule)
+        command = "train" if rule.startswith("train_") else command
+        model = wild[0] if rule in ("train_visual", "train_audio", "fusion", "late_fusion",
+                                    "baseline") else None
+        if model and rule == "fusion":
+            model = model.removesuffix("_single_task")
+        assert covered == set(codedeps.files(command, model)), name
 
 
-def test_stages_cover_the_configured_models_and_frame_sets(
-    stages: dict[str, dict[str, Any]],
-) -> None:
-    cfg = _config()
-    trained = {n.split("@")[1].rpartition("-")[0] for n in stages if n.startswith("train_")}
-    assert trained == set(cfg["train"]["models"]), "dvc.yaml vars: video_models/audio_models"
-    for name in stages:
-        if name.startswith("train_audio@"):
-            assert P.model_inputs(cfg, name.split("@")[1].rpartition("-")[0])["audio"], name
-        if name.startswith("train_video@"):
-            assert not P.model_inputs(cfg, name.split("@")[1].rpartition("-")[0])["audio"], name
-    sets = {n.split("@")[1].rpartition("-")[0] for n in stages if n.startswith("frames@")}
-    assert sets == set(cfg["frames"]["sets"])
-    assert {n.split("@")[1] for n in stages if n.startswith("baseline@")} == set(P.BASELINES)
-    early = {n.split("@")[1].rpartition("-")[0] for n in stages if n.startswith("fusion@")}
-    late = {n.split("@")[1].rpartition("-")[0] for n in stages if n.startswith("late_fusion@")}
-    assert early == set(P.early_fusion(cfg)), "dvc.yaml vars: early_fusion"
-    assert early | late == set(cfg["fusion"]["models"]), "dvc.yaml vars: late_fusion"
-    assert cfg["fusion"]["single_task"] in early and "evaluate_single_task" in stages
-    evaluated = {n.split("@")[-1] for n in stages if n.startswith("evaluate")}
-    models = [*cfg["train"]["models"], *P.BASELINES, *cfg["fusion"]["models"]]
-    assert set(models) <= evaluated
+def test_dvc_params_cover_every_key_the_job_reads(stages: dict[str, dict[str, Any]]) -> None:
+    """Any config key that changes a job's parameters must be a DVC param of its stage, or
+    DVC would call a stage up to date that Snakemake would rebuild."""
+    from avemo.config import validate_config
 
-
-def test_paths_assume_the_configured_results_dir() -> None:
-    cfg = _config()
-    assert cfg["results_dir"] == "results" and cfg["dataset"] == "synthetic"
-
-
-def test_dvc_params_cover_every_key_the_rule_reads(stages: dict[str, dict[str, Any]]) -> None:
-    """Any config key that changes a rule's Snakemake params must be a DVC param of the stage,
-    or DVC would call a stage up to date that Snakemake would rebuild."""
     cfg = _config()
     leaves = [p for p in _leaves(cfg) if p != ("results_dir",)]
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    base_cfg = validate_config(copy.deepcopy(cfg))
     for name, st in stages.items():
         declared = st["params"]
         if declared is None:  # the whole file
-            assert name == "report", name
             continue
-        base = _rule_view(name, cfg)
+        rule, *wild = name.split("-")
+        if rule not in P.job_param_rules():
+            continue
+        cmd_target = pipeline[name]["cmd"].split(" -- ")[1]
+        wildcards = _wildcards(rule, wild, cmd_target)
+        base = P.job_params(rule, base_cfg, wildcards)
         for leaf in leaves:
-            if _rule_view(name, _perturbed(cfg, leaf)) != base:
+            try:
+                changed = P.job_params(rule, validate_config(_perturbed(cfg, leaf)), wildcards)
+            except Exception:  # noqa: BLE001 - an invalid perturbation is certainly a change
+                changed = None
+            if changed != base:
                 assert any(leaf[: len(k)] == k for k in declared), (name, ".".join(leaf))
+
+
+def _wildcards(rule: str, wild: list[str], target: str) -> dict[str, str]:
+    """The job's wildcards, read back from its stage name and target."""
+    if rule == "frames":
+        return {"fset": wild[0], "split": wild[1]}
+    if rule == "audio":
+        return {"split": wild[0]}
+    model = target.split("/")[2] if rule in ("train_visual", "train_audio", "fusion",
+                                             "late_fusion") else ""
+    if rule in ("evaluate", "evaluate_ablation"):
+        model = target.split("/")[-1].removesuffix(".json")
+    return {"model": model, "name": model, "seed": wild[-1] if wild else "0"}
 
 
 def test_remote_is_a_relative_default() -> None:
@@ -239,12 +231,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 # What an audio.window_s change must (and may) rerun; everything else must be skipped.
 MUST_RERUN = {
-    "audio@train",
-    "audio@dev",
-    "audio@test",
-    "train_audio@audio_mlp-0",
-    "fusion@concat_aligned-0",
-    "fusion_single_task@0",
+    "audio-train",
+    "audio-dev",
+    "audio-test",
+    "train_audio-audio_mlp-0",
+    "fusion-concat_aligned-0",
+    "fusion-concat_aligned_single_task-0",
     "report",
 }
 # These rerun when their inputs' bytes change (they do: training logs record timings); every
@@ -252,36 +244,36 @@ MUST_RERUN = {
 MAY_RERUN = {
     "qc",
     "compare",
-    "evaluate@audio_mlp",
-    "evaluate@video_branch",
-    "evaluate_baseline@majority",
-    "evaluate_baseline@prior",
-    "late_fusion@late-0",
-    "evaluate_fusion@concat_aligned",
-    "evaluate_single_task",
-    "evaluate_late@late",
-    "evaluate_ablation@concat_aligned-no_audio",
-    "evaluate_ablation@concat_aligned-no_video",
+    "evaluate-audio_mlp",
+    "evaluate-video_branch",
+    "evaluate-majority",
+    "evaluate-prior",
+    "late_fusion-late-0",
+    "evaluate-concat_aligned",
+    "evaluate-concat_aligned_single_task",
+    "evaluate-late",
+    "evaluate_ablation-concat_aligned_no_audio",
+    "evaluate_ablation-concat_aligned_no_video",
 }
 LOGS = {  # DVC stage -> the Snakemake job's log name
-    "audio@train": "audio_train",
-    "audio@dev": "audio_dev",
-    "audio@test": "audio_test",
+    "audio-train": "audio_train",
+    "audio-dev": "audio_dev",
+    "audio-test": "audio_test",
     "qc": "qc",
-    "train_audio@audio_mlp-0": "train_audio_mlp_seed0",
-    "fusion@concat_aligned-0": "fusion_concat_aligned_seed0",
-    "fusion_single_task@0": "fusion_concat_aligned@single_task_seed0",
-    "late_fusion@late-0": "late_fusion_late_seed0",
-    "evaluate@audio_mlp": "evaluate_audio_mlp",
-    "evaluate@video_branch": "evaluate_video_branch",
-    "evaluate_baseline@majority": "evaluate_majority",
-    "evaluate_baseline@prior": "evaluate_prior",
+    "train_audio-audio_mlp-0": "train_audio_mlp_seed0",
+    "fusion-concat_aligned-0": "fusion_concat_aligned_seed0",
+    "fusion-concat_aligned_single_task-0": "fusion_concat_aligned@single_task_seed0",
+    "late_fusion-late-0": "late_fusion_late_seed0",
+    "evaluate-audio_mlp": "evaluate_audio_mlp",
+    "evaluate-video_branch": "evaluate_video_branch",
+    "evaluate-majority": "evaluate_majority",
+    "evaluate-prior": "evaluate_prior",
     "compare": "compare",
-    "evaluate_fusion@concat_aligned": "evaluate_concat_aligned",
-    "evaluate_single_task": "evaluate_concat_aligned@single_task",
-    "evaluate_late@late": "evaluate_late",
-    "evaluate_ablation@concat_aligned-no_audio": "evaluate_concat_aligned@no_audio",
-    "evaluate_ablation@concat_aligned-no_video": "evaluate_concat_aligned@no_video",
+    "evaluate-concat_aligned": "evaluate_concat_aligned",
+    "evaluate-concat_aligned_single_task": "evaluate_concat_aligned@single_task",
+    "evaluate-late": "evaluate_late",
+    "evaluate_ablation-concat_aligned_no_audio": "evaluate_concat_aligned@no_audio",
+    "evaluate_ablation-concat_aligned_no_video": "evaluate_concat_aligned@no_video",
     "report": "report",
 }
 
@@ -289,10 +281,10 @@ LOGS = {  # DVC stage -> the Snakemake job's log name
 @slow
 def test_repro_builds_every_stage_and_git_stays_clean(built: Built) -> None:
     assert sorted(stages_ran(built.repro_log)) == sorted(built.stages), built.repro_log[-3000:]
-    assert "train_video@video_branch-0" in built.stages and "late_fusion@late-0" in built.stages
+    assert "train_visual-video_branch-0" in built.stages and "late_fusion-late-0" in built.stages
     lock = yaml.safe_load((built.repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(built.stages)
-    assert lock["stages"]["audio@train"]["params"]["config.yaml"]["audio"]["window_s"] == 1.0
+    assert lock["stages"]["audio-train"]["params"]["config.yaml"]["audio.window_s"] == 1.0
     # DVC added no .gitignore entries of its own (results/ is ignored already) and left
     # nothing untracked: the commit above holds the whole state.
     assert git(built.repo, "status", "--porcelain").stdout == ""
@@ -329,38 +321,60 @@ def test_param_change_flags_only_the_stages_that_read_it(built: Built) -> None:
     try:
         status = json.loads(dvc(built.repo, "status", "--json").stdout)
         # DVC: the stages whose own params changed (the rest follow once outputs change).
-        assert set(status) == {"audio@train", "audio@dev", "audio@test", "report"}, status
+        assert set(status) == {"audio-train", "audio-dev", "audio-test", "report"}, status
         # Snakemake (with its metadata here): the audio jobs, the audio model, the fusion
         # models and what reads them; no corpus, manifest, frames, video model or baseline.
         dry = snakemake(built.repo, "-n", "--quiet", "rules")
         counts = job_counts(dry.stdout + dry.stderr)
         # Every evaluate job reads audio/test (clips with / without usable audio), so all seven
         # rerun, and the paired comparisons after them.
-        want = {"audio": 3, "qc": 1, "train": 1, "fusion": 2, "late_fusion": 1}
+        want = {"audio": 3, "qc": 1, "train_audio": 1, "fusion": 2, "late_fusion": 1}
         want |= {"evaluate": 7, "evaluate_ablation": 2, "compare": 1, "report": 1, "all": 1}
         assert counts == want, dry.stdout + dry.stderr
     finally:
         cfg_path.write_text(original)
 
 
+def _importers(repo: Path, module: str) -> set[str]:
+    """The stages whose code deps (files or folders) cover ``module``."""
+    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    return {name for name, st in pipeline.items()
+            if any(module == d or module.startswith(d + "/") for d in st.get("deps", []))}
+
+
 @slow
-def test_code_change_flags_only_the_stages_that_run_it(built: Built) -> None:
-    """An edit to the baseline/metrics code (src/avemo/evaluation) reruns the baselines and the
-    evaluations in DVC and Snakemake alike; no extraction, no training."""
-    src = built.repo / "src" / "avemo" / "evaluation" / "metrics.py"
+def test_code_change_flags_only_the_stages_that_import_it(built: Built) -> None:
+    """An edit to the metrics module reruns exactly the stages whose jobs import it (from the
+    import graph), in DVC and Snakemake alike; no extraction, no per-stream training."""
+    rel = "src/avemo/evaluation/metrics.py"
+    src = built.repo / rel
     original = src.read_text()
     src.write_text(original + "\n# an edit\n")
     try:
+        expected = _importers(built.repo, rel)
+        assert {"compare", "report", "late_fusion-late-0", "fusion-concat_aligned-0"} <= expected
         status = json.loads(dvc(built.repo, "status", "--json").stdout)
-        groups = {name.split("@")[0] for name in status}
-        evaluations = {g for g in groups if g.startswith("evaluate")}
-        assert "evaluate" in evaluations and groups == {"baseline", "compare", *evaluations}
+        assert set(status) == expected
         dry = snakemake(built.repo, "-n", "--quiet", "rules")
         counts = job_counts(dry.stdout + dry.stderr)
-        assert {"evaluate", "evaluate_ablation", "compare", "baseline"} <= set(counts), counts
-        assert not {"synthetic_corpus", "manifest", "frames", "audio", "train", "fusion"} & set(
-            counts
-        ), counts
+        assert {n.split("-")[0] for n in expected} <= set(counts), counts
+        assert not {"synthetic_corpus", "manifest", "frames", "audio", "train_visual",
+                    "train_audio"} & set(counts), counts
+    finally:
+        src.write_text(original)
+
+
+@slow
+def test_code_no_stage_imports_reruns_nothing(built: Built) -> None:
+    rel = "src/avemo/download.py"  # the MELD download: not run on the synthetic corpus
+    src = built.repo / rel
+    original = src.read_text()
+    src.write_text(original + "\n# an edit\n")
+    try:
+        assert _importers(built.repo, rel) == set()
+        assert dvc(built.repo, "status").stdout.strip() == "Data and pipelines are up to date."
+        dry = snakemake(built.repo, "-n")
+        assert "Nothing to be done" in dry.stdout + dry.stderr
     finally:
         src.write_text(original)
 
@@ -443,9 +457,9 @@ def test_corruption_is_reported_and_recovered(built: Built) -> None:
     shard.chmod(0o644)
     shard.write_bytes(good[:-16] + bytes(16))
     status = json.loads(dvc(clone, "status", "--json").stdout)
-    assert {"changed outs": {out: "modified"}} in status["frames@study-train"]
+    assert {"changed outs": {out: "modified"}} in status["frames-study-train"]
     proc = dvc(clone, "repro")
-    assert "Stage 'frames@study-train' is cached - skipping run" in proc.stdout
+    assert "Stage 'frames-study-train' is cached - skipping run" in proc.stdout
     assert stages_ran(proc.stdout) == [] and shard.read_bytes() == good
 
     # 2. A damaged object in the local cache: DVC notices (the hash no longer matches) and
@@ -454,7 +468,7 @@ def test_corruption_is_reported_and_recovered(built: Built) -> None:
     obj.chmod(0o644)
     obj.write_bytes(b"bit rot")
     status = json.loads(dvc(clone, "status", "--json").stdout)
-    assert {"changed outs": {out: "not in cache"}} in status["frames@study-train"]
+    assert {"changed outs": {out: "not in cache"}} in status["frames-study-train"]
     remote = dvc(clone, "status", "-c").stdout
     assert "deleted:" in remote and f"{out}/shard-00000.npy" in remote
     dvc(clone, "pull")
@@ -473,7 +487,7 @@ def test_learning_curve_plots_cover_every_trained_model(repo) -> None:
     curves = next(p["dev_emotion_weighted_f1"] for p in pipeline["plots"]
                   if "dev_emotion_weighted_f1" in p)
     plotted = {f.split("/")[2] for f in curves["y"]}
-    assert plotted == set(cfg["train"]["models"]) | set(P.early_fusion(cfg))
+    assert plotted == set(P.configured(cfg, "visual", "audio")) | set(P.fusion_runs(cfg))
 
 
 @slow

@@ -6,19 +6,18 @@ if config["dataset"] == "synthetic":
         conda:
             "../../envs/data.yaml"
         output:
-            labels=P.corpus_outputs(config),
-            done=L.synthetic_done(),
+            # The whole folder (label CSVs + clips): every later stage reads the clips.
+            directory(L.synthetic_corpus()),
         params:
             code=code("synthetic"),
             p=job_params("synthetic_corpus", config),
-            root=out_dir("done"),
         threads: 4
         log:
             L.log("synthetic_corpus"),
         benchmark:
             L.benchmark("synthetic_corpus")
         shell:
-            "avemo synthetic --root {params.root:q} --workers {threads} --params {params.p:q} > {log:q} 2>&1"
+            "avemo synthetic --root {output:q} --workers {threads} --params {params.p:q} > {log:q} 2>&1"
 
 else:
 
@@ -42,14 +41,14 @@ rule manifest:
     conda:
         "../../envs/data.yaml"
     input:
-        labels=P.corpus_outputs(config),
+        P.corpus_inputs(config),
     output:
         manifests=list(L.manifests().values()),
         qc=L.manifest_qc(),
     params:
         code=code("manifest"),
         p=job_params("manifest", config),
-        root=lambda w, input: os.path.dirname(input.labels[0]),
+        root=P.corpus_root(config),
         out_dir=out_dir("qc"),
     threads: 2
     log:

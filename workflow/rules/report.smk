@@ -30,14 +30,13 @@ rule compare:
         code=code("compare"),
         p=job_params("compare", config),
         inputs=P.as_json(P.compare_inputs(config)),
-        root=L.root,
     log:
         L.log("compare"),
     benchmark:
         L.benchmark("compare")
     shell:
         "avemo compare --out {output:q} --params {params.p:q} --inputs {params.inputs:q}"
-        " --results-root {params.root:q} > {log:q} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule report:
