@@ -25,7 +25,6 @@ from avemo.errors import DataStageError
 from avemo.evaluation.metrics import TASKS, prob_columns
 
 
-
 def label_prior(labels: pd.Series, task: str) -> np.ndarray:
     """Class frequencies of ``labels`` in the label order of ``task`` (sums to 1)."""
     names = TASKS[task]
