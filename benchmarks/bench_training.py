@@ -33,6 +33,7 @@ from avemo.models.heads import DualHead  # noqa: E402
 from avemo.models.registry import MODELS, build_model  # noqa: E402
 from avemo.training.engine import make_optimizer  # noqa: E402
 from avemo.training.losses import MultiTaskLoss  # noqa: E402
+from avemo.training.settings import EngineSettings  # noqa: E402
 
 BATCH = 32
 
@@ -70,9 +71,13 @@ def _batch(kind: str, cfg: dict[str, Any], model: str) -> dict[str, Any]:
             "clip_name": [f"c{i}" for i in range(BATCH)], **extra}
 
 
-def _step_seconds(net: nn.Module, batch: dict[str, Any], steps: int) -> float:
-    loss_fn = MultiTaskLoss(1.0, 0.5, "none", 2.0, None, None)
-    opt = make_optimizer(list(net.parameters()), 1e-3, 1e-4, torch.device("cpu"))  # as trained
+def _step_seconds(
+    net: nn.Module, batch: dict[str, Any], steps: int, s: EngineSettings | None = None
+) -> float:
+    s = s or EngineSettings()
+    # The engine's loss and optimizer with the model's settings (no class counts: random labels).
+    loss_fn = MultiTaskLoss(s.w_emotion, s.w_sentiment, "none", s.focal_gamma, None, None)
+    opt = make_optimizer(list(net.parameters()), s.lr, s.weight_decay, torch.device("cpu"))
     net.train()
 
     def step() -> None:
@@ -99,8 +104,10 @@ def run(steps: int = 5) -> list[dict[str, Any]]:
     rows = []
     for model in P.train_models(cfg):
         kind = MODELS[model].input_kind
-        net = build_model(model, **P.train(cfg, model)["model_params"])
-        sec = _step_seconds(net, _batch(kind, cfg, model), steps)
+        spec = P.train(cfg, model)
+        net = build_model(model, **spec["model_params"])
+        settings = EngineSettings.from_mapping(spec["engine"])
+        sec = _step_seconds(net, _batch(kind, cfg, model), steps, settings)
         items = BATCH * (8 if kind == "frame_seq" else 1)
         rows.append({"model": model, "input": kind, "step_s": round(sec, 4),
                      "samples_per_s": round(BATCH / sec, 1), "frames_per_s": round(items / sec, 1),

@@ -345,6 +345,27 @@ def test_stage_ssl_missing_weights(
     assert not (tmp_path / "b" / "egemaps.npy").exists()
 
 
+def test_stage_orphan_frame_rows_get_zero_windows(
+    stage: dict[str, object], tmp_path: Path
+) -> None:
+    # Frames of a clip the manifest does not list as usable keep their index row, with zeros.
+    index = pd.read_parquet(stage["frames"] / "index.parquet")  # type: ignore[operator]
+    orphan = index.iloc[:1].assign(clip_name="dia99_utt0")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    pd.concat([index, orphan]).to_parquet(frames / "index.parquet", index=False)
+    manifest = stage["manifest"]
+    summary = extract_audio(manifest, frames, tmp_path / "out", window_s=0.2, egemaps=False)  # type: ignore[arg-type]
+    s = AudioStore(tmp_path / "out")
+    assert summary["frames"] == len(index) + 1 and (s.aligned()[-1] == 0).all()
+    assert s.meta["notes"] == [
+        "1 frame rows belong to clips not usable in the manifest; their aligned windows are zeros"
+    ]
+    ref = AudioStore(stage["out"])  # type: ignore[arg-type]
+    np.testing.assert_array_equal(s.aligned()[:-1], ref.aligned())
+    np.testing.assert_array_equal(s.logmel("dia3_utt0"), ref.logmel("dia3_utt0"))
+
+
 def test_stage_missing_frames_index(stage: dict[str, object], tmp_path: Path) -> None:
     with pytest.raises(DataStageError, match="frames index not found"):
         extract_audio(stage["manifest"], tmp_path, tmp_path / "out")  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import overfit_losses
 
+from avemo.errors import ConfigError
 from avemo.evaluation import read_predictions
 from avemo.evaluation.metrics import prob_columns
 from avemo.fusion import FUSION_MODELS, build_fusion_dataset, late_fusion
@@ -490,6 +491,13 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
     dev_mean = ds_of(files["dev"], "dev", inputs_for(name)).feature_stats()[0]["audio"][0]
     assert np.abs(state["norm_a.mean"].numpy() - dev_mean).mean() > 1.0
     assert json.loads((out / "summary.json").read_text())["model"] == name
+
+
+def test_stage_rejects_unknown_engine_setting(tmp_path: Path) -> None:
+    # Named before any input is read; every other setting takes the schema default.
+    with pytest.raises(ConfigError, match=r"concat_misaligned.*'lr_decay'"):
+        train_fusion("concat_misaligned", 0, {}, {}, {}, tmp_path, engine={"lr_decay": 0.1},
+                     model_params={}, config_hash="h")
 
 
 @pytest.mark.slow

@@ -18,7 +18,9 @@ import pytest
 import torch
 
 import avemo.training.engine as engine
-from avemo.errors import TrainingError
+from avemo import params as P
+from avemo.config import config_errors, load_config, load_schema, validate_config
+from avemo.errors import ConfigError, TrainingError
 from avemo.labels import EMOTIONS, SENTIMENTS
 from avemo.models import build_model
 from avemo.training import (
@@ -37,6 +39,8 @@ from avemo.training.losses import (
     focal_loss,
     inverse_frequency_weights,
 )
+from avemo.training.settings import EngineSettings
+from avemo.training.stage import train_stream
 
 predict_mod = importlib.import_module("avemo.training.predict")  # the package re-exports predict()
 D = 16
@@ -157,7 +161,93 @@ def test_sequence_collate_pads_and_masks() -> None:
     assert cb([items[0], items[1]])["x"].shape == (2, 4, 3, 8, 8)
 
 
+# ---------------------------------------------------------------- settings
+
+
+def test_engine_settings_are_the_schema_engine_properties() -> None:
+    defs = load_schema()["$defs"]
+    props = defs["engine_props"]
+    assert EngineSettings.names() == tuple(props)  # same names, same order
+    assert EngineSettings().as_dict() == {k: v["default"] for k, v in props.items()}
+    assert defs["engine"]["properties"] == props
+    # Overrides accept every key, each with the engine's constraints and no default (one would
+    # be filled in and replace train.engine's value).
+    override = defs["engine_override"]["properties"]
+    assert override == {k: {"$ref": f"#/$defs/engine/properties/{k}"} for k in props}
+
+
+def test_repository_config_builds_engine_settings(repo: Path) -> None:
+    cfg = load_config(repo / "config.yaml")
+    assert EngineSettings.from_mapping(cfg["train"]["engine"]) == EngineSettings()  # = defaults
+    # What each training and fusion job receives (train.engine + the overrides) builds too.
+    for model in cfg["train"]["models"]:
+        EngineSettings.from_mapping(P.train(cfg, model)["engine"])
+    for model in (m for m in cfg["fusion"]["models"] if not m.startswith("late")):
+        assert EngineSettings.from_mapping(P.fusion(cfg, model)["engine"]).epochs == 15
+
+
+def test_config_without_engine_gives_schema_defaults() -> None:
+    cfg = validate_config({})
+    s = EngineSettings.from_mapping(cfg["train"]["engine"])
+    assert s == EngineSettings()
+    # The demo's values (config.yaml restates them; the study's live in presets/meld.yaml).
+    assert (s.epochs, s.patience, s.imbalance, s.grad_clip) == (20, 0, "none", 5.0)
+
+
+def test_overrides_take_every_key_and_get_no_defaults() -> None:
+    cfg = validate_config({"fusion": {"engine": {"grad_clip": 1.0}}})
+    assert cfg["fusion"]["engine"] == {"grad_clip": 1.0}  # not filled: train.engine still counts
+    assert config_errors({"fusion": {"engine": {"grad_clip": -1}}})
+
+
+def test_unknown_engine_key_is_named(tmp_path: Path) -> None:
+    for section in ({"train": {"engine": {"lr_decay": 0.1}}},
+                    {"train": {"models": {"cnn5": {"engine": {"lr_decay": 0.1}}}}},
+                    {"fusion": {"engine": {"lr_decay": 0.1}}}):
+        problems = config_errors(section)
+        assert any("engine.lr_decay" in p and "unknown key" in p for p in problems), problems
+    with pytest.raises(ConfigError, match="'lr_decay'.*allowed: epochs"):
+        EngineSettings.from_mapping({"epochs": 2, "lr_decay": 0.1})
+    with pytest.raises(ConfigError, match="lr_decay"):
+        train(fresh_model(), *vectors_pair(), tmp_path, **TRAIN_KW, lr_decay=0.1)
+    with pytest.raises(ConfigError, match=r"audio_mlp.*'lr_decay'"):  # before any data is read
+        train_stream("audio_mlp", 0, {}, tmp_path, engine={"lr_decay": 0.1}, model_params={},
+                     config_hash="h")
+
+
+def vectors_pair() -> tuple[VectorDataset, VectorDataset]:
+    return vectors(16, "train", 0), vectors(8, "dev", 1)
+
+
 # ---------------------------------------------------------------- engine
+
+
+def test_fit_with_settings_equals_train_with_keywords(data: Any, tmp_path: Path) -> None:
+    kw = {**TRAIN_KW, "epochs": 2}
+    train(fresh_model(), *data, tmp_path / "train", **kw)
+    run = {k: kw.pop(k) for k in ("seed", "config_hash", "num_workers")}
+    engine.fit(fresh_model(), *data, tmp_path / "fit", EngineSettings(**kw), **run)
+    pd.testing.assert_frame_equal(
+        log_without_time(tmp_path / "train"), log_without_time(tmp_path / "fit"), check_exact=True
+    )
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 0.25])
+def test_grad_clip_setting_is_used(
+    data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grad_clip: float
+) -> None:
+    norms: list[float] = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params: Any, max_norm: float, *a: Any, **k: Any) -> torch.Tensor:
+        norms.append(max_norm)
+        return real(params, max_norm, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    train(fresh_model(), *data, tmp_path, **{**TRAIN_KW, "epochs": 1, "grad_clip": grad_clip})
+    assert norms == ([grad_clip] * 6 if grad_clip else [])  # 48 items / batch 8
+
+
 
 
 def test_train_writes_log_and_checkpoints(data: Any, tmp_path: Path) -> None:

@@ -13,8 +13,10 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,203 @@ def _check_params(
         raise ConfigError("invalid audio stage parameters: " + "; ".join(problems))
 
 
+def _resolve_ssl(ssl: str, ssl_model: str, ssl_on_missing: str, notes: list[str]) -> bool:
+    """Whether SSL embeddings will be written; with ``skip``, missing weights become a note."""
+    if ssl == "off":
+        return False
+    try:
+        # Load in the parent first: a missing weights file fails before any work is done.
+        ssl_mod.cached_ssl_model(ssl_model, ssl == "on")
+    except DataStageError as exc:
+        if ssl_on_missing == "error":
+            raise
+        notes.append(f"SSL embeddings skipped (audio.ssl_on_missing=skip): {exc}")
+        return False
+    return True
+
+
+def _frame_positions(
+    frames: pd.DataFrame, clips: pd.DataFrame, notes: list[str]
+) -> dict[str, np.ndarray]:
+    """Row numbers of each clip's frames in the frames index: aligned rows are written there."""
+    positions: dict[str, np.ndarray] = {
+        str(k): v for k, v in frames.groupby("clip_name", sort=False).indices.items()
+    }
+    manifest_names = set(clips["clip_name"].astype(str))
+    orphan_frames = int(sum(len(v) for k, v in positions.items() if k not in manifest_names))
+    if orphan_frames:
+        notes.append(
+            f"{orphan_frames} frame rows belong to clips not usable in the manifest; "
+            "their aligned windows are zeros"
+        )
+    return positions
+
+
+_NO_POSITIONS = np.zeros(0, dtype=np.int64)
+
+
+def _make_tasks(
+    clips: pd.DataFrame, frames: pd.DataFrame, positions: dict[str, np.ndarray], p: _Params
+) -> list[tuple[str, str, bool, np.ndarray, _Params]]:
+    """One picklable task per usable clip, in manifest order, with its frame timestamps."""
+    frame_t = frames["t_s"].to_numpy(np.float64)
+    return [
+        (
+            str(r.clip_name),
+            str(r.clip_path),
+            bool(r.has_audio),
+            frame_t[positions.get(str(r.clip_name), _NO_POSITIONS)],
+            p,
+        )
+        for r in clips.itertuples(index=False)
+    ]
+
+
+@contextmanager
+def _results(
+    tasks: list[tuple[str, str, bool, np.ndarray, _Params]], workers: int
+) -> Iterator[Iterator[dict[str, Any]]]:
+    """Per-clip results in task order: in this process, or from ``workers`` spawned ones."""
+    n = len(tasks)
+    if workers <= 1 or n <= 1:
+        yield map(_process_task, tasks)
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        initializer=_init_worker,
+        mp_context=multiprocessing.get_context("spawn"),
+    )
+    try:
+        yield pool.map(_process_task, tasks, chunksize=max(1, min(16, n // (4 * workers))))
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+@dataclass
+class _Writer:
+    """The stage's arrays, filled clip by clip inside the temporary output folder."""
+
+    tmp: Path
+    n_mels: int
+    utt: np.ndarray
+    ali: np.ndarray
+    ege: np.ndarray | None
+    emb: np.ndarray | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    spans: list[tuple[str, int, int]] = field(default_factory=list)  # clip, start, length
+    total: int = 0  # log-mel frames written so far
+
+    @classmethod
+    def open(
+        cls, tmp: Path, n: int, n_frames: int, n_mels: int, w: int, egemaps: bool, ssl: bool
+    ) -> _Writer:
+        def new(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            return _new_npy(tmp / name, shape, np.float32)
+
+        return cls(
+            tmp,
+            n_mels,
+            utt=new(store.UTTERANCE_FILE, (n, features_mod.DIM)),
+            ali=new(store.ALIGNED_FILE, (n_frames, n_mels, w)),
+            ege=new(store.EGEMAPS_FILE, (n, egemaps_mod.DIM)) if egemaps else None,
+            emb=new(store.SSL_FILE, (n, ssl_mod.DIM)) if ssl else None,
+        )
+
+    @property
+    def raw_path(self) -> Path:
+        # Log-mel lengths are only known once decoded: stream them to a raw file, copy at the end.
+        return self.tmp / "logmel.raw"
+
+    def add(self, i: int, res: dict[str, Any], pos: np.ndarray, raw: Any) -> None:
+        """Clip ``i``'s features (masked clips keep their zeros and get an empty log-mel)."""
+        if res["mask"]:
+            self.utt[i] = res["utterance"]
+            if self.ege is not None:
+                self.ege[i] = res["egemaps"]
+            if self.emb is not None:
+                self.emb[i] = res["ssl"]
+            if len(pos):
+                self.ali[pos] = res["aligned"]
+            lm = res["logmel"]
+            raw.write(np.ascontiguousarray(lm).tobytes())
+            self.spans.append((res["clip_name"], self.total, len(lm)))
+            self.total += len(lm)
+        else:
+            self.spans.append((res["clip_name"], self.total, 0))
+        self.rows.append({k: res[k] for k in store.CLIPS_COLUMNS})
+
+    def finish(self) -> None:
+        """Flush the memmaps and copy the streamed log-mels into ``logmel.npy`` in chunks."""
+        for arr in (self.utt, self.ege, self.emb, self.ali):
+            if isinstance(arr, np.memmap):
+                arr.flush()
+        shape = (self.total, self.n_mels)
+        logmel = _new_npy(self.tmp / store.LOGMEL_FILE, shape, np.float16)
+        if self.total:
+            src = np.memmap(self.raw_path, dtype=np.float16, mode="r", shape=shape)
+            step = 1 << 16
+            for s in range(0, self.total, step):
+                logmel[s : s + step] = src[s : s + step]
+            del src
+            logmel.flush()
+        self.raw_path.unlink()
+
+
+def _write_tables(tmp: Path, w: _Writer, frames: pd.DataFrame, ssl_written: bool) -> None:
+    """clips, aligned index, log-mel index (and SSL index) tables beside the arrays."""
+    clips_df = pd.DataFrame(w.rows, columns=list(store.CLIPS_COLUMNS)).astype(
+        {
+            "clip_name": str,
+            "ok": bool,
+            "reason": str,
+            "has_audio": bool,
+            "silent": bool,
+            "duration_s": np.float64,
+            "mask": bool,
+        }
+    )
+    clips_df.to_parquet(tmp / store.CLIPS_FILE, index=False)
+    frames[["clip_name", "t_s"]].to_parquet(tmp / store.ALIGNED_INDEX_FILE, index=False)
+    pd.DataFrame(w.spans, columns=["clip_name", "start", "length"]).astype(
+        {"start": np.int64, "length": np.int64}
+    ).to_parquet(tmp / store.LOGMEL_INDEX_FILE, index=False)
+    if ssl_written:
+        clips_df[["clip_name", "mask"]].to_parquet(tmp / store.SSL_INDEX_FILE, index=False)
+
+
+def _summary(w: _Writer, n_frames: int, t0: float) -> dict[str, Any]:
+    reasons = Counter(r["reason"] for r in w.rows if r["reason"])
+    return {
+        "clips": len(w.rows),
+        "masked": int(sum(not r["mask"] for r in w.rows)),
+        "reasons": dict(sorted(reasons.items())),
+        "frames": n_frames,
+        "logmel_frames": w.total,
+        "audio_seconds": float(sum(r["duration_s"] for r in w.rows)),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _meta(
+    stage_params: dict[str, Any],
+    inputs: dict[str, str],
+    ssl_written: bool,
+    notes: list[str],
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """``meta.json``: how the folder was made, what it holds, and what to know about it."""
+    return {
+        "params": stage_params,
+        "inputs": inputs,
+        "ssl_written": ssl_written,
+        "notes": notes,
+        "summary": summary,
+        "utterance_features": list(features_mod.UTTERANCE_FEATURE_NAMES),
+        "egemaps_features": egemaps_mod.egemaps_names() if stage_params["egemaps"] else [],
+        "versions": {"torch": torch.__version__, "torchaudio": torchaudio.__version__},
+    }
+
+
 def extract_audio(
     manifest_path: str | os.PathLike[str],
     frames_dir: str | os.PathLike[str],
@@ -194,17 +393,7 @@ def extract_audio(
     clips = usable(read_manifest(manifest_path))
     frames = read_frame_times(frames_dir)
     notes: list[str] = []
-
-    use_ssl = ssl != "off"
-    if use_ssl:
-        try:
-            # Load in the parent first: a missing weights file fails before any work is done.
-            ssl_mod.cached_ssl_model(ssl_model, ssl == "on")
-        except DataStageError as exc:
-            if ssl_on_missing == "error":
-                raise
-            use_ssl = False
-            notes.append(f"SSL embeddings skipped (audio.ssl_on_missing=skip): {exc}")
+    use_ssl = _resolve_ssl(ssl, ssl_model, ssl_on_missing, notes)
     params = _Params(
         sample_rate=int(sample_rate),
         n_mels=int(n_mels),
@@ -215,144 +404,31 @@ def extract_audio(
         ssl_model=ssl_model if use_ssl else None,
         ssl_pretrained=ssl == "on",
     )
-
-    # Frame positions per clip, in index order: aligned rows are written exactly there.
-    positions: dict[str, np.ndarray] = {
-        str(k): v for k, v in frames.groupby("clip_name", sort=False).indices.items()
-    }
-    frame_t = frames["t_s"].to_numpy(np.float64)
-    manifest_names = set(clips["clip_name"].astype(str))
-    orphan_frames = int(sum(len(v) for k, v in positions.items() if k not in manifest_names))
-    if orphan_frames:
-        notes.append(
-            f"{orphan_frames} frame rows belong to clips not usable in the manifest; "
-            "their aligned windows are zeros"
-        )
-    no_pos = np.zeros(0, dtype=np.int64)
-    tasks = [
-        (
-            str(r.clip_name),
-            str(r.clip_path),
-            bool(r.has_audio),
-            frame_t[positions.get(str(r.clip_name), no_pos)],
-            params,
-        )
-        for r in clips.itertuples(index=False)
-    ]
-
-    n, n_frames = len(tasks), len(frames)
+    positions = _frame_positions(frames, clips, notes)
+    tasks = _make_tasks(clips, frames, positions, params)
     w = aligned_mod.window_frames(window_s, hop_s)
-    rows: list[dict[str, Any]] = []
+
     with atomic_dir(out_dir) as tmp:
-        utt = _new_npy(tmp / store.UTTERANCE_FILE, (n, features_mod.DIM), np.float32)
-        ege = (
-            _new_npy(tmp / store.EGEMAPS_FILE, (n, egemaps_mod.DIM), np.float32)
-            if egemaps
-            else None
-        )
-        emb = _new_npy(tmp / store.SSL_FILE, (n, ssl_mod.DIM), np.float32) if use_ssl else None
-        ali = _new_npy(tmp / store.ALIGNED_FILE, (n_frames, n_mels, w), np.float32)
-        # Log-mel lengths are only known once decoded: stream them to a raw file, copy at the end.
-        raw_path = tmp / "logmel.raw"
-        spans: list[tuple[str, int, int]] = []
-        total = 0
-        with open(raw_path, "wb") as raw:
-            if workers > 1 and n > 1:
-                pool = ProcessPoolExecutor(
-                    max_workers=workers,
-                    initializer=_init_worker,
-                    mp_context=multiprocessing.get_context("spawn"),
-                )
-                results = pool.map(
-                    _process_task, tasks, chunksize=max(1, min(16, n // (4 * workers)))
-                )
-            else:
-                pool = None
-                results = map(_process_task, tasks)
-            try:
-                for i, res in enumerate(tqdm(results, total=n, desc="audio", unit="clip")):
-                    pos = positions.get(res["clip_name"], no_pos)
-                    if res["mask"]:
-                        utt[i] = res["utterance"]
-                        if ege is not None:
-                            ege[i] = res["egemaps"]
-                        if emb is not None:
-                            emb[i] = res["ssl"]
-                        if len(pos):
-                            ali[pos] = res["aligned"]
-                        lm = res["logmel"]
-                        raw.write(np.ascontiguousarray(lm).tobytes())
-                        spans.append((res["clip_name"], total, len(lm)))
-                        total += len(lm)
-                    else:
-                        spans.append((res["clip_name"], total, 0))
-                    rows.append({k: res[k] for k in store.CLIPS_COLUMNS})
-            finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
-        for arr in (utt, ege, emb, ali):
-            if isinstance(arr, np.memmap):
-                arr.flush()
-        logmel = _new_npy(tmp / store.LOGMEL_FILE, (total, n_mels), np.float16)
-        if total:
-            src = np.memmap(raw_path, dtype=np.float16, mode="r", shape=(total, n_mels))
-            step = 1 << 16
-            for s in range(0, total, step):
-                logmel[s : s + step] = src[s : s + step]
-            del src
-            logmel.flush()
-        raw_path.unlink()
-
-        clips_df = pd.DataFrame(rows, columns=list(store.CLIPS_COLUMNS)).astype(
-            {
-                "clip_name": str,
-                "ok": bool,
-                "reason": str,
-                "has_audio": bool,
-                "silent": bool,
-                "duration_s": np.float64,
-                "mask": bool,
-            }
-        )
-        clips_df.to_parquet(tmp / store.CLIPS_FILE, index=False)
-        frames[["clip_name", "t_s"]].to_parquet(tmp / store.ALIGNED_INDEX_FILE, index=False)
-        pd.DataFrame(spans, columns=["clip_name", "start", "length"]).astype(
-            {"start": np.int64, "length": np.int64}
-        ).to_parquet(tmp / store.LOGMEL_INDEX_FILE, index=False)
-        if use_ssl:
-            clips_df[["clip_name", "mask"]].to_parquet(tmp / store.SSL_INDEX_FILE, index=False)
-
-        reasons = Counter(r["reason"] for r in rows if r["reason"])
-        summary: dict[str, Any] = {
-            "clips": n,
-            "masked": int(sum(not r["mask"] for r in rows)),
-            "reasons": dict(sorted(reasons.items())),
-            "frames": n_frames,
-            "logmel_frames": total,
-            "audio_seconds": float(sum(r["duration_s"] for r in rows)),
-            "seconds": round(time.perf_counter() - t0, 3),
+        writer = _Writer.open(tmp, len(tasks), len(frames), n_mels, w, egemaps, use_ssl)
+        with open(writer.raw_path, "wb") as raw, _results(tasks, workers) as results:
+            for i, res in enumerate(tqdm(results, total=len(tasks), desc="audio", unit="clip")):
+                writer.add(i, res, positions.get(res["clip_name"], _NO_POSITIONS), raw)
+        writer.finish()
+        _write_tables(tmp, writer, frames, use_ssl)
+        summary = _summary(writer, len(frames), t0)
+        stage_params = {
+            "sample_rate": sample_rate,
+            "n_mels": n_mels,
+            "window_s": window_s,
+            "hop_s": hop_s,
+            "window_frames": w,
+            "egemaps": egemaps,
+            "ssl": ssl,
+            "ssl_model": ssl_model,
+            "ssl_on_missing": ssl_on_missing,
+            "silence_dbfs": silence_dbfs,
+            "workers": workers,
         }
-        meta = {
-            "params": {
-                "sample_rate": sample_rate,
-                "n_mels": n_mels,
-                "window_s": window_s,
-                "hop_s": hop_s,
-                "window_frames": w,
-                "egemaps": egemaps,
-                "ssl": ssl,
-                "ssl_model": ssl_model,
-                "ssl_on_missing": ssl_on_missing,
-                "silence_dbfs": silence_dbfs,
-                "workers": workers,
-            },
-            "inputs": {"manifest": str(manifest_path), "frames_dir": str(frames_dir)},
-            "ssl_written": use_ssl,
-            "notes": notes,
-            "summary": summary,
-            "utterance_features": list(features_mod.UTTERANCE_FEATURE_NAMES),
-            "egemaps_features": egemaps_mod.egemaps_names() if egemaps else [],
-            "versions": {"torch": torch.__version__, "torchaudio": torchaudio.__version__},
-        }
-        write_json(tmp / store.META_FILE, meta)
+        inputs = {"manifest": str(manifest_path), "frames_dir": str(frames_dir)}
+        write_json(tmp / store.META_FILE, _meta(stage_params, inputs, use_ssl, notes, summary))
     return summary

@@ -24,10 +24,11 @@ from avemo.fusion.inputs import FusionDataset, build_fusion_dataset
 from avemo.fusion.models import FUSION_MODELS
 from avemo.labels import SPLITS
 from avemo.models.registry import MODELS, build_model
-from avemo.training.engine import train
+from avemo.training.engine import fit
 from avemo.training.predict import predict
 from avemo.training.seed import seed_everything
-from avemo.training.stage import ENGINE_KEYS, _fresh_start_if_config_changed
+from avemo.training.settings import EngineSettings
+from avemo.training.stage import _fresh_start_if_config_changed
 
 PathLike = str | os.PathLike[str]
 
@@ -99,15 +100,15 @@ def train_fusion(
     Aligned models (``concat_aligned``, ``cross_attention``) also need ``video_dense`` (the
     dense-frame npz) and ``aligned_dirs`` (windows centred on the dense frames; an AudioStore
     folder or one holding ``aligned.npy`` + ``aligned_index.parquet``); ``window_pool``: time
-    segments each window is averaged to. ``engine``: ``train`` keywords (``ENGINE_KEYS``;
-    ``w_sentiment=0`` gives single-task); ``model_params``: constructor keywords (input widths
-    are filled in from the data). Returns the summary also written to ``summary.json``.
+    segments each window is averaged to. ``engine``: engine settings (``EngineSettings`` fields,
+    missing ones take the schema defaults; ``w_sentiment=0`` gives single-task);
+    ``model_params``: constructor keywords (input widths are filled in from the data).
+    Returns the summary also written to ``summary.json``.
     """
     t0 = time.perf_counter()
     inputs = _inputs_of(model_name)
-    unknown = set(engine) - set(ENGINE_KEYS)
-    if unknown:
-        raise TrainingError(f"unknown training keys {sorted(unknown)} for {model_name}")
+    settings = EngineSettings.from_mapping(
+        engine, where=f"{model_name}'s engine (train.engine, fusion.engine, fusion.models)")
     needed = {"manifests": manifests, "video_utt": video_utt, "audio_dirs": audio_dirs}
     if inputs == "aligned":
         needed.update(video_dense=video_dense or {}, aligned_dirs=aligned_dirs or {})
@@ -134,17 +135,17 @@ def train_fusion(
     seed_everything(seed)
     net = build_fusion_model(model_name, **{**data["train"].dims(), **model_params})
     _fresh_start_if_config_changed(out, config_hash)
-    result = train(
+    result = fit(
         net,
         data["train"],
         data["dev"],
         out,
+        settings,
         seed=seed,
         config_hash=config_hash,
         num_workers=num_workers,
-        **engine,
     )
-    device = engine.get("device", "auto")
+    device = settings.device
     for split in ("dev", "test"):
         _write_predictions(net, data[split], out / f"predictions_{split}.parquet", device)
     for modality in ("audio", "video"):

@@ -1,16 +1,19 @@
 """Checkpoints: tensors and plain types only, so ``torch.load(weights_only=True)`` reads them.
 
 Contents: ``model``, ``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``epoch`` (last
-completed, 0-based), ``best_score``, ``best_epoch``, ``bad_epochs`` (patience counter),
-``stopped`` (early stopping fired), ``history`` (log rows), ``rng`` (torch / numpy / python /
-cuda states), ``config_hash``, ``model_name``, ``weights_used``.
+completed epoch, 1-based; 0 before the first), ``best_score``, ``best_epoch``, ``bad_epochs``
+(patience counter), ``stopped`` (early stopping fired), ``history`` (log rows), ``rng`` (torch /
+numpy / python / cuda states), ``config_hash``, ``model_name``, ``weights_used``.
+
+:func:`snapshot` and :func:`restore` are the engine's save and resume steps.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -18,17 +21,9 @@ import torch
 from avemo.atomic import atomic_path
 from avemo.errors import TrainingError
 
-REQUIRED = (
-    "model",
-    "optimizer",
-    "scheduler",
-    "epoch",
-    "best_score",
-    "bad_epochs",
-    "rng",
-    "config_hash",
-    "history",
-)
+# What the engine records about its own progress (restored as is on resume).
+PROGRESS_KEYS = ("epoch", "best_score", "best_epoch", "bad_epochs", "stopped", "history")
+REQUIRED = ("model", "optimizer", "scheduler", "rng", "config_hash", *PROGRESS_KEYS)
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -99,3 +94,53 @@ def check_config_hash(path: str | Path, state: dict[str, Any], config_hash: str)
             f"current config hash is {config_hash}; delete the folder {Path(path).parent} to "
             "retrain with the new config, or restore the config it was trained with"
         )
+
+
+class _Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any], /) -> Any: ...
+
+
+def snapshot(
+    progress: Mapping[str, Any],
+    model: torch.nn.Module,
+    optimizer: _Stateful,
+    scheduler: _Stateful,
+    scaler: _Stateful,
+    config_hash: str,
+) -> dict[str, Any]:
+    """Everything needed to continue training exactly where it stands (see the module doc)."""
+    return {
+        **{k: progress[k] for k in PROGRESS_KEYS},
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": get_rng_state(),
+        "config_hash": config_hash,
+        "model_name": getattr(model, "model_name", type(model).__name__),
+        "weights_used": getattr(model, "weights_used", None),
+    }
+
+
+def restore(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: _Stateful,
+    scheduler: _Stateful,
+    scaler: _Stateful,
+    config_hash: str,
+) -> dict[str, Any]:
+    """Load ``path`` into the given objects and every RNG; return its progress fields.
+
+    Refuses a checkpoint of another config hash (which includes the training code's digest)."""
+    ck = load_checkpoint(path)
+    check_config_hash(path, ck, config_hash)
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    scheduler.load_state_dict(ck["scheduler"])
+    if ck.get("scaler"):  # empty when AMP was off
+        scaler.load_state_dict(ck["scaler"])
+    set_rng_state(ck["rng"])
+    return {k: ck[k] for k in PROGRESS_KEYS}

@@ -1,6 +1,11 @@
 """One training engine for every model: AdamW, LR schedule, early stopping on dev emotion
 weighted F1, mixed precision on CUDA, atomic per-epoch checkpoints and exact resume.
 
+Reads top to bottom like torchvision's classification reference: :func:`fit` runs the epochs,
+each one :func:`train_one_epoch` then :func:`evaluate` on dev, then a checkpoint
+(:mod:`avemo.training.checkpoint`). :func:`train` is the keyword entry point the stages use.
+Settings (epochs, lr, patience, ...) are :class:`~avemo.training.settings.EngineSettings`.
+
 The engine only ever receives the train and dev datasets: model selection uses dev, and the
 test split cannot be touched here.
 """
@@ -9,7 +14,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +30,11 @@ from tqdm import tqdm
 from avemo.atomic import atomic_path
 from avemo.errors import TrainingError
 from avemo.labels import EMOTIONS, SENTIMENTS
-from avemo.training.checkpoint import (
-    check_config_hash,
-    get_rng_state,
-    load_checkpoint,
-    save_checkpoint,
-    set_rng_state,
-)
+from avemo.training.checkpoint import load_checkpoint, restore, save_checkpoint, snapshot
 from avemo.training.losses import MultiTaskLoss, balanced_sampler, class_counts
 from avemo.training.predict import clip_level, collect_outputs, resolve_device, to_device
 from avemo.training.seed import deterministic_mode, worker_init_fn
+from avemo.training.settings import EngineSettings
 
 LOG_COLUMNS = [
     "epoch",
@@ -45,6 +46,7 @@ LOG_COLUMNS = [
     "seconds",
 ]
 SCHEDULERS = ("cosine", "plateau", "none")
+Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
 def _check_split(ds: Dataset, split: str) -> None:
@@ -64,9 +66,7 @@ def make_optimizer(
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
-def _make_scheduler(
-    name: str, opt: torch.optim.Optimizer, epochs: int
-) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau:
+def _make_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int) -> Scheduler:
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     if name == "plateau":
@@ -94,6 +94,100 @@ def _train_loader(
         collate_fn=getattr(ds, "collate", None),
         **kwargs,
     )
+
+
+def _write_log(path: Path, history: list[dict[str, float]]) -> None:
+    with atomic_path(path) as tmp:
+        pd.DataFrame(history, columns=LOG_COLUMNS).to_csv(tmp, index=False)
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint and restored on resume."""
+
+    epoch: int = 0  # last completed epoch (1-based; 0: none yet)
+    best_score: float = -1.0  # best dev emotion weighted F1 so far
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the last improvement (the patience counter)
+    stopped: bool = False  # early stopping fired
+    history: list[dict[str, float]] = field(default_factory=list)  # log.csv rows
+
+    def record(self, row: dict[str, float], patience: int) -> bool:
+        """Add one finished epoch's log row; return whether it is the new best on dev.
+
+        Only a strictly better dev emotion weighted F1 counts; ``patience <= 0`` never stops."""
+        epoch, score = int(row["epoch"]), row["dev_emotion_wf1"]
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = patience > 0 and self.bad_epochs >= patience
+        self.epoch = epoch
+        self.history.append(row)
+        return improved
+
+
+@dataclass
+class Optimization:
+    """What is updated each step besides the model; checkpointed with it."""
+
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: Scheduler
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def create(
+        cls, model: nn.Module, s: EngineSettings, device: torch.device, amp: bool
+    ) -> Optimization:
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = make_optimizer(params, s.lr, s.weight_decay, device)
+        sched = _make_scheduler(s.scheduler, opt, s.epochs)
+        return cls(params, opt, sched, torch.amp.GradScaler("cuda", enabled=amp))
+
+    def step_scheduler(self, dev_score: float) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(dev_score)
+        else:
+            self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    loss_fn: nn.Module,
+    optim: Optimization,
+    device: torch.device,
+    *,
+    amp: bool,
+    grad_clip: float,
+    desc: str = "",
+) -> float:
+    """One pass over ``loader``; the mean training loss per item."""
+    model.train()
+    # Summed on the device: a .item() per batch would synchronise CUDA every step.
+    total, n = torch.zeros((), device=device), 0
+    for batch in tqdm(loader, desc=desc, leave=False, file=sys.stderr):
+        batch = to_device(batch, device)
+        with torch.autocast(device.type, enabled=amp):
+            outputs = model(batch)
+        loss = loss_fn(outputs, batch)
+        optim.optimizer.zero_grad(set_to_none=True)
+        optim.scaler.scale(loss).backward()
+        if grad_clip > 0:
+            optim.scaler.unscale_(optim.optimizer)  # clip the true gradients, not scaled ones
+            nn.utils.clip_grad_norm_(optim.params, grad_clip)
+        optim.scaler.step(optim.optimizer)
+        optim.scaler.update()
+        b = len(batch["clip_name"])
+        total += loss.detach().float() * b
+        n += b
+    return float(total) / max(n, 1)
 
 
 def evaluate(
@@ -131,9 +225,138 @@ def evaluate(
     }
 
 
-def _write_log(path: Path, history: list[dict[str, float]]) -> None:
-    with atomic_path(path) as tmp:
-        pd.DataFrame(history, columns=LOG_COLUMNS).to_csv(tmp, index=False)
+def _make_loss(train_ds: Dataset, s: EngineSettings, device: torch.device) -> nn.Module:
+    # Class weights (imbalance: class_weight) come from the train split only.
+    emo = class_counts(train_ds.emotion_idx, len(EMOTIONS))  # type: ignore[attr-defined]
+    sent = class_counts(train_ds.sentiment_idx, len(SENTIMENTS))  # type: ignore[attr-defined]
+    loss = MultiTaskLoss(s.w_emotion, s.w_sentiment, s.imbalance, s.focal_gamma, emo, sent)
+    return loss.to(device)
+
+
+def _save_epoch(
+    out: Path, checkpoint: dict[str, Any], history: list[dict[str, float]], improved: bool
+) -> None:
+    # last.pt goes last: a kill before it leaves the previous epoch's last.pt, whose resume
+    # reruns this epoch and rewrites best.pt and log.csv identically.
+    if improved:
+        save_checkpoint(out / "best.pt", checkpoint)
+    _write_log(out / "log.csv", history)
+    save_checkpoint(out / "last.pt", checkpoint)
+
+
+def _check_finite(train_loss: float, epoch: int, out: Path) -> None:
+    if not np.isfinite(train_loss):
+        raise TrainingError(
+            f"training loss became {train_loss} in epoch {epoch} ({out}); lower train.lr "
+            "in config.yaml or check the input features for NaN/inf"
+        )
+
+
+def fit(
+    model: nn.Module,
+    train_ds: Dataset,
+    dev_ds: Dataset,
+    out_dir: str | Path,
+    settings: EngineSettings,
+    *,
+    seed: int,
+    config_hash: str,
+    num_workers: int = 0,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` and write ``best.pt``, ``last.pt`` and ``log.csv`` into ``out_dir``.
+
+    Resumes from ``out_dir/last.pt`` when present (same config hash required), drawing exactly
+    the batches an uninterrupted run would. Stops early after ``settings.patience`` epochs
+    without a strictly better dev emotion weighted F1 (clip level, frame logits aggregated with
+    ``settings.aggregate``). On return ``model`` holds the best dev epoch's weights.
+    ``on_epoch_end(epoch)`` (1-based) runs after each epoch's checkpoint is written (tests use
+    it to simulate interruptions). Seed before building the model so initial weights are
+    reproducible too. Returns the summary described in :func:`_summary`.
+    """
+    s = settings
+    _check_split(train_ds, "train")
+    _check_split(dev_ds, "dev")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(s.device)
+    amp = bool(s.amp) and device.type == "cuda"  # mixed precision only pays off on CUDA
+    with deterministic_mode(seed):
+        loss_fn = _make_loss(train_ds, s, device)
+        if hasattr(model, "set_input_stats") and hasattr(train_ds, "feature_stats"):
+            model.set_input_stats(*train_ds.feature_stats())  # train statistics only
+        model.to(device)
+        optim = Optimization.create(model, s, device, amp)
+        progress, resumed_from = Progress(), None
+        if (out / "last.pt").exists():
+            saved = restore(out / "last.pt", model, optim.optimizer, optim.scheduler,
+                            optim.scaler, config_hash)
+            progress, resumed_from = Progress(**saved), saved["epoch"]
+
+        n_batches = None
+        for epoch in range(progress.epoch + 1, s.epochs + 1):
+            if progress.stopped:
+                break
+            t0, lr = time.perf_counter(), optim.lr
+            loader = _train_loader(train_ds, s.batch_size, num_workers, seed, epoch,
+                                   sampler=s.imbalance == "sampler")
+            n_batches = len(loader)
+            train_loss = train_one_epoch(model, loader, loss_fn, optim, device, amp=amp,
+                                         grad_clip=s.grad_clip, desc=f"epoch {epoch}/{s.epochs}")
+            _check_finite(train_loss, epoch, out)
+            metrics = evaluate(model, dev_ds, device, loss_fn, batch_size=s.batch_size,
+                               num_workers=num_workers, amp=amp, aggregate=s.aggregate)
+            optim.step_scheduler(metrics["dev_emotion_wf1"])
+            row = {"epoch": epoch, "train_loss": train_loss, **metrics, "lr": lr,
+                   "seconds": time.perf_counter() - t0}
+            improved = progress.record(row, s.patience)
+            ck = snapshot(asdict(progress), model, optim.optimizer, optim.scheduler,
+                          optim.scaler, config_hash)
+            _save_epoch(out, ck, progress.history, improved)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+
+        _load_best(model, out)
+        return _summary(progress, resumed_from, model, device, amp, train_ds, dev_ds, n_batches)
+
+
+def _load_best(model: nn.Module, out: Path) -> None:
+    best = out / "best.pt"
+    if not best.exists():
+        raise TrainingError(
+            f"{best} is missing although {out / 'last.pt'} exists; delete {out} and retrain"
+        )
+    model.load_state_dict(load_checkpoint(best)["model"])
+
+
+def _summary(
+    progress: Progress,
+    resumed_from: int | None,
+    model: nn.Module,
+    device: torch.device,
+    amp: bool,
+    train_ds: Dataset,
+    dev_ds: Dataset,
+    n_batches: int | None,
+) -> dict[str, Any]:
+    """best_epoch, best_dev_emotion_wf1, best_dev_sentiment_wf1, epochs_run, stopped_early,
+    resumed_from_epoch, device, amp, weights_used, n_train, n_dev, batches_per_epoch (None
+    when no epoch ran in this call)."""
+    best_row = next(r for r in progress.history if r["epoch"] == progress.best_epoch)
+    return {
+        "best_epoch": progress.best_epoch,
+        "best_dev_emotion_wf1": best_row["dev_emotion_wf1"],
+        "best_dev_sentiment_wf1": best_row["dev_sentiment_wf1"],
+        "epochs_run": progress.epoch,
+        "stopped_early": progress.stopped,
+        "resumed_from_epoch": resumed_from,
+        "device": str(device),
+        "amp": amp,
+        "weights_used": getattr(model, "weights_used", None),
+        "n_train": len(train_ds),  # type: ignore[arg-type]
+        "n_dev": len(dev_ds),  # type: ignore[arg-type]
+        "batches_per_epoch": n_batches,
+    }
 
 
 def train(
@@ -142,178 +365,22 @@ def train(
     dev_ds: Dataset,
     out_dir: str | Path,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    patience: int,
     seed: int,
-    w_emotion: float,
-    w_sentiment: float,
-    imbalance: str,
-    focal_gamma: float,
-    num_workers: int,
-    device: str = "auto",
-    amp: bool = True,
     config_hash: str,
-    scheduler: str = "cosine",
-    aggregate: str = "mean",
-    grad_clip: float = 5.0,
+    num_workers: int = 0,
     on_epoch_end: Callable[[int], None] | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Train ``model`` and write ``best.pt``, ``last.pt`` and ``log.csv`` into ``out_dir``.
-
-    Resumes from ``out_dir/last.pt`` when present (same config hash required). Early stopping:
-    ``patience`` epochs without a strictly better dev emotion weighted F1 (clip level, frame
-    logits aggregated with ``aggregate``); ``patience <= 0`` disables it. On return ``model``
-    holds the best epoch's weights. ``on_epoch_end(epoch)`` (1-based) runs after each epoch's
-    checkpoint is written (tests use it to simulate interruptions).
-    Seed before building the model so initial weights are reproducible too.
-
-    Returns a summary: best_epoch, best_dev_emotion_wf1, best_dev_sentiment_wf1, epochs_run,
-    stopped_early, resumed_from_epoch, device, amp, weights_used, n_train, n_dev.
-    """
-    _check_split(train_ds, "train")
-    _check_split(dev_ds, "dev")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    use_amp = bool(amp) and dev.type == "cuda"
-    with deterministic_mode(seed):
-        emo_counts = class_counts(train_ds.emotion_idx, len(EMOTIONS))  # type: ignore[attr-defined]
-        sent_counts = class_counts(train_ds.sentiment_idx, len(SENTIMENTS))  # type: ignore[attr-defined]
-        loss_fn = MultiTaskLoss(
-            w_emotion, w_sentiment, imbalance, focal_gamma, emo_counts, sent_counts
-        ).to(dev)
-        if hasattr(model, "set_input_stats") and hasattr(train_ds, "feature_stats"):
-            model.set_input_stats(*train_ds.feature_stats())  # train statistics only
-        model.to(dev)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = make_optimizer(params, lr, weight_decay, dev)
-        sched = _make_scheduler(scheduler, opt, epochs)
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-        state: dict[str, Any] = {
-            "epoch": 0,
-            "best_score": -1.0,
-            "best_epoch": 0,
-            "bad_epochs": 0,
-            "stopped": False,
-            "history": [],
-        }
-        resumed_from: int | None = None
-        last, best = out / "last.pt", out / "best.pt"
-        if last.exists():
-            ck = load_checkpoint(last)
-            check_config_hash(last, ck, config_hash)
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            if ck.get("scaler"):
-                scaler.load_state_dict(ck["scaler"])
-            set_rng_state(ck["rng"])
-            state = {k: ck[k] for k in state}
-            resumed_from = int(ck["epoch"])
-
-        n_batches = None
-        for epoch in range(state["epoch"] + 1, epochs + 1):
-            if state["stopped"]:
-                break
-            t0 = time.perf_counter()
-            model.train()
-            loader = _train_loader(
-                train_ds, batch_size, num_workers, seed, epoch, imbalance == "sampler"
-            )
-            n_batches = len(loader)
-            lr_now = float(opt.param_groups[0]["lr"])
-            total, n = torch.zeros((), device=dev), 0
-            for batch in tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stderr):
-                batch = to_device(batch, dev)
-                with torch.autocast(dev.type, enabled=use_amp):
-                    outp = model(batch)
-                loss = loss_fn(outp, batch)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if grad_clip > 0:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(params, grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                b = len(batch["clip_name"])
-                total += loss.detach().float() * b
-                n += b
-            train_loss = float(total) / max(n, 1)
-            if not np.isfinite(train_loss):
-                raise TrainingError(
-                    f"training loss became {train_loss} in epoch {epoch} ({out}); lower train.lr "
-                    "in config.yaml or check the input features for NaN/inf"
-                )
-            metrics = evaluate(
-                model,
-                dev_ds,
-                dev,
-                loss_fn,
-                batch_size=batch_size,
-                num_workers=num_workers,
-                amp=use_amp,
-                aggregate=aggregate,
-            )
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(metrics["dev_emotion_wf1"])
-            else:
-                sched.step()
-
-            improved = metrics["dev_emotion_wf1"] > state["best_score"]
-            if improved:
-                state.update(best_score=metrics["dev_emotion_wf1"], best_epoch=epoch, bad_epochs=0)
-            else:
-                state["bad_epochs"] += 1
-            state["stopped"] = patience > 0 and state["bad_epochs"] >= patience
-            state["epoch"] = epoch
-            state["history"].append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    **metrics,
-                    "lr": lr_now,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            ck = {
-                **state,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": get_rng_state(),
-                "config_hash": config_hash,
-                "model_name": getattr(model, "model_name", type(model).__name__),
-                "weights_used": getattr(model, "weights_used", None),
-            }
-            if improved:
-                save_checkpoint(best, ck)
-            _write_log(out / "log.csv", state["history"])
-            save_checkpoint(last, ck)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch)
-
-        if not best.exists():
-            raise TrainingError(
-                f"{best} is missing although {last} exists; delete {out} and retrain"
-            )
-        model.load_state_dict(load_checkpoint(best)["model"])
-        best_row = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
-        return {
-            "best_epoch": state["best_epoch"],
-            "best_dev_emotion_wf1": best_row["dev_emotion_wf1"],
-            "best_dev_sentiment_wf1": best_row["dev_sentiment_wf1"],
-            "epochs_run": state["epoch"],
-            "stopped_early": state["stopped"],
-            "resumed_from_epoch": resumed_from,
-            "device": str(dev),
-            "amp": use_amp,
-            "weights_used": getattr(model, "weights_used", None),
-            "n_train": len(train_ds),  # type: ignore[arg-type]
-            "n_dev": len(dev_ds),  # type: ignore[arg-type]
-            "batches_per_epoch": n_batches,
-        }
+    """:func:`fit` with the settings as keywords (a stage's ``engine`` param, config keys);
+    settings not given take the schema defaults, an unknown one is a ConfigError."""
+    return fit(
+        model,
+        train_ds,
+        dev_ds,
+        out_dir,
+        EngineSettings.from_mapping(settings, where="engine settings"),
+        seed=seed,
+        config_hash=config_hash,
+        num_workers=num_workers,
+        on_epoch_end=on_epoch_end,
+    )

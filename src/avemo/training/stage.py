@@ -18,14 +18,11 @@ import torch
 from ..atomic import atomic_path, write_json
 from ..errors import TrainingError
 from ..models.registry import MODELS, build_model
-from .engine import train
+from .engine import fit
 from .inputs import SplitFiles, build_dataset
 from .predict import export_embeddings, predict
 from .seed import seed_everything
-
-ENGINE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "w_emotion",
-               "w_sentiment", "imbalance", "focal_gamma", "scheduler", "aggregate", "amp",
-               "device", "grad_clip")
+from .settings import EngineSettings
 
 
 def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
@@ -50,7 +47,8 @@ def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: 
                  extra_frame_sets: dict[str, dict[str, Path]] | None = None,
                  num_workers: int = 0) -> dict[str, Any]:
     """Train ``model`` with ``seed`` on ``splits['train']``, select on ``splits['dev']``, then
-    write predictions for dev and test and embeddings for every split."""
+    write predictions for dev and test and embeddings for every split. ``engine``: engine
+    settings (``EngineSettings`` fields; missing ones take the schema defaults)."""
     if model not in MODELS:
         raise TrainingError(f"unknown model {model!r} (known: {', '.join(MODELS)}); "
                             f"fix train.models in config.yaml")
@@ -58,6 +56,8 @@ def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     kind = MODELS[model].input_kind
     t0 = time.perf_counter()
+    settings = EngineSettings.from_mapping(
+        engine, where=f"{model}'s engine (train.engine, train.models.{model}.engine)")
 
     def dataset(split: str, augment: bool = False, files: SplitFiles | None = None):
         return build_dataset(kind, files or splits[split], features=features, augment=augment,
@@ -67,12 +67,9 @@ def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: 
     seed_everything(seed)
     net = build_model(model, **model_params)
     _fresh_start_if_config_changed(out, config_hash)
-    unknown = set(engine) - set(ENGINE_KEYS)
-    if unknown:
-        raise TrainingError(f"unknown training keys {sorted(unknown)} for {model}")
-    result = train(net, train_ds, dev_ds, out, seed=seed, config_hash=config_hash,
-                   num_workers=num_workers, **engine)
-    device, aggregate = engine.get("device", "auto"), engine.get("aggregate", "mean")
+    result = fit(net, train_ds, dev_ds, out, settings, seed=seed, config_hash=config_hash,
+                 num_workers=num_workers)
+    device, aggregate = settings.device, settings.aggregate
     for split in ("dev", "test"):
         ds = dev_ds if split == "dev" else dataset("test")
         df = predict(net, ds, device, aggregate=aggregate)
