@@ -102,7 +102,7 @@ def run(steps: int = 5) -> list[dict[str, Any]]:
     cfg = load_config(REPO / "config.yaml")
     ref = _step_seconds(LinearRef(), _batch("audio_vec", cfg, ""), steps * 4)
     rows = []
-    for model in P.train_models(cfg):
+    for model in P.configured(cfg, "visual", "audio"):
         kind = MODELS[model].input_kind
         spec = P.train(cfg, model)
         net = build_model(model, **spec["model_params"])

@@ -12,10 +12,11 @@ import pytest
 import torch
 from conftest import overfit_losses
 
+from avemo import registry
 from avemo.errors import ConfigError
 from avemo.evaluation import read_predictions
 from avemo.evaluation.metrics import prob_columns
-from avemo.fusion import FUSION_MODELS, build_fusion_dataset, late_fusion
+from avemo.fusion import build_fusion_dataset, late_fusion
 from avemo.fusion.inputs import FusionDataset
 from avemo.fusion.late import choose_weight
 from avemo.fusion.stage import build_fusion_model, train_fusion
@@ -311,7 +312,7 @@ def test_gate_goes_to_video_when_audio_missing(files: dict[str, Any]) -> None:
     assert torch.all(no_video["gate"][~no_audio] == 0.0)
 
 
-@pytest.mark.parametrize("name", sorted(FUSION_MODELS))
+@pytest.mark.parametrize("name", registry.names(["early_fusion"]))
 def test_missing_modality_is_scored(name: str, files: dict[str, Any]) -> None:
     ds = ds_of(files["test"], "test", inputs_for(name))
     model = model_for(name).eval()
@@ -324,7 +325,7 @@ def test_missing_modality_is_scored(name: str, files: dict[str, Any]) -> None:
     assert not torch.allclose(full, model(ds.without("audio").collate([0, 2, 3]))["emotion"])
 
 
-@pytest.mark.parametrize("name", sorted(FUSION_MODELS))
+@pytest.mark.parametrize("name", registry.names(["early_fusion"]))
 def test_one_batch_overfit(name: str, files: dict[str, Any]) -> None:
     torch.manual_seed(0)
     ds = ds_of(files["train"], "train", inputs_for(name))
@@ -452,7 +453,7 @@ def _stage_paths(files: dict[str, Any]) -> dict[str, dict[str, Path]]:
     }
 
 
-@pytest.mark.parametrize("name", sorted(FUSION_MODELS))
+@pytest.mark.parametrize("name", registry.names(["early_fusion"]))
 def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / name / "seed0"
     engine = {**ENGINE, "w_sentiment": 0.0} if name == "gated" else ENGINE  # single-task too

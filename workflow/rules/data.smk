@@ -48,7 +48,8 @@ rule manifest:
     params:
         code=code("manifest"),
         p=job_params("manifest", config),
-        root=P.corpus_root(config),
+        # The corpus folder: the generated one (the input itself), or MELD's (beside its CSVs).
+        root=lambda w, input: input[0] if len(input) == 1 else os.path.dirname(input[0]),
         out_dir=out_dir("qc"),
     threads: 2
     log:

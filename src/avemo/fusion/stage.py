@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from avemo import registry
 from avemo.atomic import atomic_path, write_json
 from avemo.errors import TrainingError
 from avemo.fusion.inputs import FusionDataset, build_fusion_dataset
-from avemo.fusion.models import FUSION_MODELS
 from avemo.labels import SPLITS
-from avemo.models.registry import MODELS, build_model
+from avemo.models.registry import build_model
 from avemo.training.engine import fit
 from avemo.training.predict import predict
 from avemo.training.seed import seed_everything
@@ -34,28 +34,12 @@ PathLike = str | os.PathLike[str]
 
 
 def build_fusion_model(name: str, **params: Any) -> nn.Module:
-    """A fusion model by name: through the registry when it lists it, else ``FUSION_MODELS``."""
-    if name in MODELS:
-        return build_model(name, **params)
-    if name not in FUSION_MODELS:
-        raise TrainingError(
-            f"unknown fusion model {name!r}; known: {', '.join(sorted(FUSION_MODELS))}. "
-            "Fix fusion.models in config.yaml"
-        )
-    try:
-        model = FUSION_MODELS[name](**params)
-    except TypeError as exc:
-        raise TrainingError(f"bad parameters for fusion model {name!r}: {exc}") from exc
-    model.model_name = name
-    return model
+    """A registered early-fusion model by name."""
+    return build_model(name, "early_fusion", **params)
 
 
 def _inputs_of(name: str) -> str:
-    if name not in FUSION_MODELS:
-        raise TrainingError(
-            f"{name!r} is not an early-fusion model (known: {', '.join(sorted(FUSION_MODELS))})"
-        )
-    return FUSION_MODELS[name].fusion_inputs
+    return str(registry.get(name).fusion_inputs)
 
 
 def _write_predictions(model: nn.Module, ds: FusionDataset, path: Path, device: str) -> None:

@@ -17,6 +17,7 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..errors import TrainingError
+from ..layout import embeddings_name
 from ..models.registry import MODELS, build_model
 from .engine import fit
 from .inputs import SplitFiles, build_dataset
@@ -44,10 +45,12 @@ def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
 def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: str | Path,
                  *, engine: dict[str, Any], model_params: dict[str, Any], config_hash: str,
                  features: str = "utterance", max_len: int | None = None,
+                 frame_set: str | None = None,
                  extra_frame_sets: dict[str, dict[str, Path]] | None = None,
                  num_workers: int = 0) -> dict[str, Any]:
     """Train ``model`` with ``seed`` on ``splits['train']``, select on ``splits['dev']``, then
-    write predictions for dev and test and embeddings for every split. ``engine``: engine
+    write predictions for dev and test and embeddings for every split (visual models: on
+    their own ``frame_set`` and on each of ``extra_frame_sets``). ``engine``: engine
     settings (``EngineSettings`` fields; missing ones take the schema defaults)."""
     if model not in MODELS:
         raise TrainingError(f"unknown model {model!r} (known: {', '.join(MODELS)}); "
@@ -76,11 +79,11 @@ def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: 
         with atomic_path(out / f"predictions_{split}.parquet") as tmp:
             df.to_parquet(tmp, index=False)
     for split in ("train", "dev", "test"):
-        export_embeddings(net, dataset(split), out / f"embeddings_{split}.npz", device)
+        export_embeddings(net, dataset(split), out / embeddings_name(split, frame_set), device)
         for fset, dirs in (extra_frame_sets or {}).items():
             files = SplitFiles(split, splits[split].manifest, frames=dirs[split])
             export_embeddings(net, dataset(split, files=files),
-                              out / f"embeddings_{split}@{fset}.npz", device)
+                              out / embeddings_name(split, fset), device)
     summary = {"model": model, "seed": seed, "config_hash": config_hash,
                "weights_used": getattr(net, "weights_used", "n/a"),
                "seconds": round(time.perf_counter() - t0, 2), **result}
