@@ -16,9 +16,16 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from avemo import codedeps as C  # noqa: E402
 from avemo import params as P  # noqa: E402
 from avemo import registry  # noqa: E402
-from avemo.config import config_errors, config_hash  # noqa: E402
+from avemo import run_guard  # noqa: E402
+from avemo.config import config_hash  # noqa: E402
 from avemo.labels import SPLITS  # noqa: E402
 from avemo.workflow_glue import code, hashed, inputs, job_params, out_dir, paths_json  # noqa: E402
+
+
+# Before `configfile:`: config.yaml, each --configfile overlay and --config are checked here, so
+# a YAML or schema problem names its file and line; results_dir is checked too, and jobs find
+# this interpreter's `avemo` even when snakemake was started by its full path (run_guard).
+run_guard.before_config(workflow, "config.yaml")
 
 
 configfile: "config.yaml"
@@ -27,14 +34,15 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-# A readable list of every problem first (key, value, fix), then snakemake's own validation,
-# which also fills in the schema's defaults.
-_problems = config_errors(config)
-if _problems:
-    raise WorkflowError(
-        "config.yaml is invalid:\n" + "\n".join(f"  - {p}" for p in _problems)
-    )
+# Snakemake's own validation fills in the schema's defaults (run_guard reported any problem).
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+onstart:
+    # Main process of a real run only (not dry-runs, not jobs re-running snakemake on a node):
+    # lock results_dir until snakemake exits, remove temp files that killed jobs left.
+    run_guard.on_start(config)
+
 
 L = P.layout(config)
 SEEDS = config["train"]["seeds"]

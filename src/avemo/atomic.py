@@ -1,7 +1,9 @@
 """Atomic writes: write to a temporary sibling, then rename over the target.
 
 A killed process leaves either the old file or no file, never a half-written one that a rerun
-would trust.
+would trust. It may leave its temporary sibling behind (``kill -9`` runs no cleanup): those are
+named ``.avemo-tmp.<host>.<pid>.<target>.<random>`` so that ``avemo.run_guard`` can recognise
+them, tell whether their writer is gone, and remove them without touching anything else.
 """
 
 from __future__ import annotations
@@ -9,11 +11,32 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+TEMP_MARKER = ".avemo-tmp."
+# host and pid of the writer: a stale entry is one whose process is gone (see temp_owner).
+_TEMP_NAME = re.compile(r"^\.avemo-tmp\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]+)\.")
+
+
+def host_tag() -> str:
+    """This machine's name as it appears in temporary names (no dots: they separate fields)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "localhost"
+
+
+def _temp_prefix(target: Path) -> str:
+    return f"{TEMP_MARKER}{host_tag()}.{os.getpid()}.{target.name}."
+
+
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of the process that made temporary entry ``name``; None if not one of ours."""
+    m = _TEMP_NAME.match(name)
+    return (m["host"], int(m["pid"])) if m else None
 
 
 @contextlib.contextmanager
@@ -26,7 +49,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=target.suffix if suffix is None else suffix,
+        prefix=_temp_prefix(target), suffix=target.suffix if suffix is None else suffix,
         dir=target.parent,
     )
     os.close(fd)
@@ -47,7 +70,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; it replaces ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent))
     try:
         yield tmp
         tmp.chmod(0o755)

@@ -33,3 +33,7 @@ class DataStageError(AvemoError):
 
 class TrainingError(AvemoError):
     """Training cannot start or resume (bad checkpoint, empty split, unknown model, ...)."""
+
+
+class ResultsDirError(AvemoError):
+    """results_dir cannot be used: not creatable or writable, or held by another running run."""
