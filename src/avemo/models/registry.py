@@ -25,7 +25,7 @@ def build_model(name: str, *kinds: str, **params: Any) -> nn.Module:
     try:
         entry = get(name)
     except ConfigError as exc:
-        raise TrainingError(str(exc)) from exc
+        raise TrainingError(f"{exc}. Fix train.models / fusion.models in config.yaml") from exc
     if entry.kind not in kinds:
         raise TrainingError(
             f"{name!r} is a {entry.kind} model, not one of {', '.join(kinds)}; "
