@@ -239,6 +239,11 @@ def build_manifests(
         }
 
     for split, df in frames.items():
+        # Stored relative to the manifest's folder (read_manifest resolves them): the same
+        # corpus and results in another folder give byte-identical manifests.
+        here = out.resolve()
+        df["clip_path"] = [Path(os.path.relpath(c, here)).as_posix() if c else ""
+                           for c in df["clip_path"]]
         with atomic_path(out / f"{split}.parquet") as tmp:
             df.to_parquet(tmp, index=False)
     qc_df = pd.DataFrame(
@@ -250,7 +255,8 @@ def build_manifests(
 
 
 def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read one ``manifest/{split}.parquet``; raise DataStageError if absent or malformed."""
+    """Read one ``manifest/{split}.parquet`` (``clip_path`` absolute); raise DataStageError if
+    absent or malformed."""
     p = Path(path)
     if not p.is_file():
         raise DataStageError(f"manifest not found: {p}. Run the manifest stage first.")
@@ -266,6 +272,9 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
             f"manifest {p} lacks column(s) {missing}. It was written by another version: "
             "delete it and rerun the manifest stage."
         )
+    # clip_path is stored relative to the manifest's folder; callers get absolute paths.
+    here = p.resolve().parent
+    df["clip_path"] = [str((here / c).resolve()) if c else "" for c in df["clip_path"]]
     return df
 
 

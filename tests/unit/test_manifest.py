@@ -247,3 +247,19 @@ def test_end_before_start_is_a_qc_row(clips: dict[str, Path], tmp_path: Path) ->
     detail = row["detail"].iloc[0]
     assert LABEL_FILES["dev"] in detail and "00:00:02,500" in detail and "00:00:05,000" in detail
     assert summary["dev"] == {"rows": 1, "ok": 0, "end_before_start": 1}
+
+
+def test_manifests_store_no_absolute_path(clips: dict[str, Path], tmp_path: Path) -> None:
+    """The same corpus and results under two different folders give byte-identical manifests;
+    read_manifest still hands later stages absolute clip paths."""
+    outs = []
+    for where in ("a", "b"):
+        root = _corpus(tmp_path / where / "data" / "MELD.Raw", clips)
+        build_manifests(root, tmp_path / where / "manifest", max_duration_s=1.5)
+        outs.append(tmp_path / where / "manifest" / "train.parquet")
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    stored = pd.read_parquet(outs[1])["clip_path"]
+    assert not any(Path(c).is_absolute() for c in stored)
+    read = read_manifest(outs[1]).set_index("clip_name")["clip_path"]
+    assert Path(read["dia0_utt0"]).is_file() and Path(read["dia0_utt0"]).is_absolute()
+    assert str(tmp_path / "b") in read["dia0_utt0"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -117,3 +118,40 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "frames.size" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def _planned(work, *args: str) -> dict[str, int]:
+    import re
+
+    out = snakemake(work, "--cores", "2", "-n", "--quiet", "rules", *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = re.findall(r"^([A-Za-z_]\w*)\s+(\d+)$", out.stdout + out.stderr, flags=re.M)
+    return {rule: int(n) for rule, n in rows if rule not in ("total", "all")}
+
+
+@pytest.mark.parametrize("rel, makes, follows", [
+    # a late-fusion metrics file: its evaluate job, then the report (compare reads only
+    # the members a best:* pair may choose from, late fusion among them)
+    ("metrics/late.json", {"evaluate": 1}, {"compare", "report"}),
+    # an embedding only early fusion reads: the video model's training job and what follows
+    ("models/video_branch/seed0/embeddings_dev@dense.npz", {"train_visual": 1},
+     {"fusion", "evaluate", "report"}),
+    # a training log (learning curves): its training job, then everything downstream of it
+    ("models/audio_mlp/seed0/log.csv", {"train_audio": 1}, {"evaluate", "report"}),
+])
+def test_deleting_an_intermediate_file_reruns_its_job(tiny_run, rel, makes, follows):
+    """Every file a job reads is a declared input (layout module), so a deleted file is
+    rebuilt by exactly the job that makes it, and the jobs after it rerun."""
+    work, _ = tiny_run
+    path = work / "results" / rel
+    saved, stat = path.read_bytes(), path.stat()
+    path.unlink()
+    try:
+        planned = _planned(work)
+        for rule, n in makes.items():
+            assert planned.get(rule, 0) >= n, planned
+        assert follows <= set(planned), planned
+        assert not {"synthetic_corpus", "manifest", "frames", "audio"} & set(planned), planned
+    finally:  # back as it was, mtime included: the run stays complete for the other tests
+        path.write_bytes(saved)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
