@@ -79,8 +79,8 @@ def train_fusion(
     """Train early-fusion ``model_name`` with ``seed`` into ``out_dir``; every dict maps split
     (train/dev/test) -> path.
 
-    ``manifests``: ``manifest/{split}.parquet``; ``video_utt``: the video branch's sparse-frame
-    ``embeddings_{split}.npz``; ``audio_dirs``: ``audio/{split}`` (utterance vectors + mask).
+    ``manifests``: ``manifest/{split}.parquet``; ``video_utt``: the video model's embeddings on
+    the sparse (study) frames, ``embeddings_{split}@study.npz``; ``audio_dirs``: ``audio/{split}`` (utterance vectors + mask).
     Aligned models (``concat_aligned``, ``cross_attention``) also need ``video_dense`` (the
     dense-frame npz) and ``aligned_dirs`` (windows centred on the dense frames; an AudioStore
     folder or one holding ``aligned.npy`` + ``aligned_index.parquet``); ``window_pool``: time
