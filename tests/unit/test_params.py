@@ -118,3 +118,23 @@ def test_every_rule_carries_its_code_digest(repo: Path) -> None:
             m = re.search(r'"avemo (\w+)', block)
             if m and re.match(r"\s*rule\b", block):
                 assert f'code=code("{m.group(1)}")' in block, (smk.name, block[:80])
+
+
+def test_profiles_name_only_rules_the_workflow_has(repo: Path) -> None:
+    """A renamed rule must not silently lose its cluster threads, resources or group."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    snakemake = Path(sys.executable).parent / "snakemake"
+    rules: set[str] = set()
+    for dataset in ("synthetic", "meld"):  # the corpus rule depends on the dataset
+        out = subprocess.run([str(snakemake), "--list-rules", "--config", f"dataset={dataset}"],
+                             cwd=repo, capture_output=True, text=True, check=True).stdout
+        rules |= set(out.split())
+    for profile in (repo / "workflow" / "profiles").glob("*/config.yaml"):
+        cfg = yaml.safe_load(profile.read_text())
+        for key in ("set-threads", "set-resources", "groups"):
+            named = set(cfg.get(key) or {})
+            assert named <= rules, (profile.parent.name, key, sorted(named - rules))

@@ -387,12 +387,13 @@ def test_pulled_clone_rebuilds_nothing(built: Built) -> None:
     assert not (clone / ".snakemake").exists() and not (clone / "results" / "logs").exists()
     assert dvc(clone, "status").stdout.strip() == "Data and pipelines are up to date."
     pulled = snapshot(clone / "results")
-    # Every artefact came back (logs, benchmarks and Snakemake's timestamp markers are not
-    # artefacts and are not versioned).
+    # Every artefact came back (logs, benchmarks, Snakemake's timestamp markers and the
+    # results_dir lock file are not artefacts and are not versioned).
     assert set(pulled) == {
         k
         for k in snapshot(built.repo / "results")
         if not k.startswith(("logs/", "benchmarks/")) and not k.endswith(".snakemake_timestamp")
+        and k != ".avemo.lock"  # the results_dir lock of the run that built them
     }
 
     # `make pull` = dvc pull + this: DVC vouches for the artefacts, Snakemake records them.
