@@ -80,7 +80,8 @@ def train_fusion(
     (train/dev/test) -> path.
 
     ``manifests``: ``manifest/{split}.parquet``; ``video_utt``: the video model's embeddings on
-    the sparse (study) frames, ``embeddings_{split}@study.npz``; ``audio_dirs``: ``audio/{split}`` (utterance vectors + mask).
+    the sparse (study) frames, ``embeddings_{split}@study.npz``; ``audio_dirs``:
+    ``audio/{split}`` (utterance vectors + mask).
     Aligned models (``concat_aligned``, ``cross_attention``) also need ``video_dense`` (the
     dense-frame npz) and ``aligned_dirs`` (windows centred on the dense frames; an AudioStore
     folder or one holding ``aligned.npy`` + ``aligned_index.parquet``); ``window_pool``: time

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from ..audio.store import AudioStore
 from ..errors import DataStageError, TrainingError
-from ..labels import EMOTION_INDEX, SENTIMENT_INDEX, SPLITS
+from ..labels import EMOTION_INDEX, SENTIMENT_INDEX
 from ..manifest import read_manifest, usable
 from ..video.store import FrameStore
 from .data import ClipSequenceDataset, FrameDataset, SequenceDataset, VectorDataset
@@ -33,18 +33,6 @@ class SplitFiles:
     manifest: Path
     frames: Path | None = None  # a frames/{set}/{split} directory
     audio: Path | None = None  # an audio/{split} directory
-
-
-def split_files(results: str | Path, frame_set: str | None = None,
-                with_audio: bool = True) -> dict[str, SplitFiles]:
-    """The standard results layout (docs/formats.md) for the three splits."""
-    r = Path(results)
-    return {
-        s: SplitFiles(s, r / "manifest" / f"{s}.parquet",
-                      frames=r / "frames" / frame_set / s if frame_set else None,
-                      audio=r / "audio" / s if with_audio else None)
-        for s in SPLITS
-    }
 
 
 def _labels(manifest: Path) -> pd.DataFrame:
