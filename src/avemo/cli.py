@@ -158,8 +158,10 @@ def _compare(a: argparse.Namespace) -> None:
 def _check_config(a: argparse.Namespace) -> None:
     from .config import load_config
 
-    load_config(a.config)
-    print(f"{a.config}: valid")
+    # Overlays layered as `snakemake --configfile config.yaml overlay.yaml` layers them (a YAML
+    # syntax error in an overlay is reported by Snakemake itself without the file's name).
+    load_config(a.config, *a.overlays)
+    print(f"{' + '.join([a.config, *a.overlays])}: valid")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                         '"metrics": model -> path}')
     p = sub.add_parser("check-config", help="validate a config file against the schema")
     p.add_argument("config", nargs="?", default="config.yaml")
+    p.add_argument("overlays", nargs="*", help="overlay files (--configfile), in order")
     p.set_defaults(fn=_check_config)
     return parser
 

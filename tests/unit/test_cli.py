@@ -25,3 +25,14 @@ def test_bad_config_gives_one_clear_message_and_no_traceback(tmp_path, repo):
 def test_params_must_be_a_json_object(capsys):
     assert main(["manifest", "--root", "x", "--out-dir", "y", "--params", "[1,2]"]) == 2
     assert "JSON object" in capsys.readouterr().err
+
+
+def test_check_config_layers_overlays_and_names_the_overlay(tmp_path, repo, capsys):
+    over = tmp_path / "over.yaml"
+    over.write_text("train:\n  seeds: [0\n")  # a YAML syntax error in the overlay
+    assert main(["check-config", str(repo / "config.yaml"), str(over)]) == 2
+    err = capsys.readouterr().err
+    assert "over.yaml" in err and "line" in err
+    over.write_text("train:\n  seeds: [0, 1]\n")
+    assert main(["check-config", str(repo / "config.yaml"), str(over)]) == 0
+    assert "over.yaml: valid" in capsys.readouterr().out
