@@ -192,7 +192,7 @@ def stage_of(job: Any, cfg: Mapping[str, Any], raw: Mapping[str, Any], root: Pat
     """The DVC stage of one Snakemake job."""
     rule = job.rule
     outputs = [_rel(f, root) for f in job.output]
-    stage: dict[str, Any] = {"cmd": f"{SMK} --allowed-rules {rule.name} -- {outputs[-1]}"}
+    stage: dict[str, Any] = {"cmd": f"{SMK} --allowed-rules {rule.name} -- {outputs[0]}"}
     if rule.name in P.job_param_rules():
         value, reads = recorded_reads(rule.name, cfg, job.wildcards_dict)
         if P.as_json(value) != job.params.get("p", P.as_json(value)):

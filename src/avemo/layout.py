@@ -80,6 +80,10 @@ class Layout:
     def summary(self, model: str, seed: object, group: str | None = None) -> str:
         return self.run_file(model, seed, "summary.json", group)
 
+    def checkpoint(self, model: str, seed: object, which: str, group: str | None = None) -> str:
+        """``best.pt`` (selected on dev) or ``last.pt`` (resume point) of a trained run."""
+        return self.run_file(model, seed, f"{which}.pt", group)
+
     def training_log(self, model: str, seed: object, group: str | None = None) -> str:
         return self.run_file(model, seed, "log.csv", group)
 

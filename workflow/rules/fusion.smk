@@ -9,6 +9,10 @@ rule fusion:
         inputs(P.fusion_inputs, config, "model", "seed"),
     output:
         **P.fusion_outputs(config),
+        # Checkpoints are updated in place: Snakemake keeps them before a rerun (a killed job
+        # resumes from last.pt) and DVC versions them with the rest of the run.
+        best=update(L.checkpoint("{model}", "{seed}", "best", "fusion")),
+        last=update(L.checkpoint("{model}", "{seed}", "last", "fusion")),
     wildcard_constraints:
         model="|".join(re.escape(m) for m in P.fusion_runs(config)) or "^$",
     params:

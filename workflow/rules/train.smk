@@ -17,6 +17,10 @@ for _kind in registry.STREAM_KINDS:
             inputs(P.train_inputs, config, "model"),
         output:
             **P.train_outputs(config, _kind),
+            # Checkpoints are updated in place: Snakemake keeps them before a rerun (a killed job
+            # resumes from last.pt) and DVC versions them with the rest of the run.
+            best=update(L.checkpoint("{model}", "{seed}", "best", "models")),
+            last=update(L.checkpoint("{model}", "{seed}", "last", "models")),
         wildcard_constraints:
             model="|".join(P.configured(config, _kind)) or "^$",
         params:
