@@ -13,13 +13,19 @@ min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from avemo import codedeps as C  # noqa: E402
 from avemo import params as P  # noqa: E402
 from avemo import registry  # noqa: E402
 from avemo import run_guard  # noqa: E402
-from avemo.config import config_hash  # noqa: E402
 from avemo.labels import SPLITS  # noqa: E402
-from avemo.workflow_glue import code, hashed, inputs, job_params, out_dir, paths_json  # noqa: E402
+from avemo.workflow_glue import (  # noqa: E402
+    all_outputs,
+    code,
+    hashed,
+    inputs,
+    job_params,
+    out_dir,
+    paths_json,
+)
 
 
 # Before `configfile:`: config.yaml, each --configfile overlay and --config are checked here, so
@@ -45,7 +51,6 @@ onstart:
 
 
 L = P.layout(config)
-SEEDS = config["train"]["seeds"]
 
 
 include: "workflow/rules/data.smk"
@@ -56,7 +61,9 @@ include: "workflow/rules/fusion.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every output of every job, the report among them: Snakemake rebuilds a deleted intermediate
+# file only when it is a target.
 rule all:
     default_target: True
     input:
-        L.report_file("report.md"),
+        all_outputs(rules, config),

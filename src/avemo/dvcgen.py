@@ -25,6 +25,7 @@ import yaml
 from . import codedeps
 from . import params as P
 from .errors import ConfigError
+from .workflow_glue import model_of
 
 CONFIG = "config.yaml"
 SMK = "snakemake --profile workflow/profiles/default"
@@ -204,7 +205,7 @@ def stage_of(job: Any, cfg: Mapping[str, Any], raw: Mapping[str, Any], root: Pat
             stage["params"] = [{CONFIG: keys}]
     command = codedeps.command_of(rule.shellcmd or "")
     code = ([] if command is None else
-            [_rel(f, root) for f in _compact(codedeps.files(command, _model(job)))])
+            [_rel(f, root) for f in _compact(codedeps.files(command, model_of(job.wildcards)))])
     deps = [_rel(f, root) for f in job.input]
     stage["deps"] = sorted(set(deps)) + code + [_rel(rule.snakefile, root)]
     metrics = [o for o in outputs if _METRICS.search(o)]
@@ -239,11 +240,6 @@ def _compact(files: tuple[Path, ...]) -> list[Path]:
         elif owner not in out:
             out.append(owner)
     return out
-
-
-def _model(job: Any) -> str | None:
-    model = job.wildcards_dict.get("model")
-    return None if model is None else str(model).split("@", 1)[0]
 
 
 def learning_curves(jobs: list[Any], root: Path) -> list[dict[str, Any]]:

@@ -216,6 +216,38 @@ def job_param_rules() -> list[str]:
     return list(_JOB_PARAMS)
 
 
+# -- which jobs run ----------------------------------------------------------------------------
+
+def job_wildcards(cfg: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Every job of the workflow: rule -> the wildcards of each of its jobs.
+
+    The default target asks for every output of every job (``workflow_glue.all_outputs``):
+    Snakemake rebuilds a deleted file only when it is a target (snakemake#1978), so this is
+    what makes deleting any intermediate file rerun exactly the job that makes it and what
+    follows. The generated dvc.yaml has one stage per job of this list (a test checks)."""
+    seeds = [str(s) for s in cfg["train"]["seeds"]]
+    runs = {"train_visual": configured(cfg, "visual"), "train_audio": configured(cfg, "audio"),
+            "fusion": fusion_runs(cfg), "late_fusion": configured(cfg, "late_fusion")}
+    corpus = "synthetic_corpus" if cfg["dataset"] == "synthetic" else "download_meld"
+    from .report.spec import comparison_pairs
+
+    return {
+        corpus: [{}],
+        "manifest": [{}],
+        "frames": [{"fset": f, "split": s} for f in frame_sets(cfg) for s in SPLITS],
+        "audio": [{"split": s} for s in SPLITS],
+        **{rule: [{"model": m, "seed": s} for m in models for s in seeds]
+           for rule, models in runs.items()},
+        "baseline": [{"model": m} for m in configured(cfg, "baseline")],
+        "evaluate": [{"model": n} for n in scored(cfg)],
+        "evaluate_ablation": [{"name": registry.variant(m, a)}
+                              for m in ablated(cfg) for a in ABLATIONS],
+        "qc": [{}],
+        "compare": [{}] if comparison_pairs(cfg) else [],
+        "report": [{}],
+    }
+
+
 # -- each job's files (declared inputs, and the path maps its CLI call receives) -----------------
 
 def flat(files: Any) -> list[str]:

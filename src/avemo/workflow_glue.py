@@ -51,3 +51,13 @@ def inputs(fn: Callable[..., Any], cfg: Mapping[str, Any],
 def out_dir(key: str) -> Callable[..., str]:
     """The folder of output ``key`` (derived from the rule's own outputs)."""
     return lambda wildcards, output: str(Path(getattr(output, key)).parent)
+
+
+def all_outputs(rules: Any, cfg: Mapping[str, Any]) -> list[str]:
+    """Every output of every job (``params.job_wildcards``), from the rules' own output
+    patterns: the default target."""
+    out: list[str] = []
+    for rule, jobs in P.job_wildcards(cfg).items():
+        patterns = [str(o) for o in getattr(rules, rule).output]
+        out += [p.format(**wildcards) for wildcards in jobs for p in patterns]
+    return out

@@ -128,6 +128,11 @@ def test_stages_are_the_jobs_of_the_dag() -> None:
     counts.pop("all", None)
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert collections.Counter(n.split("-")[0] for n in pipeline["stages"]) == counts
+    # ... and the default target asks for every output of exactly these jobs.
+    from avemo.config import load_config
+
+    jobs = P.job_wildcards(load_config(REPO / "config.yaml"))
+    assert {rule: len(w) for rule, w in jobs.items() if w} == counts
 
 
 def test_code_deps_are_the_modules_the_job_imports(stages: dict[str, dict[str, Any]]) -> None:
