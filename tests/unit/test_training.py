@@ -274,6 +274,42 @@ def test_same_seed_is_bitwise_identical(data: Any, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(runs[0][1], runs[1][1], check_exact=True)
 
 
+def _frames(n: int, split: str, seed: int) -> FrameDataset:
+    rng = np.random.default_rng(seed)
+    emo = rng.integers(0, 7, n)
+    frames = rng.integers(0, 256, size=(n, 8, 8, 3), dtype=np.uint8)
+    frames[np.arange(n), 0, 0, 0] = (emo * 36).astype(np.uint8)  # a weak label cue
+    return FrameDataset(frames, [f"dia{i}_utt0" for i in range(n)], emo, emo % 3,
+                        augment=split == "train", split=split)
+
+
+def test_augmented_training_is_the_same_with_any_number_of_workers(tmp_path: Path) -> None:
+    """Augmentation is keyed by (seed, epoch, sample index), never by the process that loads
+    the item: 0, 1 or 2 DataLoader workers (the rule's threads - 1) give the same run."""
+    train_ds, dev_ds = _frames(24, "train", 0), _frames(12, "dev", 1)
+    runs = []
+    for workers in (0, 1, 2):
+        seed_everything(0)
+        model = build_model("cnn5", base_width=4)
+        out = tmp_path / f"w{workers}"
+        train(model, train_ds, dev_ds, out, **{**TRAIN_KW, "epochs": 2, "num_workers": workers})
+        runs.append((log_without_time(out), predict(model, dev_ds, "cpu")))
+    for log, preds in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0][0], log, check_exact=True)
+        pd.testing.assert_frame_equal(runs[0][1], preds, check_exact=True)
+
+
+def test_augmentation_draws_depend_on_seed_epoch_and_index_only() -> None:
+    ds = _frames(4, "train", 0)
+    ds.set_epoch(3, 1)
+    a = ds[2]["x"]
+    torch.rand(5)  # the global RNG plays no part
+    assert torch.equal(a, ds[2]["x"])
+    epoch1 = [ds[i]["x"] for i in range(4)]
+    ds.set_epoch(3, 2)
+    assert any(not torch.equal(x, ds[i]["x"]) for i, x in enumerate(epoch1))
+
+
 class Interrupt(Exception):
     pass
 

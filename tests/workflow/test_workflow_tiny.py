@@ -155,3 +155,18 @@ def test_deleting_an_intermediate_file_reruns_its_job(tiny_run, rel, makes, foll
     finally:  # back as it was, mtime included: the run stays complete for the other tests
         path.write_bytes(saved)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_same_metrics_with_one_or_two_cores(tiny_run, tmp_path):
+    """The same config gives the same numbers whatever the core count: at --cores 1 the
+    training jobs load data in the main process, at --cores 2 in one DataLoader worker."""
+    work, _ = tiny_run
+    write_config(tmp_path)
+    # A frame model (augmented frames) and an early-fusion model on the video model's
+    # embeddings (the pair that differed between -c1 and -c2 before).
+    targets = ["results/metrics/cnn5.json", "results/metrics/concat_aligned.json"]
+    proc = snakemake(tmp_path, "--cores", "1", *targets)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for target in targets:
+        assert json.loads((tmp_path / target).read_text()) == json.loads(
+            (work / target).read_text()), target

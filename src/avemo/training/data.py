@@ -42,17 +42,27 @@ def _check_labels(
     return names, emo, sent
 
 
-def frames_to_tensor(frames: np.ndarray, augment: bool) -> torch.Tensor:
-    """uint8 [...,H,W,3] -> ImageNet-normalised float [...,3,H,W]; light augmentation if asked.
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The random stream of one item's augmentation, keyed by (seed, epoch, sample index).
 
-    Augmentation draws from torch's global RNG, which the engine seeds and checkpoints.
+    Never the global RNG nor a worker's: the draws are the same whichever process (main or a
+    DataLoader worker, however many) loads the item, so results do not depend on the core count.
     """
+    key = ((seed * 1_000_003 + epoch) * 1_000_000_007 + index) % (2**63 - 1)
+    return torch.Generator().manual_seed(key)
+
+
+def frames_to_tensor(frames: np.ndarray, augment: bool,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 [...,H,W,3] -> ImageNet-normalised float [...,3,H,W]; light augmentation if asked,
+    drawn from ``generator`` (``item_generator``)."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
     x = x.movedim(-1, -3)
     if augment:
-        if torch.rand(()) < 0.5:
+        if torch.rand((), generator=generator) < 0.5:
             x = x.flip(-1)
-        x = (x * (0.8 + 0.4 * torch.rand(()))).clamp_(0.0, 1.0)  # brightness jitter
+        jitter = 0.8 + 0.4 * torch.rand((), generator=generator)
+        x = (x * jitter).clamp_(0.0, 1.0)  # brightness
     return (x - IMAGENET_MEAN) / IMAGENET_STD
 
 
@@ -63,6 +73,14 @@ class _Base(Dataset):
     emotion_idx: np.ndarray
     sentiment_idx: np.ndarray
     split: str
+    _epoch_key: tuple[int, int] = (0, 0)
+
+    def set_epoch(self, seed: int, epoch: int) -> None:
+        """Key this epoch's augmentation (the engine calls it before each epoch's loader)."""
+        self._epoch_key = (seed, epoch)
+
+    def _generator(self, i: int) -> torch.Generator:
+        return item_generator(*self._epoch_key, i)
 
     def _labels(self, i: int) -> dict[str, Any]:
         return {
@@ -105,7 +123,9 @@ class FrameDataset(_Base):
         self.augment = augment
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"x": frames_to_tensor(self.frames[i], self.augment), **self._labels(i)}
+        x = frames_to_tensor(self.frames[i], self.augment,
+                             self._generator(i) if self.augment else None)
+        return {"x": x, **self._labels(i)}
 
 
 class VectorDataset(_Base):
@@ -235,7 +255,8 @@ class ClipSequenceDataset(SequenceDataset):
         clip = self.seqs[i]
         idx = self._steps(len(clip))
         if np.asarray(clip[:1]).dtype == np.uint8 and np.ndim(clip) == 4:
-            x = frames_to_tensor(np.asarray(clip)[idx], self.augment)
+            x = frames_to_tensor(np.asarray(clip)[idx], self.augment,
+                                 self._generator(i) if self.augment else None)
         else:
             x = torch.from_numpy(np.asarray(clip, dtype=np.float32)[idx])
         return {"x": x, "t_s": self._times(i, idx), **self._labels(i)}

@@ -82,6 +82,8 @@ def _train_loader(
     # A fresh generator per (seed, epoch) makes each epoch's order independent of history,
     # so a resumed run draws exactly the batches an uninterrupted one would.
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if hasattr(ds, "set_epoch"):  # augmentation keyed by (seed, epoch, index), not by worker
+        ds.set_epoch(seed, epoch)
     kwargs: dict[str, Any] = {"shuffle": True}
     if sampler:
         kwargs = {"sampler": balanced_sampler(ds.emotion_idx, len(EMOTIONS), g)}  # type: ignore[attr-defined]
