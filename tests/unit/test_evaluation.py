@@ -91,12 +91,28 @@ def test_confusion_layout_rows_are_truth_in_label_order() -> None:
     np.testing.assert_allclose(norm.sum(axis=1), 1.0)
 
 
-def test_class_absent_everywhere_is_listed_but_not_in_macro() -> None:
+def test_class_absent_everywhere_counts_zero_in_macro() -> None:
     m = metrics.task_metrics(TOY_TRUE, TOY_PRED, ("a", "b", "c", "d"))
     assert m["per_class"]["d"]["support"] == 0
     assert m["confusion_normalized"][3] == [0.0, 0.0, 0.0, 0.0]  # no NaN row
     assert m["weighted_f1"] == pytest.approx(TOY_WF1)
-    assert m["macro_f1"] == pytest.approx(sum(TOY_F1) / 3)
+    # Macro F1 averages over ALL labels: the absent class "d" counts 0 (was sum/3 before).
+    assert m["macro_f1"] == pytest.approx(sum(TOY_F1) / 4)
+    ref = f1_score(TOY_TRUE, TOY_PRED, labels=range(4), average="macro", zero_division=0)
+    assert m["macro_f1"] == pytest.approx(ref)
+    # The vectorised bootstrap metric uses the same label set.
+    assert bootstrap.metric_value(TOY_TRUE, TOY_PRED, "macro_f1", n_classes=4) == pytest.approx(
+        ref
+    )
+
+
+def test_macro_f1_over_all_seven_emotions_on_a_small_split() -> None:
+    y = np.array([0, 0, 1, 1, 2, 2])  # only 3 of 7 emotions occur
+    p = np.array([0, 1, 1, 1, 2, 0])
+    m = metrics.task_metrics(y, p, EMOTIONS)
+    expect = f1_score(y, p, labels=range(7), average="macro", zero_division=0)
+    assert m["macro_f1"] == pytest.approx(expect)
+    assert m["macro_f1"] < f1_score(y, p, average="macro")  # old label set: present classes
 
 
 def test_vectorised_metrics_match_sklearn() -> None:
@@ -194,7 +210,8 @@ def test_seed_summary() -> None:
     assert s["mean"] == pytest.approx(0.6)
     assert s["std"] == pytest.approx(0.1)  # ddof=1
     assert s["n"] == 3
-    assert bootstrap.seed_summary([0.42]) == {"mean": 0.42, "std": 0.0, "n": 1}
+    # One seed says nothing about seed variance: std is null, not 0.0.
+    assert bootstrap.seed_summary([0.42]) == {"mean": 0.42, "std": None, "n": 1}
     with pytest.raises(ValueError):
         bootstrap.seed_summary([])
 
@@ -493,3 +510,195 @@ def test_variant_and_ref_names() -> None:
         variant_name("gated@single_task", "x")
     assert default_pairs({}) == []
     assert default_pairs({"visual": ["cnn5"]}, baseline=None) == []
+
+
+# --- dialogue x seed bootstrap, test/interval agreement, Holm, small splits, one seed --------
+
+
+def _clustered(n_dialogues: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Truth, predictions right or wrong by whole dialogue (errors cluster), clip names."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 7, n_dialogues * size)
+    right = np.repeat(rng.random(n_dialogues) < 0.5, size)
+    p = np.where(right, y, (y + 1) % 7)
+    clips = [f"dia{i // size}_utt{i % size}" for i in range(y.size)]
+    return y, p, clips
+
+
+def test_dialogue_ids_parse_meld_names() -> None:
+    ids = bootstrap.dialogue_ids(["dia3_utt0", "dia3_utt1", "dia10_utt0", "odd", "dia3_utt7"])
+    assert ids[0] == ids[1] == ids[4] and len({ids[0], ids[2], ids[3]}) == 3
+
+
+def test_bootstrap_resamples_whole_dialogues() -> None:
+    y, p, clips = _clustered(40, 10, seed=0)
+    clusters = bootstrap.dialogue_ids(clips)
+    # Every replicate takes a dialogue with all its utterances: a callable sees whole blocks.
+    seen = []
+
+    def record(t: np.ndarray, q: np.ndarray) -> float:
+        seen.append(t.size)
+        return float((t == q).mean())
+
+    bootstrap.bootstrap_samples(y, [p], [record], n_resamples=20, seed=0, clusters=clusters)
+    assert seen and all(n == 400 for n in seen)
+    # Errors clustered in dialogues of 10: the dialogue interval is ~sqrt(10) x the
+    # utterance interval (the old utterance bootstrap was far too narrow).
+    _, lo_u, hi_u = bootstrap.bootstrap_ci(y, p, "accuracy", n_resamples=1000, n_classes=7)
+    _, lo_d, hi_d = bootstrap.bootstrap_ci(
+        y, p, "accuracy", n_resamples=1000, n_classes=7, clusters=clusters
+    )
+    assert hi_d - lo_d > 2.0 * (hi_u - lo_u)
+    # Named (matrix product) and callable paths agree on the same dialogue replicates.
+    named = bootstrap.bootstrap_samples(y, [p], ["accuracy"], 50, 1, 7, clusters)
+    fn = bootstrap.bootstrap_samples(y, [p], [accuracy_score], 50, 1, 7, clusters)
+    np.testing.assert_allclose(named, fn)
+
+
+def test_evaluate_model_ci_is_dialogue_and_seed_bootstrap(tmp_path: Path) -> None:
+    y, p_good, clips = _clustered(30, 10, seed=1)
+    rng = np.random.default_rng(9)
+    p_bad = np.where(rng.random(y.size) < 0.5, p_good, (y + 2) % 7)  # a much worse seed
+    sen = np.zeros(y.size, dtype=int)
+    paths = {}
+    for s, pred in ((0, p_good), (1, p_bad)):
+        path = tmp_path / f"s{s}.parquet"
+        _predictions_frame(clips, y, sen, pred, sen).to_parquet(path)
+        paths[s] = {"test": path}
+    out = tmp_path / "m.json"
+    evaluate.evaluate_model("m", paths, out, n_resamples=1000)
+    res = _strict_json(out)
+    ci = res["ci"]["test"]
+    assert (ci["n_utterances"], ci["n_dialogues"], ci["too_small"]) == (300, 30, False)
+    # Per seed: dialogue bootstrap, wider than an utterance bootstrap of the same file.
+    one = ci["per_seed"]["0"]["emotion"]["accuracy"]
+    _, lo_u, hi_u = bootstrap.bootstrap_ci(y, p_good, "accuracy", n_resamples=1000, n_classes=7)
+    assert one["high"] - one["low"] > 2.0 * (hi_u - lo_u)
+    # Seed-mean: seeds resampled with the dialogues, so seed variance widens the interval.
+    pooled = ci["mean_over_seeds"]["emotion"]["accuracy"]
+    clusters = bootstrap.dialogue_ids(clips)
+    fixed = bootstrap.cluster_bootstrap(
+        y, [[p_good, p_bad]], ["accuracy"], clusters, 1000, 0, 7, resample_seeds=False
+    )[0, 0]
+    lo_f, hi_f = bootstrap.percentile_interval(fixed)
+    assert pooled["high"] - pooled["low"] > 1.3 * (hi_f - lo_f)
+    assert pooled["low"] <= pooled["point"] <= pooled["high"]
+    assert res["n_seeds"] == 2 and res["bootstrap"]["unit"] == "dialogue"
+
+
+def test_bootstrap_is_fast_at_meld_size() -> None:
+    import time
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 2610)
+    clusters = np.sort(rng.integers(0, 280, 2610))
+    seeds_a = [_noisy(y, 0.6, 7, rng) for _ in range(5)]
+    seeds_b = [_noisy(y, 0.5, 7, rng) for _ in range(5)]
+    start = time.perf_counter()
+    out = bootstrap.cluster_bootstrap(
+        y, [seeds_a, seeds_b], metrics.HEADLINE_METRICS, clusters, 1000, 0, 7
+    )
+    assert out.shape == (2, 3, 1000)
+    assert time.perf_counter() - start < 5.0  # ~0.1 s here; generous for shared CI cores
+
+
+@pytest.mark.parametrize("n,alpha", [(1000, 0.05), (999, 0.05), (200, 0.1), (5000, 0.01)])
+def test_interval_and_p_value_always_agree(n: int, alpha: float) -> None:
+    for c in range(0, n // 5):  # c resamples at or below 0, the rest above
+        deltas = np.concatenate([-np.linspace(0.001, 0.02, c), np.linspace(0.0005, 0.1, n - c)])
+        res = bootstrap.paired_test_from_samples(0.05, deltas, alpha)
+        assert (res["ci_low"] > 0) == (res["p_value"] < alpha) == res["significant"], c
+        mirrored = bootstrap.paired_test_from_samples(-0.05, -deltas, alpha)
+        assert (mirrored["ci_high"] < 0) == (mirrored["p_value"] < alpha), c
+
+
+def test_interval_barely_excluding_zero_is_significant() -> None:
+    # B = 1000, alpha = 0.05: 24 of 1000 differences <= 0 -> p = 2 * 25 / 1001 < 0.05 and the
+    # interval excludes 0; 25 -> p = 52/1001 > 0.05 and the interval reaches 0 (the old
+    # interpolated quantile still excluded 0 there: CI and p disagreed).
+    for c, sig in ((24, True), (25, False)):
+        deltas = np.concatenate([-np.full(c, 0.01), np.linspace(0.001, 0.2, 1000 - c)])
+        res = bootstrap.paired_test_from_samples(0.08, deltas, 0.05)
+        assert res["p_value"] == pytest.approx(2 * (c + 1) / 1001)
+        assert res["significant"] is sig and (res["ci_low"] > 0) is sig
+
+
+def test_holm_adjustment() -> None:
+    adj = bootstrap.holm([0.01, 0.04, 0.03, None])
+    assert adj[:3] == pytest.approx([0.03, 0.06, 0.06]) and adj[3] is None
+    assert bootstrap.holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])
+    assert bootstrap.holm([]) == []
+
+
+def _write_model(root: Path, model: str, acc: float, n: int, seeds: tuple[int, ...]) -> dict:
+    paths = {}
+    for seed in seeds:
+        d = root / model / f"seed{seed}"
+        d.mkdir(parents=True)
+        for split in ("dev", "test"):
+            p = d / f"predictions_{split}.parquet"
+            _make_split(n, acc, seed=seed * 3 + len(model), truth_seed=n).to_parquet(p)
+            paths.setdefault(seed, {})[split] = p
+    return paths
+
+
+def test_compare_pairs_primary_family_holm_and_too_small(tmp_path: Path) -> None:
+    from avemo.evaluation.compare import compare_pairs, default_primary
+
+    groups = {"visual": ["vgg16", "cnn5", "other"]}
+    assert default_primary(groups) == [["vgg16", "cnn5"]]
+    assert default_primary(
+        {"visual": ["cnn5"], "audio": ["audio_mlp"], "fusion": ["concat_misaligned", "gated"]}
+    ) == [["best:single_stream", "concat_misaligned"], ["gated", "concat_misaligned"]]
+    preds = {
+        m: _write_model(tmp_path / "big", m, acc, 80, (0, 1))
+        for m, acc in (("vgg16", 0.8), ("cnn5", 0.5), ("other", 0.55))
+    }
+    out = tmp_path / "compare.json"
+    pairs = [["vgg16", "cnn5"], ["other", "cnn5"]]
+    compare_pairs(pairs, preds, out, groups=groups, n_resamples=200)
+    res = _strict_json(out)
+    first, second = res["pairs"]
+    assert first["family"] == "primary" and second["family"] == "exploratory"
+    t = first["tests"]["emotion"]["weighted_f1"]
+    assert first["p_holm"] == t["p_holm"] == pytest.approx(t["p_value"])  # family of one
+    assert second["p_holm"] is None and first["too_small"] is False
+    assert res["multiplicity"]["primary"] == [["vgg16", "cnn5"]]
+    # An explicit family (either order of a pair matches): Holm over both.
+    compare_pairs(pairs, preds, out, groups=groups, n_resamples=200,
+                  primary=[["vgg16", "cnn5"], ["cnn5", "other"], ["gated", "cnn5"]])
+    res = _strict_json(out)
+    raw = [e["tests"]["emotion"]["weighted_f1"]["p_value"] for e in res["pairs"]]
+    assert [e["p_holm"] for e in res["pairs"]] == pytest.approx(bootstrap.holm(raw))
+    assert {e["family"] for e in res["pairs"]} == {"primary"}
+    assert res["multiplicity"]["not_tested"] == [["gated", "cnn5"]]
+    # 20 utterances in 4 dialogues: too small, no verdict, no Holm p.
+    small = {
+        m: _write_model(tmp_path / "small", m, acc, 20, (0,))
+        for m, acc in (("vgg16", 0.9), ("cnn5", 0.2))
+    }
+    compare_pairs([["vgg16", "cnn5"]], small, out, groups=groups, n_resamples=200)
+    (entry,) = _strict_json(out)["pairs"]
+    assert entry["too_small"] is True and entry["n"] == 20 and entry["n_dialogues"] == 4
+    assert entry["family"] == "primary" and entry["p_holm"] is None
+    assert entry["tests"]["emotion"]["weighted_f1"]["significant"] is None
+
+
+def test_one_seed_has_no_spread_and_small_split_is_flagged(tmp_path: Path) -> None:
+    from avemo.report.tables import fmt_stats, stats
+
+    paths = _write_model(tmp_path, "cnn5", 0.6, 20, (0,))
+    out = tmp_path / "cnn5.json"
+    evaluate.evaluate_model("cnn5", paths, out, n_resamples=50, min_utterances=30,
+                            min_dialogues=10)
+    res = _strict_json(out)
+    assert res["n_seeds"] == 1
+    agg = res["aggregate"]["test"]["emotion"]["weighted_f1"]
+    assert agg["std"] is None and agg["n"] == 1
+    shown = fmt_stats(stats(res, "emotion", "weighted_f1"))
+    assert "±" not in shown and shown.startswith(f"{agg['mean']:.3f}")
+    ci = res["ci"]["test"]
+    assert ci["too_small"] is True and (ci["n_utterances"], ci["n_dialogues"]) == (20, 4)
+    evaluate.evaluate_model("cnn5", paths, out, n_resamples=50, min_utterances=10,
+                            min_dialogues=4)
+    assert _strict_json(out)["ci"]["test"]["too_small"] is False

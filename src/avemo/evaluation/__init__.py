@@ -10,6 +10,9 @@ from avemo.evaluation.baselines import (
 from avemo.evaluation.bootstrap import (
     bootstrap_ci,
     bootstrap_samples,
+    cluster_bootstrap,
+    dialogue_ids,
+    holm,
     paired_bootstrap_test,
     seed_summary,
 )
@@ -17,6 +20,7 @@ from avemo.evaluation.compare import (
     audio_subsets,
     compare_pairs,
     default_pairs,
+    default_primary,
     select_best,
     variant_name,
 )
@@ -31,11 +35,15 @@ __all__ = [
     "audio_subsets",
     "bootstrap_ci",
     "bootstrap_samples",
+    "cluster_bootstrap",
     "compare_models",
     "compare_pairs",
     "default_pairs",
+    "default_primary",
+    "dialogue_ids",
     "evaluate_model",
     "expected_baseline_metrics",
+    "holm",
     "label_prior",
     "majority_predictions",
     "paired_bootstrap_test",

@@ -12,14 +12,27 @@
 
 ``compare.json`` layout::
 
-    {"schema_version": 1,
+    {"schema_version": 2,
      "selection": {group: {"model", "metric", "split", "candidates": {model: value}}},
      "pairs": [{"spec": [ref_a, ref_b], "a": ref, "b": ref,   # refs with best:* resolved
-                "models": [..], "n", "seeds", "dropped", "tests", "per_seed"}, ...],
+                "models": [..], "n", "n_dialogues", "too_small", "seeds", "dropped",
+                "tests", "per_seed",
+                "family": "primary" | "exploratory",
+                "p_holm": float | null}, ...],
                 # n: utterances scored by every file of the pair (the others are "dropped",
                 # counted per "<ref> seed <n>"; no file path is stored)
-                # tests/per_seed: as evaluate.compare_models (delta = a - b)
+                # tests/per_seed: as evaluate.compare_models (delta = a - b; dialogue x seed
+                # bootstrap; "significant" null when too_small)
+                # p_holm: Holm-adjusted p of the primary endpoint (emotion weighted F1) over
+                # the primary family; null for exploratory and too_small pairs (no verdict);
+                # also stored as tests.emotion.weighted_f1.p_holm
+     "multiplicity": {"method": "holm", "endpoint": {"task", "metric"}, "alpha",
+                      "primary": [[a, b], ...],      # resolved pairs in the family
+                      "not_tested": [[ref_a, ref_b], ...]},  # primary specs with no pair
      "bootstrap": {...}}
+
+The primary family (``primary``, config ``evaluation.primary``; null = ``default_primary``)
+is the study's claims; every other pair is exploratory: its unadjusted p is descriptive.
 """
 
 from __future__ import annotations
@@ -33,7 +46,14 @@ from typing import Any
 
 from avemo.atomic import write_json
 from avemo.errors import DataStageError
-from avemo.evaluation.evaluate import SCHEMA_VERSION, _bootstrap_meta, compare_models
+from avemo.evaluation.bootstrap import holm
+from avemo.evaluation.evaluate import (
+    MIN_DIALOGUES,
+    MIN_UTTERANCES,
+    SCHEMA_VERSION,
+    _bootstrap_meta,
+    compare_models,
+)
 
 PathLike = str | os.PathLike[str]
 VARIANT_SEP = "@"
@@ -44,6 +64,9 @@ SELECTION_TASK = "emotion"
 SELECTION_METRIC = "weighted_f1"
 # The groups a `best:` reference may name; single_stream is visual + audio.
 GROUPS: tuple[str, ...] = ("visual", "audio", "fusion", "single_stream")
+# The one test per pair that the primary family adjusts.
+PRIMARY_ENDPOINT: tuple[str, str] = ("emotion", "weighted_f1")
+STUDY_FUSION = "concat_misaligned"
 
 
 def variant_name(model: str, variant: str) -> str:
@@ -157,6 +180,21 @@ def default_pairs(
     return pairs
 
 
+def default_primary(groups: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """The study's claims, for whatever subset of models is configured (a subset of
+    ``default_pairs``): vgg16 vs cnn5; the best single stream vs ``concat_misaligned``; each
+    fusion fix vs ``concat_misaligned``."""
+    visual, audio = list(groups.get("visual", [])), list(groups.get("audio", []))
+    fusion = list(groups.get("fusion", []))
+    pairs: list[list[str]] = []
+    if "vgg16" in visual and "cnn5" in visual:
+        pairs.append(["vgg16", "cnn5"])
+    if STUDY_FUSION in fusion and (visual or audio):
+        pairs.append(["best:single_stream", STUDY_FUSION])
+        pairs += [[m, STUDY_FUSION] for m in fusion if m != STUDY_FUSION]
+    return pairs
+
+
 def referenced_models(
     pairs: Iterable[Sequence[str]], groups: Mapping[str, Sequence[str]]
 ) -> dict[str, set[str]]:
@@ -207,6 +245,9 @@ def compare_pairs(
     n_resamples: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    primary: Sequence[Sequence[str]] | None = None,
+    min_utterances: int = MIN_UTTERANCES,
+    min_dialogues: int = MIN_DIALOGUES,
 ) -> dict[str, Any]:
     """Stage: paired bootstrap tests for every pair; writes ``out_json`` (``compare.json``).
 
@@ -215,10 +256,15 @@ def compare_pairs(
     ``metrics``: ``{model: metrics/{model}.json}`` and ``groups``: ``{group: [models]}``, both
     needed only to resolve ``best:<group>`` (on dev). Every file is used as given (nothing is
     derived from a path). Pairs that resolve to an already tested pair (either order) or to one
-    model twice are skipped. Returns ``{"n_pairs", "selection": {group: model}}``.
+    model twice are skipped. ``primary``: the pairs (same syntax; None = ``default_primary``)
+    whose primary-endpoint p-values are Holm-adjusted together; the others are exploratory.
+    Pairs under ``min_utterances``/``min_dialogues`` are ``too_small``: no verdict, no p_holm.
+    Returns ``{"n_pairs", "selection": {group: model}}``.
     """
     groups = groups or {}
-    boot = _bootstrap_meta(n_resamples, seed, alpha)
+    if primary is None:
+        primary = default_primary(groups)
+    boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
     needed = {r[len(BEST_PREFIX) :] for p in pairs for r in p if r.startswith(BEST_PREFIX)}
     selection: dict[str, Any] = {}
     for group in sorted(needed):
@@ -248,21 +294,66 @@ def compare_pairs(
                 seed=seed,
                 alpha=alpha,
                 common_only=True,
+                min_utterances=min_utterances,
+                min_dialogues=min_dialogues,
             )
             entry = json.loads((Path(tmp) / "pair.json").read_text())
         entry.pop("schema_version", None)
         entry.pop("bootstrap", None)
         results.append({"spec": list(pair), "a": a, "b": b, **entry})
+    family, not_tested = _primary_family(primary, selection, done)
+    task, metric = PRIMARY_ENDPOINT
+    in_family = [frozenset((e["a"], e["b"])) in family for e in results]
+    adjusted = holm(
+        [
+            e["tests"][task][metric]["p_value"] if f and not e["too_small"] else None
+            for e, f in zip(results, in_family, strict=True)
+        ]
+    )
+    for e, f, p_adj in zip(results, in_family, adjusted, strict=True):
+        e["family"] = "primary" if f else "exploratory"
+        e["p_holm"] = p_adj
+        e["tests"][task][metric]["p_holm"] = p_adj
     write_json(
         out_json,
         {
             "schema_version": SCHEMA_VERSION,
             "selection": selection,
             "pairs": results,
+            "multiplicity": {
+                "method": "holm",
+                "endpoint": {"task": task, "metric": metric},
+                "alpha": float(alpha),
+                "primary": [[e["a"], e["b"]] for e, f in zip(results, in_family, strict=True)
+                            if f],
+                "not_tested": not_tested,
+            },
             "bootstrap": boot,
         },
     )
     return {"n_pairs": len(results), "selection": {g: v["model"] for g, v in selection.items()}}
+
+
+def _primary_family(
+    primary: Sequence[Sequence[str]],
+    selection: Mapping[str, Any],
+    tested: set[frozenset[str]],
+) -> tuple[set[frozenset[str]], list[list[str]]]:
+    """Resolved primary pairs that were tested, and the primary specs that were not."""
+    family: set[frozenset[str]] = set()
+    not_tested: list[list[str]] = []
+    for i, pair in enumerate(primary):
+        if len(pair) != 2:
+            raise DataStageError(f"evaluation.primary[{i}] = {list(pair)}: a pair needs two names")
+        try:
+            key = frozenset(_resolve(r, selection) for r in pair)
+        except DataStageError:
+            key = frozenset()
+        if key in tested:
+            family.add(key)
+        else:
+            not_tested.append([str(r) for r in pair])
+    return family, not_tested
 
 
 def audio_subsets_from_clips(clips: Any) -> dict[str, list[str]]:

@@ -4,8 +4,9 @@
 NaN; seeds are string keys because JSON keys are strings)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "model": "cnn5",
+      "n_seeds": <training seeds scored>,
       "labels": {"emotion": [7 names], "sentiment": [3 names]},
       "headline_metrics": ["weighted_f1", "macro_f1", "accuracy"],
       "seeds": {"0": {"dev": M, "test": M}, ...},   # M = metrics.prediction_metrics:
@@ -13,20 +14,26 @@ NaN; seeds are string keys because JSON keys are strings)::
           # {n, accuracy, weighted_f1, macro_f1, per_class: {label: {precision, recall, f1,
           #  support}}, confusion, confusion_normalized, labels}
       "aggregate": {"dev"|"test": {"emotion"|"sentiment": {
-          "weighted_f1"|"macro_f1"|"accuracy": {"mean", "std", "n"},   # over seeds, ddof=1
+          "weighted_f1"|"macro_f1"|"accuracy": {"mean", "std", "n"},
+              # over seeds, ddof=1; std is null with one seed (no spread to report)
           "per_class_f1": {label: {"mean", "std", "n"}},
           "confusion_normalized_mean": K×K (mean over seeds of the row-normalised matrices)}}},
       "ci": {"test"|"test_no_audio"|...: {       # every split whose name starts with "test"
+          "n_utterances", "n_dialogues",          # fewest over the seeds' files
+          "too_small": bool,   # n_utterances < min_utterances or n_dialogues < min_dialogues:
+                               # the intervals are printed but carry no statistical weight
           "per_seed": {"0": {"emotion": {"weighted_f1": {"point", "low", "high"}, ...}}},
+              # dialogue bootstrap of that seed's metric
           "mean_over_seeds": {"emotion": {"weighted_f1": {"point", "low", "high"}, ...}}
-              # utterance bootstrap of the seed-mean (same resamples for every seed);
-              # null when the seeds' test files hold different utterances
+              # dialogue x seed bootstrap of the seed-mean (each replicate draws dialogues and
+              # seeds with replacement); null when the seeds' files hold different utterances
       }},
       "subsets": {"audio_missing": {"test": S, "test_no_video": S, ...}, ...},
           # only with evaluate_model(subsets=...): the same test-like splits restricted to the
           # subset's clips; S = {"n": <clips found>, "seeds", "aggregate", "ci"} laid out like
           # the top level for that one split, or {"n": 0} when no clip of the subset is there
-      "bootstrap": {"n_resamples", "seed", "alpha", "method"}
+      "bootstrap": {"n_resamples", "seed", "alpha", "method", "unit", "min_utterances",
+                    "min_dialogues"}
     }
 
 No output stores a file path (the same run in two folders gives byte-identical JSON): the seeds
@@ -39,13 +46,17 @@ named ``<model>@<variant>`` (``naming.variant_name``), so they get their own
 ``compare_models`` writes::
 
     {
-      "schema_version": 1, "models": [name_a, name_b], "n": <test utterances>,
+      "schema_version": 2, "models": [name_a, name_b], "n": <test utterances>,
+      "n_dialogues": <dialogues among them>, "too_small": bool,
       "seeds": {"a": [...], "b": [...]},
       "dropped": {"<name> seed <n>": <utterances left out by common_only>, ...},
-      "tests": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high", "p_value"}}},
-          # a, b: seed-mean metric; delta = a - b; paired utterance bootstrap of the seed-means
-      "per_seed": {"<seed in both>": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high",
-          "p_value"}}}},
+      "tests": {task: {metric: {"a", "b", "delta", "ci_low", "ci_high", "p_value",
+          "significant"}}},
+          # a, b: seed-mean metric; delta = a - b; dialogue x seed paired bootstrap of the
+          # seed-means (shared dialogue draws, each model's seeds drawn independently);
+          # CI and p from the same distribution: significant == (p < alpha) == CI excludes 0;
+          # significant is null when too_small (no verdict)
+      "per_seed": {"<seed in both>": {task: {metric: {...same keys...}}}},
       "bootstrap": {...}
     }
 """
@@ -64,7 +75,8 @@ from tqdm import tqdm
 from avemo.atomic import write_json
 from avemo.errors import DataStageError
 from avemo.evaluation.bootstrap import (
-    bootstrap_samples,
+    cluster_bootstrap,
+    dialogue_ids,
     metric_value,
     paired_test_from_samples,
     percentile_interval,
@@ -78,7 +90,7 @@ from avemo.evaluation.metrics import (
     truth_and_prediction,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: dialogue x seed bootstrap, macro F1 over all labels, std null
 CI_SPLIT = "test"
 
 
@@ -90,13 +102,39 @@ def is_test_split(split: str) -> bool:
 PathLike = str | os.PathLike[str]
 
 
-def _bootstrap_meta(n_resamples: int, seed: int, alpha: float) -> dict[str, Any]:
+MIN_UTTERANCES = 30
+MIN_DIALOGUES = 10
+
+
+def _bootstrap_meta(
+    n_resamples: int,
+    seed: int,
+    alpha: float,
+    min_utterances: int = MIN_UTTERANCES,
+    min_dialogues: int = MIN_DIALOGUES,
+) -> dict[str, Any]:
     return {
         "n_resamples": int(n_resamples),
         "seed": int(seed),
         "alpha": float(alpha),
-        "method": "percentile bootstrap over utterances; paired resamples across seeds/models",
+        "method": (
+            "percentile bootstrap over dialogues (all utterances of a drawn dialogue), seeds "
+            "drawn with replacement in every replicate and the metric averaged over them; "
+            "paired: shared dialogue draws across models; p-value and CI from the same "
+            "distribution"
+        ),
+        "unit": "dialogue",
+        "min_utterances": int(min_utterances),
+        "min_dialogues": int(min_dialogues),
     }
+
+
+def _size(clip_names: Any, boot: dict[str, Any]) -> dict[str, Any]:
+    """``{n_utterances, n_dialogues, too_small}`` of one scored set of clips."""
+    n = int(len(clip_names))
+    g = int(dialogue_ids(clip_names).max()) + 1 if n else 0
+    small = n < boot["min_utterances"] or g < boot["min_dialogues"]
+    return {"n_utterances": n, "n_dialogues": g, "too_small": bool(small)}
 
 
 def _normalise_paths(prediction_paths: Mapping[Any, Mapping[str, PathLike]]) -> dict[int, dict]:
@@ -136,13 +174,17 @@ def _check_same_utterances(frames: dict[str, pd.DataFrame]) -> str | None:
 
 
 def _ci_block(
-    y_true: np.ndarray, preds: list[np.ndarray], n_classes: int, boot: dict[str, Any]
+    y_true: np.ndarray,
+    preds: list[np.ndarray],
+    n_classes: int,
+    boot: dict[str, Any],
+    clusters: np.ndarray,
 ) -> dict[str, dict[str, float]]:
-    """CIs of the seed-mean of each headline metric (one prediction vector = one seed)."""
-    samples = bootstrap_samples(
-        y_true, preds, HEADLINE_METRICS, boot["n_resamples"], boot["seed"], n_classes
-    )
-    mean_samples = samples.mean(axis=0)  # seeds × metrics × B -> metrics × B
+    """CIs of the seed-mean of each headline metric (one prediction vector = one seed):
+    dialogues and seeds resampled together."""
+    mean_samples = cluster_bootstrap(
+        y_true, [preds], HEADLINE_METRICS, clusters, boot["n_resamples"], boot["seed"], n_classes
+    )[0]  # metrics × B
     out = {}
     for j, metric in enumerate(HEADLINE_METRICS):
         low, high = percentile_interval(mean_samples[j], boot["alpha"])
@@ -160,7 +202,8 @@ def _test_cis(
         per_seed[str(seed)] = {}
         for task, labels in TASKS.items():
             y_true, y_pred = truth_and_prediction(df, task)
-            block = _ci_block(y_true, [y_pred], len(labels), boot)
+            clusters = dialogue_ids(df["clip_name"])
+            block = _ci_block(y_true, [y_pred], len(labels), boot, clusters)
             for metric in HEADLINE_METRICS:
                 block[metric]["point"] = metrics[seed][task][metric]
             per_seed[str(seed)][task] = block
@@ -169,11 +212,18 @@ def _test_cis(
         mean_over = {}
         for task, labels in TASKS.items():
             pairs = [truth_and_prediction(df, task) for df in frames.values()]
-            block = _ci_block(pairs[0][0], [p for _, p in pairs], len(labels), boot)
+            clusters = dialogue_ids(next(iter(frames.values()))["clip_name"])
+            block = _ci_block(pairs[0][0], [p for _, p in pairs], len(labels), boot, clusters)
             for metric in HEADLINE_METRICS:
                 block[metric]["point"] = float(np.mean([metrics[s][task][metric] for s in frames]))
             mean_over[task] = block
-    return {"per_seed": per_seed, "mean_over_seeds": mean_over}
+    sizes = [_size(df["clip_name"], boot) for df in frames.values()]
+    size = {
+        "n_utterances": min(s["n_utterances"] for s in sizes),
+        "n_dialogues": min(s["n_dialogues"] for s in sizes),
+        "too_small": any(s["too_small"] for s in sizes),
+    }
+    return {**size, "per_seed": per_seed, "mean_over_seeds": mean_over}
 
 
 def _aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -247,6 +297,9 @@ def evaluate_model(
     seed: int = 0,
     alpha: float = 0.05,
     subsets: Mapping[str, Sequence[str]] | None = None,
+    min_utterances: int = MIN_UTTERANCES,
+    min_dialogues: int = MIN_DIALOGUES,
+    primary: Any = None,
 ) -> dict[str, Any]:
     """Stage: score every prediction file of one model and write ``out_json`` atomically.
 
@@ -256,10 +309,14 @@ def evaluate_model(
     (``test``, ``test_*``) also gets bootstrap CIs (``n_resamples``, ``seed``, ``alpha``).
     ``subsets``: ``{name: [clip_name, ...]}``, e.g. ``audio_subsets(audio/test)``; each is
     scored separately on the test-like splits (clips absent from a file are ignored).
+    A test-like split with fewer than ``min_utterances`` utterances or ``min_dialogues``
+    dialogues is marked ``too_small``. ``primary`` (the compare stage's key, passed along with
+    the rest of config ``evaluation``) is ignored here.
     Returns a summary ``{model, seeds, splits, test_emotion_weighted_f1_mean}``.
     """
+    del primary  # a compare-stage setting
     paths = _normalise_paths(prediction_paths)
-    boot = _bootstrap_meta(n_resamples, seed, alpha)
+    boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
     frames: dict[int, dict[str, pd.DataFrame]] = {}
     jobs = [(s, split, p) for s, splits in paths.items() for split, p in splits.items()]
     for s, split, path in tqdm(jobs, desc=f"evaluate {model_name}", unit="file", leave=False):
@@ -268,6 +325,7 @@ def evaluate_model(
     result = {
         "schema_version": SCHEMA_VERSION,
         "model": model_name,
+        "n_seeds": len(paths),
         "labels": {task: list(labels) for task, labels in TASKS.items()},
         "headline_metrics": list(HEADLINE_METRICS),
         "seeds": scored["seeds"],
@@ -306,18 +364,28 @@ def _paired_block(
     preds_b: list[np.ndarray],
     n_classes: int,
     boot: dict[str, Any],
-) -> dict[str, dict[str, float]]:
-    """Paired test of seed-mean(a) - seed-mean(b) for each headline metric."""
-    na = len(preds_a)
-    samples = bootstrap_samples(
-        y_true, preds_a + preds_b, HEADLINE_METRICS, boot["n_resamples"], boot["seed"], n_classes
+    clusters: np.ndarray,
+    too_small: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Paired test of seed-mean(a) - seed-mean(b) for each headline metric: shared dialogue
+    draws, each model's seeds drawn with replacement; no verdict when ``too_small``."""
+    samples = cluster_bootstrap(
+        y_true,
+        [preds_a, preds_b],
+        HEADLINE_METRICS,
+        clusters,
+        boot["n_resamples"],
+        boot["seed"],
+        n_classes,
     )
     out = {}
     for j, metric in enumerate(HEADLINE_METRICS):
         a = float(np.mean([metric_value(y_true, p, metric, n_classes) for p in preds_a]))
         b = float(np.mean([metric_value(y_true, p, metric, n_classes) for p in preds_b]))
-        deltas = samples[:na, j].mean(axis=0) - samples[na:, j].mean(axis=0)
-        out[metric] = {"a": a, "b": b, **paired_test_from_samples(a - b, deltas, boot["alpha"])}
+        test = paired_test_from_samples(a - b, samples[0, j] - samples[1, j], boot["alpha"])
+        if too_small:
+            test["significant"] = None
+        out[metric] = {"a": a, "b": b, **test}
     return out
 
 
@@ -330,6 +398,8 @@ def compare_models(
     seed: int = 0,
     alpha: float = 0.05,
     common_only: bool = False,
+    min_utterances: int = MIN_UTTERANCES,
+    min_dialogues: int = MIN_DIALOGUES,
 ) -> dict[str, Any]:
     """Stage: paired bootstrap tests between two models on the same test utterances.
 
@@ -338,7 +408,10 @@ def compare_models(
     different utterances or disagree on a true label; with ``common_only`` the files are first
     restricted to the utterances all of them score (the JSON's ``dropped`` counts, per file,
     what was left out). Tests the seed-mean of each headline
-    metric (all seeds of each model) and, per seed present in both, seed against seed.
+    metric (all seeds of each model) and, per seed present in both, seed against seed; the
+    unit resampled is the dialogue (and, for seed-means, the seed). Fewer than
+    ``min_utterances`` utterances or ``min_dialogues`` dialogues: ``too_small`` and every
+    test's ``significant`` is null.
     Writes ``out_json`` atomically; returns the ``tests`` block.
     """
     seeds_a, seeds_b = _as_seed_paths(paths_a), _as_seed_paths(paths_b)
@@ -362,14 +435,17 @@ def compare_models(
         raise DataStageError(f"cannot compare {names[0]} with {names[1]}: {problem}")
     dfs = list(frames.values())
     dfs_a, dfs_b = dfs[: len(seeds_a)], dfs[len(seeds_a) :]
-    boot = _bootstrap_meta(n_resamples, seed, alpha)
+    boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
+    clusters = dialogue_ids(dfs_a[0]["clip_name"])
+    size = _size(dfs_a[0]["clip_name"], boot)
+    small = size["too_small"]
     tests: dict[str, Any] = {}
     per_seed: dict[str, Any] = {str(s): {} for s in seeds_a if s in seeds_b}
     for task, labels in TASKS.items():
         y_true = truth_and_prediction(dfs_a[0], task)[0]
         preds_a = [truth_and_prediction(df, task)[1] for df in dfs_a]
         preds_b = [truth_and_prediction(df, task)[1] for df in dfs_b]
-        tests[task] = _paired_block(y_true, preds_a, preds_b, len(labels), boot)
+        tests[task] = _paired_block(y_true, preds_a, preds_b, len(labels), boot, clusters, small)
         pos_a, pos_b = list(seeds_a), list(seeds_b)
         for s in per_seed:
             per_seed[s][task] = _paired_block(
@@ -378,11 +454,15 @@ def compare_models(
                 [preds_b[pos_b.index(int(s))]],
                 len(labels),
                 boot,
+                clusters,
+                small,
             )
     result = {
         "schema_version": SCHEMA_VERSION,
         "models": list(names),
         "n": int(len(dfs_a[0])),
+        "n_dialogues": size["n_dialogues"],
+        "too_small": small,
         "seeds": {"a": list(seeds_a), "b": list(seeds_b)},
         "dropped": dropped,
         "tests": tests,

@@ -3,9 +3,10 @@
 Every table of the report is built from these numbers, so there is one definition of each:
 
 - ``weighted_f1``: per-class F1 averaged with weights = true support (MELD's headline metric).
-- ``macro_f1``: unweighted mean of per-class F1 over the classes that occur in the truth or in
-  the predictions (scikit-learn's default label set). A class absent from both has no defined
-  F1 and would only drag the mean down on tiny splits; on MELD every class occurs in every split.
+- ``macro_f1``: unweighted mean of per-class F1 over ALL labels of the task (7 emotions, 3
+  sentiments), a class absent from truth and predictions counting F1 = 0. A label set that
+  depended on which classes a (resampled) split happens to contain would make the metric mean
+  different things on different resamples and skew bootstrap intervals upward on small splits.
 - ``accuracy``: fraction of utterances predicted correctly.
 
 Per-class precision/recall/F1 use ``zero_division=0``: a class never predicted has precision 0
@@ -90,8 +91,10 @@ def task_metrics(
         "weighted_f1": float(
             f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0)
         ),
-        # Default label set = classes present in truth or predictions (see module docstring).
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        # All labels, absent ones included (see module docstring).
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
+        ),
         "per_class": {
             label: {
                 "precision": float(precision[i]),

@@ -83,7 +83,8 @@ def stats(metrics: dict[str, Any], task: str, metric: str, split: str = "test") 
         ) from exc
     ci = (metrics.get("ci", {}).get(split) or {}).get("mean_over_seeds")
     low, high = (ci[task][metric]["low"], ci[task][metric]["high"]) if ci else (NAN, NAN)
-    return {"mean": agg["mean"], "std": agg["std"], "n": agg["n"], "ci_low": low, "ci_high": high}
+    std = NAN if agg.get("std") is None else agg["std"]  # null: one seed, no spread
+    return {"mean": agg["mean"], "std": std, "n": agg["n"], "ci_low": low, "ci_high": high}
 
 
 def fmt(x: float, signed: bool = False) -> str:
@@ -97,9 +98,13 @@ def fmt_p(p: float) -> str:
 
 
 def fmt_stats(s: dict[str, float]) -> str:
-    """ "0.312 ± 0.010 [0.281, 0.345]" (mean ± std over seeds [bootstrap CI])."""
+    """ "0.312 ± 0.010 [0.281, 0.345]" (mean ± std over seeds [bootstrap CI]); with one seed
+    (std NaN/None) the mean alone: "0.312 [0.281, 0.345]", never "± 0.000"."""
     ci = "" if math.isnan(s["ci_low"]) else f" [{fmt(s['ci_low'])}, {fmt(s['ci_high'])}]"
-    return f"{fmt(s['mean'])} ± {fmt(s['std'])}{ci}"
+    std = s.get("std")
+    if std is None or math.isnan(std) or s.get("n", 2) < 2:
+        return f"{fmt(s['mean'])}{ci}"
+    return f"{fmt(s['mean'])} ± {fmt(std)}{ci}"
 
 
 def model_rows(
