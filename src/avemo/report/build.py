@@ -19,35 +19,86 @@ from ..atomic import atomic_path, write_text
 from ..errors import DataStageError
 from ..labels import SPLITS
 from ..manifest import read_manifest
-from . import figures, provenance, reference, sections, tables
+from . import figures, findings, provenance, reference, sections, tables
+from .findings import Data
 from .inputs import PathLike, ReportModels, check_keys, load_inputs
 from .render import Figure, Section, Table, to_html, to_markdown
 
-TITLE = "Audio-visual emotion recognition on MELD: reproduction report"
 
-
-def _banner(description: dict[str, Any]) -> str:
-    if description.get("dataset") == "synthetic":
+def title(data: Data) -> str:
+    """The report's title names its data; only a run on MELD is a reproduction report."""
+    if data.kind == findings.SYNTHETIC:
         return (
+            "Audio-visual emotion recognition: pipeline mechanism check on the synthetic "
+            "demo corpus"
+        )
+    if data.kind == findings.MELD:
+        return "Audio-visual emotion recognition on MELD: reproduction report"
+    return f"Audio-visual emotion recognition: report on {data.name}"
+
+
+def _sizes(n: Mapping[str, int]) -> str:
+    return " / ".join(f"{int(n[s]):,}" for s in SPLITS)
+
+
+def _banner(description: dict[str, Any], data: Data, meld_sizes: Mapping[str, int]) -> list[str]:
+    if data.kind == findings.SYNTHETIC:
+        out = [
             f"**Every number in this report comes from the SYNTHETIC demo corpus** "
             f"(preset `{description.get('preset')}`, seed {description.get('seed')}), "
             f"not from real MELD. It shows the pipeline works; it says nothing about MELD."
+        ]
+    elif data.kind == findings.MELD:
+        out = [
+            f"**Numbers computed on the real MELD corpus** (from `{description.get('root')}`; "
+            f"train / dev / test utterances {_sizes(data.n)}, MELD's published split sizes)."
+        ]
+    else:
+        out = [
+            f"**Numbers computed on {data.name}** (from `{description.get('root')}`; train / "
+            f"dev / test utterances {_sizes(data.n)}), NOT the full MELD corpus (MELD: "
+            f"{_sizes(meld_sizes)}). Findings here are not evidence about MELD."
+        ]
+    if data.test_too_small:
+        out.append(
+            f"**WARNING: the test split has only {data.n.get('test', 0)} utterance(s) (fewer "
+            f"than {findings.MIN_TEST_UTTERANCES}): the numbers below support no statistics. "
+            "Intervals and p-values are shown only to check the mechanism; no difference is "
+            "a finding.**"
         )
-    return f"**Numbers computed on the real MELD corpus** (from `{description.get('root')}`)."
+    return out
 
 
-def data_section(manifest_files: Mapping[str, PathLike], fig_dir: Path) -> Section:
+def read_manifests(
+    manifest_files: Mapping[str, PathLike | pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    """Each split's manifest (read from its file unless already a DataFrame)."""
     lacking = [s for s in SPLITS if s not in manifest_files]
     if lacking:
         raise DataStageError(f"no manifest given to the report for split(s) {lacking}")
-    manifests = {s: read_manifest(manifest_files[s]) for s in SPLITS}
+    return {
+        s: m if isinstance(m, pd.DataFrame) else read_manifest(m)
+        for s, m in ((s, manifest_files[s]) for s in SPLITS)
+    }
+
+
+def data_section(
+    manifest_files: Mapping[str, PathLike | pd.DataFrame],
+    fig_dir: Path,
+    data: Data | None = None,
+) -> Section:
+    manifests = read_manifests(manifest_files)
     emo = tables.class_counts(manifests, "emotion")
     sent = tables.class_counts(manifests, "sentiment")
-    figures.class_distribution(emo, "emotion", fig_dir / "emotion_distribution.png")
+    label = data.label if data else ""
+    figures.class_distribution(emo, "emotion", fig_dir / "emotion_distribution.png", data=label)
     n = {s: len(manifests[s]) for s in SPLITS}
+    where = f" ({data.name})" if data else ""
     return Section(
         "1. Data",
-        paragraphs=["Utterances per split: " + ", ".join(f"{s} {n[s]}" for s in SPLITS) + "."],
+        paragraphs=[
+            f"Utterances per split{where}: " + ", ".join(f"{s} {n[s]}" for s in SPLITS) + "."
+        ],
         tables=[
             Table("emotion_counts", "Emotion labels per split", emo),
             Table("sentiment_counts", "Sentiment labels per split", sent),
@@ -149,27 +200,35 @@ def build_report(
     models = ReportModels.from_params(groups, single_task, baselines, ablations)
     inp = load_inputs(inputs, models, compare)
     ref = reference.load_reference(reference_file)
+    manifests = read_manifests(inputs["manifests"])
+    meld_sizes = reference.meld_split_sizes(ref)
+    data = findings.identify(description, {s: len(manifests[s]) for s in SPLITS}, meld_sizes)
     sections_ = [
-        Section("About these numbers", paragraphs=[_banner(description)]),
+        Section("About these numbers", paragraphs=_banner(description, data, meld_sizes)),
         sections.method_section(inp),
     ]
     sections_ += [
-        data_section(inputs["manifests"], fig_dir),
+        data_section(manifests, fig_dir, data),
         qc_section(inputs["manifest_qc"], inputs["qc"]),
-        sections.visual_section(inp, fig_dir, ref),
-        sections.audio_section(inp, fig_dir),
-        sections.fusion_section(inp, fig_dir),
+        sections.visual_section(inp, fig_dir, ref, data),
+        sections.audio_section(inp, fig_dir, data),
+        sections.fusion_section(inp, fig_dir, data),
         *sections.ablation_sections(inp),
-        sections.baselines_section(inp, ref, description),
-        sections.per_class_section(inp, fig_dir),
+        sections.baselines_section(inp, ref, description, data),
+        sections.per_class_section(inp, fig_dir, data),
         provenance_section(inputs["benchmarks"], description, config_hash),
     ]
     for section in sections_:
         for t in section.tables:
+            # Every table CSV names the data its numbers come from.
+            df = t.df.assign(dataset=t.dataset or data.label)
             with atomic_path(tab_dir / f"{t.name}.csv") as tmp:
-                t.df.to_csv(tmp, index=False)
-    write_text(out_dir / "report.html", to_html(TITLE, sections_))
-    write_text(out_dir / "report.md", to_markdown(TITLE, sections_, rel_to=out_dir))
+                df.to_csv(tmp, index=False)
+        for f in section.figures:
+            f.caption = f"{f.caption} — data: {data.label}"
+    heading = title(data)
+    write_text(out_dir / "report.html", to_html(heading, sections_))
+    write_text(out_dir / "report.md", to_markdown(heading, sections_, rel_to=out_dir))
     return {
         "sections": [s.title for s in sections_],
         "tables": [t.name for s in sections_ for t in s.tables],

@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, Agg backend), saved as PNG atomically."""
+"""Report figures (matplotlib, Agg backend), saved as PNG atomically. Each takes ``data`` (what
+the numbers were computed on, e.g. "synthetic demo corpus") and names it in its title."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..atomic import atomic_path  # noqa: E402
 from ..labels import SPLITS  # noqa: E402
 
 
-def class_distribution(table: pd.DataFrame, column: str, path: Path) -> None:
+def class_distribution(table: pd.DataFrame, column: str, path: Path, data: str = "") -> None:
     """Grouped bars: share of each label per split (from a class_counts table)."""
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
     labels = table[column].tolist()
@@ -25,22 +26,23 @@ def class_distribution(table: pd.DataFrame, column: str, path: Path) -> None:
         ax.bar(xs, table[f"{split}_%"], width=width, label=split)
     ax.set_xticks(range(len(labels)), labels, rotation=20)
     ax.set_ylabel("% of utterances")
-    ax.set_title(f"{column.capitalize()} distribution per split")
+    ax.set_title(f"{column.capitalize()} distribution per split" + (f" ({data})" if data else ""))
     ax.legend(frameon=False)
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path, data: str = "") -> None:
+    if data:
+        fig.suptitle(f"Data: {data}", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
-def confusion_matrices(panels: list[tuple[str, list[list[float]], list[str]]], path: Path) -> None:
+def confusion_matrices(
+    panels: list[tuple[str, list[list[float]], list[str]]], path: Path, data: str = ""
+) -> None:
     """Row-normalised confusion matrices side by side; ``panels``: (title, K×K, labels)."""
     fig, axes = plt.subplots(
         1, len(panels), figsize=(4.2 * len(panels), 4.0), dpi=110, squeeze=False
@@ -64,10 +66,10 @@ def confusion_matrices(panels: list[tuple[str, list[list[float]], list[str]]], p
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    _save(fig, path, data)
 
 
-def learning_curves(logs: dict[str, dict[str, pd.DataFrame]], path: Path) -> None:
+def learning_curves(logs: dict[str, dict[str, pd.DataFrame]], path: Path, data: str = "") -> None:
     """One row per model: train/dev loss per epoch (left), dev emotion weighted F1 (right);
     one line per seed. ``logs``: {model: {seed: log.csv frame}}."""
     fig, axes = plt.subplots(len(logs), 2, figsize=(8, 2.4 * len(logs)), dpi=100, squeeze=False)
@@ -83,10 +85,10 @@ def learning_curves(logs: dict[str, dict[str, pd.DataFrame]], path: Path) -> Non
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.legend(frameon=False, fontsize=6)
-    _save(fig, path)
+    _save(fig, path, data)
 
 
-def per_class_bars(table: pd.DataFrame, labels: list[str], path: Path) -> None:
+def per_class_bars(table: pd.DataFrame, labels: list[str], path: Path, data: str = "") -> None:
     """Grouped bars: test per-class F1 (mean over seeds) for each model (a per_class_f1 table)."""
     models = table["model"].tolist()
     fig, ax = plt.subplots(figsize=(max(7.0, 0.35 * len(models) * len(labels)), 3.6), dpi=100)
@@ -100,4 +102,4 @@ def per_class_bars(table: pd.DataFrame, labels: list[str], path: Path) -> None:
     ax.set_ylabel("test F1 (mean over seeds)")
     ax.set_ylim(0, 1)
     ax.legend(frameon=False, fontsize=7, ncol=min(len(models), 4))
-    _save(fig, path)
+    _save(fig, path, data)

@@ -2,13 +2,112 @@
 
 A difference counts as significant when its paired bootstrap CI excludes 0 and p < alpha;
 otherwise the two models are reported as not significantly different.
+
+Every finding names its data (``Data``): on real MELD (manifest split sizes equal MELD's
+published ones) a finding may say the study's result is reproduced; on a MELD-format corpus of
+another size it is "not evidence about the full MELD corpus"; on the synthetic demo corpus it is
+"a check of the mechanism, not evidence about MELD". Results on too few test utterances get no
+verdict at all (``too_small``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .tables import fmt, fmt_p
+
+# Below this many test utterances the report says the numbers support no statistics.
+MIN_TEST_UTTERANCES = 30
+SYNTHETIC, MELD, MELD_FORMAT = "synthetic", "meld", "meld_format"
+
+
+@dataclass(frozen=True)
+class Data:
+    """What the report's numbers were computed on: ``kind`` (synthetic / meld / meld_format),
+    ``n`` utterances per split (manifest rows)."""
+
+    kind: str
+    n: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.n.values())
+
+    @property
+    def name(self) -> str:
+        """For prose: "the synthetic demo corpus", "MELD", "a MELD-format corpus of N
+        utterances"."""
+        if self.kind == SYNTHETIC:
+            return "the synthetic demo corpus"
+        if self.kind == MELD:
+            return "MELD"
+        return f"a MELD-format corpus of {self.total:,} utterances"
+
+    @property
+    def label(self) -> str:
+        """For a CSV ``dataset`` column and captions (no article)."""
+        if self.kind == SYNTHETIC:
+            return "synthetic demo corpus"
+        if self.kind == MELD:
+            return "MELD"
+        return f"MELD-format corpus ({self.total} utterances)"
+
+    @property
+    def test_too_small(self) -> bool:
+        return self.n.get("test", 0) < MIN_TEST_UTTERANCES
+
+    def finding(self, sentence: str) -> str:
+        """``sentence`` (no final period) framed by the data it was measured on."""
+        if self.kind == SYNTHETIC:
+            return (
+                f"On the synthetic demo corpus, {sentence}: a check of the mechanism, "
+                "not evidence about MELD."
+            )
+        if self.kind == MELD:
+            return f"On MELD, {sentence}."
+        return f"On {self.name}, {sentence}: not evidence about the full MELD corpus."
+
+
+def identify(
+    description: Mapping[str, Any], n: Mapping[str, int], meld_sizes: Mapping[str, int]
+) -> Data:
+    """Synthetic when the config says so; "meld" only when every split's utterance count
+    (manifest rows) equals MELD's published one; otherwise a MELD-format corpus."""
+    counts = {k: int(v) for k, v in n.items()}
+    if description.get("dataset") == SYNTHETIC:
+        return Data(SYNTHETIC, counts)
+    if all(counts.get(s) == int(v) for s, v in meld_sizes.items()):
+        return Data(MELD, counts)
+    return Data(MELD_FORMAT, counts)
+
+
+def _flag(value: Any) -> bool:
+    """A ``too_small`` field: a bool, or per split ({split: bool} / list of splits)."""
+    if isinstance(value, Mapping):
+        return any(_flag(v) for k, v in value.items() if not str(k).startswith("dev"))
+    if isinstance(value, list | tuple | set):
+        return any(not str(v).startswith("dev") for v in value)
+    return bool(value)
+
+
+def too_small(*blocks: Mapping[str, Any] | None) -> bool:
+    """Whether any metrics JSON / compare entry / test dict says its split is too small for
+    statistics (field ``too_small``, absent = not flagged)."""
+    for b in blocks:
+        if not b:
+            continue
+        if _flag(b.get("too_small")):
+            return True
+        tests = b.get("tests")
+        if isinstance(tests, Mapping):
+            for task in tests.values():
+                if isinstance(task, Mapping) and any(
+                    isinstance(t, Mapping) and _flag(t.get("too_small")) for t in task.values()
+                ):
+                    return True
+    return False
 
 ABOVE = "significantly above"
 BELOW = "significantly below"
@@ -25,9 +124,21 @@ def relation(test: dict[str, float], alpha: float) -> str:
 
 
 def describe(
-    test: dict[str, float], a: str, b: str, alpha: float, metric: str = "weighted F1"
+    test: dict[str, float],
+    a: str,
+    b: str,
+    alpha: float,
+    metric: str = "weighted F1",
+    small: bool = False,
 ) -> str:
-    """ "a (0.300) is significantly below b (0.350): a − b = −0.050 [−0.08, −0.02], p = 0.001"."""
+    """ "a (0.300) is significantly below b (0.350): a − b = −0.050 [−0.08, −0.02], p = 0.001";
+    ``small``: too few utterances, so no verdict (only the numbers, marked as such)."""
+    if small:
+        return (
+            f"`{a}` ({fmt(test['a'])}) vs `{b}` ({fmt(test['b'])}) in test emotion {metric}: "
+            f"a − b = {fmt(test['delta'], True)}, NO verdict: too few test utterances for "
+            "statistics"
+        )
     return (
         f"`{a}` ({fmt(test['a'])}) is {relation(test, alpha)} `{b}` ({fmt(test['b'])}) in "
         f"test emotion {metric}: a − b = {fmt(test['delta'], True)} "
@@ -39,12 +150,28 @@ def fusion_verdict(
     study_pair: dict[str, Any] | None,
     best_pair: dict[str, Any] | None,
     alpha: float,
+    data: Data | None = None,
+    small: bool = False,
 ) -> list[str]:
     """The study's "fusion below the best single stream" finding, tested here, and whether the
     fixes reverse it. ``study_pair``: compare entry oriented concat_misaligned − best single
-    stream; ``best_pair``: best fusion − best single stream (all chosen on dev)."""
+    stream; ``best_pair``: best fusion − best single stream (all chosen on dev). ``data``: what
+    the numbers come from (each finding names it; only on real MELD can a finding be
+    "reproduced"); ``small``: too few test utterances, so no verdict at all."""
     out = []
     before = None
+    if small:
+        for pair in (study_pair, best_pair):
+            if pair is not None:
+                t = pair["tests"]["emotion"]["weighted_f1"]
+                text = describe(t, pair["a"], pair["b"], alpha, small=True)
+                out.append(data.finding(text) if data else text + ".")
+        out.append(
+            "**Too few test utterances for statistics: the study's finding (fusion below the "
+            "best single stream) and whether the fixes reverse it are not tested.**"
+        )
+        return out
+    real = data is None or data.kind == MELD
     if study_pair is None:
         out.append(
             "The study's fusion (`concat_misaligned`) is not configured, so its finding "
@@ -53,15 +180,24 @@ def fusion_verdict(
     else:
         t = study_pair["tests"]["emotion"]["weighted_f1"]
         before = relation(t, alpha)
-        verdict = {
-            BELOW: "is reproduced",
-            ABOVE: "is NOT reproduced (the naive fusion is above it)",
-            SAME: "is not confirmed (no significant difference)",
-        }[before]
-        out.append(
-            f"The study's finding that naive fusion scores below the best single stream {verdict}"
-            f": {describe(t, study_pair['a'], study_pair['b'], alpha)}."
+        verdict = (
+            {
+                BELOW: "is reproduced",
+                ABOVE: "is NOT reproduced (the naive fusion is above it)",
+                SAME: "is not confirmed (no significant difference)",
+            }
+            if real
+            else {
+                BELOW: "holds",
+                ABOVE: "does NOT hold (the naive fusion is above it)",
+                SAME: "is not confirmed (no significant difference)",
+            }
+        )[before]
+        text = (
+            f"the study's finding that naive fusion scores below the best single stream {verdict}"
+            f": {describe(t, study_pair['a'], study_pair['b'], alpha)}"
         )
+        out.append(data.finding(text) if data else text[0].upper() + text[1:] + ".")
     if best_pair is None:
         out.append(
             "No fusion model is configured next to a single stream, so whether the fixes "
@@ -86,8 +222,9 @@ def fusion_verdict(
             "the fixes do not reverse the finding: the best fusion is not significantly "
             "above the best single stream"
         )
-    out.append(
-        f"Best fusion model vs best single stream (both chosen on dev): "
-        f"{describe(t, best_pair['a'], best_pair['b'], alpha)}; so {verdict}."
+    text = (
+        f"best fusion model vs best single stream (both chosen on dev): "
+        f"{describe(t, best_pair['a'], best_pair['b'], alpha)}; so {verdict}"
     )
+    out.append(data.finding(text) if data else text[0].upper() + text[1:] + ".")
     return out

@@ -31,7 +31,7 @@ def load_reference(path: str | Path | None = None) -> dict[str, Any]:
     except (OSError, yaml.YAMLError) as exc:
         where = path or "avemo/data/reference_numbers.yaml"
         raise DataStageError(f"reference numbers file {where} unreadable: {exc}") from exc
-    for key in ("study", "meld_baselines", "meld_test_distribution"):
+    for key in ("study", "meld_baselines", "meld_test_distribution", "meld_split_sizes"):
         if key not in data:
             raise DataStageError(f"reference numbers file lacks the {key!r} block")
     return data
@@ -80,3 +80,37 @@ def always_neutral_row(ref: dict[str, Any]) -> dict[str, Any]:
 def source(ref: dict[str, Any], block: str) -> str:
     """One block's source as one line."""
     return " ".join(str(ref[block]["source"]).split())
+
+
+def meld_split_sizes(ref: dict[str, Any]) -> dict[str, int]:
+    """MELD's utterances per split (label CSVs), as published: ``{train, dev, test: n}``."""
+    block = ref["meld_split_sizes"]
+    return {s: int(block[s]) for s in ("train", "dev", "test")}
+
+
+def study_number(ref: dict[str, Any], key: str) -> dict[str, Any]:
+    for n in study_numbers(ref):
+        if n["key"] == key:
+            return n
+    raise DataStageError(f"reference numbers file lacks the study number {key!r}")
+
+
+def fusion_vs_always_neutral(ref: dict[str, Any]) -> str:
+    """The study's quoted fusion score next to the always-neutral weighted F1 on MELD test (both
+    from the reference file): whether the study's fusion beats predicting neutral every time."""
+    fusion = float(study_number(ref, "fusion_weighted_f1")["value"])
+    row = always_neutral_row(ref)
+    neutral = float(row["quoted_weighted_f1"])
+    where = "below" if fusion < neutral else "not below"
+    return (
+        f"**The study's naive fusion score (emotion weighted F1 {fusion:.3f}, quoted) is {where} "
+        f"the always-neutral baseline on MELD test ({neutral:.3f}: predicting neutral for every "
+        f"utterance, {row['n_neutral']:,} of {row['n_test']:,} test utterances neutral, weighted "
+        "F1 = p · 2p/(1+p)).** "
+        + (
+            "A fusion model that scores below always-neutral has learned less than the label "
+            "prior, so that number says little about fusion itself."
+            if fusion < neutral
+            else ""
+        )
+    ).rstrip()

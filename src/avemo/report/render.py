@@ -26,6 +26,9 @@ class Table:
     caption: str
     df: pd.DataFrame
     display: pd.DataFrame | None = None
+    # What the numbers were computed on, written as the CSV's ``dataset`` column; None: this
+    # run's data (the report fills it in).
+    dataset: str | None = None
 
     @property
     def shown(self) -> pd.DataFrame:

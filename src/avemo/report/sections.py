@@ -14,6 +14,7 @@ import pandas as pd
 from ..evaluation.compare import SPLIT_SEP, VARIANT_SEP, variant_name
 from ..labels import EMOTIONS
 from . import figures, findings, reference, tables
+from .findings import Data
 from .inputs import ReportInputs
 from .render import Figure, Section, Table
 from .tables import NAN, fmt, fmt_p, fmt_stats, stats
@@ -54,6 +55,20 @@ def method_section(inp: ReportInputs) -> Section:
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def weights_label(value: Any) -> str:
+    """``summary.json`` ``weights_used`` as the report shows it: ImageNet, or scratch and why."""
+    if value is None or str(value) in ("n/a", ""):
+        return "n/a"
+    v = str(value)
+    if v.startswith("none (scratch"):
+        return "scratch (ImageNet weights missing)"
+    if v in ("none", "None", "null"):
+        return "scratch (no pretrained weights configured)"
+    if v.upper().startswith("IMAGENET"):
+        return f"ImageNet ({v})"
+    return v
+
+
 def _summary_extras(inp: ReportInputs, name: str) -> dict[str, Any]:
     sums = inp.summaries(name)
     if not sums:
@@ -70,11 +85,21 @@ def _summary_extras(inp: ReportInputs, name: str) -> dict[str, Any]:
 
     seconds = [s["seconds"] for s in sums.values() if isinstance(s.get("seconds"), int | float)]
     return {
-        "weights_used": distinct("weights_used"),
+        "weights_used": ", ".join(
+            sorted({weights_label(s.get("weights_used")) for s in sums.values()})
+        ),
         "best_epoch": joined("best_epoch"),
         "device": distinct("device"),
         "train_s": float(sum(seconds)) if seconds else NAN,
     }
+
+
+def small(inp: ReportInputs, data: Data | None, *names: str, entry: Any = None) -> bool:
+    """Too few test utterances for statistics: the test split is under the minimum, or a
+    metrics JSON / compare entry involved says ``too_small``."""
+    if data is not None and data.test_too_small:
+        return True
+    return findings.too_small(entry, *(inp.metrics.get(n) for n in names))
 
 
 def _vs_majority(inp: ReportInputs, names: list[str]) -> dict[str, Any] | None:
@@ -104,11 +129,31 @@ def _entries(inp: ReportInputs, keep: Any) -> list[dict[str, Any]]:
 
 
 def _pairs_table(
-    inp: ReportInputs, entries: list[dict[str, Any]], name: str, caption: str
+    inp: ReportInputs,
+    entries: list[dict[str, Any]],
+    name: str,
+    caption: str,
+    data: Data | None = None,
 ) -> Table | None:
     if not entries:
         return None
     csv, shown = tables.pair_rows(entries, alpha_of(inp))
+    tiny = [small(inp, data, e["a"], e["b"], entry=e) for e in entries]
+    if any(tiny):
+        # No verdict for results on too few utterances: neither in the CSV nor on the page.
+        per_csv = len(csv) // len(entries)
+        per_shown = len(shown) // len(entries)
+        csv["significant"] = csv["significant"].astype(object)
+        shown["significant"] = shown["significant"].astype(object)
+        for i, t in enumerate(tiny):
+            if t:
+                csv.loc[i * per_csv : (i + 1) * per_csv - 1, "significant"] = None
+                shown.loc[i * per_shown : (i + 1) * per_shown - 1, "significant"] = (
+                    "none: too few utterances"
+                )
+        csv["too_small"] = [t for t in tiny for _ in range(per_csv)]
+        shown = shown.rename(columns={"significant": "verdict"})
+        caption += " — WARNING: too few test utterances for statistics, no verdict"
     return Table(name, caption, csv, shown)
 
 
@@ -123,7 +168,7 @@ def _best_sentence(inp: ReportInputs, group: str, label: str) -> str:
 
 
 def _curves(
-    inp: ReportInputs, names: list[str], fig_dir: Path, group: str
+    inp: ReportInputs, names: list[str], fig_dir: Path, group: str, data: Data | None = None
 ) -> tuple[list[Figure], list[str]]:
     logs = {m: inp.logs(m) for m in names}
     have = {m: v for m, v in logs.items() if v}
@@ -138,7 +183,7 @@ def _curves(
     if not have:
         return [], notes
     path = fig_dir / f"learning_curves_{group}.png"
-    figures.learning_curves(have, path)
+    figures.learning_curves(have, path, data=data.label if data else "")
     return [
         Figure(
             path,
@@ -148,7 +193,9 @@ def _curves(
     ], notes
 
 
-def _stream_section(inp: ReportInputs, group: str, title: str, fig_dir: Path, what: str) -> Section:
+def _stream_section(
+    inp: ReportInputs, group: str, title: str, fig_dir: Path, what: str, data: Data | None = None
+) -> Section:
     names = inp.models.group(group)
     if not names:
         return Section(title, paragraphs=[f"{NOT_CONFIGURED}: no {what} model in config.yaml."])
@@ -167,10 +214,11 @@ def _stream_section(inp: ReportInputs, group: str, title: str, fig_dir: Path, wh
         _entries(inp, lambda a, b: a in names and b in names),
         f"{group}_pairs",
         f"Paired tests between {group} models (a − b)",
+        data,
     )
     if pairs:
         section.tables.append(pairs)
-    figs, notes = _curves(inp, names, fig_dir, group)
+    figs, notes = _curves(inp, names, fig_dir, group, data)
     section.figures += figs
     section.paragraphs += notes
     return section
@@ -179,20 +227,32 @@ def _stream_section(inp: ReportInputs, group: str, title: str, fig_dir: Path, wh
 # --- sections --------------------------------------------------------------------------------
 
 
-def visual_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any]) -> Section:
-    section = _stream_section(inp, "visual", "3. Visual stream", fig_dir, "frame (visual)")
+def _weights_sentence(inp: ReportInputs, name: str) -> str:
+    """What VGG-16 actually started from, per seed, from ``summary.json`` ``weights_used``."""
+    sums = inp.summaries(name)
+    raw = sorted({str(s.get("weights_used")) for s in sums.values()}) if sums else []
+    labels = sorted({weights_label(s.get("weights_used")) for s in sums.values()}) if sums else []
+    if not labels or labels == ["n/a"]:
+        return "VGG-16's starting weights are not recorded (no `weights_used` in `summary.json`)."
+    if all(lab.startswith("scratch") for lab in labels):
+        how = "from scratch: " + "; ".join(lab[len("scratch (") : -1] for lab in labels)
+    elif all(lab.startswith("ImageNet") for lab in labels):
+        how = "from ImageNet weights"
+    else:
+        how = "from different starting weights across seeds: " + ", ".join(labels)
+    return f"VGG-16 ran {how} (`summary.json` field `weights_used`: {', '.join(raw)})."
+
+
+def visual_section(
+    inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], data: Data | None = None
+) -> Section:
+    section = _stream_section(
+        inp, "visual", "3. Visual stream", fig_dir, "frame (visual)", data
+    )
     if not inp.models.visual:
         return section
     if "vgg16" in inp.models.visual:
-        used = _summary_extras(inp, "vgg16")["weights_used"]
-        how = (
-            "from scratch (no pretrained weights)"
-            if used in ("none", "None", "null")
-            else f"from pretrained weights `{used}`"
-        )
-        section.paragraphs.append(
-            f"VGG-16 ran {how} (`summary.json` field `weights_used`: {used})."
-        )
+        section.paragraphs.append(_weights_sentence(inp, "vgg16"))
     claim = next(n for n in reference.study_numbers(ref) if n["key"] == "vgg16_over_cnn5")
     entry = inp.pair("vgg16", "cnn5") if {"vgg16", "cnn5"} <= set(inp.models.visual) else None
     t = entry["tests"]["emotion"]["weighted_f1"] if entry else None
@@ -230,15 +290,17 @@ def visual_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any]) -> Sec
         ),
     )
     if t:
-        section.paragraphs.append(findings.describe(t, "vgg16", "cnn5", alpha_of(inp)) + ".")
+        tiny = small(inp, data, "vgg16", "cnn5", entry=entry)
+        text = findings.describe(t, "vgg16", "cnn5", alpha_of(inp), small=tiny)
+        section.paragraphs.append(data.finding(text) if data else text + ".")
     return section
 
 
-def audio_section(inp: ReportInputs, fig_dir: Path) -> Section:
-    return _stream_section(inp, "audio", "4. Audio stream", fig_dir, "audio")
+def audio_section(inp: ReportInputs, fig_dir: Path, data: Data | None = None) -> Section:
+    return _stream_section(inp, "audio", "4. Audio stream", fig_dir, "audio", data)
 
 
-def fusion_section(inp: ReportInputs, fig_dir: Path) -> Section:
+def fusion_section(inp: ReportInputs, fig_dir: Path, data: Data | None = None) -> Section:
     title = "5. Fusion"
     fusion = inp.models.fusion
     if not fusion:
@@ -280,7 +342,7 @@ def fusion_section(inp: ReportInputs, fig_dir: Path) -> Section:
         ),
     )
     pairs = _pairs_table(
-        inp, entries, "fusion_pairs", "Paired tests involving fusion models (a − b)"
+        inp, entries, "fusion_pairs", "Paired tests involving fusion models (a − b)", data
     )
     if pairs:
         section.tables.append(pairs)
@@ -292,8 +354,11 @@ def fusion_section(inp: ReportInputs, fig_dir: Path) -> Section:
             f"compare.json holds no `{STUDY_FUSION}` vs `{best_single}` "
             "pair: add it to evaluation.compare."
         )
-    section.paragraphs += findings.fusion_verdict(study, best, alpha_of(inp))
-    figs, notes = _curves(inp, fusion, fig_dir, "fusion")
+    tiny = any(
+        small(inp, data, p["a"], p["b"], entry=p) for p in (study, best) if p is not None
+    )
+    section.paragraphs += findings.fusion_verdict(study, best, alpha_of(inp), data, tiny)
+    figs, notes = _curves(inp, fusion, fig_dir, "fusion", data)
     section.figures += figs
     section.paragraphs += notes
     return section
@@ -521,7 +586,7 @@ def _study_vs_measured(inp: ReportInputs, ref: dict[str, Any]) -> Table:
 
 
 def baselines_section(
-    inp: ReportInputs, ref: dict[str, Any], description: dict[str, Any]
+    inp: ReportInputs, ref: dict[str, Any], description: dict[str, Any], data: Data | None = None
 ) -> Section:
     section = Section("7. Baselines and reference numbers")
     if inp.models.baselines:
@@ -543,6 +608,7 @@ def baselines_section(
         vs_maj,
         "vs_majority",
         "Every model vs the majority baseline (paired tests, a − majority)",
+        data,
     )
     if pairs:
         section.tables.append(pairs)
@@ -565,7 +631,12 @@ def baselines_section(
                 vs=False,
             )
         )
-    if description.get("dataset") != "meld":
+    if data is not None and data.kind != findings.MELD:
+        section.paragraphs.append(
+            f"**The quoted numbers below are on MELD; this run's numbers are on {data.name}: "
+            "put side by side only to show the layout, not to compare.**"
+        )
+    elif data is None and description.get("dataset") != "meld":
         section.paragraphs.append(
             "**The quoted numbers below are on real MELD; this run's numbers are on the "
             "synthetic demo corpus: put side by side only to show the layout, not to compare.**"
@@ -575,6 +646,7 @@ def baselines_section(
         "`avemo/data/reference_numbers.yaml`, with its source; none is computed by this pipeline."
     )
     section.tables.append(_study_vs_measured(inp, ref))
+    section.paragraphs.append(reference.fusion_vs_always_neutral(ref))
     meld = reference.meld_baselines_table(ref)
     section.tables.append(
         Table(
@@ -583,6 +655,7 @@ def baselines_section(
             f"here). Source: {reference.source(ref, 'meld_baselines')}",
             meld,
             meld.drop(columns=["source"]),
+            dataset="MELD (quoted, not measured here)",
         )
     )
     neutral = reference.always_neutral_row(ref)
@@ -607,7 +680,7 @@ def baselines_section(
     return section
 
 
-def per_class_section(inp: ReportInputs, fig_dir: Path) -> Section:
+def per_class_section(inp: ReportInputs, fig_dir: Path, data: Data | None = None) -> Section:
     section = Section("8. Per-class results")
     names = [
         *inp.models.visual,
@@ -624,7 +697,7 @@ def per_class_section(inp: ReportInputs, fig_dir: Path) -> Section:
         Table("per_class_f1", "Test per-class F1 (emotion, mean over seeds)", table)
     )
     bars = fig_dir / "per_class_f1.png"
-    figures.per_class_bars(table, list(EMOTIONS), bars)
+    figures.per_class_bars(table, list(EMOTIONS), bars, data=data.label if data else "")
     section.figures.append(Figure(bars, "Test per-class emotion F1 across models"))
     panels = []
     for group in ("visual", "audio", "fusion"):
@@ -635,7 +708,7 @@ def per_class_section(inp: ReportInputs, fig_dir: Path) -> Section:
             panels.append((f"best {group} (dev): {m}", matrix, list(EMOTIONS)))
     if panels:
         path = fig_dir / "confusion_best.png"
-        figures.confusion_matrices(panels, path)
+        figures.confusion_matrices(panels, path, data=data.label if data else "")
         section.figures.append(
             Figure(
                 path,
