@@ -163,8 +163,9 @@ def late(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
 
 
 def evaluation(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    # evaluation.compare feeds the compare stage only (avemo.report.spec.compare_params).
-    return {k: v for k, v in cfg["evaluation"].items() if k != "compare"}
+    # evaluation.compare and .primary feed the compare stage only (report.spec.compare_params).
+    ev = cfg["evaluation"]
+    return {k: ev[k] for k in ev if k not in ("compare", "primary")}
 
 
 def dataset_description(cfg: Mapping[str, Any]) -> dict[str, Any]:

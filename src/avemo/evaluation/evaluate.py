@@ -299,7 +299,6 @@ def evaluate_model(
     subsets: Mapping[str, Sequence[str]] | None = None,
     min_utterances: int = MIN_UTTERANCES,
     min_dialogues: int = MIN_DIALOGUES,
-    primary: Any = None,
 ) -> dict[str, Any]:
     """Stage: score every prediction file of one model and write ``out_json`` atomically.
 
@@ -310,11 +309,9 @@ def evaluate_model(
     ``subsets``: ``{name: [clip_name, ...]}``, e.g. ``audio_subsets(audio/test)``; each is
     scored separately on the test-like splits (clips absent from a file are ignored).
     A test-like split with fewer than ``min_utterances`` utterances or ``min_dialogues``
-    dialogues is marked ``too_small``. ``primary`` (the compare stage's key, passed along with
-    the rest of config ``evaluation``) is ignored here.
+    dialogues is marked ``too_small``.
     Returns a summary ``{model, seeds, splits, test_emotion_weighted_f1_mean}``.
     """
-    del primary  # a compare-stage setting
     paths = _normalise_paths(prediction_paths)
     boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
     frames: dict[int, dict[str, pd.DataFrame]] = {}

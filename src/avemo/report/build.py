@@ -177,6 +177,7 @@ def build_report(
     compare: bool = False,
     reference_file: str | Path | None = None,
     ablations: list[str] | None = None,
+    min_utterances: int = findings.MIN_TEST_UTTERANCES,
 ) -> dict[str, Any]:
     """Stage: write ``out_dir/report.md``, self-contained ``report.html``, ``tables/*.csv`` and
     ``figures/*.png`` from the files in ``inputs`` (exactly ``inputs.INPUT_KEYS``: manifests,
@@ -202,7 +203,8 @@ def build_report(
     ref = reference.load_reference(reference_file)
     manifests = read_manifests(inputs["manifests"])
     meld_sizes = reference.meld_split_sizes(ref)
-    data = findings.identify(description, {s: len(manifests[s]) for s in SPLITS}, meld_sizes)
+    data = findings.identify(description, {s: len(manifests[s]) for s in SPLITS}, meld_sizes,
+                             min_utterances)
     sections_ = [
         Section("About these numbers", paragraphs=_banner(description, data, meld_sizes)),
         sections.method_section(inp),

@@ -18,7 +18,8 @@ from typing import Any
 
 from .tables import fmt, fmt_p
 
-# Below this many test utterances the report says the numbers support no statistics.
+# Below this many test utterances the report says the numbers support no statistics (the
+# pipeline passes evaluation.min_utterances; this is the default for direct callers).
 MIN_TEST_UTTERANCES = 30
 SYNTHETIC, MELD, MELD_FORMAT = "synthetic", "meld", "meld_format"
 
@@ -30,6 +31,7 @@ class Data:
 
     kind: str
     n: dict[str, int] = field(default_factory=dict)
+    min_utterances: int = MIN_TEST_UTTERANCES
 
     @property
     def total(self) -> int:
@@ -56,7 +58,7 @@ class Data:
 
     @property
     def test_too_small(self) -> bool:
-        return self.n.get("test", 0) < MIN_TEST_UTTERANCES
+        return self.n.get("test", 0) < self.min_utterances
 
     def finding(self, sentence: str) -> str:
         """``sentence`` (no final period) framed by the data it was measured on."""
@@ -71,16 +73,17 @@ class Data:
 
 
 def identify(
-    description: Mapping[str, Any], n: Mapping[str, int], meld_sizes: Mapping[str, int]
+    description: Mapping[str, Any], n: Mapping[str, int], meld_sizes: Mapping[str, int],
+    min_utterances: int = MIN_TEST_UTTERANCES,
 ) -> Data:
     """Synthetic when the config says so; "meld" only when every split's utterance count
     (manifest rows) equals MELD's published one; otherwise a MELD-format corpus."""
     counts = {k: int(v) for k, v in n.items()}
     if description.get("dataset") == SYNTHETIC:
-        return Data(SYNTHETIC, counts)
+        return Data(SYNTHETIC, counts, min_utterances)
     if all(counts.get(s) == int(v) for s, v in meld_sizes.items()):
-        return Data(MELD, counts)
-    return Data(MELD_FORMAT, counts)
+        return Data(MELD, counts, min_utterances)
+    return Data(MELD_FORMAT, counts, min_utterances)
 
 
 def _flag(value: Any) -> bool:

@@ -91,13 +91,10 @@ def comparison_pairs(cfg: dict[str, Any]) -> list[list[str]]:
 def compare_params(cfg: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments of ``evaluation.compare.compare_pairs`` (besides files and out)."""
     ev = cfg.get("evaluation") or {}
-    return {
-        "pairs": comparison_pairs(cfg),
-        "groups": model_groups(cfg),
-        "n_resamples": ev.get("n_resamples", 1000),
-        "seed": ev.get("seed", 0),
-        "alpha": ev.get("alpha", 0.05),
-    }
+    # Keys a validated config always has (schema defaults); partial configs keep the stage's.
+    keys = ("n_resamples", "seed", "alpha", "primary", "min_utterances", "min_dialogues")
+    return {"pairs": comparison_pairs(cfg), "groups": model_groups(cfg),
+            **{k: ev[k] for k in keys if k in ev}}
 
 
 def report_params(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -112,4 +109,5 @@ def report_params(cfg: dict[str, Any]) -> dict[str, Any]:
         "ablations": ablation_models(cfg),
         "baselines": list(BASELINES),
         "compare": bool(comparison_pairs(cfg)),
+        **{k: v for k, v in (cfg.get("evaluation") or {}).items() if k == "min_utterances"},
     }
