@@ -17,6 +17,7 @@ from avemo import params as P  # noqa: E402
 from avemo import registry  # noqa: E402
 from avemo import run_guard  # noqa: E402
 from avemo.labels import SPLITS  # noqa: E402
+from avemo.layout import BASELINE_SEED  # noqa: E402
 from avemo.workflow_glue import (  # noqa: E402
     all_outputs,
     code,

@@ -245,10 +245,11 @@ def _compact(files: tuple[Path, ...]) -> list[Path]:
 def learning_curves(jobs: list[Any], root: Path) -> list[dict[str, Any]]:
     """`dvc plots show`: dev weighted F1 and train loss per epoch from every training log of
     the first seed (the engine's log.csv, a declared output of the training jobs)."""
-    logs = sorted(_rel(f, root) for j in jobs for f in j.output
-                  if Path(str(f)).name == "log.csv" and j.wildcards_dict.get("seed") == "0")
-    if not logs:
+    trained = [(j, f) for j in jobs for f in j.output if Path(str(f)).name == "log.csv"]
+    if not trained:
         return []
+    first = min(int(j.wildcards_dict["seed"]) for j, _ in trained)
+    logs = sorted(_rel(f, root) for j, f in trained if int(j.wildcards_dict["seed"]) == first)
     return [{"dev_emotion_weighted_f1": {"x": "epoch", "y": {f: "dev_emotion_wf1" for f in logs}}},
             {"train_loss": {"x": "epoch", "y": {f: "train_loss" for f in logs}}}]
 

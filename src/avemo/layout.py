@@ -3,15 +3,15 @@
 Rules take their inputs and outputs from here, the CLI receives every path from its rule, and
 tests and the dvc.yaml generator ask here too: nothing else spells a results path. Methods
 accept wildcard patterns (``"{model}"``, ``"{seed}"``) as well as values, so rules and concrete
-lookups share one spelling. Files that record other files store them relative to
-``results_dir`` (``Layout.relative``), so the same run in two folders is byte-identical.
+lookups share one spelling. No output file records an absolute path (metrics name no files; the
+manifest stores clip paths relative to itself), so the same run in two folders is
+byte-identical.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import registry
 from .labels import SPLITS
@@ -34,10 +34,6 @@ class Layout:
 
     def _p(self, *parts: object) -> str:
         return os.path.join(self.root, *map(str, parts))
-
-    def relative(self, path: str | os.PathLike[str]) -> str:
-        """``path`` relative to results_dir (what files that record paths store)."""
-        return Path(os.path.relpath(Path(path).resolve(), Path(self.root).resolve())).as_posix()
 
     # -- raw corpus, manifest, QC --------------------------------------------------------------
     def synthetic_corpus(self) -> str:
@@ -105,9 +101,6 @@ class Layout:
 
     def compare(self) -> str:
         return self._p("metrics", "compare.json")
-
-    def report_dir(self) -> str:
-        return self._p("report")
 
     def report_file(self, name: str) -> str:
         return self._p("report", name)

@@ -50,9 +50,11 @@ def configured(cfg: Mapping[str, Any], *kinds: str) -> list[str]:
 
 
 def single_task(cfg: Mapping[str, Any]) -> list[str]:
-    """Early-fusion models also retrained without the sentiment loss (``fusion.single_task``)."""
-    chosen = cfg["fusion"].get("single_task")
-    return [] if chosen is None else [chosen] if isinstance(chosen, str) else list(chosen)
+    """Early-fusion models also retrained without the sentiment loss (``fusion.single_task``;
+    the report's spec owns the rule, which also checks the names)."""
+    from .report.spec import single_task_models
+
+    return single_task_models(dict(cfg))
 
 
 def fusion_runs(cfg: Mapping[str, Any]) -> list[str]:
@@ -67,14 +69,16 @@ def seeds(cfg: Mapping[str, Any], name: str) -> list[int]:
 
 def scored(cfg: Mapping[str, Any]) -> list[str]:
     """Every name with a ``metrics/{name}.json`` scored by the evaluate rule."""
-    return [*configured(cfg, "visual", "audio", "early_fusion", "late_fusion"),
-            *(registry.variant(m, SINGLE_TASK) for m in single_task(cfg)),
-            *configured(cfg, "baseline")]
+    from .report.spec import all_models
+
+    return all_models(dict(cfg))
 
 
 def ablated(cfg: Mapping[str, Any]) -> list[str]:
     """Names scored on the modality ablations (the trained early-fusion models)."""
-    return configured(cfg, "early_fusion")
+    from .report.spec import ablation_models
+
+    return ablation_models(dict(cfg))
 
 
 def model_config(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -384,6 +388,13 @@ def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
                           for m in trained},
         "benchmarks": lay.benchmarks_dir(),
     }
+
+
+def report_files(cfg: Mapping[str, Any]) -> list[str]:
+    """The report job's declared inputs: ``report_inputs`` but the benchmarks folder, which is
+    provenance (job timings written by Snakemake), not an artefact."""
+    files = report_inputs(cfg)
+    return flat({k: v for k, v in files.items() if k != "benchmarks" and v is not None})
 
 
 def qc_inputs(cfg: Mapping[str, Any]) -> dict[str, dict[str, str]]:

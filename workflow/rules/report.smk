@@ -43,8 +43,7 @@ rule report:
     conda:
         "../../envs/report.yaml"
     input:
-        # The benchmarks folder is provenance (job timings), not an input artefact.
-        [p for k, v in P.report_inputs(config).items() if k != "benchmarks" for p in P.flat(v or [])],
+        P.report_files(config),
     output:
         md=report(L.report_file("report.md"), caption="../report/report_md.rst", category="Write-up"),
         html=report(

@@ -46,8 +46,8 @@ rule baseline:
     input:
         **P.baseline_inputs(config),
     output:
-        dev=L.predictions("{model}", "0", "dev", "models"),
-        test=L.predictions("{model}", "0", "test", "models"),
+        dev=L.predictions("{model}", BASELINE_SEED, "dev", "models"),
+        test=L.predictions("{model}", BASELINE_SEED, "test", "models"),
     wildcard_constraints:
         model="|".join(P.configured(config, "baseline")),
     params:
