@@ -57,12 +57,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from avemo import meld
 from avemo.atomic import atomic_path, write_json
 from avemo.errors import ConfigError, DataStageError
 from avemo.labels import EMOTIONS, LABEL_FILES, SPLIT_DIRS, SPLITS, clip_name
+from avemo.progress import progress
 from avemo.synthetic_render import ClipPlan, render_clip
 
 GENERATOR_VERSION = 1
@@ -539,7 +539,7 @@ def generate_corpus(
             todo.append(plan)
     todo.sort(key=lambda p: -p.n_frames)  # longest first: better load balance
 
-    bar = tqdm(total=len(todo), desc="synthetic clips", unit="clip", disable=not todo)
+    bar = progress(total=len(todo), desc="synthetic clips", unit="clip", disable=not todo)
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for fut in as_completed([pool.submit(render_clip, p) for p in todo]):

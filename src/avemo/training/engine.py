@@ -12,7 +12,6 @@ test split cannot be touched here.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -25,11 +24,11 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from avemo.atomic import atomic_path
 from avemo.errors import TrainingError
 from avemo.labels import EMOTIONS, SENTIMENTS
+from avemo.progress import progress as progress_bar  # fit() has a local `progress`
 from avemo.training.checkpoint import load_checkpoint, restore, save_checkpoint, snapshot
 from avemo.training.losses import MultiTaskLoss, balanced_sampler, class_counts
 from avemo.training.predict import clip_level, collect_outputs, resolve_device, to_device
@@ -174,7 +173,7 @@ def train_one_epoch(
     model.train()
     # Summed on the device: a .item() per batch would synchronise CUDA every step.
     total, n = torch.zeros((), device=device), 0
-    for batch in tqdm(loader, desc=desc, leave=False, file=sys.stderr):
+    for batch in progress_bar(loader, desc=desc, unit="batch", leave=False):
         batch = to_device(batch, device)
         with torch.autocast(device.type, enabled=amp):
             outputs = model(batch)
