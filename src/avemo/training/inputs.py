@@ -33,10 +33,14 @@ class SplitFiles:
     manifest: Path
     frames: Path | None = None  # a frames/{set}/{split} directory
     audio: Path | None = None  # an audio/{split} directory
+    # Only these clips (cross-fitting trains on some folds of a split); None: every clip.
+    clips: frozenset[str] | None = None
 
 
-def _labels(manifest: Path) -> pd.DataFrame:
+def _labels(manifest: Path, clips: frozenset[str] | None = None) -> pd.DataFrame:
     df = usable(read_manifest(manifest))
+    if clips is not None:
+        df = df[df["clip_name"].isin(clips)]
     return df.set_index("clip_name")[["emotion", "sentiment"]]
 
 
@@ -58,7 +62,7 @@ def _frame_clips(files: SplitFiles, labels: pd.DataFrame) -> tuple[FrameStore, l
 def build_dataset(kind: str, files: SplitFiles, *, features: str = "utterance",
                   augment: bool = False, max_len: int | None = None) -> Dataset:
     """The dataset of one split for a model of input kind ``kind``."""
-    labels = _labels(files.manifest)
+    labels = _labels(files.manifest, files.clips)
     split = files.split
     if kind == "frame":
         store, names = _frame_clips(files, labels)
