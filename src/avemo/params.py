@@ -105,6 +105,11 @@ def synthetic(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "audio_rate": s["audio_rate"],
         "audio_channels": s["audio_channels"],
         "inject_defects": s["inject_defects"],
+        "cue": s["cue"],
+        "face_strength": s["face_strength"],
+        "voice_strength": s["voice_strength"],
+        "label_noise": s["label_noise"],
+        "nuisance": s["nuisance"],
     }
 
 

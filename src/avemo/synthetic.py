@@ -61,12 +61,18 @@ import pandas as pd
 from avemo import meld
 from avemo.atomic import atomic_path, write_json
 from avemo.errors import ConfigError, DataStageError
-from avemo.labels import EMOTIONS, LABEL_FILES, SPLIT_DIRS, SPLITS, clip_name
+from avemo.labels import EMOTIONS, LABEL_FILES, SENTIMENTS, SPLIT_DIRS, SPLITS, clip_name
 from avemo.progress import progress
 from avemo.synthetic_render import ClipPlan, render_clip
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CORPUS_JSON = "corpus.json"
+# Planted ground truth, one row per clip (module docstring); no pipeline stage reads it.
+TRUTH_CSV = "synthetic_truth.csv"
+CUES: tuple[str, ...] = ("event", "spread")
+# The dense frame set's ``uniform_k`` (config frames.sets.dense): an event lasts > 1/ALIGN_K of
+# its clip, so at least one of the aligned models' frames (and its audio window) lands inside it.
+ALIGN_K = 8
 # Written first: marks ``root`` as a synthetic corpus (safe to wipe when parameters change).
 PARAMS_MARKER = ".synthetic_params.json"
 TEST_PREFIX = "final_videos_test"
@@ -89,7 +95,52 @@ CONFUSABLE: dict[str, tuple[str, ...]] = {
     "disgust": ("anger",),
     "fear": ("surprise", "sadness"),
 }
-LABEL_NOISE = 0.12
+# P(sentiment | emotion): mostly MELD's mapping, but with real uncertainty (neutral talk can be
+# warm or cold, surprise goes both ways), so a sentiment head has something of its own to learn.
+SENTIMENT_GIVEN_EMOTION: dict[str, dict[str, float]] = {
+    "neutral": {"neutral": 0.70, "positive": 0.15, "negative": 0.15},
+    "joy": {"neutral": 0.15, "positive": 0.85, "negative": 0.00},
+    "surprise": {"neutral": 0.10, "positive": 0.50, "negative": 0.40},
+    "anger": {"neutral": 0.10, "positive": 0.00, "negative": 0.90},
+    "sadness": {"neutral": 0.15, "positive": 0.00, "negative": 0.85},
+    "disgust": {"neutral": 0.15, "positive": 0.00, "negative": 0.85},
+    "fear": {"neutral": 0.15, "positive": 0.05, "negative": 0.80},
+}
+# Defaults of the difficulty settings (config.yaml restates them; calibration in the docstring).
+FACE_STRENGTH = 0.8
+VOICE_STRENGTH = 0.5
+LABEL_NOISE = 0.15
+NUISANCE = 1.0
+TRUTH_COLUMNS: tuple[str, ...] = (
+    "split",
+    "clip_name",
+    "file",
+    "labelled",
+    "emotion",
+    "sentiment",
+    "expressed_emotion",
+    "expressed_sentiment",
+    "label_noise",
+    "speaker",
+    "n_frames",
+    "duration_s",
+    "cue",
+    "face_level",
+    "voice_level",
+    "event_start_s",
+    "event_end_s",
+    "event_frames_k8",
+    "distractor",
+    "distractor_sentiment",
+    "distractor_speaker",
+    "distractor_level",
+    "distractor_start_s",
+    "distractor_end_s",
+    "distractor_frames_k8",
+    "defect",
+    "on_disk",
+    "has_audio",
+)
 CAST: tuple[str, ...] = ("Avery", "Blake", "Casey", "Devon", "Emery", "Finley")
 SENTENCES: tuple[str, ...] = (
     "I told you about it yesterday.",
@@ -123,13 +174,9 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 
 def _sentiment(emotion: str, rng: np.random.Generator) -> str:
-    if emotion == "neutral":
-        return "neutral"
-    if emotion == "joy":
-        return "positive"
-    if emotion == "surprise":
-        return "positive" if rng.random() < 0.5 else "negative"
-    return "negative"
+    """Sentiment drawn given the emotion (``SENTIMENT_GIVEN_EMOTION``), not a function of it."""
+    probs = SENTIMENT_GIVEN_EMOTION[emotion]
+    return str(SENTIMENTS[int(rng.choice(len(SENTIMENTS), p=[probs[s] for s in SENTIMENTS]))])
 
 
 def _dialogue_lengths(n: int, rng: np.random.Generator) -> list[int]:
@@ -167,6 +214,35 @@ def _duration_frames(rng: np.random.Generator, fps: int, max_duration_s: float |
     return max(1, int(math.floor(d * fps + 1e-9)))  # floor: never exceeds the cap
 
 
+def _voice_intervals(
+    duration: float, rng: np.random.Generator
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Event and distractor intervals (s) of an ``event`` clip: same length law, in random
+    order, never overlapping. Each lasts 0.5-0.8 s, or 1.15-1.4 x duration/ALIGN_K in long
+    clips, so at least one of ALIGN_K uniform frames (segment centres) falls inside the event."""
+    lens = [
+        max(rng.uniform(0.5, 0.8), rng.uniform(1.15, 1.4) * duration / ALIGN_K) for _ in range(2)
+    ]
+    gap = min(0.2, 0.1 * duration)
+    room = 0.8 * (duration - gap)  # short clips: shrink both, keep some slack for placement
+    if sum(lens) > room:
+        lens = [x * room / sum(lens) for x in lens]
+    slack = rng.dirichlet([1.0, 1.0, 1.0]) * (duration - gap - sum(lens))
+    first = float(slack[0])
+    second = first + lens[0] + gap + float(slack[1])
+    ev, dis = (first, first + lens[0]), (second, second + lens[1])
+    if rng.random() < 0.5:  # distractor first: move it to the front, event after it
+        dis = (first, first + lens[1])
+        ev = (dis[1] + gap + float(slack[1]), dis[1] + gap + float(slack[1]) + lens[0])
+    return ev, dis
+
+
+def _frames_inside(duration: float, start: float, end: float) -> int:
+    """How many of ALIGN_K uniform frames (segment centres, like ``uniform_k``) are in the span."""
+    times = (np.arange(ALIGN_K) + 0.5) * duration / ALIGN_K
+    return int(((times >= start) & (times <= end)).sum())
+
+
 def _clip_plan(
     path: Path,
     params: dict[str, Any],
@@ -174,27 +250,28 @@ def _clip_plan(
     speaker: int,
     n_frames: int,
     expressed: str,
+    sentiment: str,
     rng: np.random.Generator,
     has_audio: bool = True,
 ) -> ClipPlan:
-    """Event timing, intensities and distractor of one clip (drawn from the plan generator)."""
+    """Cue timing, strengths and distractor of one clip (drawn from the plan generator)."""
     fps = int(params["fps"])
     duration = n_frames / fps
-    ev_len = min(float(rng.uniform(0.5, 1.5)), 0.8 * duration)
-    ev_start = float(rng.uniform(0.0, duration - ev_len))
-    distractor, d_start, d_end, d_amp = "", 0.0, 0.0, 0.0
-    choices = [e for e in EMOTIONS if e not in ("neutral", expressed)]
-    if rng.random() < 0.5:
-        d_len = float(rng.uniform(0.4, 1.0))
-        # The distractor sits in the longer stretch outside the event, if it fits there.
-        before, after = ev_start - 0.3, duration - (ev_start + ev_len) - 0.3
-        room = max(before, after)
-        if room >= d_len:
-            lo = 0.0 if before >= after else ev_start + ev_len + 0.3
-            d_start = lo + float(rng.uniform(0.0, room - d_len))
-            d_end = d_start + d_len
-            distractor = str(choices[int(rng.integers(len(choices)))])
-            d_amp = float(rng.uniform(0.25, 0.45))
+    # Per-clip strengths vary (weak expressions are near neutral, as in real speech).
+    face_level = float(params["face_strength"]) * float(rng.uniform(0.5, 1.0))
+    voice_level = float(params["voice_strength"]) * float(rng.uniform(0.5, 1.0))
+    ev, dis = (0.0, duration), (0.0, 0.0)
+    distractor, d_sentiment, d_speaker, d_level = "", "", speaker, 0.0
+    if params["cue"] == "event":
+        ev, dis = _voice_intervals(duration, rng)
+        # Another emotion by MELD's prior, so the two bursts of whole-clip audio are ambiguous.
+        others = [e for e in EMOTIONS if e != expressed]
+        prior = np.array([EMOTION_PRIOR[e] for e in others])
+        distractor = str(others[int(rng.choice(len(others), p=prior / prior.sum()))])
+        d_sentiment = _sentiment(distractor, rng)
+        cast = [i for i in range(len(CAST)) if i != speaker]
+        d_speaker = cast[int(rng.integers(len(cast)))]
+        d_level = float(params["voice_strength"]) * float(rng.uniform(0.5, 1.0))
     return ClipPlan(
         path=str(path),
         entropy=int(params["seed"]),
@@ -207,20 +284,25 @@ def _clip_plan(
         audio_rate=int(params["audio_rate"]),
         audio_channels=int(params["audio_channels"]),
         has_audio=has_audio,
+        cue=str(params["cue"]),
         expressed=expressed,
-        event_start_s=round(ev_start, 3),
-        event_end_s=round(ev_start + ev_len, 3),
-        base=float(rng.uniform(0.15, 0.25)),
-        peak=float(rng.uniform(0.55, 1.0)),
+        sentiment=sentiment,
+        face_level=round(face_level, 4),
+        voice_level=round(voice_level, 4),
+        event_start_s=round(ev[0], 3),
+        event_end_s=round(ev[1], 3),
         distractor=distractor,
-        distractor_start_s=round(d_start, 3),
-        distractor_end_s=round(d_end, 3),
-        distractor_amp=d_amp,
+        distractor_sentiment=d_sentiment,
+        distractor_speaker_key=(2, d_speaker),
+        distractor_start_s=round(dis[0], 3),
+        distractor_end_s=round(dis[1], 3),
+        distractor_level=round(d_level, 4),
+        nuisance=float(params["nuisance"]),
     )
 
 
-def _express(label: str, rng: np.random.Generator) -> str:
-    if rng.random() < LABEL_NOISE:
+def _express(label: str, rng: np.random.Generator, label_noise: float) -> str:
+    if rng.random() < label_noise:
         options = CONFUSABLE[label]
         return options[int(rng.integers(len(options)))]
     return label
@@ -268,7 +350,7 @@ def plan_corpus(
                         "start_s": start,
                         "end_s": end,
                         "n_frames": n_frames,
-                        "expressed": _express(emotions[i], rng),
+                        "expressed": _express(emotions[i], rng, float(params["label_noise"])),
                     }
                 )
         rows_by_split[split] = rows
@@ -338,6 +420,7 @@ def plan_corpus(
                     "expressed": str(EMOTIONS[int(prng.integers(len(EMOTIONS)))]),
                 }
             )
+            extra[0]["sentiment"] = _sentiment(extra[0]["expressed"], prng)
         for i, r in enumerate(rows + extra):
             name = clip_name(r["dialogue_id"], r["utterance_id"])
             kind = by_index.get((split, i), "orphan_clip" if i >= len(rows) else "")
@@ -349,6 +432,7 @@ def plan_corpus(
                 r["speaker_idx"],
                 r["n_frames"],
                 r["expressed"],
+                r["sentiment"],
                 prng,
                 has_audio=kind != "no_audio_clip",
             )
@@ -366,13 +450,34 @@ def plan_corpus(
                     "file": f"{SPLIT_DIRS[split]}/{fname}",
                     "labelled": i < len(rows),
                     "emotion": r["emotion"],
+                    "sentiment": r["sentiment"] if i < len(rows) else None,
                     "expressed_emotion": r["expressed"],
+                    "expressed_sentiment": plan.sentiment,
+                    "label_noise": r["emotion"] is not None and r["expressed"] != r["emotion"],
                     "speaker": CAST[r["speaker_idx"]],
                     "n_frames": r["n_frames"],
                     "duration_s": plan.duration_s,
+                    "cue": plan.cue,
+                    "face_level": plan.face_level,
+                    "voice_level": plan.voice_level,
                     "event_start_s": plan.event_start_s,
                     "event_end_s": plan.event_end_s,
+                    "event_frames_k8": _frames_inside(
+                        plan.duration_s, plan.event_start_s, plan.event_end_s
+                    ),
                     "distractor": plan.distractor or None,
+                    "distractor_sentiment": plan.distractor_sentiment or None,
+                    "distractor_speaker": CAST[plan.distractor_speaker_key[1]]
+                    if plan.distractor
+                    else None,
+                    "distractor_level": plan.distractor_level,
+                    "distractor_start_s": plan.distractor_start_s if plan.distractor else None,
+                    "distractor_end_s": plan.distractor_end_s if plan.distractor else None,
+                    "distractor_frames_k8": _frames_inside(
+                        plan.duration_s, plan.distractor_start_s, plan.distractor_end_s
+                    )
+                    if plan.distractor
+                    else 0,
                     "defect": kind or None,
                     "on_disk": kind != "missing_clip",
                     "has_audio": plan.has_audio and kind not in ("missing_clip", "corrupt_clip"),
@@ -399,6 +504,13 @@ def _validate(params: dict[str, Any]) -> None:
         raise bad("audio_channels", "must be 1 or 2")
     if params["max_duration_s"] is not None and float(params["max_duration_s"]) < 0.5:
         raise bad("max_duration_s", "must be >= 0.5 s or null")
+    if params["cue"] not in CUES:
+        raise bad("cue", f"must be one of {', '.join(CUES)}")
+    for key in ("face_strength", "voice_strength", "label_noise"):
+        if not 0.0 <= float(params[key]) <= 1.0:
+            raise bad(key, "must be between 0 and 1")
+    if not 0.0 <= float(params["nuisance"]) <= 2.0:
+        raise bad("nuisance", "must be between 0 and 2")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -421,6 +533,7 @@ def _prepare_root(root: Path, params: dict[str, Any]) -> None:
             for f in folder.glob("*.mp4") if folder.is_dir() else ():
                 f.unlink()
         (root / CORPUS_JSON).unlink(missing_ok=True)
+        (root / TRUTH_CSV).unlink(missing_ok=True)
     elif not ours:
         foreign = [root / LABEL_FILES[s] for s in SPLITS if (root / LABEL_FILES[s]).exists()]
         foreign += [f for s in SPLITS for f in (root / SPLIT_DIRS[s]).glob("*.mp4")]
@@ -445,6 +558,12 @@ def _write_corrupt(path: Path, seed: int) -> None:
         tmp.write_bytes(data)
 
 
+def _write_truth_csv(path: Path, truth: list[dict[str, Any]]) -> None:
+    """The planted ground truth as a flat CSV (docs/formats.md); empty cells for None."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        pd.DataFrame(truth, columns=TRUTH_COLUMNS).to_csv(tmp, index=False)
+
+
 def generate_corpus(
     root: str | Path,
     n_train: int,
@@ -459,6 +578,11 @@ def generate_corpus(
     audio_channels: int = 2,
     inject_defects: bool = True,
     max_duration_s: float | None = None,
+    cue: str = "event",
+    face_strength: float = FACE_STRENGTH,
+    voice_strength: float = VOICE_STRENGTH,
+    label_noise: float = LABEL_NOISE,
+    nuisance: float = NUISANCE,
 ) -> dict[str, Any]:
     """Write the synthetic MELD-format corpus under ``root``; return a summary.
 
@@ -490,6 +614,11 @@ def generate_corpus(
         "audio_channels": int(audio_channels),
         "inject_defects": bool(inject_defects),
         "max_duration_s": None if max_duration_s is None else float(max_duration_s),
+        "cue": str(cue),
+        "face_strength": float(face_strength),
+        "voice_strength": float(voice_strength),
+        "label_noise": float(label_noise),
+        "nuisance": float(nuisance),
     }
     _validate(params)
     labels, plans, truth, defects = plan_corpus(root, params)
@@ -551,6 +680,7 @@ def generate_corpus(
             bar.update()
     bar.close()
 
+    _write_truth_csv(root / TRUTH_CSV, truth)
     write_json(
         root / CORPUS_JSON,
         {

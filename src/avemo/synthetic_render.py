@@ -1,10 +1,23 @@
-"""Render one synthetic clip: a drawn face and a voice-like sound whose expression follows a plan.
+"""Render one synthetic clip: a drawn face and a voice-like sound whose content follows a plan.
 
-The emotion is a mixture over the seven prototypes below, a function of time (``emotion_weights``):
-weak everywhere (``base``), strong during the expressive event, optionally a weaker distractor
-burst of another emotion. Face and voice read the same weights, so both modalities peak together.
-All randomness comes from the clip's own ``numpy`` generator, so a clip is the same whichever
-worker renders it and in whatever order.
+What a clip plants (``ClipPlan``; the corpus-level design is in ``avemo.synthetic``):
+
+* The **face** shows the expressed emotion persistently, at ``face_level`` of the way from the
+  neutral prototype to the emotion's prototype, with slow wobble; a single frame anywhere in the
+  clip carries the cue. Its cheeks carry the **sentiment** (rosy: positive, grey-blue shadow:
+  negative) at the same level, so sentiment has a cue of its own, not only via emotion.
+* The target speaker's **mouth** is closed except while that speaker talks, i.e. inside
+  ``[event_start_s, event_end_s]``; there it opens and moves with the voice's syllables.
+* The **voice** of the target speaker sounds only inside that interval, with the emotion's vocal
+  pattern at ``voice_level`` (pitch level/range, energy, rate, tilt, breathiness, tremor) and a
+  sentiment pitch glide (rising: positive, falling: negative). With ``cue: event`` a second,
+  off-screen speaker (a distractor: another emotion and sentiment, mouth never moves) talks in
+  ``[distractor_start_s, distractor_end_s]``, which does not overlap; with ``cue: spread`` the
+  target talks over the whole clip and there is no distractor.
+
+Voice energy stays inside its planned interval (the on/off ramps lie within it). All randomness
+comes from the clip's own ``numpy`` generator, so a clip is the same whichever worker renders it
+and in whatever order.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from avemo.labels import EMOTION_INDEX, EMOTIONS
 
 # Face prototype per emotion (rows in EMOTIONS order). Columns:
 # mouth_curve (+ corners up), mouth_open, brow_tilt (+ inner ends up), brow_raise, eye_open,
-# sneer (one-sided upper-lip raise).
+# sneer (one-sided upper-lip raise). mouth_open only shows while the target speaker talks.
 FACE_PARAMS: tuple[str, ...] = (
     "mouth_curve",
     "mouth_open",
@@ -71,9 +84,16 @@ VOICE_PROTOTYPES = np.array(
 )
 assert FACE_PROTOTYPES.shape[0] == VOICE_PROTOTYPES.shape[0] == len(EMOTIONS)
 
+# Sentiment cue: sign of the cheek tint and of the pitch glide (neutral: none).
+SENTIMENT_SIGN: dict[str, float] = {"neutral": 0.0, "positive": 1.0, "negative": -1.0}
+SENTIMENT_GLIDE_ST = 4.0  # semitones over a voiced stretch at level 1 (rising: positive)
+SENTIMENT_TILT = 0.3  # spectral tilt change at level 1 (brighter: positive)
+_CHEEK_POSITIVE = np.array([235.0, 95.0, 110.0])  # rosy
+_CHEEK_NEGATIVE = np.array([95.0, 110.0, 150.0])  # grey-blue shadow
+
 _CONTROL_RATE = 200  # Hz: prosody parameters are smooth, so compute them coarsely
 _SYNTH_RATE = 16_000  # Hz: voice is band-limited to 8 kHz, then resampled to the output rate
-_RAMP_S = 0.15  # raised-cosine onset/offset of the event and distractor bursts
+_RAMP_S = 0.08  # raised-cosine on/offset of a voice, inside its interval
 
 
 @dataclass(frozen=True)
@@ -91,15 +111,20 @@ class ClipPlan:
     audio_rate: int
     audio_channels: int
     has_audio: bool
+    cue: str  # "event" (short voice event + distractor) | "spread" (voice over the whole clip)
     expressed: str  # emotion shown by face and voice (may differ from the label: label noise)
-    event_start_s: float
+    sentiment: str  # sentiment shown by cheeks and pitch glide (the label's)
+    face_level: float  # 0..1: how far the face moves from neutral towards the emotion
+    voice_level: float  # 0..1: the same for the voice
+    event_start_s: float  # the target speaker talks (voice on, mouth moving) in this interval
     event_end_s: float
-    base: float  # weak expression level outside the event
-    peak: float  # expression level during the event
-    distractor: str  # "" or an emotion shown weakly elsewhere
+    distractor: str  # "" or the off-screen speaker's emotion
+    distractor_sentiment: str
+    distractor_speaker_key: tuple[int, ...]
     distractor_start_s: float
     distractor_end_s: float
-    distractor_amp: float
+    distractor_level: float
+    nuisance: float  # scale of head motion, lighting, sensor/room noise, wobble (1: default)
 
     @property
     def duration_s(self) -> float:
@@ -129,26 +154,18 @@ def make_speaker(entropy: int, key: tuple[int, ...]) -> Speaker:
     return Speaker(skin, hair, background, float(rng.uniform(0.88, 1.08)), float(f0), formants)
 
 
-def _bump(t: np.ndarray, start: float, end: float) -> np.ndarray:
-    """1 inside [start, end], raised-cosine ramps of _RAMP_S at both sides, 0 elsewhere."""
-    rise = np.clip((t - start + _RAMP_S) / _RAMP_S, 0.0, 1.0)
-    fall = np.clip((end + _RAMP_S - t) / _RAMP_S, 0.0, 1.0)
+def gate(t: np.ndarray, start: float, end: float) -> np.ndarray:
+    """1 inside [start, end] with raised-cosine ramps *inside* it; exactly 0 outside."""
+    ramp = max(min(_RAMP_S, (end - start) / 4.0), 1e-6)
+    rise = np.clip((t - start) / ramp, 0.0, 1.0)
+    fall = np.clip((end - t) / ramp, 0.0, 1.0)
     return 0.5 - 0.5 * np.cos(np.pi * np.minimum(rise, fall))
 
 
-def emotion_weights(plan: ClipPlan, t: np.ndarray) -> np.ndarray:
-    """Mixture weights (len(t) x 7, rows sum to 1) of the emotion prototypes at times ``t``."""
-    w = np.zeros((t.size, len(EMOTIONS)))
-    level = plan.base + (plan.peak - plan.base) * _bump(t, plan.event_start_s, plan.event_end_s)
-    w[:, EMOTION_INDEX[plan.expressed]] += level
-    if plan.distractor:
-        d = plan.distractor_amp * _bump(t, plan.distractor_start_s, plan.distractor_end_s)
-        w[:, EMOTION_INDEX[plan.distractor]] += d
-    others = w.sum(axis=1) - w[:, 0]
-    scale = np.where(others > 1.0, 1.0 / np.maximum(others, 1e-9), 1.0)
-    w[:, 1:] *= scale[:, None]
-    w[:, 0] = 1.0 - w[:, 1:].sum(axis=1)  # neutral fills the rest
-    return w
+def expression(prototypes: np.ndarray, emotion: str, level: float) -> np.ndarray:
+    """A prototype row moved ``level`` of the way from neutral to ``emotion``."""
+    neutral = prototypes[EMOTION_INDEX["neutral"]]
+    return neutral + level * (prototypes[EMOTION_INDEX[emotion]] - neutral)
 
 
 def _smooth_noise(
@@ -163,41 +180,53 @@ def _smooth_noise(
 
 def _syllable_envelope(rng: np.random.Generator, rate_hz: np.ndarray, sr: int) -> np.ndarray:
     """Speech-like amplitude: one bump per syllable at the given rate, plus a few pauses."""
-    phase = np.cumsum(rate_hz) / sr
+    phase = np.cumsum(rate_hz) / sr + rng.uniform(0.0, 1.0)
     env = np.sin(np.pi * (phase % 1.0)) ** 2
     n = rate_hz.size
     t = np.arange(n) / sr
-    gate = np.ones(n)
+    keep = np.ones(n)
     for _ in range(int(rng.integers(0, 2 + n // (3 * sr)))):
-        c, half = rng.uniform(0, n / sr), rng.uniform(0.08, 0.2)
-        gate *= 1.0 - _bump(t, c - half, c + half)
-    return env * gate
+        c, half = rng.uniform(0, n / sr), rng.uniform(0.05, 0.12)
+        keep *= 1.0 - gate(t, c - half, c + half)
+    return env * keep
 
 
 # ---------------------------------------------------------------------------------------------
 # Audio
 
 
-def render_audio(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator) -> np.ndarray:
-    """Voice-like signal, float32 ``channels x round(duration * audio_rate)`` in [-1, 1]."""
-    sr = min(_SYNTH_RATE, plan.audio_rate)
+def _voice(
+    speaker: Speaker,
+    emotion: str,
+    level: float,
+    sentiment: str,
+    start: float,
+    end: float,
+    plan: ClipPlan,
+    sr: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One speaker talking in [start, end]: (signal, loudness envelope), both ``n`` samples."""
     n = int(math.ceil(plan.duration_s * sr))
     t = np.arange(n) / sr
     tc = np.arange(int(math.ceil(plan.duration_s * _CONTROL_RATE)) + 2) / _CONTROL_RATE
-    params = emotion_weights(plan, tc) @ VOICE_PROTOTYPES
-    noise_sd = np.array([0.05, 0.8, 0.08, 0.4, 0.1, 0.04, 0.0])  # distractor wobble per param
-    for j, sd in enumerate(noise_sd):
+    params = np.tile(expression(VOICE_PROTOTYPES, emotion, level), (tc.size, 1))
+    wobble = np.array([0.05, 0.8, 0.08, 0.4, 0.1, 0.04, 0.0]) * plan.nuisance
+    for j, sd in enumerate(wobble):
         if sd:
             params[:, j] += _smooth_noise(rng, tc.size, _CONTROL_RATE, sd, 0.4)
+    sign = SENTIMENT_SIGN[sentiment] * level
+    params[:, VOICE_PARAMS.index("tilt")] -= SENTIMENT_TILT * sign
     p = {name: np.interp(t, tc, params[:, j]) for j, name in enumerate(VOICE_PARAMS)}
 
-    # Pitch: speaker f0 x level, a smooth random intonation contour spanning +-range/2,
-    # a slow declination, and a 7 Hz tremor for fear.
+    # Pitch: speaker f0 x level, a smooth random intonation contour spanning +-range/2, the
+    # sentiment glide across the voiced stretch, and a 7 Hz tremor for fear.
     contour = np.zeros(n)
     for _ in range(3):
         contour += np.sin(2 * np.pi * rng.uniform(0.4, 2.5) * t + rng.uniform(0, 2 * np.pi))
     contour /= 3.0
-    semis = 0.5 * np.maximum(p["range_st"], 0.3) * contour - 1.0 * t / max(plan.duration_s, 1.0)
+    progress = np.clip((t - start) / max(end - start, 1e-6), 0.0, 1.0) - 0.5
+    semis = 0.5 * np.maximum(p["range_st"], 0.3) * contour + SENTIMENT_GLIDE_ST * sign * progress
     semis += 0.7 * np.clip(p["tremor"], 0, 1) * np.sin(2 * np.pi * 7.0 * t)
     f0 = speaker.f0 * np.clip(p["f0_mult"], 0.5, 2.5) * 2.0 ** (semis / 12.0)
     f0 *= 1.0 + 0.004 * rng.standard_normal(n)  # jitter
@@ -211,21 +240,63 @@ def render_audio(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator) -> 
     breath = np.clip(p["breath"], 0.0, 1.0)
     source = source * (1.0 - 0.5 * breath) + 1.5 * breath * rng.standard_normal(n)
 
-    env = _syllable_envelope(rng, np.clip(p["rate_hz"], 1.0, 9.0), sr)
-    voiced = source * env * np.clip(p["energy"], 0.05, 1.5)
+    # Loudness: syllables x the speaking interval x emotion energy x a per-voice gain.
+    gain = float(np.exp(rng.normal(0.0, 0.25 * plan.nuisance)))
+    env = _syllable_envelope(rng, np.clip(p["rate_hz"], 1.0, 9.0), sr) * gate(t, start, end)
+    env *= np.clip(p["energy"], 0.05, 1.5) * gain
+    voiced = source * env
 
     # Vowel-ish colour: the source plus three formant resonances of the speaker.
     out = 0.3 * voiced
-    for f, gain in zip(speaker.formants, (1.0, 0.6, 0.3), strict=True):
+    for f, g in zip(speaker.formants, (1.0, 0.6, 0.3), strict=True):
         if f < 0.45 * sr:
             b, a = signal.iirpeak(f, Q=f / 120.0, fs=sr)
-            out += gain * signal.lfilter(b, a, voiced)
+            out += g * signal.lfilter(b, a, voiced)
+    return 0.25 * out, env
+
+
+def render_audio(
+    plan: ClipPlan, speaker: Speaker, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(audio, talk): float32 ``channels x round(duration * audio_rate)`` in [-1, 1], and the
+    target speaker's loudness per video frame scaled to 0..1 (drives the mouth)."""
+    sr = min(_SYNTH_RATE, plan.audio_rate)
+    target, env = _voice(
+        speaker,
+        plan.expressed,
+        plan.voice_level,
+        plan.sentiment,
+        plan.event_start_s,
+        plan.event_end_s,
+        plan,
+        sr,
+        rng,
+    )
+    out = target
+    if plan.distractor:
+        other = make_speaker(plan.entropy, plan.distractor_speaker_key)
+        out = (
+            out
+            + _voice(
+                other,
+                plan.distractor,
+                plan.distractor_level,
+                plan.distractor_sentiment,
+                plan.distractor_start_s,
+                plan.distractor_end_s,
+                plan,
+                sr,
+                rng,
+            )[0]
+        )
+    n = out.size
 
     # Background: brownish room noise at a per-clip level, plus occasional clicks.
     room = signal.lfilter([1.0], [1.0, -0.9], rng.standard_normal(n))
-    out = 0.25 * out + rng.uniform(0.002, 0.012) * room
+    out = out + (0.001 + rng.uniform(0.001, 0.01) * plan.nuisance) * room
     for c in rng.uniform(0, n, size=int(rng.integers(0, 3))).astype(int):
-        out[c : c + 40] += rng.uniform(0.02, 0.08) * rng.standard_normal(out[c : c + 40].size)
+        click = rng.uniform(0.02, 0.08) * plan.nuisance
+        out[c : c + 40] += click * rng.standard_normal(out[c : c + 40].size)
 
     n_out = int(round(plan.duration_s * plan.audio_rate))
     if plan.audio_rate != sr:
@@ -236,7 +307,13 @@ def render_audio(plan: ClipPlan, speaker: Speaker, rng: np.random.Generator) -> 
         out * (1.0 - 0.12 * c) + 0.002 * rng.standard_normal(n_out)
         for c in range(plan.audio_channels)
     ]
-    return np.clip(np.stack(chans), -0.99, 0.99).astype(np.float32)
+    audio = np.clip(np.stack(chans), -0.99, 0.99).astype(np.float32)
+
+    # Talk per frame: mean loudness over each frame's time span, ~1 at a loud syllable.
+    per = max(1, int(round(sr / plan.fps)))
+    env = np.pad(env, (0, max(0, plan.n_frames * per - env.size)))[: plan.n_frames * per]
+    talk = np.clip(env.reshape(plan.n_frames, per).mean(axis=1) / 0.4, 0.0, 1.0)
+    return audio, talk
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,9 +328,17 @@ def _fx(x: float) -> int:
 
 
 def _draw_face(
-    img: np.ndarray, spk: Speaker, cx: float, cy: float, scale: float, roll: float, fp: np.ndarray
+    img: np.ndarray,
+    spk: Speaker,
+    cx: float,
+    cy: float,
+    scale: float,
+    roll: float,
+    fp: np.ndarray,
+    cheek: float,
 ) -> None:
-    """Draw the head and the expression ``fp`` (FACE_PARAMS order) onto ``img`` in place."""
+    """Draw the head, the expression ``fp`` (FACE_PARAMS order) and the cheek tint ``cheek``
+    (-1 negative .. +1 positive) onto ``img`` in place."""
     h, w = img.shape[:2]
     curve, mouth_open, brow_tilt, brow_raise, eye_open, sneer = fp
     ax, ay = 0.27 * w * scale, 0.36 * h * scale
@@ -270,6 +355,11 @@ def _draw_face(
     dark = np.array([25.0, 20.0, 20.0])
     ellipse(0, -0.3 * ay, 1.08 * ax, 0.8 * ay, spk.hair)
     ellipse(0, 0, ax, ay, spk.skin)
+    if abs(cheek) > 1e-3:
+        tint = _CHEEK_POSITIVE if cheek > 0 else _CHEEK_NEGATIVE
+        colour = spk.skin + min(abs(cheek), 1.0) * (tint - spk.skin)
+        for s in (-1.0, 1.0):
+            ellipse(s * 0.55 * ax, 0.22 * ay, 0.26 * ax, 0.17 * ay, colour)
     thick = max(1, int(round(w / 48)))
 
     eye_y = -0.15 * ay
@@ -285,7 +375,7 @@ def _draw_face(
         cv2.line(img, pt(*inner), pt(*outer), (spk.hair * 0.6).tolist(), thick, cv2.LINE_AA, _SHIFT)
 
     # Mouth: upper lip a parabola bent by curvature (corners up for a smile), one corner
-    # lifted by the sneer, lower lip below it by the opening.
+    # lifted by the sneer, lower lip below it by the opening (dark gap between the lips).
     mw = 0.34 * ax
     xs = np.linspace(-1.0, 1.0, 13)
     y_up = (
@@ -295,34 +385,43 @@ def _draw_face(
     poly = [pt(x * mw, y) for x, y in zip(xs, y_up, strict=True)]
     poly += [pt(x * mw, y) for x, y in zip(xs[::-1], y_lo[::-1], strict=True)]
     lips = [120.0, 30.0, 40.0]
-    cv2.fillPoly(img, [np.array(poly, dtype=np.int32)], lips, cv2.LINE_AA, _SHIFT)
+    cv2.fillPoly(img, [np.array(poly, dtype=np.int32)], dark.tolist(), cv2.LINE_AA, _SHIFT)
     cv2.polylines(
         img, [np.array(poly[:13], dtype=np.int32)], False, lips, thick, cv2.LINE_AA, _SHIFT
+    )
+    cv2.polylines(
+        img, [np.array(poly[13:], dtype=np.int32)], False, lips, thick, cv2.LINE_AA, _SHIFT
     )
 
 
 def render_frames(
     plan: ClipPlan, speaker: Speaker, rng: np.random.Generator, talk: np.ndarray
 ) -> np.ndarray:
-    """RGB frames, uint8 ``n_frames x height x width x 3``; ``talk`` is the syllable envelope
-    sampled at the frame times (the mouth moves with the voice)."""
+    """RGB frames, uint8 ``n_frames x height x width x 3``. ``talk`` is the target speaker's
+    loudness at the frame times (0..1): the mouth opens with it while that speaker talks."""
     n, h, w = plan.n_frames, plan.height, plan.width
     t = np.arange(n) / plan.fps
-    fp = emotion_weights(plan, t) @ FACE_PROTOTYPES
-    for j, sd in enumerate((0.15, 0.06, 0.15, 0.15, 0.08, 0.05)):  # expression wobble
-        fp[:, j] += _smooth_noise(rng, n, plan.fps, sd, 0.5)
-    fp[:, 1] += 0.3 * talk
+    nu = plan.nuisance
+    fp = np.tile(expression(FACE_PROTOTYPES, plan.expressed, plan.face_level), (n, 1))
+    for j, sd in enumerate((0.15, 0.0, 0.15, 0.15, 0.08, 0.05)):  # expression wobble
+        if sd:
+            fp[:, j] += _smooth_noise(rng, n, plan.fps, sd * nu, 0.5)
+    # Mouth: closed (0) unless the target talks; then a talking opening plus the emotion's.
+    talking = gate(t, plan.event_start_s, plan.event_end_s)
+    emo_open = fp[0, 1] - FACE_PROTOTYPES[EMOTION_INDEX["neutral"], 1]
+    fp[:, 1] = talking * (0.3 + 0.6 * talk + 0.5 * emo_open)
     for b in rng.uniform(0, n, size=int(rng.integers(0, 2 + n // (3 * plan.fps)))).astype(int):
         fp[b : b + 3, 4] = 0.02  # blinks: 3 frames of closed eyes
+    cheek = SENTIMENT_SIGN[plan.sentiment] * plan.face_level
 
     # Head movement and lighting: slow random drifts, per clip.
-    mx = _smooth_noise(rng, n, plan.fps, 0.04 * w, 1.0)
-    my = _smooth_noise(rng, n, plan.fps, 0.03 * h, 1.0)
-    zoom = 1.0 + _smooth_noise(rng, n, plan.fps, 0.04, 1.5)
-    roll = _smooth_noise(rng, n, plan.fps, 5.0, 1.0)
-    gain = 1.0 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.05, 0.4) * t + rng.uniform(0, 6.3))
-    gain += _smooth_noise(rng, n, plan.fps, 0.05, 0.3)
-    noise_sd = rng.uniform(3.0, 9.0)
+    mx = _smooth_noise(rng, n, plan.fps, 0.04 * w * nu, 1.0)
+    my = _smooth_noise(rng, n, plan.fps, 0.03 * h * nu, 1.0)
+    zoom = 1.0 + _smooth_noise(rng, n, plan.fps, 0.04 * nu, 1.5)
+    roll = _smooth_noise(rng, n, plan.fps, 5.0 * nu, 1.0)
+    gain = 1.0 + 0.15 * nu * np.sin(2 * np.pi * rng.uniform(0.05, 0.4) * t + rng.uniform(0, 6.3))
+    gain += _smooth_noise(rng, n, plan.fps, 0.05 * nu, 0.3)
+    noise_sd = rng.uniform(3.0, 9.0) * nu
 
     # Background: the speaker's set colour with a vertical gradient and one random panel.
     ramp = np.linspace(0.8, 1.15, h)[:, None, None]
@@ -343,6 +442,7 @@ def render_frames(
             speaker.head_scale * zoom[k],
             float(roll[k]),
             fp[k],
+            cheek,
         )
         canvas *= np.float32(gain[k])
         canvas += rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(noise_sd)
@@ -402,13 +502,7 @@ def render_clip(plan: ClipPlan) -> str:
     """Render and atomically write one clip; returns its path. Worker entry point."""
     rng = np.random.default_rng(np.random.SeedSequence(plan.entropy, spawn_key=plan.spawn_key))
     speaker = make_speaker(plan.entropy, plan.speaker_key)
-    audio = render_audio(plan, speaker, rng)
-    # Mouth motion follows the voice's loudness (mean |signal| over each frame's time span).
-    env = np.abs(audio[0])
-    per = max(1, int(round(plan.audio_rate / plan.fps)))
-    talk = np.pad(env, (0, max(0, plan.n_frames * per - env.size)))[: plan.n_frames * per]
-    talk = talk.reshape(plan.n_frames, per).mean(axis=1)
-    talk = np.clip(talk / 0.08, 0.0, 1.0)
+    audio, talk = render_audio(plan, speaker, rng)
     frames = render_frames(plan, speaker, rng, talk)
     with atomic_path(plan.path, suffix=".mp4") as tmp:
         encode_mp4(tmp, frames, audio if plan.has_audio else None, plan.fps, plan.audio_rate)

@@ -9,25 +9,27 @@ from typing import Any
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 
 from avemo.errors import ConfigError, DataStageError
 from avemo.labels import EMOTIONS, LABEL_FILES, SPLIT_DIRS, SPLITS, clip_name
 from avemo.meld import read_labels
-from avemo.synthetic import CORPUS_JSON, TEST_PREFIX, generate_corpus
-from avemo.synthetic_render import ClipPlan, make_speaker, render_audio, render_frames
+from avemo.synthetic import (
+    ALIGN_K,
+    CORPUS_JSON,
+    SENTIMENT_GIVEN_EMOTION,
+    TEST_PREFIX,
+    TRUTH_COLUMNS,
+    TRUTH_CSV,
+    generate_corpus,
+    plan_corpus,
+)
+from avemo.synthetic_render import ClipPlan, gate, make_speaker, render_audio, render_frames
 
 SIZES = {"n_train": 8, "n_dev": 7, "n_test": 7}
 SMALL = {"width": 48, "height": 32, "fps": 25, "max_duration_s": 1.5}
-SENTIMENT_OF = {
-    "neutral": {"neutral"},
-    "joy": {"positive"},
-    "surprise": {"positive", "negative"},
-    "anger": {"negative"},
-    "sadness": {"negative"},
-    "disgust": {"negative"},
-    "fear": {"negative"},
-}
+SENTIMENT_OF = {e: {s for s, p in d.items() if p > 0} for e, d in SENTIMENT_GIVEN_EMOTION.items()}
 
 
 def _generate(root: Path, seed: int, **kw: Any) -> dict[str, Any]:
@@ -211,9 +213,9 @@ def test_rerun_regenerates_only_deleted_clip(corpus_same: Path) -> None:
     assert _generate(corpus_same, seed=7)["written"] == 0
 
 
-def _plan(expressed: str, n_frames: int = 25) -> ClipPlan:
-    """A 1 s clip whose expressive event covers it all, at full intensity."""
-    return ClipPlan(
+def _plan(expressed: str, n_frames: int = 25, **kw: Any) -> ClipPlan:
+    """A ``spread`` clip (the target talks throughout) at full face and voice strength."""
+    plan = ClipPlan(
         path="",
         entropy=3,
         spawn_key=(1, 0, 0),
@@ -225,16 +227,52 @@ def _plan(expressed: str, n_frames: int = 25) -> ClipPlan:
         audio_rate=16000,
         audio_channels=1,
         has_audio=True,
+        cue="spread",
         expressed=expressed,
+        sentiment="neutral",
+        face_level=1.0,
+        voice_level=1.0,
         event_start_s=0.0,
         event_end_s=n_frames / 25,
-        base=0.2,
-        peak=1.0,
         distractor="",
+        distractor_sentiment="",
+        distractor_speaker_key=(2, 4),
         distractor_start_s=0.0,
         distractor_end_s=0.0,
-        distractor_amp=0.0,
+        distractor_level=0.0,
+        nuisance=1.0,
     )
+    return replace(plan, **kw)
+
+
+def _event_plan(**kw: Any) -> ClipPlan:
+    """A 3 s ``event`` clip: target talks in [0.6, 1.3] s, a distractor in [1.9, 2.6] s."""
+    return _plan(
+        "anger",
+        n_frames=75,
+        cue="event",
+        event_start_s=0.6,
+        event_end_s=1.3,
+        distractor="joy",
+        distractor_sentiment="positive",
+        distractor_start_s=1.9,
+        distractor_end_s=2.6,
+        distractor_level=1.0,
+        **kw,
+    )
+
+
+def _render(plan: ClipPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mono audio, talk per frame, frames) from the clip's own generator."""
+    speaker = make_speaker(plan.entropy, plan.speaker_key)
+    rng = np.random.default_rng(np.random.SeedSequence(plan.entropy, spawn_key=plan.spawn_key))
+    audio, talk = render_audio(plan, speaker, rng)
+    return audio[0], talk, render_frames(plan, speaker, rng, talk)
+
+
+def _rms_in(x: np.ndarray, sr: int, start: float, end: float) -> float:
+    seg = x[int(start * sr) : int(end * sr)]
+    return float(np.sqrt(np.mean(seg**2)))
 
 
 def _f0(x: np.ndarray, sr: int) -> float:
@@ -252,42 +290,163 @@ def _f0(x: np.ndarray, sr: int) -> float:
     return float(np.median(est))
 
 
-def _mouth_darkness(frames: np.ndarray) -> float:
-    """Dark (lip/mouth) pixels in the lower-middle of the face, averaged over frames."""
+def _mouth_box(frames: np.ndarray) -> np.ndarray:
     h, w = frames.shape[1:3]
-    box = frames[:, int(0.62 * h) : int(0.9 * h), int(0.3 * w) : int(0.7 * w)].astype(float)
-    lum = box @ np.array([0.299, 0.587, 0.114])
-    return float((lum < 90).mean())
+    return frames[:, int(0.62 * h) : int(0.9 * h), int(0.3 * w) : int(0.7 * w)].astype(float)
+
+
+def _mouth_darkness(frames: np.ndarray) -> np.ndarray:
+    """Share of dark (lip/mouth) pixels in the lower-middle of the face, per frame."""
+    lum = _mouth_box(frames) @ np.array([0.299, 0.587, 0.114])
+    return (lum < 90).mean(axis=(1, 2))
 
 
 @pytest.mark.parametrize("spawn", [0, 1, 2])
 def test_emotion_cue_joy_vs_sadness(spawn: int) -> None:
-    """Same speaker, same noise draws: joy's voice is higher and louder and its mouth wider."""
+    """Same speaker, same noise draws: joy's voice is higher and louder, its mouth curves up."""
     out = {}
     for emo in ("joy", "sadness"):
-        plan = replace(_plan(emo), spawn_key=(1, 0, spawn))
-        speaker = make_speaker(plan.entropy, plan.speaker_key)
-        rng = np.random.default_rng(np.random.SeedSequence(3, spawn_key=plan.spawn_key))
-        audio = render_audio(plan, speaker, rng)[0]
-        frames = render_frames(plan, speaker, rng, np.full(plan.n_frames, 0.5))
-        out[emo] = (_f0(audio, 16000), float(np.sqrt(np.mean(audio**2))), _mouth_darkness(frames))
-    (f_joy, e_joy, m_joy), (f_sad, e_sad, m_sad) = out["joy"], out["sadness"]
+        plan = _plan(emo, n_frames=50, spawn_key=(1, 0, spawn), nuisance=0.3)
+        audio, _, frames = _render(plan)
+        out[emo] = (_f0(audio, 16000), float(np.sqrt(np.mean(audio**2))), frames)
+    (f_joy, e_joy, fr_joy), (f_sad, e_sad, fr_sad) = out["joy"], out["sadness"]
     assert f_joy > 1.25 * f_sad  # prototypes: x1.30 vs x0.82 of the speaker's f0
     assert e_joy > 1.5 * e_sad
-    assert m_joy > m_sad + 0.02
+    assert _mouth_darkness(fr_joy).mean() > _mouth_darkness(fr_sad).mean() + 0.02
 
 
-def test_cue_is_strongest_during_event() -> None:
-    """Face parameters move far from neutral only inside the event window."""
-    from avemo.synthetic_render import FACE_PROTOTYPES, emotion_weights
+def test_gate_stays_inside_interval() -> None:
+    t = np.linspace(0.0, 3.0, 3001)
+    g = gate(t, 1.0, 2.0)
+    assert g[(t < 1.0) | (t > 2.0)].max() == 0.0
+    assert g[(t >= 1.1) & (t <= 1.9)].min() == pytest.approx(1.0)
 
-    plan = replace(_plan("surprise", n_frames=100), event_start_s=1.5, event_end_s=2.5, peak=0.9)
-    t = np.arange(100) / 25
-    w = emotion_weights(plan, t)
-    np.testing.assert_allclose(w.sum(axis=1), 1.0)
-    inside, outside = w[(t >= 1.6) & (t <= 2.4), 2], w[(t < 1.2) | (t > 2.8), 2]
-    assert inside.min() == pytest.approx(0.9) and outside.max() == pytest.approx(0.2)
-    assert FACE_PROTOTYPES.shape == (7, 6)
+
+@pytest.mark.parametrize("spawn", [0, 1])
+def test_event_voice_and_mouth_where_planned(spawn: int) -> None:
+    """Event cue: voice energy only in the event and distractor intervals; the mouth opens in
+    the event (target talks), never in the distractor's (off-screen speaker)."""
+    plan = _event_plan(spawn_key=(1, 0, spawn), nuisance=0.3)
+    audio, talk, frames = _render(plan)
+    sr = 16000
+    ev = _rms_in(audio, sr, 0.6, 1.3)
+    dis = _rms_in(audio, sr, 1.9, 2.6)
+    quiet = max(_rms_in(audio, sr, 0.0, 0.55), _rms_in(audio, sr, 1.35, 1.85))
+    assert ev > 4 * quiet and dis > 4 * quiet
+    # Without the distractor, its interval is as quiet as the rest.
+    alone, _, _ = _render(replace(plan, distractor=""))
+    assert _rms_in(alone, sr, 1.9, 2.6) < 0.5 * dis
+    assert _rms_in(alone, sr, 0.6, 1.3) == pytest.approx(ev, rel=0.2)
+    # Mouth: open while the target talks, closed elsewhere (including the distractor burst).
+    t = np.arange(plan.n_frames) / plan.fps
+    inside = (t > 0.7) & (t < 1.2)
+    outside = (t < 0.55) | (t > 1.35)
+    assert talk[outside].max() == 0.0 and talk[inside].mean() > 0.1
+    dark = _mouth_darkness(frames)
+    assert dark[inside].mean() > dark[outside].mean() + 0.03
+    box = _mouth_box(frames)
+    assert np.abs(box[inside].mean(0) - box[outside].mean(0)).mean() > 5.0
+
+
+def test_sentiment_has_its_own_visual_cue() -> None:
+    """Same clip, only the sentiment differs: the cheeks are redder when positive."""
+    cheeks = {}
+    for sentiment in ("positive", "negative"):
+        _, _, frames = _render(_plan("neutral", sentiment=sentiment))
+        h, w = frames.shape[1:3]
+        box = frames[:, int(0.55 * h) : int(0.75 * h), int(0.2 * w) : int(0.8 * w)].astype(float)
+        cheeks[sentiment] = float((box[..., 0] - box[..., 2]).mean())
+    assert cheeks["positive"] > cheeks["negative"] + 10.0
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    base = {
+        "generator_version": 2,
+        "n_train": 2000,
+        "n_dev": 7,
+        "n_test": 7,
+        "seed": 5,
+        "width": 32,
+        "height": 32,
+        "fps": 25,
+        "audio_rate": 16000,
+        "audio_channels": 1,
+        "inject_defects": False,
+        "max_duration_s": 12.0,
+        "cue": "event",
+        "face_strength": 0.8,
+        "voice_strength": 0.5,
+        "label_noise": 0.15,
+        "nuisance": 1.0,
+    }
+    return base | kw
+
+
+def test_event_plan_intervals_fit_aligned_frames(tmp_path: Path) -> None:
+    """Event and distractor lie in the clip, never overlap, and at least one of the aligned
+    models' ALIGN_K uniform frames falls in every event (planning only: nothing rendered)."""
+    _, plans, truth, _ = plan_corpus(tmp_path, _params())
+    df = pd.DataFrame(truth)
+    assert (df["cue"] == "event").all() and df["distractor"].notna().all()
+    assert (df["event_frames_k8"] >= 1).all()
+    assert (df["distractor"] != df["expressed_emotion"]).all()
+    assert (df["distractor_speaker"] != df["speaker"]).all()
+    for p in plans:
+        d = p.duration_s
+        assert 0 <= p.event_start_s < p.event_end_s <= d + 1e-3
+        assert 0 <= p.distractor_start_s < p.distractor_end_s <= d + 1e-3
+        assert p.event_end_s <= p.distractor_start_s or p.distractor_end_s <= p.event_start_s
+        assert p.event_end_s - p.event_start_s > d / ALIGN_K
+    # Both orders occur, and long clips get proportionally long events.
+    first = np.mean([p.event_start_s < p.distractor_start_s for p in plans])
+    assert 0.4 < first < 0.6
+    long = [p for p in plans if p.duration_s > 8]
+    assert long and min(p.event_end_s - p.event_start_s for p in long) > 1.0
+
+
+def test_spread_plan_has_no_distractor(tmp_path: Path) -> None:
+    _, plans, truth, _ = plan_corpus(tmp_path, _params(n_train=50, cue="spread"))
+    assert all(p.distractor == "" for p in plans)
+    assert all(p.event_start_s == 0 and p.event_end_s == round(p.duration_s, 3) for p in plans)
+    assert all(t["distractor"] is None and t["event_frames_k8"] == ALIGN_K for t in truth)
+
+
+def test_sentiment_not_a_function_of_emotion(tmp_path: Path) -> None:
+    labels, plans, _, _ = plan_corpus(tmp_path, _params())
+    df = labels["train"]
+    table = pd.crosstab(df["emotion"], df["sentiment"], normalize="index")
+    assert table.loc["neutral", "neutral"] < 0.85  # neutral talk is sometimes warm or cold
+    assert table.loc["neutral", ["positive", "negative"]].min() > 0.05
+    assert table.loc["surprise", ["positive", "negative"]].min() > 0.25
+    # The sentiment cue follows the label's sentiment, not the emotion.
+    assert [p.sentiment for p in plans[: len(df)]] == list(df["sentiment"])
+    # Label shares stay MELD-like: always-neutral weighted F1 near MELD's 0.31.
+    share = float((df["emotion"] == "neutral").mean())
+    assert 0.43 < share < 0.51
+    assert 0.27 < share * 2 * share / (1 + share) < 0.34
+
+
+def test_label_noise_and_strength_settings(tmp_path: Path) -> None:
+    _, plans, truth, _ = plan_corpus(tmp_path, _params(label_noise=0.0, face_strength=0.4))
+    assert not any(t["label_noise"] for t in truth)
+    assert max(p.face_level for p in plans) <= 0.4 and min(p.face_level for p in plans) >= 0.2
+    _, _, noisy, _ = plan_corpus(tmp_path, _params(label_noise=0.5))
+    assert 0.4 < np.mean([t["label_noise"] for t in noisy]) < 0.6
+
+
+def test_truth_csv_matches_plans(corpus: Path) -> None:
+    df = pd.read_csv(corpus / TRUTH_CSV)
+    assert tuple(df.columns) == TRUTH_COLUMNS
+    clips = _truth(corpus)["clips"]
+    assert len(df) == len(clips)
+    plans = {p["path"]: p for p in _truth(corpus)["plans"]}
+    for row in df.itertuples():
+        p = plans[row.file]
+        assert (row.event_start_s, row.event_end_s) == (p["event_start_s"], p["event_end_s"])
+        assert row.distractor == p["distractor"] and row.cue == "event"
+    # MELD-format only: the sidecar is the one extra file beside the label CSVs and folders.
+    names = {p.name for p in corpus.iterdir() if not p.name.startswith(".")}
+    assert names == {*LABEL_FILES.values(), *SPLIT_DIRS.values(), CORPUS_JSON, TRUTH_CSV}
 
 
 def test_bad_parameters_and_foreign_root(tmp_path: Path) -> None:
@@ -299,3 +458,7 @@ def test_bad_parameters_and_foreign_root(tmp_path: Path) -> None:
     with pytest.raises(DataStageError, match="not made by the synthetic generator"):
         generate_corpus(foreign, 1, 0, 0, seed=0, width=32, height=32, max_duration_s=1.0)
     assert (foreign / LABEL_FILES["train"]).read_text() == "real data"
+    with pytest.raises(ConfigError, match="cue"):
+        generate_corpus(tmp_path / "y", 1, 1, 1, seed=0, cue="everywhere")
+    with pytest.raises(ConfigError, match="face_strength"):
+        generate_corpus(tmp_path / "z", 1, 1, 1, seed=0, face_strength=1.5)
