@@ -88,6 +88,7 @@ assert FACE_PROTOTYPES.shape[0] == VOICE_PROTOTYPES.shape[0] == len(EMOTIONS)
 SENTIMENT_SIGN: dict[str, float] = {"neutral": 0.0, "positive": 1.0, "negative": -1.0}
 SENTIMENT_GLIDE_ST = 4.0  # semitones over a voiced stretch at level 1 (rising: positive)
 SENTIMENT_TILT = 0.3  # spectral tilt change at level 1 (brighter: positive)
+SENTIMENT_CHEEK = 0.5  # cheek tint at face level 1 (at 1.0 the tint alone gave sentiment wF1 1.0)
 _CHEEK_POSITIVE = np.array([235.0, 95.0, 110.0])  # rosy
 _CHEEK_NEGATIVE = np.array([95.0, 110.0, 150.0])  # grey-blue shadow
 
@@ -412,7 +413,7 @@ def render_frames(
     fp[:, 1] = talking * (0.3 + 0.6 * talk + 0.5 * emo_open)
     for b in rng.uniform(0, n, size=int(rng.integers(0, 2 + n // (3 * plan.fps)))).astype(int):
         fp[b : b + 3, 4] = 0.02  # blinks: 3 frames of closed eyes
-    cheek = SENTIMENT_SIGN[plan.sentiment] * plan.face_level
+    cheek = SENTIMENT_SIGN[plan.sentiment] * SENTIMENT_CHEEK * plan.face_level
 
     # Head movement and lighting: slow random drifts, per clip.
     mx = _smooth_noise(rng, n, plan.fps, 0.04 * w * nu, 1.0)
