@@ -98,6 +98,20 @@ def _train(a: argparse.Namespace) -> None:
                  extra_frame_sets=extra, num_workers=max(0, a.workers - 1), **_params(a.params))
 
 
+def _crossfit(a: argparse.Namespace) -> None:
+    from .training.crossfit import cross_fit
+    from .training.inputs import SplitFiles
+
+    files = _json(a.inputs, "--inputs")
+    sets = {f: Path(d) for f, d in files["train_frames"].items()}
+    own = next(iter(sets))  # the model's own frame set comes first
+    splits = {"train": SplitFiles("train", Path(files["manifests"]["train"]), frames=sets[own]),
+              "dev": SplitFiles("dev", Path(files["manifests"]["dev"]),
+                                frames=Path(files["dev_frames"]))}
+    cross_fit(a.model, a.seed, splits, sets, a.out, config_hash=a.config_hash,
+              num_workers=max(0, a.workers - 1), **_params(a.params))
+
+
 def _fusion(a: argparse.Namespace) -> None:
     from .fusion.stage import train_fusion
 
@@ -203,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", required=True,
                    help='JSON: {"manifests": split -> path, "frames": set -> split -> dir '
                         '(own set first) | "audio": split -> dir}')
+    p = add("crossfit", _crossfit, "out-of-fold train embeddings of a video model (one seed)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config-hash", required=True)
+    p.add_argument("--inputs", required=True,
+                   help='JSON: {"manifests": train|dev -> path, "dev_frames": dir, '
+                        '"train_frames": set -> dir (own set first)}')
     p = add("fusion", _fusion, "train one early-fusion model for one seed")
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, required=True)

@@ -88,6 +88,16 @@ class Layout:
         """A stream model's exported embeddings of ``split`` (visual: on ``frame_set``)."""
         return self.run_file(model, seed, embeddings_name(split, frame_set), group)
 
+    # -- cross-fitting (out-of-fold train embeddings of the video model, avemo.training.crossfit)
+    def crossfit_dir(self, model: str, seed: object) -> str:
+        return self._p("crossfit", model, f"seed{seed}")
+
+    def crossfit_embeddings(self, model: str, seed: object, frame_set: str) -> str:
+        return os.path.join(self.crossfit_dir(model, seed), embeddings_name("train", frame_set))
+
+    def crossfit_summary(self, model: str, seed: object) -> str:
+        return os.path.join(self.crossfit_dir(model, seed), "summary.json")
+
     def late_json(self, model: str, seed: object, group: str | None = None) -> str:
         return self.run_file(model, seed, "late.json", group)
 

@@ -41,12 +41,30 @@ def corpus_root(cfg: Mapping[str, Any]) -> str:
 # -- which models run ----------------------------------------------------------------------------
 
 def configured(cfg: Mapping[str, Any], *kinds: str) -> list[str]:
-    """Configured models of ``kinds`` in config order (baselines: always, registry order)."""
-    names = [*cfg["train"]["models"], *cfg["fusion"]["models"]]
+    """Configured models of ``kinds`` in config order (baselines: always, registry order; the
+    diagnosis variants, when ``fusion.diagnosis`` is on, after the configured fusion models)."""
+    names = [*cfg["train"]["models"], *cfg["fusion"]["models"], *diagnostic(cfg)]
     out = registry.of_kind(names, *kinds)
     if "baseline" in kinds:
         out += registry.names(["baseline"])
     return out
+
+
+def diagnostic(cfg: Mapping[str, Any]) -> list[str]:
+    """The diagnosis variants (avemo.diagnosis) when ``fusion.diagnosis`` is on."""
+    return registry.diagnostic_names() if cfg["fusion"].get("diagnosis") else []
+
+
+def factors(run: str) -> dict[str, str]:
+    """A fusion run's factor levels (its registry entry's)."""
+    return dict(registry.get(run).factors)
+
+
+def cross_fitted(cfg: Mapping[str, Any]) -> list[str]:
+    """Video models whose out-of-fold train embeddings some early-fusion run reads."""
+    runs = configured(cfg, "early_fusion")
+    need = any(factors(r)["embeddings"] == "cross_fitted" for r in runs)
+    return [cfg["fusion"]["video_model"]] if need else []
 
 
 def single_task(cfg: Mapping[str, Any]) -> list[str]:
@@ -160,15 +178,27 @@ def fusion(cfg: Mapping[str, Any], run: str) -> dict[str, Any]:
     """Everything that changes one early-fusion run's training."""
     base, _, variant = run.partition("@")
     spec = model_config(cfg, base)
-    engine = {**cfg["train"]["engine"], **cfg["fusion"]["engine"], **spec.get("engine", {})}
+    if factors(base)["budget"] == "stream":  # the video model's own budget (the diagnosis)
+        budget = train(cfg, cfg["fusion"]["video_model"])["engine"]
+        engine = {**budget, **spec.get("engine", {})}
+    else:
+        engine = {**cfg["train"]["engine"], **cfg["fusion"]["engine"], **spec.get("engine", {})}
     if variant == SINGLE_TASK:
         engine["w_sentiment"] = 0.0
     return {"engine": engine, "model_params": spec.get("params", {}),
             "window_pool": cfg["fusion"]["window_pool"]}
 
 
+def crossfit(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """The fold models train exactly as the full model, on K-1 of K folds."""
+    out = train(cfg, model)
+    return {"engine": out["engine"], "model_params": out["model_params"],
+            "max_len": out["max_len"], "folds": cfg["fusion"]["cross_fit_folds"]}
+
+
 def late(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
-    return {"method": registry.get(model).method}
+    return {"method": registry.get(model).method,
+            "folds": cfg["fusion"]["cross_fit_folds"]}
 
 
 def evaluation(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -208,6 +238,7 @@ _JOB_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     "train_visual": lambda c, w: train(c, w["model"]),
     "train_audio": lambda c, w: train(c, w["model"]),
     "baseline": lambda c, w: {},
+    "crossfit": lambda c, w: crossfit(c, w["model"]),
     "fusion": lambda c, w: fusion(c, w["model"]),
     "late_fusion": lambda c, w: late(c, w["model"]),
     "evaluate": lambda c, w: evaluation(c),
@@ -248,6 +279,7 @@ def job_wildcards(cfg: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
         "audio": [{"split": s} for s in SPLITS],
         **{rule: [{"model": m, "seed": s} for m in models for s in seeds]
            for rule, models in runs.items()},
+        "crossfit": [{"model": m, "seed": s} for m in cross_fitted(cfg) for s in seeds],
         "baseline": [{"model": m} for m in configured(cfg, "baseline")],
         "evaluate": [{"model": n} for n in scored(cfg)],
         "evaluate_ablation": [{"name": registry.variant(m, a)}
@@ -308,16 +340,41 @@ def baseline_inputs(cfg: Mapping[str, Any]) -> dict[str, str]:
 def fusion_inputs(cfg: Mapping[str, Any], run: str, seed: int | str) -> dict[str, Any]:
     """Files (per split) an early-fusion run reads: labels, the video model's embeddings on
     the study frame set (utterance) and on the aligned set (per frame), and the audio stage's
-    outputs (utterance vectors and frame-aligned windows)."""
+    outputs (utterance vectors and frame-aligned windows). A cross-fitted run reads the
+    out-of-fold train embeddings (``crossfit``); dev and test are the full model's."""
     lay, video = layout(cfg), cfg["fusion"]["video_model"]
     study, dense = model_config(cfg, video)["frame_set"], cfg["audio"]["aligned_frame_set"]
+    oof = factors(run.partition("@")[0])["embeddings"] == "cross_fitted"
+
+    def emb(split: str, fset: str) -> str:
+        if oof and split == "train":
+            return lay.crossfit_embeddings(video, seed, fset)
+        return lay.embeddings(video, seed, split, fset)
+
     return {
         "manifests": lay.manifests(),
-        "video_utt": {s: lay.embeddings(video, seed, s, study) for s in SPLITS},
-        "video_dense": {s: lay.embeddings(video, seed, s, dense) for s in SPLITS},
+        "video_utt": {s: emb(s, study) for s in SPLITS},
+        "video_dense": {s: emb(s, dense) for s in SPLITS},
         "audio_dirs": {s: lay.audio(s) for s in SPLITS},
         "aligned_dirs": {s: lay.audio(s) for s in SPLITS},
     }
+
+
+def crossfit_inputs(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """What a cross-fitting job reads: train/dev labels, the model's own frame set on train
+    and dev (fit, select), and every frame set on train (export)."""
+    lay, own = layout(cfg), model_config(cfg, model)["frame_set"]
+    order = [own, *(f for f in frame_sets(cfg) if f != own)]
+    return {"manifests": {s: lay.manifest(s) for s in ("train", "dev")},
+            "dev_frames": lay.frames(own, "dev"),
+            "train_frames": {f: lay.frames(f, "train") for f in order}}
+
+
+def crossfit_outputs(cfg: Mapping[str, Any]) -> dict[str, str]:
+    lay, m, s = layout(cfg), "{model}", "{seed}"
+    out = {f"embeddings_train@{f}": lay.crossfit_embeddings(m, s, f) for f in frame_sets(cfg)}
+    out["summary"] = lay.crossfit_summary(m, s)  # written last
+    return out
 
 
 def fusion_outputs(cfg: Mapping[str, Any]) -> dict[str, str]:

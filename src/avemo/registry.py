@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from . import diagnosis
 from .errors import ConfigError
 
 # What a model is, which decides where its block lives in config.yaml, which rule trains it,
@@ -45,6 +46,10 @@ class ModelEntry:
     ``embeds_clips``: a visual model whose per-clip/per-frame embeddings can feed early fusion
     (``fusion.video_model``).
     ``defaults``: its config block's defaults (the block overrides them).
+    ``factors``: early fusion only, its levels of the diagnosis factors (avemo.diagnosis), from
+    which its inputs and constructor follow (``fusion_entry``).
+    ``diagnostic``: a diagnosis variant: runs when ``fusion.diagnosis`` is on, has no config
+    block, and is reported in its own group.
     """
 
     name: str
@@ -56,6 +61,8 @@ class ModelEntry:
     method: str | None = None
     embeds_clips: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    factors: Mapping[str, str] = field(default_factory=dict)
+    diagnostic: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -66,11 +73,17 @@ class ModelEntry:
             raise ValueError(f"{self.name}: early-fusion models (only) need fusion_inputs")
         if (self.kind == "late_fusion") != (self.method is not None):
             raise ValueError(f"{self.name}: late-fusion models (only) need a method")
+        if (self.kind == "early_fusion") != bool(self.factors):
+            raise ValueError(f"{self.name}: early-fusion models (only) need factors")
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        object.__setattr__(self, "factors", MappingProxyType(dict(self.factors)))
 
     @property
     def config_section(self) -> str | None:
-        """Where its block lives in config.yaml (baselines have none: they are always run)."""
+        """Where its block lives in config.yaml (baselines and diagnosis variants have none:
+        they run as a whole)."""
+        if self.diagnostic:
+            return None
         if self.kind in STREAM_KINDS:
             return "train.models"
         if self.kind in FUSION_KINDS:
@@ -79,7 +92,9 @@ class ModelEntry:
 
     @property
     def group(self) -> str:
-        """The report's group: visual, audio, fusion or baseline."""
+        """The report's group: visual, audio, fusion, diagnosis or baseline."""
+        if self.diagnostic:
+            return "diagnosis"
         return "fusion" if self.kind in FUSION_KINDS else self.kind
 
     def load(self) -> Any:
@@ -121,7 +136,23 @@ def variant(model: str, name: str) -> str:
     return f"{model}@{name}"
 
 
+def diagnostic_names() -> list[str]:
+    """The diagnosis variants (run when ``fusion.diagnosis`` is on), in build-up order."""
+    return [n for n, e in MODELS.items() if e.diagnostic]
+
+
+def fusion_entry(name: str, description: str, factors: Mapping[str, str],
+                 diagnostic: bool = False) -> ModelEntry:
+    """An early-fusion entry: its inputs and constructor follow from its factor levels."""
+    levels = diagnosis.complete(factors, where=f"registry entry {name}")
+    return ModelEntry(name, "early_fusion", diagnosis.factory_of(levels), description,
+                      fusion_inputs=diagnosis.inputs_of(levels), factors=levels,
+                      diagnostic=diagnostic)
+
+
 _STUDY = {"frame_set": "study"}
+# The fixes as first built: standardised inputs, dense frames with the windows of their times.
+_ALIGNED = {"scaling": "on", "video": "dense", "audio": "windowed", "alignment": "aligned"}
 for _entry in (
     ModelEntry("cnn5", "visual", "avemo.models.cnn5:CNN5",
                "custom 5-layer CNN on single frames", input_kind="frame", defaults=_STUDY),
@@ -140,16 +171,15 @@ for _entry in (
     ModelEntry("audio_cnn", "audio", "avemo.models.audio_cnn:AudioCNN",
                "1-D CNN over log-mel/SSL sequences", input_kind="audio_seq",
                defaults={"features": "logmel", "max_len": 256}),
-    ModelEntry("concat_misaligned", "early_fusion", "avemo.fusion.models:ConcatMisaligned",
-               "the study: sparse-frame video embedding + whole-clip audio vector, concatenated",
-               fusion_inputs="utterance"),
-    ModelEntry("concat_aligned", "early_fusion", "avemo.fusion.models:ConcatAligned",
-               "video and audio on the same temporal windows, concatenated",
-               fusion_inputs="aligned"),
-    ModelEntry("cross_attention", "early_fusion", "avemo.fusion.models:CrossAttention",
-               "each stream attends to the other over aligned windows", fusion_inputs="aligned"),
-    ModelEntry("gated", "early_fusion", "avemo.fusion.models:Gated",
-               "a learned per-utterance gate between the modalities", fusion_inputs="utterance"),
+    fusion_entry("concat_misaligned",
+                 "the study: sparse-frame video embedding + whole-clip audio vector, "
+                 "concatenated unscaled", {}),
+    fusion_entry("concat_aligned", "video and audio on the same temporal windows, concatenated",
+                 _ALIGNED),
+    fusion_entry("cross_attention", "each stream attends to the other over aligned windows",
+                 {**_ALIGNED, "architecture": "cross_attention"}),
+    fusion_entry("gated", "a learned per-utterance gate between the modalities",
+                 {"scaling": "on", "architecture": "gated"}),
     ModelEntry("late", "late_fusion", "avemo.fusion.late:late_fusion",
                "dev-chosen weighted average of the streams' probabilities", method="weighted",
                defaults={"visual": "video_branch", "audio": "audio_mlp"}),
@@ -162,3 +192,6 @@ for _entry in (
                "random draws from the training split's label distribution"),
 ):
     register(_entry)
+
+for _v in diagnosis.variants():
+    register(fusion_entry(_v.name, _v.description, _v.factors, diagnostic=True))

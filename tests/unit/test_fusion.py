@@ -31,7 +31,17 @@ TINY: dict[str, dict[str, Any]] = {
     "concat_aligned": {"d": 32, "width": 32, "dropout": 0.0},
     "cross_attention": {"d": 32, "heads": 2, "width": 32, "dropout": 0.0},
 }
-ALIGNED = ("concat_aligned", "cross_attention")
+ALIGNED = tuple(n for n in registry.names(["early_fusion"])
+                if registry.get(n).fusion_inputs == "aligned")
+NAMED = [n for n in registry.names(["early_fusion"]) if not registry.get(n).diagnostic]
+# Each architecture's tiny params (a diagnosis variant takes its architecture's).
+_ARCH = {("utterance", "concat"): "concat_misaligned", ("utterance", "gated"): "gated",
+         ("aligned", "concat"): "concat_aligned", ("aligned", "cross_attention"): "cross_attention"}
+
+
+def tiny_params(name: str) -> dict[str, Any]:
+    e = registry.get(name)
+    return TINY[_ARCH[(str(e.fusion_inputs), e.factors["architecture"])]]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -188,14 +198,27 @@ def ds_of(f: dict[str, Any], split: str, inputs: str) -> FusionDataset:
     )
 
 
-def model_for(name: str) -> torch.nn.Module:
+def model_for(name: str, ds: FusionDataset | None = None) -> torch.nn.Module:
     dims = {"video_dim": DV}
     dims.update({"window_dim": N_MELS * POOL} if name in ALIGNED else {"audio_dim": DA})
-    return build_fusion_model(name, **dims, **TINY[name])
+    scaling = registry.get(name).factors["scaling"] == "on"
+    return build_fusion_model(name, **(ds.dims() if ds else dims), **tiny_params(name),
+                              scaling=scaling)
 
 
 def inputs_for(name: str) -> str:
     return "aligned" if name in ALIGNED else "utterance"
+
+
+def ds_for(f: dict[str, Any], split: str, name: str, seed: int = 0) -> FusionDataset:
+    """The dataset a registered model reads (its factor levels)."""
+    fac = registry.get(name).factors
+    d = f["root"]
+    return build_fusion_dataset(
+        split, inputs_for(name), d / "manifest.parquet", d / "emb_sparse.npz", d / "audio",
+        video_dense=d / "emb_dense.npz", aligned_dir=d / "aligned", window_pool=POOL,
+        video=fac["video"], audio=fac["audio"],
+        shuffle_seed=seed if fac["alignment"] == "shuffled" else None)
 
 
 # ---------------------------------------------------------------- inputs
@@ -314,8 +337,8 @@ def test_gate_goes_to_video_when_audio_missing(files: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", registry.names(["early_fusion"]))
 def test_missing_modality_is_scored(name: str, files: dict[str, Any]) -> None:
-    ds = ds_of(files["test"], "test", inputs_for(name))
-    model = model_for(name).eval()
+    ds = ds_for(files["test"], "test", name)
+    model = model_for(name, ds).eval()
     for variant in (ds, ds.without("audio"), ds.without("video")):
         with torch.no_grad():
             out = model(variant.collate(list(range(len(variant)))))
@@ -328,8 +351,8 @@ def test_missing_modality_is_scored(name: str, files: dict[str, Any]) -> None:
 @pytest.mark.parametrize("name", registry.names(["early_fusion"]))
 def test_one_batch_overfit(name: str, files: dict[str, Any]) -> None:
     torch.manual_seed(0)
-    ds = ds_of(files["train"], "train", inputs_for(name))
-    model = model_for(name).train()
+    ds = ds_for(files["train"], "train", name)
+    model = model_for(name, ds).train()
     model.set_input_stats(*ds.feature_stats())
     batch = ds.collate(list(range(16)))
     losses = overfit_losses(model, batch, lr=3e-3)
@@ -366,7 +389,7 @@ def _late_files(root: Path, test_good: str) -> tuple[dict[str, Path], dict[str, 
     rng = np.random.default_rng(0)
     vis, aud = {}, {}
     for split, n in (("dev", 60), ("test", 50)):
-        names = [f"dia9_utt{i}" for i in range(n)]
+        names = [f"dia{i // 3}_utt{i % 3}" for i in range(n)]  # 3 utterances per dialogue
         emo = rng.integers(0, 7, n)
         good_v = split == "dev" or test_good == "visual"
         vis[split] = _preds(
@@ -401,12 +424,24 @@ def test_late_weight_chosen_on_dev_only(tmp_path: Path) -> None:
     y = np.array([0, 1, 1])
     w0, _ = choose_weight(y, np.eye(3)[[0, 1, 1]], np.eye(3)[[1, 0, 0]])
     assert w0 > 0.5
+    # Dev is out of fold: each dialogue's mix uses a weight chosen on the other folds.
+    assert s1["dev_predictions"].startswith("out of fold") and s1["folds"] == 3
+    dev = read_predictions(tmp_path / "a" / "predictions_dev.parquet").set_index("clip_name")
+    vd = read_predictions(vis["dev"]).set_index("clip_name").loc[dev.index]
+    ad = read_predictions(aud["dev"]).set_index("clip_name").loc[dev.index]
+    fold_w = s1["emotion_fold_visual_weights"]
+    assert len(fold_w) == 3
+    for name in dev.index:
+        mixes = [w * vd.loc[name, cols].to_numpy() + (1 - w) * ad.loc[name, cols].to_numpy()
+                 for w in fold_w]
+        assert any(np.allclose(dev.loc[name, cols].to_numpy(np.float64), m, atol=1e-6)
+                   for m in mixes)
 
 
 def test_late_stacking_dev_is_out_of_fold(tmp_path: Path) -> None:
     vis, aud = _late_files(tmp_path, test_good="visual")
     s = late_fusion(vis, aud, tmp_path / "s", method="stacking", seed=3)
-    assert s["dev_predictions"].startswith("out-of-fold") and s["emotion_cv_folds"] >= 2
+    assert s["dev_predictions"].startswith("out of fold") and s["folds"] == 3
     dev = read_predictions(tmp_path / "s" / "predictions_dev.parquet")
     test = read_predictions(tmp_path / "s" / "predictions_test.parquet")
     assert len(dev) == 60 and len(test) == 50
@@ -453,7 +488,7 @@ def _stage_paths(files: dict[str, Any]) -> dict[str, dict[str, Path]]:
     }
 
 
-@pytest.mark.parametrize("name", registry.names(["early_fusion"]))
+@pytest.mark.parametrize("name", [*NAMED, "dx_windowed_only", "dx6_shuffled"])
 def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / name / "seed0"
     engine = {**ENGINE, "w_sentiment": 0.0} if name == "gated" else ENGINE  # single-task too
@@ -463,10 +498,11 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
         **_stage_paths(files),
         out_dir=out,
         engine=engine,
-        model_params=TINY[name],
+        model_params=tiny_params(name),
         config_hash="h",
         window_pool=POOL,
     )
+    assert summary["factors"] == dict(registry.get(name).factors)
     for f in ("best.pt", "last.pt", "log.csv", "summary.json"):
         assert (out / f).is_file()
     test = read_predictions(out / "predictions_test.parquet")
@@ -485,12 +521,17 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
         abl.loc[sorted(no_audio_clips), cols], t.loc[sorted(no_audio_clips), cols], atol=1e-5
     )
     assert not np.allclose(abl[cols].to_numpy(), t.loc[abl.index, cols].to_numpy())
-    # Scaling statistics in the checkpoint are the train split's, not dev's or test's.
+    # Scaling statistics in the checkpoint are the train split's, not dev's or test's; a model
+    # with scaling off (the study's setup) keeps the identity.
     state = torch.load(out / "best.pt", weights_only=True)["model"]
-    train_mean = ds_of(files["train"], "train", inputs_for(name)).feature_stats()[0]["audio"][0]
-    np.testing.assert_allclose(state["norm_a.mean"].numpy(), train_mean, rtol=1e-4, atol=1e-5)
-    dev_mean = ds_of(files["dev"], "dev", inputs_for(name)).feature_stats()[0]["audio"][0]
-    assert np.abs(state["norm_a.mean"].numpy() - dev_mean).mean() > 1.0
+    if registry.get(name).factors["scaling"] == "off":
+        assert not state["norm_a.mean"].any() and (state["norm_a.std"] == 1).all()
+    else:
+        train_mean = ds_for(files["train"], "train", name).feature_stats()[0]["audio"][0]
+        np.testing.assert_allclose(state["norm_a.mean"].numpy(), train_mean, rtol=1e-4,
+                                   atol=1e-5)
+        dev_mean = ds_for(files["dev"], "dev", name).feature_stats()[0]["audio"][0]
+        assert np.abs(state["norm_a.mean"].numpy() - dev_mean).mean() > 1.0
     assert json.loads((out / "summary.json").read_text())["model"] == name
 
 

@@ -2,6 +2,33 @@
 # late), one job per model and seed, on the per-stream models' exported embeddings/predictions.
 
 
+rule crossfit:
+    # Out-of-fold train embeddings of the video model (cross-fitted early-fusion runs).
+    conda:
+        "../../envs/train.yaml"
+    input:
+        inputs(P.crossfit_inputs, config, "model"),
+    output:
+        **P.crossfit_outputs(config),
+    wildcard_constraints:
+        model="|".join(P.cross_fitted(config)) or "^$",
+    params:
+        code=code("crossfit"),
+        p=job_params("crossfit", config),
+        hash=hashed("crossfit", "crossfit", config),
+        inputs=paths_json(P.crossfit_inputs, config, "model"),
+        out_dir=out_dir("summary"),
+    threads: 2
+    log:
+        L.log("crossfit_{model}_seed{seed}"),
+    benchmark:
+        L.benchmark("crossfit_{model}_seed{seed}")
+    shell:
+        "avemo crossfit --model {wildcards.model} --seed {wildcards.seed} --out {params.out_dir:q}"
+        " --config-hash {params.hash} --workers {threads} --inputs {params.inputs:q}"
+        " --params {params.p:q} > {log:q} 2>&1"
+
+
 rule fusion:
     conda:
         "../../envs/train.yaml"

@@ -17,22 +17,26 @@
      "pairs": [{"spec": [ref_a, ref_b], "a": ref, "b": ref,   # refs with best:* resolved
                 "models": [..], "n", "n_dialogues", "too_small", "seeds", "dropped",
                 "tests", "per_seed",
-                "family": "primary" | "exploratory",
+                "family": "primary" | "diagnosis" | "exploratory",
                 "p_holm": float | null}, ...],
                 # n: utterances scored by every file of the pair (the others are "dropped",
                 # counted per "<ref> seed <n>"; no file path is stored)
                 # tests/per_seed: as evaluate.compare_models (delta = a - b; dialogue x seed
                 # bootstrap; "significant" null when too_small)
                 # p_holm: Holm-adjusted p of the primary endpoint (emotion weighted F1) over
-                # the primary family; null for exploratory and too_small pairs (no verdict);
-                # also stored as tests.emotion.weighted_f1.p_holm
+                # the pair's family (primary, or the diagnosis' factor effects); null for
+                # exploratory and too_small pairs (no verdict); also stored as
+                # tests.emotion.weighted_f1.p_holm
      "multiplicity": {"method": "holm", "endpoint": {"task", "metric"}, "alpha",
                       "primary": [[a, b], ...],      # resolved pairs in the family
+                      "diagnosis": [[a, b], ...],    # the factor effects (own Holm family)
                       "not_tested": [[ref_a, ref_b], ...]},  # primary specs with no pair
      "bootstrap": {...}}
 
 The primary family (``primary``, config ``evaluation.primary``; null = ``default_primary``)
-is the study's claims; every other pair is exploratory: its unadjusted p is descriptive.
+is the study's claims; the ``diagnosis`` family (avemo.diagnosis: pairs of models that differ
+in one factor) is adjusted on its own; every other pair is exploratory: its unadjusted p is
+descriptive.
 """
 
 from __future__ import annotations
@@ -248,6 +252,7 @@ def compare_pairs(
     primary: Sequence[Sequence[str]] | None = None,
     min_utterances: int = MIN_UTTERANCES,
     min_dialogues: int = MIN_DIALOGUES,
+    diagnosis: Sequence[Sequence[str]] = (),
 ) -> dict[str, Any]:
     """Stage: paired bootstrap tests for every pair; writes ``out_json`` (``compare.json``).
 
@@ -257,8 +262,10 @@ def compare_pairs(
     needed only to resolve ``best:<group>`` (on dev). Every file is used as given (nothing is
     derived from a path). Pairs that resolve to an already tested pair (either order) or to one
     model twice are skipped. ``primary``: the pairs (same syntax; None = ``default_primary``)
-    whose primary-endpoint p-values are Holm-adjusted together; the others are exploratory.
-    Pairs under ``min_utterances``/``min_dialogues`` are ``too_small``: no verdict, no p_holm.
+    whose primary-endpoint p-values are Holm-adjusted together; ``diagnosis``: the factor
+    effects' pairs, a second family adjusted on its own (a pair in both counts as primary); the
+    others are exploratory. Pairs under ``min_utterances``/``min_dialogues`` are
+    ``too_small``: no verdict, no p_holm.
     Returns ``{"n_pairs", "selection": {group: model}}``.
     """
     groups = groups or {}
@@ -302,18 +309,22 @@ def compare_pairs(
         entry.pop("bootstrap", None)
         results.append({"spec": list(pair), "a": a, "b": b, **entry})
     family, not_tested = _primary_family(primary, selection, done)
+    dx_family, _ = _primary_family(diagnosis, selection, done)
     task, metric = PRIMARY_ENDPOINT
-    in_family = [frozenset((e["a"], e["b"])) in family for e in results]
-    adjusted = holm(
-        [
-            e["tests"][task][metric]["p_value"] if f and not e["too_small"] else None
-            for e, f in zip(results, in_family, strict=True)
-        ]
-    )
-    for e, f, p_adj in zip(results, in_family, adjusted, strict=True):
-        e["family"] = "primary" if f else "exploratory"
-        e["p_holm"] = p_adj
-        e["tests"][task][metric]["p_holm"] = p_adj
+    keys = [frozenset((e["a"], e["b"])) for e in results]
+    families = ["primary" if k in family else "diagnosis" if k in dx_family else "exploratory"
+                for k in keys]
+    for name in ("primary", "diagnosis"):
+        members = [i for i, f in enumerate(families) if f == name]
+        adjusted = holm([None if results[i]["too_small"]
+                         else results[i]["tests"][task][metric]["p_value"] for i in members])
+        for i, p_adj in zip(members, adjusted, strict=True):
+            results[i]["p_holm"] = p_adj
+    for e, f in zip(results, families, strict=True):
+        e["family"] = f
+        e.setdefault("p_holm", None)
+        e["tests"][task][metric]["p_holm"] = e["p_holm"]
+    in_family = [f == "primary" for f in families]
     write_json(
         out_json,
         {
@@ -326,6 +337,8 @@ def compare_pairs(
                 "alpha": float(alpha),
                 "primary": [[e["a"], e["b"]] for e, f in zip(results, in_family, strict=True)
                             if f],
+                "diagnosis": [[e["a"], e["b"]] for e, f in zip(results, families, strict=True)
+                              if f == "diagnosis"],
                 "not_tested": not_tested,
             },
             "bootstrap": boot,

@@ -8,6 +8,12 @@ Two input families, chosen per model (``FusionDataset.inputs``):
   those frames, the log-mel window centred on the same timestamp (matched by clip and time,
   not by row order, so a frame whose window is absent is masked, never shifted).
 
+The diagnosis factors (avemo.diagnosis) choose within a family: ``video="dense"`` gives
+``utterance`` models the video model's embedding over the dense frames; ``audio="windowed"``
+gives them the aligned windows pooled over the clip (masked mean and max) instead of the
+192-D vector; ``shuffle_seed`` shuffles each clip's windows in time for ``aligned`` models
+(the negative control: the same windows, each now beside another moment's frame).
+
 Clips = manifest ``ok`` clips that have a sparse video embedding (the visual baselines score
 exactly these, so fusion predictions pair with theirs). A clip without usable audio is kept
 and scored with its audio masked; ``FusionDataset.without("audio")`` masks it for every clip.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,16 +296,26 @@ def build_fusion_dataset(
     aligned_dir: PathLike | None = None,
     window_pool: int = 5,
     match_tol_s: float = MATCH_TOL_S,
+    video: str | None = None,
+    audio: str | None = None,
+    shuffle_seed: int | None = None,
 ) -> FusionDataset:
     """The fusion dataset of one split.
 
     ``video_utt``: the sparse-frame ``embeddings_{split}.npz``; ``audio_dir``: the AudioStore
     folder (utterance vectors and mask); for ``inputs="aligned"`` also ``video_dense`` (the
     dense-frame npz) and ``aligned_dir`` (windows centred on the dense frames), windows pooled
-    to ``window_pool`` time segments (``pool_windows``).
+    to ``window_pool`` time segments (``pool_windows``). ``video``/``audio``/``shuffle_seed``:
+    the diagnosis factors (module docstring; None: the family's own, sparse/clip for
+    ``utterance``, dense/windowed for ``aligned``); ``utterance`` models with
+    ``video="dense"`` or ``audio="windowed"`` need ``video_dense`` and ``aligned_dir`` too.
     """
     if inputs not in INPUTS:
         raise DataStageError(f"unknown fusion inputs {inputs!r}; use one of {INPUTS}")
+    own = ("sparse", "clip") if inputs == "utterance" else ("dense", "windowed")
+    video, audio = video or own[0], audio or own[1]
+    if inputs == "aligned" and (video, audio) != ("dense", "windowed"):
+        raise DataStageError("aligned fusion reads dense frames and windowed audio")
     labels = _labels(manifest)
     sparse = EmbeddingFile.read(video_utt)
     keep = np.isin(sparse.clip_name, labels.index.to_numpy(str))
@@ -326,13 +343,56 @@ def build_fusion_dataset(
         "audio_present": a_present,
         "sparse_t_s": sparse.t_s[keep].astype(np.float32),
     }
+    if inputs == "utterance" and (video, audio) == ("sparse", "clip"):
+        return FusionDataset(split, inputs, arrays)
+    if video_dense is None or aligned_dir is None:
+        raise DataStageError(f"{split}: dense video or windowed audio needs video_dense and "
+                             "aligned_dir")
+    aligned = _aligned_arrays(names, a_present, video_dense, aligned_dir, window_pool,
+                              match_tol_s)
     if inputs == "aligned":
-        if video_dense is None or aligned_dir is None:
-            raise DataStageError(f"{split}: aligned fusion needs video_dense and aligned_dir")
-        arrays.update(
-            _aligned_arrays(names, a_present, video_dense, aligned_dir, window_pool, match_tol_s)
-        )
+        aligned.pop("video_emb")
+        if shuffle_seed is not None:
+            aligned = shuffle_windows(aligned, names, shuffle_seed)
+        arrays.update(aligned)
+        return FusionDataset(split, inputs, arrays)
+    if video == "dense":
+        has = aligned["video_mask"].any(1)
+        arrays["video_utt"] = np.where(has[:, None], aligned["video_emb"], 0.0).astype(
+            np.float32)
+        arrays["video_present"] = has
+    if audio == "windowed":
+        arrays["audio_utt"], arrays["audio_present"] = pooled_windows(
+            aligned["audio_win"], aligned["audio_mask"])
     return FusionDataset(split, inputs, arrays)
+
+
+def pooled_windows(win: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's windows summarised without their times: masked mean and max over valid steps
+    (``[N,T,D]`` -> ``[N,2D]``) and whether any window is valid."""
+    present = mask.any(1)
+    m = mask[..., None]
+    mean = (win * m).sum(1) / np.maximum(m.sum(1), 1)
+    mx = np.where(m, win, -np.inf).max(1, initial=-np.inf)
+    mx = np.where(present[:, None], mx, 0.0)
+    return np.concatenate([mean, mx], axis=1).astype(np.float32), present
+
+
+def shuffle_windows(aligned: dict[str, np.ndarray], names: list[str],
+                    seed: int) -> dict[str, np.ndarray]:
+    """The negative control: each clip's windows (with their masks and times) permuted among
+    its own steps, one fixed permutation per (seed, clip) whatever the split or epoch."""
+    out = dict(aligned)
+    win, mask, t = aligned["audio_win"].copy(), aligned["audio_mask"].copy(), \
+        aligned["audio_t_s"].copy()
+    for i, (name, n) in enumerate(zip(names, aligned["lengths"], strict=True)):
+        if n < 2:
+            continue
+        key = zlib.crc32(name.encode())
+        perm = np.random.default_rng([seed, key]).permutation(int(n))
+        win[i, :n], mask[i, :n], t[i, :n] = win[i, perm], mask[i, perm], t[i, perm]
+    out.update(audio_win=win, audio_mask=mask, audio_t_s=t)
+    return out
 
 
 def _aligned_arrays(
@@ -363,6 +423,7 @@ def _aligned_arrays(
     audio_win[a_mask] = pooled[where[a_mask]]
     win_t = index["t_s"].to_numpy(np.float32)
     return {
+        "video_emb": np.where(has[:, None], dense.emb[src], 0.0).astype(np.float32),
         "video_seq": seq,
         "video_mask": step.copy(),
         "t_s": t_s,

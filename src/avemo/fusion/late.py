@@ -3,9 +3,11 @@
 ``weighted``: p = w·p_visual + (1-w)·p_audio, w on a grid over [0, 1] chosen per task on the
 dev split (emotion by dev emotion weighted F1, sentiment by dev sentiment weighted F1); test is
 read only to apply the chosen w. ``stacking``: per task, a logistic regression on the two
-streams' log-probabilities, fitted on dev; its test predictions come from the fit on all of
-dev, its dev predictions are out-of-fold (``cross_val_predict``), since in-sample dev scores
-would flatter it. Utterances scored by both streams are kept (inner join on ``clip_name``).
+streams' log-probabilities, fitted on dev. Both are fitted on dev, so their dev predictions
+are out of fold (``cv_folds`` folds of dev grouped by dialogue: each fold's predictions come
+from a weight or a regression chosen on the other folds), since in-sample dev scores would
+flatter them; test predictions come from the fit on all of dev. Utterances scored by both
+streams are kept (inner join on ``clip_name``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from avemo.atomic import atomic_path, write_json
 from avemo.errors import DataStageError
+from avemo.evaluation.bootstrap import dialogue_ids
 from avemo.evaluation.metrics import TASKS, prob_columns, read_predictions
+from avemo.folds import dialogue_folds
 
 PathLike = str | os.PathLike[str]
 METHODS = ("weighted", "stacking")
@@ -83,23 +86,56 @@ def _full_proba(model: LogisticRegression, x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _stack(
-    y: np.ndarray, x_dev: np.ndarray, x_test: np.ndarray, n: int, seed: int, folds: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(out-of-fold dev probabilities, test probabilities, folds used)."""
+    y: np.ndarray, x_dev: np.ndarray, x_test: np.ndarray, n: int, fold: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(out-of-fold dev probabilities, test probabilities)."""
     counts = np.bincount(y, minlength=n)
     if (counts > 0).sum() < 2:  # one class on dev: nothing to learn, predict the dev prior
         prior = counts / counts.sum()
-        return np.tile(prior, (len(x_dev), 1)), np.tile(prior, (len(x_test), 1)), 0
+        return np.tile(prior, (len(x_dev), 1)), np.tile(prior, (len(x_test), 1))
     model = LogisticRegression(C=1.0, max_iter=2000)
-    k = int(min(folds, counts.max()))
-    cv = StratifiedKFold(n_splits=max(k, 2), shuffle=True, random_state=seed)
     oof = np.zeros((len(y), n))
-    classes = np.flatnonzero(counts)
     # A few thousand rows × 20 features: BLAS threads only contend on a shared machine.
     with threadpool_limits(1):
-        oof[:, classes] = cross_val_predict(model, x_dev, y, cv=cv, method="predict_proba")
+        for k in np.unique(fold):
+            fit_rows, held = fold != k, fold == k
+            if len(np.unique(y[fit_rows])) < 2:  # the other folds hold one class: its prior
+                oof[held] = np.bincount(y[fit_rows], minlength=n) / fit_rows.sum()
+                continue
+            part = LogisticRegression(C=1.0, max_iter=2000).fit(x_dev[fit_rows], y[fit_rows])
+            oof[held] = _full_proba(part, x_dev[held], n)
         model.fit(x_dev, y)
-    return oof, _full_proba(model, x_test, n), max(k, 2)
+    return oof, _full_proba(model, x_test, n)
+
+
+def _weighted_oof(y: np.ndarray, pv: np.ndarray, pa: np.ndarray, fold: np.ndarray,
+                  step: float) -> tuple[np.ndarray, list[float]]:
+    """Dev probabilities of the mix, each fold's from the weight chosen on the other folds."""
+    out = np.zeros_like(pv)
+    weights = []
+    for k in np.unique(fold):
+        held = fold == k
+        w, _ = choose_weight(y[~held], pv[~held], pa[~held], step)
+        out[held] = w * pv[held] + (1 - w) * pa[held]
+        weights.append(w)
+    return out, weights
+
+
+def _dev_folds(names: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, str]:
+    """Dev folds grouped by dialogue (fewer when dev has fewer dialogues); a dev split of one
+    dialogue (a toy corpus) can only be split by utterance, and the summary says so."""
+    n_dialogues = len(np.unique(dialogue_ids(names)))
+    k = min(folds, n_dialogues)
+    if k >= 2:
+        return (dialogue_folds(names, k, seed),
+                f"out of fold ({k} folds of dev grouped by dialogue)")
+    k = min(folds, len(names))
+    if k < 2:
+        raise DataStageError(f"dev has {len(names)} utterance(s): out-of-fold late fusion "
+                             "needs at least 2")
+    fold = np.random.default_rng(seed).permutation(len(names)) % k
+    return fold, (f"out of fold ({k} folds of dev by utterance: dev has {n_dialogues} "
+                  "dialogue(s), too few to group)")
 
 
 def _write(path: Path, df: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
@@ -120,11 +156,13 @@ def late_fusion(
     seed: int = 0,
     *,
     grid_step: float = 0.05,
-    cv_folds: int = 5,
+    folds: int = 3,
 ) -> dict[str, Any]:
     """Fuse ``visual_preds`` and ``audio_preds`` (``{"dev": path, "test": path}``, prediction
     files of docs/formats.md section 5) into ``out_dir/predictions_{dev,test}.parquet`` and
     ``out_dir/late.json`` (method, chosen weights / folds, dev grid scores, row counts).
+    ``folds``: dev folds (grouped by dialogue, drawn with ``seed``) of the out-of-fold dev
+    predictions; fewer when dev has fewer dialogues.
     """
     if method not in METHODS:
         raise DataStageError(f"unknown late fusion method {method!r}; use one of {METHODS}")
@@ -140,8 +178,9 @@ def late_fusion(
         "seed": seed,
         "n_dev": len(v_dev),
         "n_test": len(v_test),
-        "dev_predictions": "out-of-fold (cross_val_predict)" if method == "stacking" else "fit",
     }
+    fold, summary["dev_predictions"] = _dev_folds(v_dev["clip_name"].to_numpy(str), folds, seed)
+    summary["folds"] = int(fold.max()) + 1
     dev_p: dict[str, np.ndarray] = {}
     test_p: dict[str, np.ndarray] = {}
     for task, labels in TASKS.items():
@@ -151,15 +190,15 @@ def late_fusion(
         y = _truth(v_dev, task)  # dev truth only: test labels are never read for fitting
         if method == "weighted":
             w, scores = choose_weight(y, pv_d, pa_d, grid_step)
-            dev_p[task] = w * pv_d + (1 - w) * pa_d
+            dev_p[task], fold_w = _weighted_oof(y, pv_d, pa_d, fold, grid_step)
             test_p[task] = w * pv_t + (1 - w) * pa_t
-            summary[f"{task}_visual_weight"] = w
-            summary[f"{task}_dev_grid_wf1"] = {f"{k:.2f}": v for k, v in scores.items()}
+            summary[f"{task}_visual_weight"] = w  # chosen on all of dev, applied to test
+            summary[f"{task}_fold_visual_weights"] = fold_w
+            summary[f"{task}_dev_grid_wf1"] = {f"{g:.2f}": v for g, v in scores.items()}
         else:
-            dev_p[task], test_p[task], k = _stack(
-                y, _features(pv_d, pa_d), _features(pv_t, pa_t), len(labels), seed, cv_folds
-            )
-            summary[f"{task}_cv_folds"] = k
+            dev_p[task], test_p[task] = _stack(
+                y, _features(pv_d, pa_d), _features(pv_t, pa_t), len(labels), fold)
+        # out of fold: what the report may quote as late fusion's dev score
         summary[f"{task}_dev_wf1"] = _wf1(y, dev_p[task], len(labels))
     _write(out / "predictions_dev.parquet", v_dev, dev_p)
     _write(out / "predictions_test.parquet", v_test, test_p)

@@ -46,12 +46,17 @@ def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class _Fusion(nn.Module):
     input_kind = "fusion"
 
-    def __init__(self, video_dim: int, audio_dim: int) -> None:
+    def __init__(self, video_dim: int, audio_dim: int, scaling: bool = True) -> None:
         super().__init__()
         self.norm_v = InputStandardizer(video_dim)
         self.norm_a = InputStandardizer(audio_dim)
+        # The diagnosis' scaling factor: off keeps the identity (the study concatenated raw
+        # features of very different scales).
+        self.scaling = scaling
 
     def set_input_stats(self, stats: Stats) -> None:
+        if not self.scaling:
+            return
         self.norm_v.set_stats(*stats["video"])
         self.norm_a.set_stats(*stats["audio"])
 
@@ -72,8 +77,9 @@ class ConcatMisaligned(_Fusion):
         layers: int = 2,
         hidden: int = 64,
         dropout: float = 0.3,
+        scaling: bool = True,
     ) -> None:
-        super().__init__(video_dim, audio_dim)
+        super().__init__(video_dim, audio_dim, scaling)
         self.body, d = _mlp(video_dim + audio_dim, width, layers, dropout)
         self.head = DualHead(d, hidden, dropout)
 
@@ -99,8 +105,9 @@ class Gated(_Fusion):
         layers: int = 1,
         hidden: int = 64,
         dropout: float = 0.3,
+        scaling: bool = True,
     ) -> None:
-        super().__init__(video_dim, audio_dim)
+        super().__init__(video_dim, audio_dim, scaling)
         self.proj_v, _ = _mlp(video_dim, d, 1, dropout)
         self.proj_a, _ = _mlp(audio_dim, d, 1, dropout)
         self.gate = nn.Linear(2 * d, 1)
@@ -123,8 +130,9 @@ class Gated(_Fusion):
 class _Aligned(_Fusion):
     """Per-step video embeddings and the audio windows at the same timestamps."""
 
-    def __init__(self, video_dim: int, window_dim: int, d: int, dropout: float) -> None:
-        super().__init__(video_dim, window_dim)
+    def __init__(self, video_dim: int, window_dim: int, d: int, dropout: float,
+                 scaling: bool = True) -> None:
+        super().__init__(video_dim, window_dim, scaling)
         # Per-step encoders carry no dropout: on [B,T,d] it was the largest single cost of an
         # epoch on CPU; dropout acts after pooling instead.
         self.proj_v, _ = _mlp(video_dim, d, 1, 0.0)
@@ -152,8 +160,9 @@ class ConcatAligned(_Aligned):
         layers: int = 1,
         hidden: int = 64,
         dropout: float = 0.3,
+        scaling: bool = True,
     ) -> None:
-        super().__init__(video_dim, window_dim, d, dropout)
+        super().__init__(video_dim, window_dim, d, dropout, scaling=scaling)
         self.step, s = _mlp(2 * d, width, 1, 0.0)
         self.body, out = _mlp(2 * s, width, layers, dropout)
         self.head = DualHead(out, hidden, dropout)
@@ -212,8 +221,9 @@ class CrossAttention(_Aligned):
         layers: int = 1,
         hidden: int = 64,
         dropout: float = 0.1,
+        scaling: bool = True,
     ) -> None:
-        super().__init__(video_dim, window_dim, d, dropout)
+        super().__init__(video_dim, window_dim, d, dropout, scaling=scaling)
         self.time = TimeEncoding(d)
         self.v2a = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
         self.a2v = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)

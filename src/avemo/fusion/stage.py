@@ -38,8 +38,8 @@ def build_fusion_model(name: str, **params: Any) -> nn.Module:
     return build_model(name, "early_fusion", **params)
 
 
-def _inputs_of(name: str) -> str:
-    return str(registry.get(name).fusion_inputs)
+def _factors_of(name: str) -> dict[str, str]:
+    return dict(registry.get(name).factors)
 
 
 def _write_predictions(model: nn.Module, ds: FusionDataset, path: Path, device: str) -> None:
@@ -82,7 +82,8 @@ def train_fusion(
     ``manifests``: ``manifest/{split}.parquet``; ``video_utt``: the video model's embeddings on
     the sparse (study) frames, ``embeddings_{split}@study.npz``; ``audio_dirs``:
     ``audio/{split}`` (utterance vectors + mask).
-    Aligned models (``concat_aligned``, ``cross_attention``) also need ``video_dense`` (the
+    The model's factor levels (its registry entry, avemo.diagnosis) decide what it reads;
+    every level but the study's sparse/clip inputs also needs ``video_dense`` (the
     dense-frame npz) and ``aligned_dirs`` (windows centred on the dense frames; an AudioStore
     folder or one holding ``aligned.npy`` + ``aligned_index.parquet``); ``window_pool``: time
     segments each window is averaged to. ``engine``: engine settings (``EngineSettings`` fields,
@@ -91,11 +92,12 @@ def train_fusion(
     Returns the summary also written to ``summary.json``.
     """
     t0 = time.perf_counter()
-    inputs = _inputs_of(model_name)
+    factors = _factors_of(model_name)
+    inputs = str(registry.get(model_name).fusion_inputs)
     settings = EngineSettings.from_mapping(
         engine, where=f"{model_name}'s engine (train.engine, fusion.engine, fusion.models)")
     needed = {"manifests": manifests, "video_utt": video_utt, "audio_dirs": audio_dirs}
-    if inputs == "aligned":
+    if (factors["video"], factors["audio"]) != ("sparse", "clip"):
         needed.update(video_dense=video_dense or {}, aligned_dirs=aligned_dirs or {})
     for what, files in needed.items():
         missing = [s for s in SPLITS if s not in files]
@@ -114,11 +116,15 @@ def train_fusion(
             video_dense=(video_dense or {}).get(split),
             aligned_dir=(aligned_dirs or {}).get(split),
             window_pool=window_pool,
+            video=factors["video"],
+            audio=factors["audio"],
+            shuffle_seed=seed if factors["alignment"] == "shuffled" else None,
         )
 
     data = {s: dataset(s) for s in SPLITS}
     seed_everything(seed)
-    net = build_fusion_model(model_name, **{**data["train"].dims(), **model_params})
+    net = build_fusion_model(model_name, **{**data["train"].dims(), **model_params,
+                                            "scaling": factors["scaling"] == "on"})
     _fresh_start_if_config_changed(out, config_hash)
     result = fit(
         net,
@@ -145,6 +151,7 @@ def train_fusion(
         "seed": seed,
         "config_hash": config_hash,
         "inputs": inputs,
+        "factors": factors,
         "dims": data["train"].dims(),
         "window_pool": window_pool,
         **{f"n_{s}": len(d) for s, d in data.items()},

@@ -19,7 +19,7 @@ from ..atomic import atomic_path, write_text
 from ..errors import DataStageError
 from ..labels import SPLITS
 from ..manifest import read_manifest
-from . import figures, findings, provenance, reference, sections, tables
+from . import diagnosis, figures, findings, provenance, reference, sections, tables
 from .findings import Data
 from .inputs import PathLike, ReportModels, check_keys, load_inputs
 from .render import Figure, Section, Table, to_html, to_markdown
@@ -215,6 +215,8 @@ def build_report(
         sections.visual_section(inp, fig_dir, ref, data),
         sections.audio_section(inp, fig_dir, data),
         sections.fusion_section(inp, fig_dir, data),
+        *filter(None, [diagnosis.diagnosis_section(inp, fig_dir, ref, data,
+                                                   sections.alpha_of(inp))]),
         *sections.ablation_sections(inp),
         sections.baselines_section(inp, ref, description, data),
         sections.per_class_section(inp, fig_dir, data),

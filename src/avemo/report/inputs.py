@@ -46,6 +46,7 @@ class ReportModels:
     visual: list[str] = field(default_factory=list)
     audio: list[str] = field(default_factory=list)
     fusion: list[str] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)  # avemo.diagnosis variants (own section)
     single_task: list[str] = field(default_factory=list)  # fusion models with a @single_task run
     ablations: list[str] = field(default_factory=list)  # fusion models with @no_audio/@no_video
     baselines: list[str] = field(default_factory=lambda: ["majority", "prior"])
@@ -59,13 +60,14 @@ class ReportModels:
         ablations: list[str] | None = None,
     ) -> ReportModels:
         groups = groups or {}
-        unknown = set(groups) - {"visual", "audio", "fusion"}
+        unknown = set(groups) - {"visual", "audio", "fusion", "diagnosis"}
         if unknown:
             raise DataStageError(f"unknown report model groups {sorted(unknown)}")
         return cls(
             visual=list(groups.get("visual", [])),
             audio=list(groups.get("audio", [])),
             fusion=list(groups.get("fusion", [])),
+            diagnosis=list(groups.get("diagnosis", [])),
             single_task=list(single_task or []),
             ablations=list(ablations or []),
             baselines=list(["majority", "prior"] if baselines is None else baselines),
@@ -93,6 +95,7 @@ class ReportModels:
             *self.visual,
             *self.audio,
             *self.fusion,
+            *self.diagnosis,
             *self.variants,
             *self.ablation_names,
             *self.baselines,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import registry
+from .. import diagnosis, registry
 from ..errors import ConfigError
 from ..evaluation.compare import (
     BEST_PREFIX,
@@ -22,11 +22,24 @@ BASELINES: tuple[str, ...] = tuple(registry.names(["baseline"]))
 
 
 def model_groups(cfg: dict[str, Any]) -> dict[str, list[str]]:
-    """``{"visual", "audio", "fusion": [names]}`` in config order, grouped by registry kind."""
+    """``{"visual", "audio", "fusion": [names]}`` in config order, grouped by registry kind,
+    plus ``"diagnosis"`` (the diagnosis variants) when ``fusion.diagnosis`` is on."""
     names = [*(cfg.get("train", {}).get("models") or {}),
              *(cfg.get("fusion", {}).get("models") or {})]
-    return {g: [m for m in names if registry.get(m).group == g]
-            for g in ("visual", "audio", "fusion")}
+    out = {g: [m for m in names if registry.get(m).group == g]
+           for g in ("visual", "audio", "fusion")}
+    if (cfg.get("fusion") or {}).get("diagnosis"):
+        out["diagnosis"] = registry.diagnostic_names()
+    return out
+
+
+def diagnosis_pairs(cfg: dict[str, Any]) -> list[list[str]]:
+    """The factor effects' pairs ``[a, b]`` (a − b differ in one factor), when the diagnosis
+    runs and the study's fusion is configured (every effect starts from it)."""
+    groups = model_groups(cfg)
+    if not groups.get("diagnosis") or diagnosis.STUDY_MODEL not in groups["fusion"]:
+        return []
+    return [[e.a, e.b] for e in diagnosis.effects()]
 
 
 def single_task_models(cfg: dict[str, Any]) -> list[str]:
@@ -55,7 +68,8 @@ def all_models(cfg: dict[str, Any]) -> list[str]:
     """Every name with a ``metrics/{name}.json``: models, variants, baselines."""
     g = model_groups(cfg)
     variants = [variant_name(m, "single_task") for m in single_task_models(cfg)]
-    return [*g["visual"], *g["audio"], *g["fusion"], *variants, *BASELINES]
+    return [*g["visual"], *g["audio"], *g["fusion"], *g.get("diagnosis", []), *variants,
+            *BASELINES]
 
 
 def comparison_pairs(cfg: dict[str, Any]) -> list[list[str]]:
@@ -63,6 +77,7 @@ def comparison_pairs(cfg: dict[str, Any]) -> list[list[str]]:
     without duplicates. An extra pair naming an unknown model is a ConfigError."""
     groups = model_groups(cfg)
     pairs = default_pairs(groups, single_task_models(cfg), ablation_models(cfg))
+    pairs += diagnosis_pairs(cfg)
     known = set(all_models(cfg))
     extra = (cfg.get("evaluation") or {}).get("compare") or []
     for i, pair in enumerate(extra):
@@ -94,7 +109,7 @@ def compare_params(cfg: dict[str, Any]) -> dict[str, Any]:
     # Keys a validated config always has (schema defaults); partial configs keep the stage's.
     keys = ("n_resamples", "seed", "alpha", "primary", "min_utterances", "min_dialogues")
     return {"pairs": comparison_pairs(cfg), "groups": model_groups(cfg),
-            **{k: ev[k] for k in keys if k in ev}}
+            "diagnosis": diagnosis_pairs(cfg), **{k: ev[k] for k in keys if k in ev}}
 
 
 def report_params(cfg: dict[str, Any]) -> dict[str, Any]:
