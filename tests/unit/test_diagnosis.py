@@ -17,7 +17,7 @@ from avemo.evaluation import evaluate
 from avemo.evaluation.bootstrap import dialogue_ids
 from avemo.folds import dialogue_folds
 from avemo.fusion.inputs import pooled_windows, shuffle_windows
-from avemo.report.spec import comparison_pairs, compare_params, model_groups
+from avemo.report.spec import compare_params, comparison_pairs, model_groups
 
 REPO = Path(__file__).resolve().parents[2]
 
