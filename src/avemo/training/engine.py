@@ -317,6 +317,9 @@ def fit(
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
 
+        # A resumed run with no epoch left still owes its log (the workflow removes a job's
+        # non-checkpoint outputs before rerunning it).
+        _write_log(out / "log.csv", progress.history)
         _load_best(model, out)
         return _summary(progress, resumed_from, model, device, amp, train_ds, dev_ds, n_batches)
 
