@@ -39,11 +39,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from avemo.atomic import write_json
 from avemo.errors import DownloadError
 from avemo.labels import LABEL_FILES, SPLIT_DIRS, SPLITS
+from avemo.progress import Bar, progress
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def file_digest(path: Path | str, algorithm: str = "sha256") -> str:
     digest = hashlib.new(algorithm)
     with (
         path.open("rb") as f,
-        tqdm(
+        progress(
             total=path.stat().st_size,
             unit="B",
             unit_scale=True,
@@ -153,7 +152,7 @@ def _content_range(header: str | None) -> tuple[int | None, int | None]:
 
 
 def _attempt(
-    url: str, part: Path, timeout_s: float, chunk_bytes: int, bar: tqdm
+    url: str, part: Path, timeout_s: float, chunk_bytes: int, bar: Bar
 ) -> tuple[int, int | None]:
     """One HTTP request: append to (or restart) ``part``.
 
@@ -275,7 +274,7 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
     last_error = ""
-    with tqdm(
+    with progress(
         total=expected_bytes,
         unit="B",
         unit_scale=True,
@@ -355,7 +354,7 @@ def layout_missing(root: Path | str) -> list[str]:
 class _HashingReader:
     """File wrapper that hashes what tarfile streams through it (one pass over 11 GB, not two)."""
 
-    def __init__(self, f: IO[bytes], bar: tqdm) -> None:
+    def __init__(self, f: IO[bytes], bar: Bar) -> None:
         self._f = f
         self._bar = bar
         self.digest = hashlib.sha256()
@@ -470,7 +469,7 @@ def extract_meld(archive: Path | str, root: Path | str, checksum: str | None = N
         size = archive.stat().st_size
         with (
             archive.open("rb") as f,
-            tqdm(
+            progress(
                 total=size,
                 unit="B",
                 unit_scale=True,

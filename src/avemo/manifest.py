@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm import tqdm
 
 from avemo.atomic import atomic_path
 from avemo.errors import DataStageError, LabelFileError
 from avemo.labels import LABEL_FILES, SPLIT_DIRS, SPLITS
 from avemo.media import empty_probe, probe_clip
 from avemo.meld import format_time, read_labels
+from avemo.progress import progress
 
 QC_COLUMNS: list[str] = ["split", "clip_name", "stage", "reason", "detail"]
 # Column order and dtype of every manifest file (docs/formats.md).
@@ -167,9 +167,9 @@ def _build_split(
     if workers > 1:
         # Threads suffice: probing is file I/O plus libav calls, and needs no pickling.
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            probes = list(tqdm(pool.map(probe, paths), **bar))
+            probes = list(progress(pool.map(probe, paths), **bar))
     else:
-        probes = [probe(p) for p in tqdm(paths, **bar)]
+        probes = [probe(p) for p in progress(paths, **bar)]
 
     qc: list[dict[str, str]] = []
     rows: list[dict[str, Any]] = []

@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 T = TypeVar("T")
 
+Bar = tqdm  # the type progress() returns, for annotations
+
 LOG_INTERVAL_S = 30.0  # off a terminal: at most one line per bar this often (plus the final one)
 LOG_NCOLS = 100  # fixed width: tqdm cannot ask a file for its width
 
@@ -73,14 +75,14 @@ def progress(
 
     Extra keyword arguments go to tqdm (``leave``, ``unit_scale``, ``disable``...). Off a
     terminal ``mininterval`` (and ``maxinterval``, whose monitor thread would refresh anyway) is
-    raised to ``LOG_INTERVAL_S`` and ``leave`` is forced on, so each bar ends with one line
-    saying how much was done and how fast.
+    ``LOG_INTERVAL_S`` and ``leave`` is forced on, so each bar ends with one line saying how
+    much was done and how fast.
     """
     fp = sys.stderr if file is None else file
     if _is_terminal(fp):
         return tqdm(iterable, total=total, desc=desc, unit=unit, file=fp, **kwargs)
-    kwargs["mininterval"] = max(float(kwargs.get("mininterval", 0.1)), LOG_INTERVAL_S)
-    kwargs["maxinterval"] = max(float(kwargs.get("maxinterval", 10.0)), LOG_INTERVAL_S)
+    # A caller's mininterval is a terminal redraw rate; a log wants the log interval.
+    kwargs["mininterval"] = kwargs["maxinterval"] = LOG_INTERVAL_S
     kwargs["leave"] = True
     kwargs.setdefault("ncols", LOG_NCOLS)
     kwargs.setdefault("ascii", True)  # '#' bars: no multi-byte blocks in logs

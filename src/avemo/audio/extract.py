@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torchaudio
-from tqdm import tqdm
 
 from avemo.atomic import atomic_dir, write_json
 from avemo.audio import aligned as aligned_mod
@@ -35,6 +34,7 @@ from avemo.audio import store
 from avemo.audio.decode import AudioDecodeError, load_audio
 from avemo.errors import ConfigError, DataStageError
 from avemo.manifest import read_manifest, usable
+from avemo.progress import progress
 
 SSL_MODES: tuple[str, ...] = ("off", "on", "random")
 ON_MISSING: tuple[str, ...] = ("error", "skip")
@@ -411,7 +411,7 @@ def extract_audio(
     with atomic_dir(out_dir) as tmp:
         writer = _Writer.open(tmp, len(tasks), len(frames), n_mels, w, egemaps, use_ssl)
         with open(writer.raw_path, "wb") as raw, _results(tasks, workers) as results:
-            for i, res in enumerate(tqdm(results, total=len(tasks), desc="audio", unit="clip")):
+            for i, res in enumerate(progress(results, total=len(tasks), desc="audio", unit="clip")):
                 writer.add(i, res, positions.get(res["clip_name"], _NO_POSITIONS), raw)
         writer.finish()
         _write_tables(tmp, writer, frames, use_ssl)

@@ -70,7 +70,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from avemo.atomic import write_json
 from avemo.errors import DataStageError
@@ -89,6 +88,7 @@ from avemo.evaluation.metrics import (
     read_predictions,
     truth_and_prediction,
 )
+from avemo.progress import progress
 
 SCHEMA_VERSION = 2  # 2: dialogue x seed bootstrap, macro F1 over all labels, std null
 CI_SPLIT = "test"
@@ -316,7 +316,7 @@ def evaluate_model(
     boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
     frames: dict[int, dict[str, pd.DataFrame]] = {}
     jobs = [(s, split, p) for s, splits in paths.items() for split, p in splits.items()]
-    for s, split, path in tqdm(jobs, desc=f"evaluate {model_name}", unit="file", leave=False):
+    for s, split, path in progress(jobs, desc=f"evaluate {model_name}", unit="file", leave=False):
         frames.setdefault(s, {})[split] = _load_sorted(path)
     scored = _score(frames, boot)
     result = {

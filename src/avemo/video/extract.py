@@ -20,11 +20,11 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 import avemo
 from avemo.atomic import atomic_dir, write_json
 from avemo.errors import ClipError, ConfigError, DataStageError
+from avemo.progress import Bar, progress
 from avemo.video.decode import DECODERS
 from avemo.video.face import crop_frame
 from avemo.video.sampling import sample_times
@@ -130,7 +130,7 @@ def _extract_shard_star(args: tuple[Any, ...]) -> tuple[pd.DataFrame, pd.DataFra
 def _run_shards(
     tasks: list[tuple[int, list[tuple[str, str, float]], str, dict[str, Any]]],
     workers: int,
-    pbar: tqdm,
+    pbar: Bar,
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Per-shard results in shard order."""
     if workers <= 1 or len(tasks) <= 1:
@@ -215,7 +215,7 @@ def extract_frames(
             (k, records[i : i + shard_clips], str(tmp), params)
             for k, i in enumerate(range(0, len(records), shard_clips))
         ]
-        with tqdm(total=len(records), desc=f"frames {Path(out_dir).name}", unit="clip") as pbar:
+        with progress(total=len(records), desc=f"frames {Path(out_dir).name}", unit="clip") as pbar:
             for index_part, clips_part in _run_shards(tasks, workers, pbar):
                 index_parts.append(index_part)
                 clip_parts.append(clips_part)
