@@ -167,6 +167,26 @@ def test_vgg_loads_weights_when_available(monkeypatch: pytest.MonkeyPatch) -> No
     assert model.features[10].weight.requires_grad
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_vgg_layers_equal_torchvision(batch_norm: bool) -> None:
+    """The local make_layers (no torchvision import) builds torchvision's modules in its order,
+    so the same seed gives the same weights and ImageNet state dicts load unchanged."""
+    from torchvision.models.vgg import cfgs
+    from torchvision.models.vgg import make_layers as tv_make_layers
+
+    from avemo.models.vgg_backbone import VGG16_CFG, make_layers, scaled_cfg
+
+    assert cfgs["D"] == VGG16_CFG
+    cfg = scaled_cfg(0.25)
+    torch.manual_seed(0)
+    ref = tv_make_layers(cfg, batch_norm=batch_norm)
+    torch.manual_seed(0)
+    ours = make_layers(cfg, batch_norm=batch_norm)
+    assert str(ours) == str(ref)
+    a, b = ref.state_dict(), ours.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_vgg_bad_options() -> None:
     with pytest.raises(TrainingError, match="width_mult"):
         build_model("vgg16", weights="IMAGENET1K_V1", width_mult=0.5)

@@ -283,9 +283,14 @@ def _frames(n: int, split: str, seed: int) -> FrameDataset:
                         augment=split == "train", split=split)
 
 
-def test_augmented_training_is_the_same_with_any_number_of_workers(tmp_path: Path) -> None:
+def test_augmented_training_is_the_same_with_any_number_of_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Augmentation is keyed by (seed, epoch, sample index), never by the process that loads
     the item: 0, 1 or 2 DataLoader workers (the rule's threads - 1) give the same run."""
+    # Workers are used on CUDA only: force them on so this CPU test covers that path.
+    for module in (engine, importlib.import_module("avemo.training.predict")):
+        monkeypatch.setattr(module, "loader_workers", lambda n, device: n)
     train_ds, dev_ds = _frames(24, "train", 0), _frames(12, "dev", 1)
     runs = []
     for workers in (0, 1, 2):
@@ -297,6 +302,40 @@ def test_augmented_training_is_the_same_with_any_number_of_workers(tmp_path: Pat
     for log, preds in runs[1:]:
         pd.testing.assert_frame_equal(runs[0][0], log, check_exact=True)
         pd.testing.assert_frame_equal(runs[0][1], preds, check_exact=True)
+
+
+def test_no_loader_workers_on_cpu() -> None:
+    from avemo.training.predict import loader_workers
+
+    assert loader_workers(3, torch.device("cpu")) == 0
+    assert loader_workers(3, torch.device("cuda")) == 3
+
+
+def test_weighted_f1_equals_sklearn() -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for n, k in [(1, 7), (5, 7), (40, 7), (200, 3), (13, 3)]:
+        y_true, y_pred = rng.integers(0, k, n), rng.integers(0, k, n)
+        y_pred[: n // 2] = y_true[: n // 2]
+        want = f1_score(y_true, y_pred, labels=list(range(k)), average="weighted",
+                        zero_division=0)
+        assert engine.weighted_f1(y_true, y_pred, k) == want
+    assert engine.weighted_f1(np.zeros(4, int), np.full(4, 2), 7) == 0.0
+
+
+def test_training_job_imports_neither_sklearn_nor_torchvision() -> None:
+    """Each costs about a second of every training job's start-up (30+ jobs per run)."""
+    code = textwrap.dedent("""
+        import sys
+        import avemo.training.stage
+        from avemo.models import build_model
+        build_model("video_branch", weights=None, width_mult=0.25)
+        print(sorted(m for m in ("sklearn", "torchvision") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_augmentation_draws_depend_on_seed_epoch_and_index_only() -> None:

@@ -2,6 +2,10 @@
 
 Weights come through torchvision's URL and torch.hub's cache, so an online machine downloads
 them once and an offline machine reads ``torch.hub.get_dir()/checkpoints/<file>``.
+
+torchvision is imported only to fetch those weights: importing it costs about a second of every
+job's start-up, and the layers are built here exactly as ``torchvision.models.vgg.make_layers``
+builds them (same modules, order and parameter names; tests compare the two).
 """
 
 from __future__ import annotations
@@ -11,28 +15,50 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights
-from torchvision.models.vgg import cfgs, make_layers
 
 from avemo.errors import TrainingError
 
 WEIGHT_CHOICES = ("IMAGENET1K_V1",)
 MISSING_CHOICES = ("error", "scratch")
+# torchvision.models.vgg.cfgs["D"]: conv widths, "M" = 2x2 max-pool.
+VGG16_CFG: list[str | int] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+                              512, 512, 512, "M", 512, 512, 512, "M"]
 
 
 def scaled_cfg(width_mult: float) -> list[str | int]:
     """VGG-16's layer list ("D") with every channel count scaled (at least 4 channels)."""
-    return [v if v == "M" else max(4, round(int(v) * width_mult)) for v in cfgs["D"]]
+    return [v if v == "M" else max(4, round(int(v) * width_mult)) for v in VGG16_CFG]
+
+
+def make_layers(cfg: list[str | int], batch_norm: bool = False) -> nn.Sequential:
+    """``torchvision.models.vgg.make_layers``: same modules in the same order."""
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            continue
+        layers.append(nn.Conv2d(in_channels, int(v), kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(int(v)))
+        layers.append(nn.ReLU(inplace=True))
+        in_channels = int(v)
+    return nn.Sequential(*layers)
+
+
+def weights_url(weights: str) -> str:
+    from torchvision.models import VGG16_Weights
+
+    return VGG16_Weights[weights].url
 
 
 def weights_cache_path(weights: str) -> Path:
-    url = VGG16_Weights[weights].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights_url(weights))
 
 
 def load_imagenet_features(weights: str) -> dict[str, torch.Tensor]:
     """The ``features.*`` tensors of torchvision's VGG-16 weights (download or cache)."""
-    url = VGG16_Weights[weights].url
+    url = weights_url(weights)
     state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
     return {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
 
@@ -84,7 +110,7 @@ def build_vgg16_features(
             if on_missing_weights == "error":
                 raise TrainingError(
                     f"cannot load VGG-16 {weights} weights ({type(exc).__name__}: {exc}). "
-                    f"Download {VGG16_Weights[weights].url} and place the file "
+                    f"Download {weights_url(weights)} and place the file "
                     f"{path.name} at {path}, or set on_missing_weights: scratch in config.yaml "
                     "to train from scratch"
                 ) from exc

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import f1_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -31,7 +30,13 @@ from avemo.labels import EMOTIONS, SENTIMENTS
 from avemo.progress import progress as progress_bar  # fit() has a local `progress`
 from avemo.training.checkpoint import load_checkpoint, restore, save_checkpoint, snapshot
 from avemo.training.losses import MultiTaskLoss, balanced_sampler, class_counts
-from avemo.training.predict import clip_level, collect_outputs, resolve_device, to_device
+from avemo.training.predict import (
+    clip_level,
+    collect_outputs,
+    loader_workers,
+    resolve_device,
+    to_device,
+)
 from avemo.training.seed import deterministic_mode, worker_init_fn
 from avemo.training.settings import EngineSettings
 
@@ -191,6 +196,19 @@ def train_one_epoch(
     return float(total) / max(n, 1)
 
 
+def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """``sklearn.metrics.f1_score(labels=range(n_classes), average="weighted",
+    zero_division=0)``, same arithmetic, in numpy: importing sklearn costs every training job
+    about a second of start-up, and this is all the engine needs from it."""
+    counts = np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred),
+                         minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(counts).astype(np.float64)
+    support = counts.sum(1)
+    denom = (support + counts.sum(0)).astype(np.float64)
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(np.average(f1, weights=support)) if support.sum() else 0.0
+
+
 def evaluate(
     model: nn.Module,
     ds: Dataset,
@@ -208,15 +226,7 @@ def evaluate(
     )
     clip = clip_level(res, aggregate)
     wf1 = {
-        task: float(
-            f1_score(
-                clip[f"{task}_true"],
-                clip[f"p_{task}"].argmax(1),
-                labels=list(range(len(labels))),
-                average="weighted",
-                zero_division=0,
-            )
-        )
+        task: weighted_f1(clip[f"{task}_true"], clip[f"p_{task}"].argmax(1), len(labels))
         for task, labels in (("emotion", EMOTIONS), ("sentiment", SENTIMENTS))
     }
     return {
@@ -273,7 +283,9 @@ def fit(
     ``settings.aggregate``). On return ``model`` holds the best dev epoch's weights.
     ``on_epoch_end(epoch)`` (1-based) runs after each epoch's checkpoint is written (tests use
     it to simulate interruptions). Seed before building the model so initial weights are
-    reproducible too. Returns the summary described in :func:`_summary`.
+    reproducible too. ``num_workers`` DataLoader workers are used on CUDA only (see
+    :func:`~avemo.training.predict.loader_workers`). Returns the summary described in
+    :func:`_summary`.
     """
     s = settings
     _check_split(train_ds, "train")
@@ -299,8 +311,8 @@ def fit(
             if progress.stopped:
                 break
             t0, lr = time.perf_counter(), optim.lr
-            loader = _train_loader(train_ds, s.batch_size, num_workers, seed, epoch,
-                                   sampler=s.imbalance == "sampler")
+            loader = _train_loader(train_ds, s.batch_size, loader_workers(num_workers, device),
+                                   seed, epoch, sampler=s.imbalance == "sampler")
             n_batches = len(loader)
             train_loss = train_one_epoch(model, loader, loss_fn, optim, device, amp=amp,
                                          grad_clip=s.grad_clip, desc=f"epoch {epoch}/{s.epochs}")
