@@ -36,10 +36,14 @@ TINY: dict[str, Any] = {
     "frames": {"size": 32},
     "audio": {"egemaps": True},
     "train": {
+        "seeds": [0],
         "engine": {"epochs": 2, "patience": 0},
         "models": {"video_branch": {"engine": {"epochs": 2}}},
     },
     "evaluation": {"n_resamples": 200},
+    # The fusion diagnosis (13 more fusion runs + cross-fitting) runs in the main tiny workflow
+    # test only (tests/workflow/test_workflow_tiny.py).
+    "fusion": {"diagnosis": False},
 }
 
 

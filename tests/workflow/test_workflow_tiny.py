@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -14,12 +15,14 @@ from avemo.labels import SPLITS
 from avemo.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
+# The full workflow, fusion diagnosis included (the other workflow tests leave it off).
+DIAGNOSIS = {"fusion": {"diagnosis": True}}
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
-    write_config(work)
+    write_config(work, DIAGNOSIS)
     proc = snakemake(work, "--cores", "2")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     return work, proc
@@ -161,12 +164,42 @@ def test_same_metrics_with_one_or_two_cores(tiny_run, tmp_path):
     """The same config gives the same numbers whatever the core count: at --cores 1 the
     training jobs load data in the main process, at --cores 2 in one DataLoader worker."""
     work, _ = tiny_run
-    write_config(tmp_path)
-    # A frame model (augmented frames) and an early-fusion model on the video model's
-    # embeddings (the pair that differed between -c1 and -c2 before).
-    targets = ["results/metrics/cnn5.json", "results/metrics/concat_aligned.json"]
+    write_config(tmp_path, DIAGNOSIS)
+    # A frame model (augmented frames), an early-fusion model on the video model's embeddings
+    # (the pair that differed between -c1 and -c2 before) and one on cross-fitted embeddings.
+    targets = ["results/metrics/cnn5.json", "results/metrics/concat_aligned.json",
+               "results/metrics/dx1_crossfit.json"]
     proc = snakemake(tmp_path, "--cores", "1", *targets)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for target in targets:
         assert json.loads((tmp_path / target).read_text()) == json.loads(
             (work / target).read_text()), target
+
+
+def test_diagnosis_runs_cross_fitted_and_is_reported(tiny_run):
+    from avemo import diagnosis, registry
+    from avemo.fusion.inputs import EmbeddingFile
+
+    work, _ = tiny_run
+    r = work / "results"
+    name = "embeddings_train@study.npz"
+    oof = EmbeddingFile.read(r / "crossfit" / "video_branch" / "seed0" / name)
+    full = EmbeddingFile.read(r / "models" / "video_branch" / "seed0" / name)
+    # Every train clip, out of fold: same clips as the full model's export, other values.
+    assert list(oof.clip_name) == list(full.clip_name)
+    assert not np.allclose(oof.emb, full.emb)
+    summary = json.loads((r / "fusion" / "dx1_crossfit" / "seed0" / "summary.json").read_text())
+    assert summary["factors"]["embeddings"] == "cross_fitted"
+    for name in registry.diagnostic_names():
+        assert (r / "metrics" / f"{name}.json").is_file(), name
+    cmp = json.loads((r / "metrics" / "compare.json").read_text())
+    assert cmp["multiplicity"]["diagnosis"]
+    assert {e["family"] for e in cmp["pairs"] if [e["a"], e["b"]] in
+            [[x.a, x.b] for x in diagnosis.effects()]} == {"diagnosis"}
+    late = json.loads((r / "fusion" / "late" / "seed0" / "late.json").read_text())
+    assert late["dev_predictions"].startswith("out of fold")
+    md = (r / "report" / "report.md").read_text()
+    assert "## Why the fusion failed" in md and "fusion_waterfall.png" in md
+    table = pd.read_csv(r / "report" / "tables" / "fusion_factors.csv")
+    assert len(table) == len(diagnosis.effects()) and set(table["dataset"]) == {
+        "synthetic demo corpus"}

@@ -24,9 +24,8 @@ from threadpoolctl import threadpool_limits
 
 from avemo.atomic import atomic_path, write_json
 from avemo.errors import DataStageError
-from avemo.evaluation.bootstrap import dialogue_ids
 from avemo.evaluation.metrics import TASKS, prob_columns, read_predictions
-from avemo.folds import dialogue_folds
+from avemo.folds import out_of_fold_folds
 
 PathLike = str | os.PathLike[str]
 METHODS = ("weighted", "stacking")
@@ -121,23 +120,6 @@ def _weighted_oof(y: np.ndarray, pv: np.ndarray, pa: np.ndarray, fold: np.ndarra
     return out, weights
 
 
-def _dev_folds(names: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, str]:
-    """Dev folds grouped by dialogue (fewer when dev has fewer dialogues); a dev split of one
-    dialogue (a toy corpus) can only be split by utterance, and the summary says so."""
-    n_dialogues = len(np.unique(dialogue_ids(names)))
-    k = min(folds, n_dialogues)
-    if k >= 2:
-        return (dialogue_folds(names, k, seed),
-                f"out of fold ({k} folds of dev grouped by dialogue)")
-    k = min(folds, len(names))
-    if k < 2:
-        raise DataStageError(f"dev has {len(names)} utterance(s): out-of-fold late fusion "
-                             "needs at least 2")
-    fold = np.random.default_rng(seed).permutation(len(names)) % k
-    return fold, (f"out of fold ({k} folds of dev by utterance: dev has {n_dialogues} "
-                  "dialogue(s), too few to group)")
-
-
 def _write(path: Path, df: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
     out = df[["clip_name", *TASKS]].copy()
     for task, p in probs.items():
@@ -179,7 +161,8 @@ def late_fusion(
         "n_dev": len(v_dev),
         "n_test": len(v_test),
     }
-    fold, summary["dev_predictions"] = _dev_folds(v_dev["clip_name"].to_numpy(str), folds, seed)
+    fold, how = out_of_fold_folds(v_dev["clip_name"].to_numpy(str), folds, seed)
+    summary["dev_predictions"] = f"out of fold ({how} of dev)"
     summary["folds"] = int(fold.max()) + 1
     dev_p: dict[str, np.ndarray] = {}
     test_p: dict[str, np.ndarray] = {}

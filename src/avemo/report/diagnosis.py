@@ -85,6 +85,9 @@ def _sentence(df: pd.DataFrame, kind: str, factor: str) -> pd.Series | None:
 def _findings(df: pd.DataFrame, data: Data) -> list[str]:
     """What the table says about the study's explanation, each sentence naming its data."""
     out = []
+    if df["verdict"].str.startswith("no verdict").all():
+        return [data.finding("the test split is too small for a verdict on any factor; the "
+                             "table shows the mechanism only")]
     helps = [r for _, r in df.iterrows() if r["kind"] != "control" and r["verdict"] == "helps"]
     if helps:
         names = "; ".join(f"{r['change']} ({fmt(r['delta'], True)})"

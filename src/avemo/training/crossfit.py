@@ -3,7 +3,8 @@
 The video model that exports the train split's embeddings was fitted on those very clips, so
 its train embeddings are cleaner than its dev/test ones and a fusion model trained on them
 learns to trust video more than it should (in-sample stacking). Here the train split is cut
-into K folds grouped by dialogue (a dialogue's utterances share speakers and scene) and, for
+into K folds grouped by dialogue (a dialogue's utterances share speakers and scene; fewer
+when the split has fewer dialogues, by utterance on a one-dialogue toy split) and, for
 each fold, a model trained by the one engine on the other folds (selected on dev, like the full
 model) exports the held-out fold's embeddings on every frame set. The K exports make one
 ``embeddings_train@{set}.npz`` per frame set, in the stream stage's format (docs/formats.md
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json
 from ..errors import TrainingError
-from ..folds import dialogue_folds
+from ..folds import out_of_fold_folds
 from ..layout import embeddings_name
 from ..manifest import read_manifest, usable
 from ..models.registry import MODELS, build_model
@@ -83,7 +84,8 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
         engine, where=f"{model}'s engine (train.engine, train.models.{model}.engine)")
     train = splits["train"]
     names = usable(read_manifest(train.manifest))["clip_name"].astype(str).tolist()
-    fold = dialogue_folds(names, folds, seed)
+    fold, how = out_of_fold_folds(names, folds, seed)
+    folds = int(fold.max()) + 1
     dev_ds = build_dataset(kind, splits["dev"], max_len=max_len)
     runs: list[dict[str, Any]] = []
     for k in range(folds):
@@ -120,7 +122,7 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
         for ckpt in ("best.pt", "last.pt"):
             (out / f"fold{k}" / ckpt).unlink(missing_ok=True)
     summary = {"model": model, "seed": seed, "config_hash": config_hash, "folds": folds,
-               "grouped_by": "dialogue", "n_train": len(names), "runs": runs,
+               "how": how, "n_train": len(names), "runs": runs,
                "seconds": round(time.perf_counter() - t0, 2)}
     write_json(out / "summary.json", summary)
     return summary
