@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP   = $(VENV)/.avemo-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: setup demo test lint bench dry-run clean pull adopt dvc-yaml
+.PHONY: setup demo test lint bench planted dry-run clean pull adopt dvc-yaml
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ lint: $(TSTAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# The simulation check: the demo corpus with each planted cue (event, spread), 3 seeds, the
+# fusion diagnosis; writes docs/planted.md (planted vs recovered), fails when a check fails.
+planted: $(STAMP)
+	$(PY) benchmarks/planted.py --cores $(CORES)
 
 # DVC restores file contents, not mtimes, and Snakemake 9 always compares mtimes: after `dvc pull`
 # (or dvc checkout / dvc exp apply) record the restored artefacts as up to date, but only when
