@@ -12,12 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchaudio
 
 from avemo.audio.aligned import aligned_windows, logmel_sequence, window_frames
 from avemo.audio.decode import AudioDecodeError, load_audio
 from avemo.audio.egemaps import egemaps_names, egemaps_vector
 from avemo.audio.extract import extract_audio
-from avemo.audio.features import UTTERANCE_FEATURE_NAMES, feature_index, utterance_vector
+from avemo.audio.features import (
+    UTTERANCE_FEATURE_NAMES,
+    feature_index,
+    utterance_and_logmel,
+    utterance_vector,
+)
 from avemo.audio.ssl import load_ssl_model, ssl_embedding
 from avemo.audio.store import AudioStore
 from avemo.errors import ClipError, DataStageError
@@ -154,6 +160,30 @@ def test_egemaps_vector(clips: dict[str, Path]) -> None:
     short = egemaps_vector(wave[:100], rate)  # openSMILE alone would give all-NaN here
     assert np.isfinite(short).all()
     assert not np.allclose(v, egemaps_vector(*load_audio(clips["c400"])))
+
+
+def test_deltas_match_torchaudio() -> None:
+    from avemo.audio.features import _deltas
+
+    x = torch.randn(40, 37)
+    for t in (x, x[:, :1], x[:, :3]):
+        ref = torchaudio.functional.compute_deltas(t[None], win_length=5)[0]
+        torch.testing.assert_close(_deltas(t), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 399, 400, 401, 1234, 16000, 48005])
+def test_one_stft_gives_the_separate_functions_results(clips: dict[str, Path], n: int) -> None:
+    """The stage's shared-STFT path = utterance_vector + logmel_sequence (reflect-padded ends)."""
+    waves = [0.1 * torch.randn(n, generator=torch.Generator().manual_seed(n))]
+    if n == 16000:
+        waves += [load_audio(clips[k])[0] for k in ("s200", "c400", "burst")]
+    for wave in waves:
+        for n_mels, hop_s in ((64, 0.01), (40, 0.01), (64, 0.02)):  # shared, then fallbacks
+            vec, seq = utterance_and_logmel(wave, 16000, n_mels, hop_s)
+            np.testing.assert_array_equal(vec, utterance_vector(wave, 16000))
+            ref = logmel_sequence(wave, 16000, n_mels=n_mels, hop_s=hop_s)
+            assert seq.shape == ref.shape and seq.dtype == np.float32
+            np.testing.assert_allclose(seq, ref, atol=1e-3)
 
 
 # --- aligned windows ------------------------------------------------------------------------
@@ -345,9 +375,7 @@ def test_stage_ssl_missing_weights(
     assert not (tmp_path / "b" / "egemaps.npy").exists()
 
 
-def test_stage_orphan_frame_rows_get_zero_windows(
-    stage: dict[str, object], tmp_path: Path
-) -> None:
+def test_stage_orphan_frame_rows_get_zero_windows(stage: dict[str, object], tmp_path: Path) -> None:
     # Frames of a clip the manifest does not list as usable keep their index row, with zeros.
     index = pd.read_parquet(stage["frames"] / "index.parquet")  # type: ignore[operator]
     orphan = index.iloc[:1].assign(clip_name="dia99_utt0")
@@ -384,3 +412,26 @@ def test_stage_parallel_and_ssl_random(stage: dict[str, object], tmp_path: Path)
     np.testing.assert_array_equal(a.aligned(), b.aligned())
     assert b.ssl().shape == (6, 768) and (b.ssl()[~b.mask] == 0).all()
     assert np.isfinite(b.ssl()).all() and (np.abs(b.ssl()[b.mask]).sum(axis=1) > 0).all()
+
+
+def test_stage_egemaps_workers_match_one_process(stage: dict[str, object], tmp_path: Path) -> None:
+    """eGeMAPS spread over 2 torch-free workers: the same arrays as in one process."""
+    from avemo.audio.extract import _egemaps_pool
+
+    out = tmp_path / "w2"
+    args = (stage["manifest"], stage["frames"], out)
+    extract_audio(*args, window_s=0.2, egemaps=True, workers=2)  # type: ignore[arg-type]
+    a, b = AudioStore(stage["out"]), AudioStore(out)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(a.clips, b.clips)
+    np.testing.assert_array_equal(a.egemaps(), b.egemaps())
+    np.testing.assert_array_equal(a.utterance(), b.utterance())
+    np.testing.assert_array_equal(a.aligned(), b.aligned())
+    for name in a.clips.loc[a.mask, "clip_name"]:
+        np.testing.assert_array_equal(a.logmel(name), b.logmel(name))
+    with _egemaps_pool(2) as pool:
+        assert pool is not None
+        pool.submit(egemaps_vector, np.zeros(1600, np.float32), 16000).result()
+        # A worker holds openSMILE but not torch (~130 MB instead of ~600 MB per worker);
+        # builtins.eval, since a function from this module would import torch to unpickle.
+        probe = "[m in __import__('sys').modules for m in ('torch', 'opensmile')]"
+        assert pool.submit(eval, probe).result() == [False, True]

@@ -1,16 +1,20 @@
 """eGeMAPSv02 functionals (88-D) with openSMILE.
 
 The ``opensmile.Smile`` object is built once per process (it parses the config files) and
-reused for every clip.
+reused for every clip. This module imports neither torch nor the rest of the package: the audio
+stage's eGeMAPS workers import only it (numpy + openSMILE).
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 DIM = 88
 # openSMILE fills every functional with NaN below this length ("Segment too short").

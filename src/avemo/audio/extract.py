@@ -14,7 +14,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,43 +83,61 @@ def _empty_result(name: str, has_audio: bool, reason: str) -> dict[str, Any]:
     }
 
 
-def process_clip(
+def _analyse(
     name: str, path: str, has_audio: bool, times: np.ndarray, p: _Params
-) -> dict[str, Any]:
-    """All features of one clip; masked rows carry only their status (arrays are zeros)."""
+) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """Every feature of one clip but eGeMAPS, and its waveform when it is not masked."""
     if not has_audio:
-        return _empty_result(name, False, "no_audio")
+        return _empty_result(name, False, "no_audio"), None
     try:
         wave, rate = load_audio(path, p.sample_rate)
     except AudioDecodeError as exc:
-        return _empty_result(name, exc.reason != "no_audio", exc.reason)
+        return _empty_result(name, exc.reason != "no_audio", exc.reason), None
     res = _empty_result(name, True, "")
     res["ok"] = True
     res["duration_s"] = wave.numel() / rate
     rms = float(wave.pow(2).mean().sqrt())
     if 20 * math.log10(rms + 1e-12) < p.silence_dbfs:
         res.update(silent=True, reason="silent")
-        return res
-    logmel = aligned_mod.logmel_sequence(wave, rate, p.n_mels, p.hop_s)
+        return res, None
+    # One STFT feeds both the 192-D vector and the log-mel sequence.
+    res["utterance"], logmel = features_mod.utterance_and_logmel(wave, rate, p.n_mels, p.hop_s)
     res["mask"] = True
-    res["utterance"] = features_mod.utterance_vector(wave, rate)
     res["logmel"] = logmel.astype(np.float16)
     res["aligned"] = aligned_mod.windows_from_logmel(logmel, times, p.window_s, p.hop_s)
-    if p.egemaps:
-        res["egemaps"] = egemaps_mod.egemaps_vector(wave, rate)
     if p.ssl_model is not None:
         model = ssl_mod.cached_ssl_model(p.ssl_model, p.ssl_pretrained)
         res["ssl"] = ssl_mod.ssl_embedding(model, wave)
+    return res, wave
+
+
+def process_clip(
+    name: str, path: str, has_audio: bool, times: np.ndarray, p: _Params
+) -> dict[str, Any]:
+    """All features of one clip; masked rows carry only their status (arrays are zeros)."""
+    res, wave = _analyse(name, path, has_audio, times, p)
+    if p.egemaps and wave is not None:
+        res["egemaps"] = egemaps_mod.egemaps_vector(wave, p.sample_rate)
     return res
 
 
-def _process_task(task: tuple[str, str, bool, np.ndarray, _Params]) -> dict[str, Any]:
-    return process_clip(*task)
+@contextmanager
+def _egemaps_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``workers`` processes for eGeMAPS (None: compute it in this process).
 
-
-def _init_worker() -> None:
-    # One core per worker: torch's own thread pool would oversubscribe the machine.
-    torch.set_num_threads(1)
+    eGeMAPS is ~80 % of the stage's time, so only it is spread; decoding, the 192-D vector,
+    log-mels and SSL stay here (~5x less work, one torch). Workers are spawned and import only
+    avemo.audio.egemaps (numpy + openSMILE, ~130 MB) instead of torch's CUDA build (~600 MB).
+    """
+    if workers <= 1:
+        yield None
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork() of a process running torch can deadlock
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _new_npy(path: Path, shape: tuple[int, ...], dtype: type | str) -> np.ndarray:
@@ -209,26 +227,6 @@ def _make_tasks(
     ]
 
 
-@contextmanager
-def _results(
-    tasks: list[tuple[str, str, bool, np.ndarray, _Params]], workers: int
-) -> Iterator[Iterator[dict[str, Any]]]:
-    """Per-clip results in task order: in this process, or from ``workers`` spawned ones."""
-    n = len(tasks)
-    if workers <= 1 or n <= 1:
-        yield map(_process_task, tasks)
-        return
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        initializer=_init_worker,
-        mp_context=multiprocessing.get_context("spawn"),
-    )
-    try:
-        yield pool.map(_process_task, tasks, chunksize=max(1, min(16, n // (4 * workers))))
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
 @dataclass
 class _Writer:
     """The stage's arrays, filled clip by clip inside the temporary output folder."""
@@ -268,7 +266,7 @@ class _Writer:
         """Clip ``i``'s features (masked clips keep their zeros and get an empty log-mel)."""
         if res["mask"]:
             self.utt[i] = res["utterance"]
-            if self.ege is not None:
+            if self.ege is not None and "egemaps" in res:  # else a worker's, via set_egemaps
                 self.ege[i] = res["egemaps"]
             if self.emb is not None:
                 self.emb[i] = res["ssl"]
@@ -281,6 +279,12 @@ class _Writer:
         else:
             self.spans.append((res["clip_name"], self.total, 0))
         self.rows.append({k: res[k] for k in store.CLIPS_COLUMNS})
+
+    def set_egemaps(self, pending: dict[Future[np.ndarray], int]) -> None:
+        """Store the finished eGeMAPS jobs (future -> clip row) and drop them from ``pending``."""
+        assert self.ege is not None
+        for fut in [f for f in pending if f.done()]:
+            self.ege[pending.pop(fut)] = fut.result()
 
     def finish(self) -> None:
         """Flush the memmaps and copy the streamed log-mels into ``logmel.npy`` in chunks."""
@@ -383,7 +387,8 @@ def extract_audio(
         ssl_model: ``WAV2VEC2_BASE`` or ``HUBERT_BASE``.
         ssl_on_missing: ``"error"`` raises DataStageError when pretrained weights cannot be
             had; ``"skip"`` writes no ``ssl.npy`` and says so in ``meta.json`` (``notes``).
-        workers: processes; results are reassembled in manifest order.
+        workers: processes computing eGeMAPS (1: all in this process); everything else runs
+            in this process. Rows are written in manifest order.
         silence_dbfs: clips whose whole-clip RMS is below this level are masked as ``silent``.
 
     Returns: summary dict (clips, masked, reasons, frames, audio_seconds, seconds, ...).
@@ -410,9 +415,27 @@ def extract_audio(
 
     with atomic_dir(out_dir) as tmp:
         writer = _Writer.open(tmp, len(tasks), len(frames), n_mels, w, egemaps, use_ssl)
-        with open(writer.raw_path, "wb") as raw, _results(tasks, workers) as results:
-            for i, res in enumerate(progress(results, total=len(tasks), desc="audio", unit="clip")):
+        pending: dict[Future[np.ndarray], int] = {}  # eGeMAPS jobs in the workers -> row
+        rate = params.sample_rate
+        with (
+            open(writer.raw_path, "wb") as raw,
+            _egemaps_pool(workers if egemaps else 1) as pool,
+        ):
+            for i, task in enumerate(progress(tasks, desc="audio", unit="clip")):
+                res, wave = _analyse(*task)
+                if egemaps and wave is not None:
+                    if pool is None:
+                        res["egemaps"] = egemaps_mod.egemaps_vector(wave, params.sample_rate)
+                    else:
+                        job = pool.submit(egemaps_mod.egemaps_vector, wave.numpy(), rate)
+                        pending[job] = i
+                        if len(pending) >= 2 * workers:  # workers kept busy, memory bounded
+                            wait(pending, return_when=FIRST_COMPLETED)
+                            writer.set_egemaps(pending)
                 writer.add(i, res, positions.get(res["clip_name"], _NO_POSITIONS), raw)
+            wait(pending)
+            if pending:
+                writer.set_egemaps(pending)
         writer.finish()
         _write_tables(tmp, writer, frames, use_ssl)
         summary = _summary(writer, len(frames), t0)

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import torchaudio
 
+from avemo.audio import aligned
+
 N_MFCC = 40
 N_MELS_MFCC = 64
 WIN_S = 0.025
@@ -123,18 +125,19 @@ def _pitch(wave: torch.Tensor, rate: int) -> tuple[torch.Tensor, ...]:
     n_frames = max(1, wave.numel() // hop + 1)
     frames = _frames(wave, win, hop, n_frames)
     frames = (frames - frames.mean(dim=1, keepdim=True)) * window
-    r = torch.fft.irfft(_power(torch.fft.rfft(frames, n_fft)), n_fft)[:, :win]
-    r = r / (r[:, :1] + _EPS) / r_w.clamp_min(1e-3)  # undo the window's own decay
     lag_min = max(2, math.floor(rate / F0_MAX_HZ))
     lag_max = min(win // 2, math.ceil(rate / F0_MIN_HZ))
+    # Only lags up to lag_max + 1 are ever read (lag_max <= win // 2, so i + 1 < win below).
+    r = torch.fft.irfft(_power(torch.fft.rfft(frames, n_fft)), n_fft)[:, : lag_max + 2]
+    r = r / (r[:, :1] + _EPS) / r_w[: lag_max + 2].clamp_min(1e-3)  # undo the window's decay
     lags = torch.arange(lag_min, lag_max + 1, dtype=torch.float32)
     seg = r[:, lag_min : lag_max + 1]
     score = seg - OCTAVE_COST * torch.log2(lags / lag_min)
     best = score.argmax(dim=1)
     peak = seg.gather(1, best[:, None])[:, 0].clamp(0.0, 1.0)
     # Parabolic interpolation around the best lag for sub-sample period accuracy.
-    i = (best + lag_min).clamp(1, r.shape[1] - 2)
-    y0, y1, y2 = (r.gather(1, (i + k)[:, None])[:, 0] for k in (-1, 0, 1))
+    i = (best + lag_min).clamp(1, min(win, r.shape[1]) - 2)
+    y0, y1, y2 = r.gather(1, i[:, None] + torch.arange(-1, 2)).T
     denom = y0 - 2 * y1 + y2
     shift = torch.where(denom.abs() > _EPS, 0.5 * (y0 - y2) / denom, torch.zeros_like(denom))
     lag = i.float() + shift.clamp(-0.5, 0.5)
@@ -151,49 +154,134 @@ def _stats(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([x.mean(), x.std(unbiased=False), x.min(), x.max()])
 
 
+def _deltas(x: torch.Tensor) -> torch.Tensor:
+    """``torchaudio.functional.compute_deltas(x, win_length=5)`` along time (dim 1) by slicing.
+
+    Same formula (replicate padding, sum_k k * (x[t+k] - x[t-k]) / 10) without conv1d's
+    per-call overhead, which cost more than the rest of the MFCC path.
+    """
+    p = torch.cat([x[:, :1], x[:, :1], x, x[:, -1:], x[:, -1:]], dim=1)
+    t = x.shape[1]
+    return (2 * (p[:, 4 : 4 + t] - p[:, :t]) + (p[:, 3 : 3 + t] - p[:, 1 : 1 + t])) / 10
+
+
+def _vector(
+    wave: torch.Tensor,
+    rate: int,
+    frames: torch.Tensor,
+    power: torch.Tensor,
+    mel_power: torch.Tensor,
+) -> np.ndarray:
+    """The 192-D vector from the frames (``T x win``), their power spectra and mel projection."""
+    win, hop, n_fft, window, fb, dct = _analysis(rate)
+    n_frames = power.shape[0]
+    mel_db = 10 * torch.log10(mel_power.clamp_min(_EPS))
+    mel_db = torch.maximum(mel_db, mel_db.max() - 80.0)  # AmplitudeToDB's top_db floor
+    mfcc = (mel_db @ dct).T  # n_mfcc x T
+    cepstra = torch.cat([mfcc, _deltas(mfcc)])  # 80 x T
+    c_std, c_mean = torch.std_mean(cepstra, dim=1, correction=0)
+
+    # Zero crossings of frame k from a running count over the zero-padded wave: the same counts
+    # as comparing signs inside the T x win frame matrix, at a fraction of the cost.
+    pad_left = win // 2
+    need = (n_frames - 1) * hop + win
+    padded = torch.nn.functional.pad(wave, (pad_left, max(0, need - pad_left - wave.numel())))
+    starts = torch.arange(n_frames) * hop
+    signs = torch.signbit(padded)
+    flips = torch.cat([torch.zeros(1, dtype=torch.int64), (signs[1:] != signs[:-1]).cumsum(0)])
+    zcr = (flips[starts + win - 1] - flips[starts]).float() / (win - 1)
+    energy_db = 10 * torch.log10(frames.pow(2).mean(dim=1) / window.pow(2).mean() + _EPS)
+
+    freqs = torch.linspace(0, rate / 2, power.shape[1])
+    total = power.sum(dim=1)
+    centroid = (power @ freqs) / (total + _EPS)
+    # Bins whose cumulative power is below 85 %: cum is non-decreasing, so searchsorted counts.
+    rolloff_bin = torch.searchsorted(power.cumsum(dim=1), 0.85 * total[:, None])[:, 0]
+    rolloff = freqs[rolloff_bin.clamp(max=len(freqs) - 1)]
+    flatness = torch.exp(torch.log(power + _EPS).mean(dim=1)) / (power.mean(dim=1) + _EPS)
+    mag = power.sqrt()
+    mag = mag / (mag.sum(dim=1, keepdim=True) + _EPS)
+    flux = torch.cat([torch.zeros(1), (mag[1:] - mag[:-1]).norm(dim=1)])
+    f0, voicing = _pitch(wave, rate)
+
+    # Descriptors on the 10 ms grid: their four statistics in four ops, not 4 x 6.
+    grid = torch.stack([energy_db, zcr, centroid, rolloff, flatness.clamp(0.0, 1.0), flux])
+    g_std, g_mean = torch.std_mean(grid, dim=1, correction=0)
+    g = torch.stack([g_mean, g_std, grid.amin(dim=1), grid.amax(dim=1)], dim=1)  # 6 x 4
+    desc = torch.cat([g[:1], _stats(f0[f0 > 0])[None], _stats(voicing)[None], g[1:]])
+    parts = [c_mean[:N_MFCC], c_std[:N_MFCC], c_mean[N_MFCC:], c_std[N_MFCC:], desc.reshape(-1)]
+    vec = torch.cat(parts).numpy().astype(np.float32)
+    # Belt and braces: a NaN here would silently poison every model downstream.
+    return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _stft_window(rate: int) -> torch.Tensor:
+    """The Hann window centred in ``n_fft`` samples, as torch.stft lays it out."""
+    win, _, n_fft, window, _, _ = _analysis(rate)
+    left = (n_fft - win) // 2
+    return torch.nn.functional.pad(window, (left, n_fft - win - left))
+
+
+def _stft_frames(padded: torch.Tensor, rate: int, n_frames: int) -> torch.Tensor:
+    """``n_frames x n_fft`` frames of a clip padded by ``n_fft // 2`` on each side."""
+    _, hop, n_fft, _, _, _ = _analysis(rate)
+    return padded.unfold(0, n_fft, hop)[:n_frames]
+
+
+def _zero_padded(wave: torch.Tensor, rate: int) -> torch.Tensor:
+    n_fft = _analysis(rate)[2]
+    return torch.nn.functional.pad(wave, (n_fft // 2, n_fft // 2))
+
+
+def _spectrum(
+    wave: torch.Tensor, rate: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero-padded frames: ``(frames n_fft wide, 25 ms frames, power, mel power)``.
+
+    Frame k holds the 25 ms Hann window centred on k * 10 ms, laid out as torch.stft does
+    (window centred in n_fft samples), so the log-mel path can share these spectra.
+    """
+    win, hop, n_fft, _, fb, _ = _analysis(rate)
+    n_frames = wave.numel() // hop + 1  # same count as torch.stft(center=True)
+    wide = _stft_frames(_zero_padded(wave, rate), rate, n_frames)
+    left = (n_fft - win) // 2
+    power = _power(torch.fft.rfft(wide * _stft_window(rate)))
+    return wide, wide[:, left : left + win], power, power @ fb
+
+
 def utterance_vector(wave: torch.Tensor | np.ndarray, rate: int) -> np.ndarray:
     """The 192-D utterance vector (layout in the module docstring) of a mono waveform."""
     wave = torch.as_tensor(wave, dtype=torch.float32).reshape(-1)
-    win, hop, n_fft, window, fb, dct = _analysis(int(rate))
-    n_frames = max(1, wave.numel() // hop + 1)  # same count as torch.stft(center=True)
     with torch.inference_mode():
-        frames = _frames(wave, win, hop, n_frames)
-        power = _power(torch.fft.rfft(frames * window, n_fft))  # T x F
-        mel_db = 10 * torch.log10((power @ fb).clamp_min(_EPS))
-        mel_db = torch.maximum(mel_db, mel_db.max() - 80.0)  # AmplitudeToDB's top_db floor
-        mfcc = (mel_db @ dct).T  # n_mfcc x T
-        deltas = torchaudio.functional.compute_deltas(mfcc[None], win_length=5)[0]
+        _, frames, power, mel_power = _spectrum(wave, int(rate))
+        return _vector(wave, int(rate), frames, power, mel_power)
 
-        freqs = torch.linspace(0, rate / 2, power.shape[1])
-        total = power.sum(dim=1)
-        energy_db = 10 * torch.log10(frames.pow(2).mean(dim=1) / window.pow(2).mean() + _EPS)
-        centroid = (power * freqs).sum(dim=1) / (total + _EPS)
-        cum = power.cumsum(dim=1)
-        rolloff_bin = (cum < 0.85 * total[:, None]).sum(dim=1).clamp(max=len(freqs) - 1)
-        rolloff = freqs[rolloff_bin]
-        flatness = torch.exp(torch.log(power + _EPS).mean(dim=1)) / (power.mean(dim=1) + _EPS)
-        mag = power.sqrt()
-        mag = mag / (mag.sum(dim=1, keepdim=True) + _EPS)
-        flux = torch.zeros(n_frames)
-        flux[1:] = (mag[1:] - mag[:-1]).norm(dim=1)
-        signs = torch.signbit(frames)
-        zcr = (signs[:, 1:] != signs[:, :-1]).float().mean(dim=1)
-        f0, voicing = _pitch(wave, int(rate))
 
-        parts = [
-            mfcc.mean(dim=1),
-            mfcc.std(dim=1, unbiased=False),
-            deltas.mean(dim=1),
-            deltas.std(dim=1, unbiased=False),
-            _stats(energy_db),
-            _stats(f0[f0 > 0]),
-            _stats(voicing),
-            _stats(zcr),
-            _stats(centroid),
-            _stats(rolloff),
-            _stats(flatness.clamp(0.0, 1.0)),
-            _stats(flux),
-        ]
-        vec = torch.cat(parts).numpy().astype(np.float32)
-    # Belt and braces: a NaN here would silently poison every model downstream.
-    return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
+def utterance_and_logmel(
+    wave: torch.Tensor | np.ndarray, rate: int, n_mels: int, hop_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(utterance_vector(wave), aligned.logmel_sequence(wave, rate, n_mels, hop_s))``.
+
+    With the stage's usual settings (64 mels, 10 ms hop) both come from one STFT: the log-mel
+    uses the same Hann frames, except that torch.stft reflect-pads the clip's ends where the
+    192-D vector zero-pads, so only the few frames that reach past an end are computed twice.
+    """
+    wave = torch.as_tensor(wave, dtype=torch.float32).reshape(-1)
+    rate = int(rate)
+    win, hop, n_fft, _, fb, _ = _analysis(rate)
+    n = wave.numel()
+    # Shared only where the filterbanks and frames agree (MelSpectrogram's f_max is rate // 2).
+    if n_mels != N_MELS_MFCC or round(hop_s * rate) != hop or n < win or rate % 2:
+        return utterance_vector(wave, rate), aligned.logmel_sequence(wave, rate, n_mels, hop_s)
+    with torch.inference_mode():
+        wide, frames, power, mel_power = _spectrum(wave, rate)
+        vec = _vector(wave, rate, frames, power, mel_power)  # exactly utterance_vector(wave)
+        k = torch.arange(power.shape[0])
+        edge = k[(k * hop < win // 2) | (k * hop + (win - win // 2) > n)]
+        reflected = torch.nn.functional.pad(wave[None], (n_fft // 2, n_fft // 2), mode="reflect")
+        edge_frames = reflected[0].unfold(0, n_fft, hop)[edge]
+        mel_log = mel_power.clone()  # = torchaudio's MelSpectrogram, up to rounding
+        mel_log[edge] = _power(torch.fft.rfft(edge_frames * _stft_window(rate))) @ fb
+        logmel = torch.log(mel_log + aligned.LOG_EPS).numpy()
+    return vec, logmel
