@@ -1,12 +1,18 @@
-"""Benchmark of the audio stage: speed as a multiple of real time on one core, and peak RSS.
+"""Benchmark of the audio stage: speed against its decode floor, eGeMAPS workers, peak RSS.
 
-``x_realtime`` = total decoded audio seconds / processing seconds (target >= 1000). Every
-variant runs in a fresh single-threaded subprocess (``torch.set_num_threads(1)``, workers=1),
-so its peak RSS is its own; timings are the best of ``repeats`` runs on a warm page cache.
+``x_realtime`` = total decoded audio seconds / processing seconds. Every variant runs in a fresh
+subprocess with one torch thread, so its peak RSS is its own; timings are the best of
+``repeats`` runs on a warm page cache. The machine may be shared, so the figures to read are
+ratios within one run: ``x_floor`` = best_s / a_decode's best_s (target <= 1.3 without
+eGeMAPS), ``cpu_x_floor`` the same with process CPU seconds (``cpu_s``, less sensitive to other
+users of the machine), ``speedup`` = c_stage_egemaps's best_s / this row's (target >= 1.7 for 2
+workers on 2 idle cores). ``rss_peak_mb`` is the largest sum of resident memory of the process
+and its workers (sampled every 50 ms), ``rss_workers_mb`` that of the workers alone.
 
 - ``a_decode``: ``load_audio`` only (PyAV decode + channel average + resample to 16 kHz);
 - ``b_stage_no_egemaps``: ``extract_audio(egemaps=False)`` (192-D, log-mels, aligned windows);
-- ``c_stage_egemaps``: ``extract_audio(egemaps=True)`` (adds openSMILE eGeMAPSv02);
+- ``c_stage_egemaps``: ``extract_audio(egemaps=True)`` (adds openSMILE eGeMAPSv02), 1 process;
+- ``d_stage_egemaps_w2``: the same with ``workers=2`` (eGeMAPS in 2 torch-free processes);
 - ``p_profile``: where the time goes, per step, summed over clips (one run; ``*_s`` columns).
 
     python benchmarks/bench_audio.py [--manifest M --frames F] [--workdir W] [--clips 60]
@@ -24,6 +30,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -31,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-VARIANTS: tuple[str, ...] = ("a_decode", "b_stage_no_egemaps", "c_stage_egemaps", "p_profile")
+VARIANTS: tuple[str, ...] = (
+    "a_decode",
+    "b_stage_no_egemaps",
+    "c_stage_egemaps",
+    "d_stage_egemaps_w2",
+    "p_profile",
+)
+WORKERS = {"d_stage_egemaps_w2": 2}
 # formats.md §2 columns, so the manifest's own reader accepts the generated file.
 MANIFEST_DEFAULTS: dict[str, Any] = {
     "split": "bench", "dialogue_id": 0, "utterance_id": 0, "season": 1, "episode": 1,
@@ -103,14 +117,14 @@ def make_corpus(workdir: str | Path, n_clips: int = 60, seed: int = 0) -> tuple[
 
 # --- one variant (runs in its own process) --------------------------------------------------
 def _profile(paths: list[str]) -> dict[str, float]:
-    """Seconds per step, summed over clips (mirrors decode.load_audio and process_clip)."""
+    """Seconds per step, summed over clips (mirrors decode.load_audio and extract._analyse)."""
     import av
     import torch
 
     from avemo.audio import aligned, decode, egemaps, features
 
     acc = dict.fromkeys(
-        ("decode_s", "resample_s", "utterance_192_s", "pitch_part_s", "logmel_aligned_s",
+        ("decode_s", "resample_s", "utterance_logmel_s", "pitch_part_s", "aligned_s",
          "opensmile_s"), 0.0)  # fmt: skip
     audio_s = 0.0
     for p in paths:
@@ -125,22 +139,65 @@ def _profile(paths: list[str]) -> dict[str, float]:
         acc["resample_s"] += time.perf_counter() - t
         audio_s += wave.numel() / 16000
         t = time.perf_counter()
-        features.utterance_vector(wave, 16000)
-        acc["utterance_192_s"] += time.perf_counter() - t
+        _, seq = features.utterance_and_logmel(wave, 16000, 64, 0.01)
+        acc["utterance_logmel_s"] += time.perf_counter() - t
         t = time.perf_counter()
         with torch.inference_mode():
             features._pitch(wave, 16000)
         acc["pitch_part_s"] += time.perf_counter() - t
         t = time.perf_counter()
-        seq = aligned.logmel_sequence(wave, 16000)
         aligned.windows_from_logmel(seq, np.arange(0.25, wave.numel() / 16000, 0.5))
-        acc["logmel_aligned_s"] += time.perf_counter() - t
+        acc["aligned_s"] += time.perf_counter() - t
         t = time.perf_counter()
         egemaps.egemaps_vector(wave, 16000)
         acc["opensmile_s"] += time.perf_counter() - t
     out = {k: round(v, 4) for k, v in acc.items()}
     out["audio_s"] = round(audio_s, 2)
     return out
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+class _PeakRSS:
+    """Largest resident memory of this process plus its workers, sampled in a thread.
+
+    ru_maxrss cannot give it: a spawned worker inherits its parent's high-water mark across
+    exec (Linux), and RUSAGE_CHILDREN only sees workers that have exited.
+    """
+
+    def __init__(self) -> None:
+        self.total = self.workers = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while not self._stop.wait(0.05):
+            kids = sum(_rss_mb(k) for k in _children(pid))
+            self.workers = max(self.workers, kids)
+            self.total = max(self.total, _rss_mb(pid) + kids)
+
+    def stop(self) -> tuple[float, float]:
+        self._stop.set()
+        self._thread.join()
+        return round(self.total, 1), round(self.workers, 1)
 
 
 def _run_variant(
@@ -160,7 +217,6 @@ def _run_variant(
     if variant == "p_profile":
         _profile(paths[:2])  # warm-up: caches (resampler kernels, openSMILE config)
         row.update(_profile(paths))
-        row["rss_peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         return row
 
     def once() -> float:
@@ -170,25 +226,50 @@ def _run_variant(
             manifest,
             frames,
             Path(workdir) / f"out_{variant}",
-            egemaps=variant == "c_stage_egemaps",
-            workers=1,
+            egemaps=variant != "b_stage_no_egemaps",
+            workers=WORKERS.get(variant, 1),
         )
         return float(summary["audio_seconds"])
 
     load_audio(paths[0])  # warm-up outside the timing
-    times, audio_s = [], 0.0
+    rss = _PeakRSS()
+    times, cpu, audio_s = [], [], 0.0
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         audio_s = once()
         times.append(time.perf_counter() - t0)
+        cpu.append(_cpu_s() - c0)
     best = min(times)
+    rss_total, rss_workers = rss.stop()
     row.update({
         "audio_s": round(audio_s, 2), "best_s": round(best, 4),
-        "median_s": round(float(np.median(times)), 4),
-        "x_realtime": round(audio_s / best, 1),
-        "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "median_s": round(float(np.median(times)), 4), "cpu_s": round(min(cpu), 4),
+        "x_realtime": round(audio_s / best, 1), "rss_peak_mb": rss_total,
+        "rss_workers_mb": rss_workers,
     })  # fmt: skip
     return row
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its finished workers."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add x_floor / cpu_x_floor (vs a_decode) and speedup (vs c_stage_egemaps) in place."""
+    by = {r["variant"]: r for r in rows}
+    floor, one = by.get("a_decode"), by.get("c_stage_egemaps")
+    for r in rows:
+        if "best_s" not in r:
+            continue
+        if floor:
+            r["x_floor"] = round(r["best_s"] / floor["best_s"], 2)
+            r["cpu_x_floor"] = round(r["cpu_s"] / floor["cpu_s"], 2)
+        if one and r["variant"].startswith(("c_", "d_")):
+            r["speedup"] = round(one["best_s"] / r["best_s"], 2)
+    return rows
 
 
 # --- driver ---------------------------------------------------------------------------------
@@ -224,7 +305,7 @@ def run(
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark variant {v} failed:\n{proc.stderr[-3000:]}")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return rows
+    return ratios(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

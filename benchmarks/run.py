@@ -57,14 +57,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def previous_sections(text: str) -> dict[str, str]:
+    """``## title`` -> that section's text (title line to the next section) of a benchmarks.md."""
+    chunks = text.split("\n## ")[1:]
+    return {c.split("\n", 1)[0]: "## " + c.rstrip("\n") + "\n" for c in chunks}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sections", nargs="*", default=list(SECTIONS))
     ap.add_argument("--results", default=str(REPO / "results"))
     ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the manifest and frames already under --results (no snakemake)")
     args = ap.parse_args(argv)
     results = Path(args.results)
-    ensure_demo(results)
+    if not args.no_build:
+        ensure_demo(results)
     manifest = results / "manifest" / "train.parquet"
     frames = results / "frames" / "dense" / "train"
     parts = [
@@ -74,15 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n",
     ]
-    for name in args.sections:
-        module_name, title, call = SECTIONS[name]
+    out = Path(args.out)
+    # Sections not run this time keep their last figures (`run.py audio` rewrites only audio).
+    kept = previous_sections(out.read_text(encoding="utf-8")) if out.is_file() else {}
+    for name, (module_name, title, call) in SECTIONS.items():
+        if name not in args.sections:
+            if title in kept:
+                parts.append(kept[title])
+            continue
         module = importlib.import_module(module_name)
         with tempfile.TemporaryDirectory() as work:
             t0 = time.perf_counter()
             rows = call(module, str(manifest), str(frames), work)
             print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         parts += [f"## {title}\n", (module.__doc__ or "").strip() + "\n", table(rows)]
-    Path(args.out).write_text("\n".join(parts), encoding="utf-8")
+    out.write_text("\n".join(parts), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 
