@@ -117,7 +117,7 @@ SENTIMENT_GIVEN_EMOTION: dict[str, dict[str, float]] = {
     "fear": {"neutral": 0.15, "positive": 0.05, "negative": 0.80},
 }
 # Defaults of the difficulty settings (config.yaml restates them; calibration in the docstring).
-FACE_STRENGTH = 0.6
+FACE_STRENGTH = 0.55
 VOICE_STRENGTH = 0.5
 LABEL_NOISE = 0.15
 NUISANCE = 1.0
@@ -602,7 +602,9 @@ def generate_corpus(
     ``workers`` > 1 renders clips in that many processes (output does not depend on it);
     ``width``/``height`` (even), ``fps``, ``audio_rate``, ``audio_channels`` (1 or 2) set the
     streams; ``inject_defects`` adds MELD's defects (module docstring); ``max_duration_s`` caps
-    clip durations (default: MELD's spread, 1-15 s). Raises ConfigError for bad parameters and
+    clip durations (default: MELD's spread, 1-15 s); ``cue`` (event | spread), ``face_strength``,
+    ``voice_strength``, ``label_noise`` (0..1) and ``nuisance`` (0..2) set the planted causes
+    and the difficulty (module docstring). Raises ConfigError for bad parameters and
     DataStageError when ``root`` holds a corpus this generator did not make.
 
     Clips already on disk are kept (each was written atomically, so it is complete) and only the
