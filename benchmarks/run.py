@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -58,9 +59,18 @@ def table(rows: list[dict]) -> str:
 
 
 def previous_sections(text: str) -> dict[str, str]:
-    """``## title`` -> that section's text (title line to the next section) of a benchmarks.md."""
-    chunks = text.split("\n## ")[1:]
-    return {c.split("\n", 1)[0]: "## " + c.rstrip("\n") + "\n" for c in chunks}
+    """``## title`` -> that section's text (title line to the next section) of a benchmarks.md.
+
+    A section from a file written before sections carried their own run time gets the file's.
+    """
+    old = re.search(r"; run (\d{4}-\d\d-\d\d \d\d:\d\d UTC)\.", text.split("\n## ")[0])
+    sections = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, body = chunk.rstrip("\n").split("\n", 1)
+        if old and not body.lstrip().startswith("Run "):
+            body = f"\nRun {old.group(1)}.\n{body}"
+        sections[title] = f"## {title}\n{body}\n"
+    return sections
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Figures are ratios "
         "against a reference measured in the same run, so they are comparable across machines.\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n",
+        f"{platform.python_version()}; each section says when it was run.\n",
     ]
     out = Path(args.out)
     # Sections not run this time keep their last figures (`run.py audio` rewrites only audio).
@@ -96,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             rows = call(module, str(manifest), str(frames), work)
             print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        parts += [f"## {title}\n", (module.__doc__ or "").strip() + "\n", table(rows)]
+        stamp = f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
+        parts += [f"## {title}\n", stamp, (module.__doc__ or "").strip() + "\n", table(rows)]
     out.write_text("\n".join(parts), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
