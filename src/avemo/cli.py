@@ -87,15 +87,20 @@ def _train(a: argparse.Namespace) -> None:
     from .training.stage import train_stream
 
     files = _json(a.inputs, "--inputs")
-    frames = files.get("frames") or {}  # visual models: their own frame set first
-    own = next(iter(frames), None)
+    params = _params(a.params)
+    # The model's own frame set is named by its params: the --inputs JSON has sorted keys.
+    own = params.pop("frame_set", None)
+    frames = files.get("frames") or {}
+    if own is not None and own not in frames:
+        raise ConfigError(f"{a.model}: frame set {own!r} is not among the job's inputs "
+                          f"{sorted(frames)}")
     splits = {s: SplitFiles(s, Path(m), frames=Path(frames[own][s]) if own else None,
                             audio=Path(files["audio"][s]) if "audio" in files else None)
               for s, m in files["manifests"].items()}
     extra = {f: {s: Path(d) for s, d in dirs.items()} for f, dirs in frames.items() if f != own}
     # The rule's threads: the main process plus DataLoader workers.
     train_stream(a.model, a.seed, splits, a.out, config_hash=a.config_hash, frame_set=own,
-                 extra_frame_sets=extra, num_workers=max(0, a.workers - 1), **_params(a.params))
+                 extra_frame_sets=extra, num_workers=max(0, a.workers - 1), **params)
 
 
 def _crossfit(a: argparse.Namespace) -> None:
@@ -103,13 +108,14 @@ def _crossfit(a: argparse.Namespace) -> None:
     from .training.inputs import SplitFiles
 
     files = _json(a.inputs, "--inputs")
+    params = _params(a.params)
     sets = {f: Path(d) for f, d in files["train_frames"].items()}
-    own = next(iter(sets))  # the model's own frame set comes first
+    own = params.pop("frame_set")  # named by the params: the --inputs JSON has sorted keys
     splits = {"train": SplitFiles("train", Path(files["manifests"]["train"]), frames=sets[own]),
               "dev": SplitFiles("dev", Path(files["manifests"]["dev"]),
                                 frames=Path(files["dev_frames"]))}
     cross_fit(a.model, a.seed, splits, sets, a.out, config_hash=a.config_hash,
-              num_workers=max(0, a.workers - 1), **_params(a.params))
+              num_workers=max(0, a.workers - 1), **params)
 
 
 def _fusion(a: argparse.Namespace) -> None:
@@ -216,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-hash", required=True)
     p.add_argument("--inputs", required=True,
                    help='JSON: {"manifests": split -> path, "frames": set -> split -> dir '
-                        '(own set first) | "audio": split -> dir}')
+                        '(every set; --params names the own one) | "audio": split -> dir}')
     p = add("crossfit", _crossfit, "out-of-fold train embeddings of a video model (one seed)")
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, required=True)
@@ -224,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-hash", required=True)
     p.add_argument("--inputs", required=True,
                    help='JSON: {"manifests": train|dev -> path, "dev_frames": dir, '
-                        '"train_frames": set -> dir (own set first)}')
+                        '"train_frames": set -> dir (--params names the own one)}')
     p = add("fusion", _fusion, "train one early-fusion model for one seed")
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, required=True)

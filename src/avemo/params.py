@@ -171,6 +171,8 @@ def train(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
     }
     if registry.get(model).kind == "audio":
         out["features"] = m["features"]
+    else:  # named, never inferred from the order of the job's input map
+        out["frame_set"] = m["frame_set"]
     return out
 
 
@@ -193,7 +195,8 @@ def crossfit(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
     """The fold models train exactly as the full model, on K-1 of K folds."""
     out = train(cfg, model)
     return {"engine": out["engine"], "model_params": out["model_params"],
-            "max_len": out["max_len"], "folds": cfg["fusion"]["cross_fit_folds"]}
+            "max_len": out["max_len"], "frame_set": out["frame_set"],
+            "folds": cfg["fusion"]["cross_fit_folds"]}
 
 
 def late(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -305,8 +308,9 @@ def frame_sets(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def train_inputs(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """What a stream model's job reads: manifests, and its frame sets (visual: its own first,
-    then every other set, whose embeddings fusion may read) or the audio stage's outputs."""
+    """What a stream model's job reads: manifests, and its frame sets (visual: its own, named
+    by the job's ``frame_set`` param, and every other set, whose embeddings fusion may read) or
+    the audio stage's outputs."""
     lay = layout(cfg)
     files: dict[str, Any] = {"manifests": lay.manifests()}
     if registry.get(model).kind == "visual":
@@ -361,8 +365,9 @@ def fusion_inputs(cfg: Mapping[str, Any], run: str, seed: int | str) -> dict[str
 
 
 def crossfit_inputs(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """What a cross-fitting job reads: train/dev labels, the model's own frame set on train
-    and dev (fit, select), and every frame set on train (export)."""
+    """What a cross-fitting job reads: train/dev labels, the model's own frame set (the job's
+    ``frame_set`` param) on train and dev (fit, select), and every frame set on train
+    (export)."""
     lay, own = layout(cfg), model_config(cfg, model)["frame_set"]
     order = [own, *(f for f in frame_sets(cfg) if f != own)]
     return {"manifests": {s: lay.manifest(s) for s in ("train", "dev")},

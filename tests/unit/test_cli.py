@@ -36,3 +36,28 @@ def test_check_config_layers_overlays_and_names_the_overlay(tmp_path, repo, caps
     over.write_text("train:\n  seeds: [0, 1]\n")
     assert main(["check-config", str(repo / "config.yaml"), str(over)]) == 0
     assert "over.yaml: valid" in capsys.readouterr().out
+
+
+def test_train_uses_the_configured_frame_set_whatever_the_key_order(monkeypatch, repo):
+    """The rule passes --inputs as JSON with sorted keys ("dense" before "study"): the model's
+    own frame set must come from its params, not from the first key (it once did)."""
+    import json
+
+    import avemo.training.stage as stage
+    from avemo import params as P
+    from avemo.config import load_config
+
+    seen = {}
+    monkeypatch.setattr(stage, "train_stream", lambda *a, **k: seen.update(args=a, kw=k))
+    cfg = load_config(repo / "config.yaml")
+    for model in ("cnn5", "temporal_video"):
+        inputs = P.as_json(P.train_inputs(cfg, model))
+        assert list(json.loads(inputs)["frames"]) == ["dense", "study"]
+        job = P.as_json(P.job_params("train_visual", cfg, {"model": model}))
+        assert main(["train", "--model", model, "--seed", "0", "--out", "o", "--config-hash",
+                     "h", "--inputs", inputs, "--params", job]) == 0
+        own = P.model_config(cfg, model)["frame_set"]
+        splits = seen["args"][2]
+        assert seen["kw"]["frame_set"] == own
+        assert splits["train"].frames.as_posix().endswith(f"frames/{own}/train")
+        assert set(seen["kw"]["extra_frame_sets"]) == set(P.frame_sets(cfg)) - {own}
