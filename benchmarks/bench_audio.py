@@ -8,8 +8,8 @@ eGeMAPS), ``cpu_x_floor`` the same with process CPU seconds (``cpu_s``, less sen
 users of the machine), ``speedup`` = c_stage_egemaps's best_s / this row's (target >= 1.7 for 2
 workers on 2 idle cores); ``cpu_speedup`` = c_stage_egemaps's CPU seconds / those of the
 busiest process (the main one, or a worker with an even share of ``cpu_workers_s``), the
-speedup idle cores would give. ``rss_peak_mb`` is the largest sum of resident memory of the
-process and its workers (sampled every 50 ms), ``rss_workers_mb`` that of the workers alone.
+speedup idle cores would give. ``rss_peak_mb`` = peak resident memory of the process (VmHWM)
++ ``rss_workers_mb``, the peak summed PSS of its workers (sampled every 50 ms).
 
 - ``a_decode``: ``load_audio`` only (PyAV decode + channel average + resample to 16 kHz);
 - ``b_stage_no_egemaps``: ``extract_audio(egemaps=False)`` (192-D, log-mels, aligned windows);
@@ -158,10 +158,11 @@ def _profile(paths: list[str]) -> dict[str, float]:
     return out
 
 
-def _rss_mb(pid: int) -> float:
+def _proc_mb(path: str, field: str) -> float:
+    """A ``field: N kB`` line of a /proc file, in MB (0 when the process is gone)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        with open(path) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
     except (OSError, StopIteration):
         return 0.0
 
@@ -177,29 +178,40 @@ def _children(pid: int) -> list[int]:
 
 
 class _PeakRSS:
-    """Largest resident memory of this process plus its workers, sampled in a thread.
+    """Peak memory of this process (VmHWM) plus the peak summed PSS of its workers.
 
-    ru_maxrss cannot give it: a spawned worker inherits its parent's high-water mark across
-    exec (Linux), and RUSAGE_CHILDREN only sees workers that have exited.
+    Workers are sampled every 50 ms. PSS, not RSS: shared libraries and copy-on-write pages
+    would otherwise count once per process. ru_maxrss cannot serve: a spawned worker inherits
+    its parent's high-water mark across exec (Linux), and RUSAGE_CHILDREN sees only the dead.
+    A child still running this program (forked, not yet exec'd) is not a worker yet: skipped.
     """
 
     def __init__(self) -> None:
-        self.total = self.workers = 0.0
+        self.workers = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         pid = os.getpid()
+        me = Path(f"/proc/{pid}/cmdline").read_bytes()
         while not self._stop.wait(0.05):
-            kids = sum(_rss_mb(k) for k in _children(pid))
-            self.workers = max(self.workers, kids)
-            self.total = max(self.total, _rss_mb(pid) + kids)
+            total = 0.0
+            for k in _children(pid):
+                try:
+                    if Path(f"/proc/{k}/cmdline").read_bytes() == me:
+                        continue
+                except OSError:
+                    continue
+                total += _proc_mb(f"/proc/{k}/smaps_rollup", "Pss:")
+            self.workers = max(self.workers, total)
 
     def stop(self) -> tuple[float, float]:
+        """(peak MB of this process + workers' peak, workers' peak)."""
         self._stop.set()
         self._thread.join()
-        return round(self.total, 1), round(self.workers, 1)
+        own = _proc_mb(f"/proc/{os.getpid()}/status", "VmHWM:")
+        return round(own + self.workers, 1), round(self.workers, 1)
 
 
 def _run_variant(
