@@ -543,3 +543,22 @@ def test_kill_9_mid_epoch_then_resume(data: Any, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(
         log_without_time(tmp_path / "ref"), log_without_time(out), check_exact=True
     )
+
+
+def test_fit_pins_cpu_threads_whatever_the_job_was_given(tmp_path: Path) -> None:
+    """The thread count changes floating-point sums: fit fixes torch's intra-op threads to the
+    engine's cpu_threads, so a job given 2 cores computes like one given 1."""
+    train, dev = vectors(16, "train", 0), vectors(8, "dev", 1)
+    prev = torch.get_num_threads()
+    logs = []
+    try:
+        for given in (2, 1):
+            torch.set_num_threads(given)
+            out = tmp_path / f"t{given}"
+            s = EngineSettings(epochs=2, batch_size=8, device="cpu", cpu_threads=1)
+            engine.fit(fresh_model(), train, dev, out, s, seed=0, config_hash="h")
+            assert torch.get_num_threads() == 1
+            logs.append(log_without_time(out))
+    finally:
+        torch.set_num_threads(prev)
+    pd.testing.assert_frame_equal(logs[0], logs[1])

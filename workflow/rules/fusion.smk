@@ -18,7 +18,10 @@ rule crossfit:
         hash=hashed("crossfit", "crossfit", config),
         inputs=paths_json(P.crossfit_inputs, config, "model"),
         out_dir=out_dir("summary"),
-    threads: 2
+    # One core: the engine's torch threads are train.engine.cpu_threads (fixed for
+    # reproducibility) and CPU training loads data in the main process; two such jobs then
+    # run side by side on two cores. GPU clusters set more (profiles/slurm: data workers).
+    threads: 1
     log:
         L.log("crossfit_{model}_seed{seed}"),
     benchmark:
@@ -48,7 +51,10 @@ rule fusion:
         hash=hashed("fusion", "fusion", config),
         inputs=paths_json(P.fusion_inputs, config, "model", "seed"),
         out_dir=out_dir("summary"),
-    threads: 2
+    # One core: the engine's torch threads are train.engine.cpu_threads (fixed for
+    # reproducibility) and CPU training loads data in the main process; two such jobs then
+    # run side by side on two cores. GPU clusters set more (profiles/slurm: data workers).
+    threads: 1
     log:
         L.log("fusion_{model}_seed{seed}"),
     benchmark:

@@ -29,7 +29,10 @@ for _kind in registry.STREAM_KINDS:
             hash=hashed(f"train_{_kind}", "train", config),
             inputs=paths_json(P.train_inputs, config, "model"),
             out_dir=out_dir("summary"),
-        threads: 2
+        # One core: the engine's torch threads are train.engine.cpu_threads (fixed for
+        # reproducibility) and CPU training loads data in the main process; two such jobs
+        # then run side by side on two cores. GPU clusters set more (profiles/slurm).
+        threads: 1
         log:
             L.log("train_{model}_seed{seed}"),
         benchmark:

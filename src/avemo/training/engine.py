@@ -293,6 +293,11 @@ def fit(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(s.device)
+    if device.type == "cpu":
+        # Fixed by the settings, not by the job's cores (OMP_NUM_THREADS): the thread count
+        # changes floating-point sums, so the same config gives the same numbers at any
+        # --cores. Process-wide: prediction and export after fit use it too.
+        torch.set_num_threads(s.cpu_threads)
     amp = bool(s.amp) and device.type == "cuda"  # mixed precision only pays off on CUDA
     with deterministic_mode(seed):
         loss_fn = _make_loss(train_ds, s, device)

@@ -40,6 +40,7 @@ class EngineSettings:
     device: str = _DEFAULT["device"]
     amp: bool = _DEFAULT["amp"]
     grad_clip: float = _DEFAULT["grad_clip"]
+    cpu_threads: int = _DEFAULT["cpu_threads"]
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
