@@ -165,7 +165,7 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
         lines["time-shuffled control"] = stats(inp.metrics[control], "emotion",
                                                "weighted_f1")["mean"]
     path = fig_dir / "fusion_waterfall.png"
-    figures.waterfall(start, bars, path, lines, data.label)
+    figures.waterfall(start, bars, path, lines, data.label, end=diagnosis.chain_models()[-1])
     section.figures.append(Figure(
         path, "Waterfall from the study's fusion to the last build-up step: each bar is one "
         "factor's paired effect (test emotion weighted F1, mean over seeds) with its 95% "

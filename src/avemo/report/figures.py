@@ -106,10 +106,11 @@ def per_class_bars(table: pd.DataFrame, labels: list[str], path: Path, data: str
 
 
 def waterfall(start: tuple[str, float], steps: list[tuple[str, float, float, float]],
-              path: Path, lines: dict[str, float] | None = None, data: str = "") -> None:
+              path: Path, lines: dict[str, float] | None = None, data: str = "",
+              end: str = "result") -> None:
     """From ``start`` (label, score) one floating bar per step (label, paired Δ, CI low, CI
-    high), each starting where the previous ended, and a final bar at the running total;
-    ``lines``: reference levels drawn across (e.g. the best single stream)."""
+    high), each starting where the previous ended, and a final bar ``end`` at the running
+    total; ``lines``: reference levels drawn across (e.g. the best single stream)."""
     fig, ax = plt.subplots(figsize=(max(7.0, 1.05 * (len(steps) + 2)), 4.0), dpi=110)
     level = start[1]
     ax.bar(0, level, color="0.55", width=0.6)
@@ -117,17 +118,19 @@ def waterfall(start: tuple[str, float], steps: list[tuple[str, float, float, flo
         color = "tab:green" if delta >= 0 else "tab:red"
         ax.bar(i, delta, bottom=level, color=color, width=0.6)
         # the step's paired 95% interval, drawn around the bar's end
-        end = level + delta
-        ax.errorbar(i, end, yerr=[[max(delta - low, 0.0)], [max(high - delta, 0.0)]],
+        top = level + delta
+        ax.errorbar(i, top, yerr=[[max(delta - low, 0.0)], [max(high - delta, 0.0)]],
                     fmt="none", ecolor="black", capsize=3, lw=1)
-        ax.plot([i - 0.3, i + 1 - 0.3], [end, end], color="0.6", lw=0.6, ls=":")
-        level = end
+        ax.plot([i - 0.3, i + 1 - 0.3], [top, top], color="0.6", lw=0.6, ls=":")
+        level = top
     last = len(steps) + 1
     ax.bar(last, level, color="tab:blue", width=0.6)
-    for name, value in (lines or {}).items():
-        ax.axhline(value, ls="--", lw=0.9, color="0.3")
-        ax.text(last + 0.45, value, name, va="bottom", ha="right", fontsize=7)
-    labels = [start[0], *(s[0] for s in steps), "result"]
+    styles = ["--", ":", "-."]
+    for i, (name, value) in enumerate((lines or {}).items()):
+        ax.axhline(value, ls=styles[i % len(styles)], lw=1.0, color=f"C{i + 4}", label=name)
+    if lines:
+        ax.legend(frameon=False, fontsize=7, loc="lower left")
+    labels = [start[0], *(s[0] for s in steps), end]
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("test emotion weighted F1")
     ax.set_title("From the study's fusion to the best model, one factor per step", fontsize=9)
