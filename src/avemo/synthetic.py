@@ -117,7 +117,7 @@ SENTIMENT_GIVEN_EMOTION: dict[str, dict[str, float]] = {
     "fear": {"neutral": 0.15, "positive": 0.05, "negative": 0.80},
 }
 # Defaults of the difficulty settings (config.yaml restates them; calibration in the docstring).
-FACE_STRENGTH = 0.55
+FACE_STRENGTH = 0.65
 VOICE_STRENGTH = 0.5
 LABEL_NOISE = 0.15
 NUISANCE = 1.0
