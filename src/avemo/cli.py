@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AvemoError, ConfigError
+from .fingerprint import with_inputs
 
 
 def _params(text: str | None) -> dict[str, Any]:
@@ -99,7 +100,8 @@ def _train(a: argparse.Namespace) -> None:
               for s, m in files["manifests"].items()}
     extra = {f: {s: Path(d) for s, d in dirs.items()} for f, dirs in frames.items() if f != own}
     # The rule's threads: the main process plus DataLoader workers.
-    train_stream(a.model, a.seed, splits, a.out, config_hash=a.config_hash, frame_set=own,
+    train_stream(a.model, a.seed, splits, a.out, config_hash=with_inputs(a.config_hash, files),
+                 frame_set=own,
                  extra_frame_sets=extra, num_workers=max(0, a.workers - 1), **params)
 
 
@@ -114,7 +116,7 @@ def _crossfit(a: argparse.Namespace) -> None:
     splits = {"train": SplitFiles("train", Path(files["manifests"]["train"]), frames=sets[own]),
               "dev": SplitFiles("dev", Path(files["manifests"]["dev"]),
                                 frames=Path(files["dev_frames"]))}
-    cross_fit(a.model, a.seed, splits, sets, a.out, config_hash=a.config_hash,
+    cross_fit(a.model, a.seed, splits, sets, a.out, config_hash=with_inputs(a.config_hash, files),
               num_workers=max(0, a.workers - 1), **params)
 
 
@@ -125,7 +127,7 @@ def _fusion(a: argparse.Namespace) -> None:
     train_fusion(a.model.removesuffix("@single_task"), a.seed, inputs["manifests"],
                  inputs["video_utt"], inputs["audio_dirs"], a.out,
                  video_dense=inputs["video_dense"], aligned_dirs=inputs["aligned_dirs"],
-                 config_hash=a.config_hash, num_workers=max(0, a.workers - 1),
+                 config_hash=with_inputs(a.config_hash, inputs), num_workers=max(0, a.workers - 1),
                  **_params(a.params))
 
 

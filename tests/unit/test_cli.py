@@ -61,3 +61,27 @@ def test_train_uses_the_configured_frame_set_whatever_the_key_order(monkeypatch,
         assert seen["kw"]["frame_set"] == own
         assert splits["train"].frames.as_posix().endswith(f"frames/{own}/train")
         assert set(seen["kw"]["extra_frame_sets"]) == set(P.frame_sets(cfg)) - {own}
+
+
+def test_train_checkpoint_hash_follows_the_input_files(monkeypatch, repo, tmp_path):
+    """Snakemake reruns a job whose inputs changed with the same params; its kept last.pt
+    must then not be resumed: the hash the stage gets includes the inputs' fingerprint."""
+    import json
+    import os
+
+    import avemo.training.stage as stage
+
+    seen = []
+    monkeypatch.setattr(stage, "train_stream", lambda *a, **k: seen.append(k["config_hash"]))
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "utterance.npy").write_bytes(b"x")
+    inputs = json.dumps({"manifests": {"train": str(tmp_path / "m.parquet")},
+                         "audio": {"train": str(audio)}})
+    argv = ["train", "--model", "audio_mlp", "--seed", "0", "--out", "o", "--config-hash", "h",
+            "--inputs", inputs, "--params", "{}"]
+    assert main(argv) == 0 and main(argv) == 0
+    st = (audio / "utterance.npy").stat()
+    os.utime(audio / "utterance.npy", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert main(argv) == 0
+    assert seen[0] == seen[1] != seen[2] and seen[0].startswith("h-")
