@@ -502,7 +502,12 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
         config_hash="h",
         window_pool=POOL,
     )
-    assert summary["factors"] == dict(registry.get(name).factors)
+    fac = summary["factors"]
+    assert fac == dict(registry.get(name).factors)
+    # The factor levels reach the inputs: windowed audio is the pooled windows (mean, max).
+    if summary["inputs"] == "utterance":
+        want = 2 * N_MELS * POOL if fac["audio"] == "windowed" else DA
+        assert summary["dims"]["audio_dim"] == want, summary["dims"]
     for f in ("best.pt", "last.pt", "log.csv", "summary.json"):
         assert (out / f).is_file()
     test = read_predictions(out / "predictions_test.parquet")

@@ -326,11 +326,11 @@ def build_fusion_dataset(
             "and the manifest come from different runs: rerun the video_branch stage"
         )
     rows = labels.loc[names]
-    audio = AudioStore(audio_dir)
-    a_pos = {n: i for i, n in enumerate(audio.clip_names)}
+    store = AudioStore(audio_dir)
+    a_pos = {n: i for i, n in enumerate(store.clip_names)}
     a_row = np.array([a_pos.get(n, -1) for n in names], dtype=np.int64)
-    a_present = (a_row >= 0) & audio.mask[np.maximum(a_row, 0)]
-    utt = np.asarray(audio.utterance(), dtype=np.float32)
+    a_present = (a_row >= 0) & store.mask[np.maximum(a_row, 0)]
+    utt = np.asarray(store.utterance(), dtype=np.float32)
     arrays: dict[str, np.ndarray] = {
         "clip_name": np.asarray(names, dtype=str),
         "emotion": rows["emotion"].map(EMOTION_INDEX).to_numpy(np.int64),
