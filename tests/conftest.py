@@ -1,10 +1,14 @@
-"""Shared fixtures: the repository root, and running the real workflow on a tiny config."""
+"""Shared fixtures: the repository root, running the real workflow on a tiny config, and the one
+tiny run of the whole workflow that the workflow tests share (`tiny_run`)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+# The environment the session started with: commands that run in background threads (beside
+# tests that monkeypatch os.environ) see this one.
+ENVIRON = dict(os.environ)
+
+
 def tool_env() -> dict[str, str]:
     """Environment whose PATH finds this interpreter's `avemo` and `snakemake`."""
-    env = dict(os.environ)
+    env = dict(ENVIRON)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -60,12 +69,154 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
     """Run the real workflow (this repository's Snakefile) with `workdir` as working directory."""
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--profile", str(REPO / "workflow" / "profiles" / "default"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=tool_env())
+    return run_cmd(cmd, timeout=timeout, env=tool_env())
 
 
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+# The full workflow, fusion diagnosis included (TINY leaves it off for runs of their own).
+DIAGNOSIS: dict[str, Any] = {"fusion": {"diagnosis": True}}
+# The stages before any model (results/ subfolders): the same for every tiny config here.
+DATA_PARTS = ("data", "manifest", "frames", "audio")
+
+
+# -- Builds that start at collection -------------------------------------------------------------
+# A session's heavy builds (the shared tiny run, the DVC project) start in background threads as
+# soon as the selected tests are known, so that they run beside the unit tests (one process)
+# instead of one after another. Their commands go through `run_cmd`, so the session can stop
+# them when it ends early.
+
+_LIVE: set[subprocess.Popen[str]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def run_cmd(cmd: list[str], *, timeout: float, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(cmd, capture_output=True, text=True, timeout=...)`, tracked while it runs
+    so that the end of the session stops it (pytest_sessionfinish)."""
+    with subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            out, err = proc.communicate()
+            raise subprocess.TimeoutExpired(cmd, timeout, out, err) from exc
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+class _Background:
+    """`build(folder)` in a daemon thread; `get()` waits and returns or re-raises."""
+
+    def __init__(self, name: str, build: Callable[[Path], Any], folder: Path) -> None:
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(build, folder), daemon=True,
+                                        name=f"build-{name}")
+        self._thread.start()
+
+    def _run(self, build: Callable[[Path], Any], folder: Path) -> None:
+        try:
+            self._result = build(folder)
+        except BaseException as exc:  # noqa: BLE001 - handed to the fixture that waits
+            self._error = exc
+
+    def get(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+_EARLY: dict[str, Callable[[Path], Any]] = {}  # fixture name -> its build
+_STARTED: dict[str, _Background] = {}
+
+
+def start_early(fixture: str, build: Callable[[Path], Any]) -> None:
+    """Register the build behind session/module fixture `fixture` (from a test module, at
+    import): `build(fresh temporary folder)` starts at collection when a selected test uses
+    `fixture`; the fixture returns `early_result(fixture, tmp_path_factory)`."""
+    _EARLY[fixture] = build
+
+
+def _start(fixture: str, factory: pytest.TempPathFactory) -> _Background:
+    if fixture not in _STARTED:
+        folder = factory.mktemp(fixture.replace("_", ""))  # in the main thread
+        _STARTED[fixture] = _Background(fixture, _EARLY[fixture], folder)
+    return _STARTED[fixture]
+
+
+def early_result(fixture: str, factory: pytest.TempPathFactory) -> Any:
+    """The registered build's result: waits for it (started now if collection did not)."""
+    return _start(fixture, factory).get()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    for fixture in _EARLY:
+        if fixture in used:
+            _start(fixture, session.config._tmp_path_factory)  # = the tmp_path_factory fixture
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Commands still running when the session ends (interrupted, -x) are stopped: SIGTERM
+    (Snakemake and DVC stop their jobs), SIGKILL after a minute."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in live:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# -- The shared tiny run ----------------------------------------------------------------------
+
+TINY_TIMEOUT = 1800  # seconds the shared tiny run may take
+
+
+def _tiny_run(work: Path) -> Path:
+    write_config(work, DIAGNOSIS)
+    proc = snakemake(work, "--cores", "2", timeout=TINY_TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    return work
+
+
+start_early("tiny_run", _tiny_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working directory of ONE real run of the whole workflow (`snakemake --cores 2`,
+    TINY + DIAGNOSIS, from an empty folder), shared by the workflow tests: they read it, compare
+    against it, or start from a copy of its data stages (`seed_data_stages`). A test that
+    changes a file here puts it back as it was (content and mtime) before it ends. It starts
+    at collection (see `start_early`)."""
+    return early_result("tiny_run", tmp_path_factory)
+
+
+def seed_data_stages(run: Path, dest: Path, parts: tuple[str, ...] = DATA_PARTS) -> None:
+    """Give `dest` (a working directory whose config has the same data-stage settings as `run`)
+    the outputs of `run`'s data stages and Snakemake's records of them (mtimes kept), so that
+    Snakemake there finds them up to date and runs only what comes after: what a second run
+    would do, without extracting the same tiny corpus again."""
+    for part in parts:
+        shutil.copytree(run / "results" / part, dest / "results" / part, symlinks=True)
+    shutil.copytree(run / ".snakemake" / "metadata", dest / ".snakemake" / "metadata",
+                    dirs_exist_ok=True)
 
 
 def overfit_losses(model: Any, batch: dict[str, Any], lr: float, steps: int = 40) -> list[float]:

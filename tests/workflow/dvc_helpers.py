@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import BIN, REPO, tool_env, write_config
+from conftest import BIN, REPO, run_cmd, tool_env, write_config
 
 # The tiny project the end-to-end tests build: two frame sets, one model per stream, one early
 # and one late fusion model, one short epoch each and a small bootstrap.
@@ -29,16 +29,25 @@ TINY_OVERRIDES = {
 GIT_IDENTITY = {"user.name": "avemo tests", "user.email": "tests@avemo.invalid"}
 
 
-def project_files(repo: Path = REPO) -> list[str]:
-    """Tracked files plus untracked files git does not ignore: what a commit would hold."""
+def _ls_files(repo: Path, *args: str) -> set[str]:
     out = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
+        ["git", "ls-files", "-z", *args], cwd=repo, capture_output=True, text=True, check=True
     ).stdout
-    return sorted({f for f in out.split("\0") if f and (repo / f).is_file()})
+    return {f for f in out.split("\0") if f}
+
+
+def project_files(repo: Path = REPO) -> list[str]:
+    """Tracked files plus untracked files git does not ignore: what a commit would hold.
+
+    Untracked files count only inside a top-level folder git already tracks (a new module under
+    src/, a new test) or at the top level: a whole untracked top-level folder (someone's scratch
+    results beside results/) is not part of the project and would be copied and committed into
+    every test project."""
+    tracked = _ls_files(repo, "--cached")
+    tops = {f.split("/", 1)[0] for f in tracked if "/" in f}
+    untracked = {f for f in _ls_files(repo, "--others", "--exclude-standard")
+                 if "/" not in f or f.split("/", 1)[0] in tops}
+    return sorted(f for f in tracked | untracked if (repo / f).is_file())
 
 
 def env(workdir: Path) -> dict[str, str]:
@@ -52,11 +61,11 @@ def env(workdir: Path) -> dict[str, str]:
 
 
 def run(
-    workdir: Path, *cmd: str, check: bool = True, timeout: int = 600
+    workdir: Path, *cmd: str, check: bool = True, timeout: int = 1800
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        list(cmd), cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env(workdir)
-    )
+    """`cmd` in `workdir`; `timeout` only guards against a hang (a `dvc repro` of the whole tiny
+    project beside the other builds takes minutes on 2 shared cores)."""
+    proc = run_cmd(list(cmd), cwd=workdir, timeout=timeout, env=env(workdir))
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}) in {workdir}:\n"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BIN, REPO, tool_env
+from conftest import BIN, REPO, early_result, start_early, tool_env
 from dvc_helpers import (
     cache_file,
     dvc,
@@ -223,9 +223,7 @@ class Built:
         return path
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    root = tmp_path_factory.mktemp("dvc")
+def _build(root: Path) -> Built:
     repo = make_project(root / "repo")
     t0 = time.monotonic()
     proc = dvc(repo, "repro")
@@ -234,6 +232,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     git(repo, "commit", "-q", "-m", "dvc repro")
     dvc(repo, "push")
     return Built(root, repo, proc.stdout + proc.stderr, seconds)
+
+
+# `dvc repro` from nothing is the slowest build here: it starts at collection, beside the unit
+# tests and the shared tiny run (tests/conftest.py `start_early`).
+start_early("built", _build)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return early_result("built", tmp_path_factory)
 
 
 # What an audio.window_s change must (and may) rerun; everything else must be skipped.

@@ -8,11 +8,13 @@ config block naming it, and nothing more; the real workflow then trains and scor
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import seed_data_stages
 from dvc_helpers import make_project, run
 
 TOY = '''"""A toy audio model: one linear layer on the utterance vector, the shared dual head."""
@@ -40,8 +42,11 @@ register(ModelEntry("toy", "audio", "avemo.models.toy:Toy", "a toy linear audio 
 
 
 @pytest.mark.slow
-def test_a_registered_toy_model_runs_through_the_workflow(tmp_path: Path) -> None:
+def test_a_registered_toy_model_runs_through_the_workflow(tmp_path: Path, tiny_run: Path) -> None:
     repo = make_project(tmp_path / "repo", overrides={"train": {"seeds": [0]}})
+    # The corpus, frames and audio of the session's tiny run (same data settings; the data
+    # stages do not import the registry): the models are trained here.
+    seed_data_stages(tiny_run, repo)
     (repo / "src" / "avemo" / "models" / "toy.py").write_text(TOY)
     with open(repo / "src" / "avemo" / "registry.py", "a") as fh:
         fh.write(ENTRY)
@@ -59,8 +64,10 @@ def test_a_registered_toy_model_runs_through_the_workflow(tmp_path: Path) -> Non
     assert "src/avemo/models/toy.py" in stages["train_audio-toy-0"]["deps"]
     assert "src/avemo/models/toy.py" not in stages["train_visual-video_branch-0"]["deps"]
 
-    run(repo, str(Path(sys.executable).parent / "snakemake"), "--profile",
-        "workflow/profiles/default", "results/metrics/toy.json", "results/metrics/late.json")
+    proc = run(repo, str(Path(sys.executable).parent / "snakemake"), "--profile",
+               "workflow/profiles/default", "results/metrics/toy.json", "results/metrics/late.json")
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, flags=re.M))
+    assert {"train_audio", "train_visual", "late_fusion", "evaluate"} <= ran, ran
     metrics = json.loads((repo / "results" / "metrics" / "toy.json").read_text())
     f1 = metrics["aggregate"]["test"]["emotion"]["weighted_f1"]["mean"]
     assert 0.0 <= f1 <= 1.0

@@ -1,7 +1,8 @@
 """The real workflow submitted through `--profile workflow/profiles/slurm` to a real SLURM cluster.
 
 A one-node cluster with accounting runs on this host (tests/workflow/slurm_cluster.py). The tiny
-preset goes through the SLURM executor plugin; a local run of the same config is the reference.
+preset goes through the SLURM executor plugin; the session's local run of the tiny workflow
+(`tiny_run`, tests/conftest.py: same data-stage settings) is the reference.
 The node has no GPU, so the test profile is the real one with `gpu` zeroed (nothing else changed);
 targets stop before training anyway. Every Snakemake call runs under `timeout -s KILL`: a plugin
 that cannot read job states polls forever and ignores SIGTERM.
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, REPO, snakemake, tool_env, write_config
+from conftest import BIN, REPO, tool_env, write_config
 from slurm_cluster import Cluster, ClusterUnavailable, slurm_cluster
 
 from avemo.labels import SPLITS
@@ -96,41 +97,30 @@ def copy_workdir(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, test_profile, tmp_path_factory) -> dict[str, Any]:
-    """The SLURM run, a local reference run and a run with a failing job, side by side.
+def runs(cluster, test_profile, tmp_path_factory, tiny_run) -> dict[str, Any]:
+    """The SLURM run and a run with a failing job, side by side; the local reference is the
+    session's tiny run (read only).
 
     Keys: slurm (workdir), local (workdir), fail (workdir, target, CompletedProcess).
     """
-    slurm_dir, local_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("local")
-    fail_dir = tmp_path_factory.mktemp("fail")
-    for work in (slurm_dir, local_dir, fail_dir):
+    slurm_dir, fail_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("fail")
+    for work in (slurm_dir, fail_dir):
         write_config(work)
     # A manifest the frames stage cannot read: the job itself fails on the node, not
     # Snakemake's planning. --allowed-rules keeps the manifest rule from rewriting it.
     (fail_dir / "results" / "manifest").mkdir(parents=True)
     (fail_dir / "results" / "manifest" / "dev.parquet").write_bytes(b"not a parquet file")
     fail_target = "results/frames/study/dev"
-    with ThreadPoolExecutor(2) as pool:
-        # Both run while the SLURM jobs queue: the test waits on polling more than on CPU.
-        local = pool.submit(_local_reference, local_dir)
+    with ThreadPoolExecutor(1) as pool:
+        # It runs while the SLURM jobs queue: the test waits on polling more than on CPU.
         fail = pool.submit(
             sm_slurm, cluster, fail_dir, test_profile, fail_target, "--retries", "0",
             "--allowed-rules", "frames",
         )  # fmt: skip
         proc = sm_slurm(cluster, slurm_dir, test_profile, *TARGETS)
-        ref = local.result()
         failed = fail.result()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-6000:]
-    return {"slurm": slurm_dir, "local": local_dir, "fail": (fail_dir, fail_target, failed)}
-
-
-def _local_reference(work: Path) -> subprocess.CompletedProcess[str]:
-    """Every frames output and one split's audio, with the local profile."""
-    proc = snakemake(work, "--cores", "2", "results/audio/dev", timeout=SM_TIMEOUT)
-    if proc.returncode != 0:
-        return proc
-    return snakemake(work, "--cores", "2", "--until", "frames", "--", "qc", timeout=SM_TIMEOUT)
+    return {"slurm": slurm_dir, "local": tiny_run, "fail": (fail_dir, fail_target, failed)}
 
 
 VOLATILE = {"seconds", "workers"}  # run metadata that differs between any two runs

@@ -1,35 +1,28 @@
-"""The real workflow, end to end, on the tiny synthetic preset in a temporary directory."""
+"""The real workflow, end to end, on the tiny synthetic preset in a temporary directory.
+
+The run itself is the session's shared `tiny_run` (tests/conftest.py): the whole workflow,
+fusion diagnosis included, `snakemake --cores 2` from an empty folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import snakemake, write_config
+from conftest import DIAGNOSIS, seed_data_stages, snakemake, write_config
 
 from avemo.labels import SPLITS
 from avemo.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
-# The full workflow, fusion diagnosis included (the other workflow tests leave it off).
-DIAGNOSIS = {"fusion": {"diagnosis": True}}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("tiny")
-    write_config(work, DIAGNOSIS)
-    proc = snakemake(work, "--cores", "2")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
-    return work, proc
 
 
 def test_manifest_and_qc_outputs(tiny_run):
-    work, _ = tiny_run
+    work = tiny_run
     r = work / "results"
     corpus = json.loads((r / "data" / "synthetic" / "corpus.json").read_text())
     for split in SPLITS:
@@ -51,7 +44,7 @@ def test_frames_and_audio_cover_every_usable_clip(tiny_run):
     from avemo.audio.store import AudioStore
     from avemo.video.store import FrameStore
 
-    work, _ = tiny_run
+    work = tiny_run
     r = work / "results"
     for split in SPLITS:
         usable = read_manifest(r / "manifest" / f"{split}.parquet").query("ok")
@@ -69,7 +62,7 @@ def test_frames_and_audio_cover_every_usable_clip(tiny_run):
 def test_every_model_is_trained_and_evaluated(tiny_run):
     from avemo.evaluation.metrics import read_predictions
 
-    work, _ = tiny_run
+    work = tiny_run
     r = work / "results"
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     test_clips = set(read_manifest(r / "manifest" / "test.parquet").query("ok")["clip_name"])
@@ -82,7 +75,7 @@ def test_every_model_is_trained_and_evaluated(tiny_run):
 
 
 def test_report_is_built_and_says_synthetic(tiny_run):
-    work, _ = tiny_run
+    work = tiny_run
     md = (work / "results" / "report" / "report.md").read_text()
     assert "SYNTHETIC" in md and "tiny" in md
     html = (work / "results" / "report" / "report.html").read_text()
@@ -93,15 +86,16 @@ def test_report_is_built_and_says_synthetic(tiny_run):
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
-    work, _ = tiny_run
+    work = tiny_run
     proc = snakemake(work, "--cores", "2", "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 def test_param_change_reruns_only_downstream_stages(tiny_run):
-    work, _ = tiny_run
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    work = tiny_run
+    original = (work / "config.yaml").read_text()
+    cfg = yaml.safe_load(original)
     cfg["audio"]["window_s"] = 0.5
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     try:
@@ -110,9 +104,8 @@ def test_param_change_reruns_only_downstream_stages(tiny_run):
         assert "audio" in text and "report" in text
         for rule in ("synthetic_corpus", "manifest", "frames"):
             assert f"\n{rule} " not in text, text
-    finally:
-        cfg["audio"]["window_s"] = 1.0
-        (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    finally:  # the shared run's config as it was
+        (work / "config.yaml").write_text(original)
 
 
 def test_invalid_config_stops_before_any_job(tmp_path):
@@ -145,7 +138,7 @@ def _planned(work, *args: str) -> dict[str, int]:
 def test_deleting_an_intermediate_file_reruns_its_job(tiny_run, rel, makes, follows):
     """Every file a job reads is a declared input (layout module), so a deleted file is
     rebuilt by exactly the job that makes it, and the jobs after it rerun."""
-    work, _ = tiny_run
+    work = tiny_run
     path = work / "results" / rel
     saved, stat = path.read_bytes(), path.stat()
     path.unlink()
@@ -162,15 +155,23 @@ def test_deleting_an_intermediate_file_reruns_its_job(tiny_run, rel, makes, foll
 
 def test_same_metrics_with_one_or_two_cores(tiny_run, tmp_path):
     """The same config gives the same numbers whatever the core count: at --cores 1 the
-    training jobs load data in the main process, at --cores 2 in one DataLoader worker."""
-    work, _ = tiny_run
+    training jobs load data in the main process, at --cores 2 in one DataLoader worker.
+
+    The run at --cores 1 starts from the shared run's data stages (their outputs do not depend
+    on the worker count: tests/unit test_video, test_audio, test_manifest, test_synthetic) and
+    trains every model the targets need itself, cross-fitting included."""
+    work = tiny_run
     write_config(tmp_path, DIAGNOSIS)
+    seed_data_stages(work, tmp_path)
     # A frame model (augmented frames), an early-fusion model on the video model's embeddings
     # (the pair that differed between -c1 and -c2 before) and one on cross-fitted embeddings.
     targets = ["results/metrics/cnn5.json", "results/metrics/concat_aligned.json",
                "results/metrics/dx1_crossfit.json"]
     proc = snakemake(tmp_path, "--cores", "1", *targets)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, flags=re.M))
+    assert {"train_visual", "crossfit", "fusion", "evaluate"} <= ran, ran  # trained here
+    assert not {"synthetic_corpus", "manifest", "frames", "audio"} & ran, ran  # seeded
     for target in targets:
         assert json.loads((tmp_path / target).read_text()) == json.loads(
             (work / target).read_text()), target
@@ -180,7 +181,7 @@ def test_diagnosis_runs_cross_fitted_and_is_reported(tiny_run):
     from avemo import diagnosis, registry
     from avemo.fusion.inputs import EmbeddingFile
 
-    work, _ = tiny_run
+    work = tiny_run
     r = work / "results"
     name = "embeddings_train@study.npz"
     oof = EmbeddingFile.read(r / "crossfit" / "video_branch" / "seed0" / name)
