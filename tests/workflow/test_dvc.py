@@ -148,8 +148,8 @@ def test_code_deps_are_the_modules_the_job_imports(stages: dict[str, dict[str, A
         command = {"synthetic_corpus": "synthetic", "download_meld": "download",
                    "late_fusion": "late", "evaluate_ablation": "evaluate"}.get(rule, rule)
         command = "train" if rule.startswith("train_") else command
-        model = wild[0] if rule in ("train_visual", "train_audio", "fusion", "late_fusion",
-                                    "baseline") else None
+        model = wild[0] if rule in ("train_visual", "train_audio", "crossfit", "fusion",
+                                    "late_fusion", "baseline") else None
         if model and rule == "fusion":
             model = model.removesuffix("_single_task")
         assert covered == set(codedeps.files(command, model)), name
@@ -191,7 +191,7 @@ def _wildcards(rule: str, wild: list[str], target: str) -> dict[str, str]:
         return {"fset": wild[0], "split": wild[1]}
     if rule == "audio":
         return {"split": wild[0]}
-    model = target.split("/")[2] if rule in ("train_visual", "train_audio", "fusion",
+    model = target.split("/")[2] if rule in ("train_visual", "train_audio", "crossfit", "fusion",
                                              "late_fusion") else ""
     if rule in ("evaluate", "evaluate_ablation"):
         model = target.split("/")[-1].removesuffix(".json")
