@@ -116,7 +116,9 @@ def _crossfit(a: argparse.Namespace) -> None:
     splits = {"train": SplitFiles("train", Path(files["manifests"]["train"]), frames=sets[own]),
               "dev": SplitFiles("dev", Path(files["manifests"]["dev"]),
                                 frames=Path(files["dev_frames"]))}
-    cross_fit(a.model, a.seed, splits, sets, a.out, config_hash=with_inputs(a.config_hash, files),
+    full = {f: Path(p) for f, p in files["full_embeddings"].items()}
+    cross_fit(a.model, a.seed, splits, sets, a.out, full_embeddings=full,
+              config_hash=with_inputs(a.config_hash, files),
               num_workers=max(0, a.workers - 1), **params)
 
 

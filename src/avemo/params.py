@@ -364,15 +364,17 @@ def fusion_inputs(cfg: Mapping[str, Any], run: str, seed: int | str) -> dict[str
     }
 
 
-def crossfit_inputs(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+def crossfit_inputs(cfg: Mapping[str, Any], model: str, seed: int | str) -> dict[str, Any]:
     """What a cross-fitting job reads: train/dev labels, the model's own frame set (the job's
-    ``frame_set`` param) on train and dev (fit, select), and every frame set on train
-    (export)."""
+    ``frame_set`` param) on train and dev (fit, select), every frame set on train (export) and
+    the full model's train embeddings of the same seed (the coordinates the fold models'
+    exports are mapped into)."""
     lay, own = layout(cfg), model_config(cfg, model)["frame_set"]
     order = [own, *(f for f in frame_sets(cfg) if f != own)]
     return {"manifests": {s: lay.manifest(s) for s in ("train", "dev")},
             "dev_frames": lay.frames(own, "dev"),
-            "train_frames": {f: lay.frames(f, "train") for f in order}}
+            "train_frames": {f: lay.frames(f, "train") for f in order},
+            "full_embeddings": {f: lay.embeddings(model, seed, "train", f) for f in order}}
 
 
 def crossfit_outputs(cfg: Mapping[str, Any]) -> dict[str, str]:

@@ -189,6 +189,9 @@ def test_diagnosis_runs_cross_fitted_and_is_reported(tiny_run):
     # Every train clip, out of fold: same clips as the full model's export, other values.
     assert list(oof.clip_name) == list(full.clip_name)
     assert not np.allclose(oof.emb, full.emb)
+    # ... mapped into the full model's coordinates (raw fold exports are in their own spaces).
+    cf = json.loads((r / "crossfit" / "video_branch" / "seed0" / "summary.json").read_text())
+    assert all(run["map_r2_fit"] > 0.5 for run in cf["runs"]), cf["runs"]
     summary = json.loads((r / "fusion" / "dx1_crossfit" / "seed0" / "summary.json").read_text())
     assert summary["factors"]["embeddings"] == "cross_fitted"
     for name in registry.diagnostic_names():

@@ -7,7 +7,7 @@ rule crossfit:
     conda:
         "../../envs/train.yaml"
     input:
-        inputs(P.crossfit_inputs, config, "model"),
+        inputs(P.crossfit_inputs, config, "model", "seed"),
     output:
         **P.crossfit_outputs(config),
     wildcard_constraints:
@@ -16,7 +16,7 @@ rule crossfit:
         code=code("crossfit"),
         p=job_params("crossfit", config),
         hash=hashed("crossfit", "crossfit", config),
-        inputs=paths_json(P.crossfit_inputs, config, "model"),
+        inputs=paths_json(P.crossfit_inputs, config, "model", "seed"),
         out_dir=out_dir("summary"),
     # One core: the engine's torch threads are train.engine.cpu_threads (fixed for
     # reproducibility) and CPU training loads data in the main process; two such jobs then

@@ -6,9 +6,12 @@ learns to trust video more than it should (in-sample stacking). Here the train s
 into K folds grouped by dialogue (a dialogue's utterances share speakers and scene; fewer
 when the split has fewer dialogues, by utterance on a one-dialogue toy split) and, for
 each fold, a model trained by the one engine on the other folds (selected on dev, like the full
-model) exports the held-out fold's embeddings on every frame set. The K exports make one
-``embeddings_train@{set}.npz`` per frame set, in the stream stage's format (docs/formats.md
-section 5), clips in the train manifest's order. Dev and test embeddings stay the full model's.
+model) exports the held-out fold's embeddings on every frame set. Each fold model has its own
+embedding coordinates, so its exports are mapped into the full model's (the one whose dev and
+test embeddings the fusion reads): an affine map fitted on the clips the fold model was trained
+on, against the full model's embeddings of them (avemo.training.embedding_map). The K mapped
+exports make one ``embeddings_train@{set}.npz`` per frame set, in the stream stage's format
+(docs/formats.md section 5), clips in the train manifest's order.
 
 Each fold trains in ``out_dir/fold{k}/`` with its own checkpoints: a killed job resumes the
 fold it was in (the engine's resume) and skips finished folds.
@@ -30,6 +33,7 @@ from ..folds import out_of_fold_folds
 from ..layout import embeddings_name
 from ..manifest import read_manifest, usable
 from ..models.registry import MODELS, build_model
+from .embedding_map import fit_affine, map_export, paired_rows, r2_score
 from .engine import fit
 from .inputs import SplitFiles, build_dataset
 from .predict import export_embeddings
@@ -38,6 +42,11 @@ from .settings import EngineSettings
 from .stage import _fresh_start_if_config_changed
 
 DONE = "done.json"
+
+
+def fit_export_name(frame_set: str) -> str:
+    """A fold model's export of the clips it was trained on (the map's fitting rows)."""
+    return f"fit@{frame_set}.npz"
 
 
 def _concat(parts: list[dict[str, np.ndarray]], order: list[str]) -> dict[str, np.ndarray]:
@@ -64,15 +73,22 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 
 def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
               frame_sets: dict[str, Path], out_dir: str | Path, *, folds: int,
-              engine: dict[str, Any], model_params: dict[str, Any], config_hash: str,
-              max_len: int | None = None, num_workers: int = 0) -> dict[str, Any]:
+              full_embeddings: dict[str, Path], engine: dict[str, Any],
+              model_params: dict[str, Any], config_hash: str, max_len: int | None = None,
+              num_workers: int = 0) -> dict[str, Any]:
     """Write ``out_dir/embeddings_train@{set}.npz`` (out of fold) for every frame set.
 
     ``splits``: the model's own frame set's ``train`` and ``dev`` files; ``frame_sets``:
-    ``{set: frames/{set}/train}`` for every set to export (the own set included). ``engine``,
-    ``model_params``, ``max_len``: as the full model's training (``train_stream``). Returns the
-    summary also written to ``out_dir/summary.json``.
+    ``{set: frames/{set}/train}`` for every set to export (the own set included);
+    ``full_embeddings``: ``{set: the full model's embeddings_train@{set}.npz}`` (the
+    coordinates the exports are mapped into). ``engine``, ``model_params``, ``max_len``: as
+    the full model's training (``train_stream``). Returns the summary also written to
+    ``out_dir/summary.json``.
     """
+    missing = sorted(set(frame_sets) - set(full_embeddings))
+    if missing:
+        raise TrainingError(f"cross-fitting {model}: no full-model train embeddings for frame "
+                            f"set(s) {missing}; the crossfit rule must declare them")
     if model not in MODELS or MODELS[model].input_kind not in ("frame", "frame_seq"):
         raise TrainingError(f"cross-fitting exports a visual model's embeddings; {model!r} "
                             "is not one: fix fusion.video_model")
@@ -93,7 +109,9 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
         fold_dir.mkdir(exist_ok=True)
         held = frozenset(n for n, f in zip(names, fold, strict=True) if f == k)
         done = fold_dir / DONE
-        if done.is_file() and _same_run(done, config_hash, held):
+        if done.is_file() and _same_run(done, config_hash, held) and all(
+                (fold_dir / n).is_file() for f in frame_sets
+                for n in (embeddings_name("train", f), fit_export_name(f))):
             runs.append(_load_json(done))
             continue
         fit_files = SplitFiles("train", train.manifest, frames=train.frames,
@@ -105,17 +123,22 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
         result = fit(net, train_ds, dev_ds, fold_dir, settings, seed=seed * 1000 + k,
                      config_hash=config_hash, num_workers=num_workers)
         for fset, frames in frame_sets.items():
-            held_files = SplitFiles("train", train.manifest, frames=frames, clips=held)
-            export_embeddings(net, build_dataset(kind, held_files, max_len=max_len),
-                              fold_dir / embeddings_name("train", fset), settings.device)
+            for clips, name in ((held, embeddings_name("train", fset)),
+                                (frozenset(names) - held, fit_export_name(fset))):
+                files = SplitFiles("train", train.manifest, frames=frames, clips=clips)
+                export_embeddings(net, build_dataset(kind, files, max_len=max_len),
+                                  fold_dir / name, settings.device)
         run = {"fold": k, "n_fit": len(names) - len(held), "n_held": len(held),
                "config_hash": config_hash, "held_digest": _digest(held),
                "best_epoch": result.get("best_epoch"),
                "best_dev_emotion_wf1": result.get("best_dev_emotion_wf1")}
         write_json(done, run)
         runs.append(run)
+    full = {f: _read(Path(full_embeddings[f])) for f in frame_sets}
+    for k, run in enumerate(runs):
+        run.update(_map_fold(out / f"fold{k}", frame_sets, full))
     for fset in frame_sets:
-        parts = [_read(out / f"fold{k}" / embeddings_name("train", fset)) for k in range(folds)]
+        parts = [_read(out / f"fold{k}" / f"mapped@{fset}.npz") for k in range(folds)]
         with atomic_path(out / embeddings_name("train", fset)) as tmp:
             np.savez(tmp, **_concat(parts, names))
     for k in range(folds):  # the fold models served their purpose: keep the logs only
@@ -126,6 +149,35 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
                "seconds": round(time.perf_counter() - t0, 2)}
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _map_fold(fold_dir: Path, frame_sets: dict[str, Path],
+              full: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Map one fold's held-out exports into the full model's coordinates (``mapped@{set}``).
+
+    One map per fold, fitted on every frame set's rows of the clips the fold model trained on.
+    Returns its quality: ``map_r2_fit`` on those rows, ``map_r2_held`` of the mapped held-out
+    clips against the full model's (in-sample) embeddings of them, lower by design.
+    """
+    fit_rows = [paired_rows(_read(fold_dir / fit_export_name(f)), full[f]) for f in frame_sets]
+    x = np.concatenate([r[0] for r in fit_rows])
+    y = np.concatenate([r[1] for r in fit_rows])
+    if len(x) == 0:
+        raise TrainingError(f"{fold_dir}: the fold model's training clips have no full-model "
+                            "embeddings to fit the map on; rerun the video model's training")
+    fmap = fit_affine(x, y)
+    held_x, held_y = [], []
+    for fset in frame_sets:
+        held = _read(fold_dir / embeddings_name("train", fset))
+        mapped = map_export(held, fmap)
+        hx, hy = paired_rows(mapped, full[fset])
+        held_x.append(hx)
+        held_y.append(hy)
+        with atomic_path(fold_dir / f"mapped@{fset}.npz") as tmp:
+            np.savez(tmp, **mapped)
+    hx, hy = np.concatenate(held_x), np.concatenate(held_y)
+    return {"map_r2_fit": round(fmap.r2, 4),
+            "map_r2_held": round(r2_score(hy, hx), 4) if len(hx) else None}
 
 
 def _digest(clips: frozenset[str]) -> str:
