@@ -35,10 +35,11 @@ sys.path.insert(0, str(REPO / "src"))
 from avemo import diagnosis  # noqa: E402
 
 CUES = ("event", "spread")
-ALIGNED = "dx6_aligned"
+# Names from the diagnosis itself (the build-up's numbering follows diagnosis.CHAIN).
+_STEP = {e.factor: e for e in diagnosis.effects() if e.kind == "step"}
+ALIGNED, POOLED = _STEP["alignment"].a, _STEP["alignment"].b
 SHUFFLED = diagnosis.control_model()
-POOLED = "dx5_windowed"
-CROSSFIT = "dx1_crossfit"
+CROSSFIT = _STEP["embeddings"].a
 STUDY = diagnosis.STUDY_MODEL
 
 
@@ -128,7 +129,9 @@ CHECKS = [
 # The unscaled study model can collapse to the majority class, which makes the comparison
 # above vacuous; the same factor at the scaled level is tested too (not in the factor table,
 # so its p is unadjusted).
-SCALED_IN, SCALED_OUT = "dx_scaled_only", "dx2_scaled"
+SCALED_IN, SCALED_OUT = (next(e.a for e in diagnosis.effects()
+                               if e.kind == "alone" and e.factor == "scaling"),
+                          _STEP["scaling"].a)
 EXTRA = [
     (cue, "embeddings: cross-fitted − in-sample (scaled inputs, unadjusted p)", SCALED_OUT,
      SCALED_IN, "≥ 0 (cross-fitting does not hurt)", lambda t, a: t["delta"] >= 0)

@@ -129,6 +129,7 @@ def _fusion(a: argparse.Namespace) -> None:
     train_fusion(a.model.removesuffix("@single_task"), a.seed, inputs["manifests"],
                  inputs["video_utt"], inputs["audio_dirs"], a.out,
                  video_dense=inputs["video_dense"], aligned_dirs=inputs["aligned_dirs"],
+                 frames_dense=inputs.get("frames_dense"),
                  config_hash=with_inputs(a.config_hash, inputs), num_workers=max(0, a.workers - 1),
                  **_params(a.params))
 

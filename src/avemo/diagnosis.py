@@ -17,6 +17,10 @@ one factor (``effects``).
 - ``video``: the video model's embedding over the sparse (1 frame / 3 s) or the dense frames.
 - ``audio``: the whole-clip 192-D vector (``clip``) or the log-mel windows centred on the dense
   frames, pooled over the clip (mean and max) when not aligned.
+- ``activity``: the video model's embedding of each dense frame alone (``off``) or with the
+  frame's activity beside it (``on``: what moves within the clip, avemo.video.activity;
+  pooled like the windows when not aligned). An emotion-trained embedding may not encode who
+  is speaking *when*, which is what an aligned model needs to pick the right audio window.
 - ``alignment``: ``pooled`` (each modality summarised over the clip, then concatenated),
   ``aligned`` (frame and window of the same timestamp side by side, per step) or ``shuffled``
   (the negative control: the same windows with their order shuffled within the clip).
@@ -38,6 +42,7 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "budget": ("fusion", "stream"),
     "video": ("sparse", "dense"),
     "audio": ("clip", "windowed"),
+    "activity": ("off", "on"),
     "alignment": ("pooled", "aligned", "shuffled"),
     "architecture": ("concat", "cross_attention", "gated"),
 }
@@ -51,11 +56,12 @@ CHAIN: tuple[tuple[str, str], ...] = (
     ("budget", "stream"),
     ("video", "dense"),
     ("audio", "windowed"),
+    ("activity", "on"),
     ("alignment", "aligned"),
     ("architecture", "cross_attention"),
 )
-# Factors also switched alone from the study (alignment and architecture need the dense,
-# windowed inputs, so they appear only in the build-up).
+# Factors also switched alone from the study (activity, alignment and architecture need the
+# dense, windowed inputs, so they appear only in the build-up).
 ALONE: tuple[str, ...] = ("embeddings", "scaling", "budget", "video", "audio")
 # The negative control replaces the alignment step: same windows, time shuffled in the clip.
 CONTROL: tuple[str, str] = ("alignment", "shuffled")
@@ -67,6 +73,7 @@ TAGS: dict[tuple[str, str], str] = {
     ("budget", "stream"): "budget",
     ("video", "dense"): "dense",
     ("audio", "windowed"): "windowed",
+    ("activity", "on"): "activity",
     ("alignment", "aligned"): "aligned",
     ("alignment", "shuffled"): "shuffled",
     ("architecture", "cross_attention"): "xattn",
@@ -78,6 +85,7 @@ LABELS: dict[str, str] = {
     "budget": "fusion budget → the video stream's budget",
     "video": "video frames sparse (1 / 3 s) → dense",
     "audio": "audio whole-clip 192-D → windowed log-mel",
+    "activity": "video per frame: embedding → embedding + frame activity",
     "alignment": "pooled → time-aligned windows",
     "architecture": "concatenation → cross-attention",
 }
@@ -102,6 +110,8 @@ def complete(factors: Mapping[str, str], where: str = "fusion model") -> dict[st
     if out["alignment"] != "pooled" and (out["video"], out["audio"]) != ("dense", "windowed"):
         raise ConfigError(f"{where}: alignment={out['alignment']} needs video=dense and "
                           "audio=windowed (frames and windows of the same timestamps)")
+    if out["activity"] == "on" and out["video"] != "dense":
+        raise ConfigError(f"{where}: activity=on needs video=dense (activity is per frame)")
     if (inputs_of(out), out["architecture"]) not in _FACTORIES:
         raise ConfigError(f"{where}: architecture={out['architecture']} does not take "
                           f"alignment={out['alignment']} inputs")

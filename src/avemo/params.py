@@ -144,7 +144,7 @@ def manifest(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def frames(cfg: Mapping[str, Any], frame_set: str) -> dict[str, Any]:
     f = cfg["frames"]
     return {"size": f["size"], "face_crop": f["face_crop"], "shard_clips": f["shard_clips"],
-            **f["sets"][frame_set]}
+            "activity_grid": f["activity_grid"], **f["sets"][frame_set]}
 
 
 def audio(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,7 +344,8 @@ def baseline_inputs(cfg: Mapping[str, Any]) -> dict[str, str]:
 def fusion_inputs(cfg: Mapping[str, Any], run: str, seed: int | str) -> dict[str, Any]:
     """Files (per split) an early-fusion run reads: labels, the video model's embeddings on
     the study frame set (utterance) and on the aligned set (per frame), and the audio stage's
-    outputs (utterance vectors and frame-aligned windows). A cross-fitted run reads the
+    outputs (utterance vectors and frame-aligned windows); with ``activity=on`` also the
+    dense frames outputs (frame activity). A cross-fitted run reads the
     out-of-fold train embeddings (``crossfit``); dev and test are the full model's."""
     lay, video = layout(cfg), cfg["fusion"]["video_model"]
     study, dense = model_config(cfg, video)["frame_set"], cfg["audio"]["aligned_frame_set"]
@@ -355,13 +356,16 @@ def fusion_inputs(cfg: Mapping[str, Any], run: str, seed: int | str) -> dict[str
             return lay.crossfit_embeddings(video, seed, fset)
         return lay.embeddings(video, seed, split, fset)
 
-    return {
+    out = {
         "manifests": lay.manifests(),
         "video_utt": {s: emb(s, study) for s in SPLITS},
         "video_dense": {s: emb(s, dense) for s in SPLITS},
         "audio_dirs": {s: lay.audio(s) for s in SPLITS},
         "aligned_dirs": {s: lay.audio(s) for s in SPLITS},
     }
+    if factors(run.partition("@")[0])["activity"] == "on":  # the dense frames' activity
+        out["frames_dense"] = {s: lay.frames(dense, s) for s in SPLITS}
+    return out
 
 
 def crossfit_inputs(cfg: Mapping[str, Any], model: str, seed: int | str) -> dict[str, Any]:
@@ -456,6 +460,13 @@ def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "training_logs": {m: {str(s): lay.training_log(m, s) for s in seeds(cfg, m)}
                           for m in trained},
         "benchmarks": lay.benchmarks_dir(),
+        # The per-example table and the error browser: every scored run's dev/test
+        # predictions, the frame stores (thumbnails) and the clips (audio).
+        "predictions": {n: {str(s): {sp: lay.predictions(n, s, sp) for sp in PREDICTION_SPLITS}
+                            for s in seeds(cfg, n)} for n in scored(cfg)},
+        "frames": {f: {sp: lay.frames(f, sp) for sp in PREDICTION_SPLITS}
+                   for f in frame_sets(cfg)},
+        "corpus": corpus_inputs(cfg),
     }
 
 

@@ -177,3 +177,14 @@ def test_compare_adjusts_the_diagnosis_family_on_its_own(tmp_path: Path) -> None
 def test_config_turns_the_diagnosis_on_for_the_demo() -> None:
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     assert raw["fusion"]["diagnosis"] is True and raw["fusion"]["cross_fit_folds"] >= 2
+
+
+def test_activity_needs_dense_frames_and_precedes_alignment() -> None:
+    with pytest.raises(ConfigError, match="activity=on needs video=dense"):
+        diagnosis.complete({"activity": "on"})
+    chain = [f for f, _ in diagnosis.CHAIN]
+    assert chain.index("activity") == chain.index("alignment") - 1
+    # The control and the aligned model both see the activity: they differ in time order only.
+    ctl = registry.get(diagnosis.control_model()).factors
+    step = next(e for e in diagnosis.effects() if e.kind == "step" and e.factor == "alignment")
+    assert ctl["activity"] == registry.get(step.a).factors["activity"] == "on"

@@ -22,6 +22,7 @@ from avemo.fusion.late import choose_weight
 from avemo.fusion.stage import build_fusion_model, train_fusion
 from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
 from avemo.manifest import MANIFEST_COLUMNS
+from avemo.video.store import ShardWriter
 
 DV, DA, N_MELS, W, T_MAX = 100, 192, 16, 21, 8
 POOL = 3
@@ -121,6 +122,22 @@ def _audio_dir(
     (d / "meta.json").write_text("{}")
 
 
+ACT_GRID = 2
+
+
+def _frames_dir(d: Path, names: list[str], times: list[np.ndarray],
+                rng: np.random.Generator) -> None:
+    """A dense frames output (tiny random frames) whose frame activity fusion can read."""
+    writer = ShardWriter(d, shard_clips=16, activity_grid=ACT_GRID)
+    for name, t in zip(names, times, strict=True):
+        writer.add(name, rng.integers(0, 255, (len(t), 8, 8, 3), dtype=np.uint8), t)
+    writer.close()
+    pd.DataFrame({"clip_name": names, "n_frames": [len(t) for t in times], "ok": True,
+                  "reason": "", "face_ratio": np.nan, "decoded_duration_s": 1.0}
+                 ).to_parquet(d / "clips.parquet", index=False)
+    (d / "meta.json").write_text("{}")
+
+
 def make_split(
     root: Path, split: str, n: int = 40, seed: int = 0, shift: float = 0.0, signal: float = 3.0
 ) -> dict[str, Path]:
@@ -157,6 +174,7 @@ def make_split(
     keep = names[:-1]  # the not-ok clip has no frames, hence no embeddings
     _npz(d / "emb_sparse.npz", keep, sp_seqs[:-1], sp_t[:-1])
     _npz(d / "emb_dense.npz", keep, de_seqs[:-1], de_t[:-1])
+    _frames_dir(d / "frames_dense", keep, de_t[:-1], rng)
     mask = np.ones(n, bool)
     mask[[1, 5, 9]] = False  # clips without usable audio
     utt = rng.normal(size=(n, DA)).astype(np.float32) + shift
@@ -218,7 +236,8 @@ def ds_for(f: dict[str, Any], split: str, name: str, seed: int = 0) -> FusionDat
         split, inputs_for(name), d / "manifest.parquet", d / "emb_sparse.npz", d / "audio",
         video_dense=d / "emb_dense.npz", aligned_dir=d / "aligned", window_pool=POOL,
         video=fac["video"], audio=fac["audio"],
-        shuffle_seed=seed if fac["alignment"] == "shuffled" else None)
+        shuffle_seed=seed if fac["alignment"] == "shuffled" else None,
+        activity_dir=d / "frames_dense" if fac["activity"] == "on" else None)
 
 
 # ---------------------------------------------------------------- inputs
@@ -485,10 +504,11 @@ def _stage_paths(files: dict[str, Any]) -> dict[str, dict[str, Path]]:
         "audio_dirs": {s: f["root"] / "audio" for s, f in files.items()},
         "video_dense": {s: f["root"] / "emb_dense.npz" for s, f in files.items()},
         "aligned_dirs": {s: f["root"] / "aligned" for s, f in files.items()},
+        "frames_dense": {s: f["root"] / "frames_dense" for s, f in files.items()},
     }
 
 
-@pytest.mark.parametrize("name", [*NAMED, "dx_windowed_only", "dx6_shuffled"])
+@pytest.mark.parametrize("name", [*NAMED, "dx_windowed_only", "dx6_activity", "dx7_shuffled"])
 def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / name / "seed0"
     engine = {**ENGINE, "w_sentiment": 0.0} if name == "gated" else ENGINE  # single-task too
@@ -508,6 +528,10 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
     if summary["inputs"] == "utterance":
         want = 2 * N_MELS * POOL if fac["audio"] == "windowed" else DA
         assert summary["dims"]["audio_dim"] == want, summary["dims"]
+    # Frame activity joins the video input: per step, or pooled (mean, max) over the clip.
+    grid = ACT_GRID * ACT_GRID * (2 if summary["inputs"] == "utterance" else 1)
+    want_v = DV + (grid if fac["activity"] == "on" else 0)
+    assert summary["dims"]["video_dim"] == want_v, summary["dims"]
     for f in ("best.pt", "last.pt", "log.csv", "summary.json"):
         assert (out / f).is_file()
     test = read_predictions(out / "predictions_test.parquet")
@@ -571,3 +595,21 @@ def test_alignment_matters(tmp_path: Path) -> None:
         score[name] = s["best_dev_emotion_wf1"]
     assert score["concat_aligned"] > 0.8 and score["cross_attention"] > 0.8, score
     assert score["concat_misaligned"] < 0.5, score
+
+
+def test_activity_joins_each_dense_step_by_timestamp(files: dict[str, Any]) -> None:
+    from avemo.video.store import FrameStore
+
+    f = files["train"]
+    ds = ds_for(f, "train", "dx7_aligned")
+    store = FrameStore(f["root"] / "frames_dense")
+    g = ACT_GRID * ACT_GRID
+    for i, name in enumerate(ds.clip_names[:5]):
+        act, _ = store.activity(str(name))
+        n = int(ds.a["lengths"][i])
+        np.testing.assert_allclose(ds.a["video_seq"][i, :n, DV:], act[:n], atol=1e-6)
+        assert not ds.a["video_seq"][i, n:, DV:].any()  # padding stays empty
+    # The shuffled control moves the windows only: activity stays with its frame.
+    sh = ds_for(f, "train", "dx7_shuffled")
+    np.testing.assert_array_equal(sh.a["video_seq"], ds.a["video_seq"])
+    assert ds.dims()["video_dim"] == DV + g

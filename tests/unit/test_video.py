@@ -411,3 +411,38 @@ def test_stage_validates_settings(manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(DataStageError, match="missing.parquet"):
         extract_frames(tmp_path / "missing.parquet", tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_frame_activity_keeps_what_moves_and_drops_the_still_image() -> None:
+    from avemo.video.activity import frame_activity
+
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 200, (1, 32, 32, 3), dtype=np.uint8)
+    clip = np.repeat(still, 5, axis=0)
+    assert not frame_activity(clip, 4).any()  # nothing moves: no activity at all
+    clip[2, 24:32, 8:16] = 255  # a patch lights up in one frame (e.g. an opening mouth)
+    act = frame_activity(clip, 4).reshape(5, 4, 4)
+    assert act[2, 3, 1] > 0.1 and np.abs(act[2]).sum() - act[2, 3, 1] < 1e-6
+    assert not np.delete(act, 2, axis=0).any()
+    assert frame_activity(clip[:1], 4).shape == (1, 16) and not frame_activity(clip[:1], 4).any()
+
+
+def test_frame_store_reads_activity_row_for_row(tmp_path: Path) -> None:
+    from avemo.video.activity import frame_activity
+
+    rng = np.random.default_rng(1)
+    clips = {f"c{i}": rng.integers(0, 255, (i + 2, 16, 16, 3), dtype=np.uint8) for i in range(3)}
+    w = ShardWriter(tmp_path / "f", shard_clips=2, activity_grid=4)
+    for name, frames in clips.items():
+        w.add(name, frames, np.arange(len(frames), dtype=np.float32))
+    w.close()
+    pd.DataFrame({"clip_name": list(clips)}).to_parquet(tmp_path / "f" / "clips.parquet")
+    (tmp_path / "f" / "meta.json").write_text("{}")
+    store = FrameStore(tmp_path / "f")
+    for name, frames in clips.items():  # across two shards
+        act, t = store.activity(name)
+        np.testing.assert_allclose(act, frame_activity(frames, 4))
+        assert len(t) == len(frames)
+    (tmp_path / "f" / "activity-00001.npy").unlink()
+    with pytest.raises(DataStageError, match="rerun the frames stage"):
+        FrameStore(tmp_path / "f").activity("c2")

@@ -11,7 +11,9 @@ Two input families, chosen per model (``FusionDataset.inputs``):
 The diagnosis factors (avemo.diagnosis) choose within a family: ``video="dense"`` gives
 ``utterance`` models the video model's embedding over the dense frames; ``audio="windowed"``
 gives them the aligned windows pooled over the clip (masked mean and max) instead of the
-192-D vector; ``shuffle_seed`` shuffles each clip's windows in time for ``aligned`` models
+192-D vector; ``activity_dir`` (the dense frames output) puts each dense frame's activity
+(avemo.video.activity) beside its embedding, pooled like the windows for ``utterance``
+models; ``shuffle_seed`` shuffles each clip's windows in time for ``aligned`` models
 (the negative control: the same windows, each now beside another moment's frame).
 
 Clips = manifest ``ok`` clips that have a sparse video embedding (the visual baselines score
@@ -39,6 +41,7 @@ from avemo.audio.store import ALIGNED_FILE, ALIGNED_INDEX_FILE, AudioStore
 from avemo.errors import DataStageError
 from avemo.labels import EMOTION_INDEX, SENTIMENT_INDEX
 from avemo.manifest import read_manifest, usable
+from avemo.video.store import FrameStore
 
 PathLike = str | os.PathLike[str]
 INPUTS = ("utterance", "aligned")
@@ -216,12 +219,11 @@ class FusionDataset(Dataset):
 
     def dims(self) -> dict[str, int]:
         """Input widths, passed to the model constructors."""
-        out = {"video_dim": int(self.a["video_utt"].shape[1])}
         if self.inputs == "utterance":
-            out["audio_dim"] = int(self.a["audio_utt"].shape[1])
-        else:
-            out["window_dim"] = int(self.a["audio_win"].shape[2])
-        return out
+            return {"video_dim": int(self.a["video_utt"].shape[1]),
+                    "audio_dim": int(self.a["audio_utt"].shape[1])}
+        return {"video_dim": int(self.a["video_seq"].shape[2]),
+                "window_dim": int(self.a["audio_win"].shape[2])}
 
     def feature_stats(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]]:
         """Per-modality (mean, std) over valid rows/steps only; one dict (the engine passes it
@@ -299,6 +301,7 @@ def build_fusion_dataset(
     video: str | None = None,
     audio: str | None = None,
     shuffle_seed: int | None = None,
+    activity_dir: PathLike | None = None,
 ) -> FusionDataset:
     """The fusion dataset of one split.
 
@@ -350,6 +353,14 @@ def build_fusion_dataset(
                              "aligned_dir")
     aligned = _aligned_arrays(names, a_present, video_dense, aligned_dir, window_pool,
                               match_tol_s)
+    if activity_dir is not None:
+        if video != "dense":
+            raise DataStageError("frame activity joins the dense video input (video='dense')")
+        act = frame_activity_steps(activity_dir, names, aligned["t_s"], aligned["lengths"],
+                                   match_tol_s)
+        aligned["video_seq"] = np.concatenate([aligned["video_seq"], act], axis=2)
+        pooled, _ = pooled_windows(act, aligned["video_mask"])
+        aligned["video_emb"] = np.concatenate([aligned["video_emb"], pooled], axis=1)
     if inputs == "aligned":
         aligned.pop("video_emb")
         if shuffle_seed is not None:
@@ -365,6 +376,28 @@ def build_fusion_dataset(
         arrays["audio_utt"], arrays["audio_present"] = pooled_windows(
             aligned["audio_win"], aligned["audio_mask"])
     return FusionDataset(split, inputs, arrays)
+
+
+def frame_activity_steps(frames_dir: PathLike, names: list[str], t_s: np.ndarray,
+                         lengths: np.ndarray, tol: float) -> np.ndarray:
+    """``[N,T,G]`` frame activity of each clip's dense steps, matched by timestamp (0 where a
+    step has no stored frame within ``tol``)."""
+    store = FrameStore(frames_dir)
+    out: np.ndarray | None = None
+    for i, (name, n) in enumerate(zip(names, lengths, strict=True)):
+        if n == 0 or name not in store:
+            continue
+        act, t = store.activity(name)
+        if out is None:
+            out = np.zeros((*t_s.shape, act.shape[1]), dtype=np.float32)
+        near = np.abs(t[None, :] - t_s[i, :n, None])  # steps x stored frames
+        j = near.argmin(1)
+        ok = near[np.arange(n), j] <= tol
+        out[i, :n][ok] = act[j[ok]]
+    if out is None:
+        raise DataStageError(f"{frames_dir}: no frames of the fusion clips; rerun the frames "
+                             "stage of the dense frame set")
+    return out
 
 
 def pooled_windows(win: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

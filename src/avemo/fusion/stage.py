@@ -70,6 +70,7 @@ def train_fusion(
     *,
     video_dense: dict[str, PathLike] | None = None,
     aligned_dirs: dict[str, PathLike] | None = None,
+    frames_dense: dict[str, PathLike] | None = None,
     engine: dict[str, Any],
     model_params: dict[str, Any],
     config_hash: str,
@@ -86,8 +87,10 @@ def train_fusion(
     every level but the study's sparse/clip inputs also needs ``video_dense`` (the
     dense-frame npz) and ``aligned_dirs`` (windows centred on the dense frames; an AudioStore
     folder or one holding ``aligned.npy`` + ``aligned_index.parquet``); ``window_pool``: time
-    segments each window is averaged to. ``engine``: engine settings (``EngineSettings`` fields,
-    missing ones take the schema defaults; ``w_sentiment=0`` gives single-task);
+    segments each window is averaged to; ``frames_dense``: the dense frame set's frames
+    outputs (frame activity), needed with ``activity=on``. ``engine``: engine settings
+    (``EngineSettings`` fields, missing ones take the schema defaults; ``w_sentiment=0``
+    gives single-task);
     ``model_params``: constructor keywords (input widths are filled in from the data).
     Returns the summary also written to ``summary.json``.
     """
@@ -99,6 +102,8 @@ def train_fusion(
     needed = {"manifests": manifests, "video_utt": video_utt, "audio_dirs": audio_dirs}
     if (factors["video"], factors["audio"]) != ("sparse", "clip"):
         needed.update(video_dense=video_dense or {}, aligned_dirs=aligned_dirs or {})
+    if factors["activity"] == "on":
+        needed["frames_dense"] = frames_dense or {}
     for what, files in needed.items():
         missing = [s for s in SPLITS if s not in files]
         if missing:
@@ -119,6 +124,8 @@ def train_fusion(
             video=factors["video"],
             audio=factors["audio"],
             shuffle_seed=seed if factors["alignment"] == "shuffled" else None,
+            activity_dir=(frames_dense or {}).get(split) if factors["activity"] == "on"
+            else None,
         )
 
     data = {s: dataset(s) for s in SPLITS}

@@ -84,7 +84,8 @@ def _extract_shard(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write ``shard-{shard}.npy`` for ``clips`` [(name, path, duration)]; return its index and
     clips rows."""
-    writer = ShardWriter(out_dir, shard_clips=len(clips) or 1, first_shard=shard)
+    writer = ShardWriter(out_dir, shard_clips=len(clips) or 1, first_shard=shard,
+                         activity_grid=p["activity_grid"])
     rows: list[dict[str, Any]] = []
     for name, path, duration in clips:
         try:
@@ -167,6 +168,7 @@ def extract_frames(
     shard_clips: int = 256,
     workers: int = 1,
     decoder: str = "pyav",
+    activity_grid: int = 8,
 ) -> dict[str, Any]:
     """Frames stage for one split: manifest parquet -> frames directory (formats.md §3).
 
@@ -175,8 +177,10 @@ def extract_frames(
     the centre) at ``size×size``, and writes ``shard-*.npy``, ``index.parquet``,
     ``clips.parquet`` and ``meta.json`` into ``out_dir`` atomically (the directory is replaced
     as a whole). ``workers`` processes each handle whole shards of ``shard_clips`` clips.
-    ``decoder`` is ``"pyav"`` or ``"cv2"`` (same output contract). A clip that cannot be decoded
-    becomes a ``clips.parquet`` row with ``ok=False`` and a reason, never an exception.
+    ``decoder`` is ``"pyav"`` or ``"cv2"`` (same output contract). ``activity_grid`` > 0 also
+    writes each frame's activity on that grid (``activity-*.npy``, avemo.video.activity). A
+    clip that cannot be decoded becomes a ``clips.parquet`` row with ``ok=False`` and a
+    reason, never an exception.
 
     Returns ``{"n_clips", "n_ok", "n_failed", "n_frames", "n_shards", "face_ratio",
     "seconds"}``.
@@ -192,6 +196,8 @@ def extract_frames(
     )
     _check("workers", isinstance(workers, int) and workers >= 1, workers, "an integer >= 1")
     _check("decoder", decoder in DECODERS, decoder, f"one of {', '.join(DECODERS)}")
+    _check("activity_grid", isinstance(activity_grid, int) and 0 <= activity_grid <= size,
+           activity_grid, "an integer from 0 (off) to frames.size")
     params: dict[str, Any] = {
         "policy": policy,
         "every_s": float(every_s),
@@ -200,6 +206,7 @@ def extract_frames(
         "size": int(size),
         "face_crop": bool(face_crop),
         "decoder": decoder,
+        "activity_grid": int(activity_grid),
     }
     usable = read_usable_clips(manifest_path)
     records = [

@@ -12,6 +12,7 @@ import pandas as pd
 
 from avemo.atomic import atomic_path
 from avemo.errors import DataStageError
+from avemo.video.activity import frame_activity
 
 INDEX_FILE = "index.parquet"
 CLIPS_FILE = "clips.parquet"
@@ -29,6 +30,11 @@ CLIPS_COLUMNS: tuple[str, ...] = (
 
 def shard_file(shard: int) -> str:
     return f"shard-{shard:05d}.npy"
+
+
+def activity_file(shard: int) -> str:
+    """The frame activity rows of a shard (avemo.video.activity), row for row."""
+    return f"activity-{shard:05d}.npy"
 
 
 def empty_index() -> pd.DataFrame:
@@ -56,8 +62,10 @@ class ShardWriter:
     """
 
     def __init__(
-        self, out_dir: str | os.PathLike[str], shard_clips: int, first_shard: int = 0
+        self, out_dir: str | os.PathLike[str], shard_clips: int, first_shard: int = 0,
+        activity_grid: int = 0,
     ) -> None:
+        """``activity_grid`` > 0 also writes each shard's frame activity (``activity_file``)."""
         if shard_clips < 1:
             raise ValueError(f"shard_clips must be >= 1, got {shard_clips}")
         self.out_dir = Path(out_dir)
@@ -65,6 +73,8 @@ class ShardWriter:
         self.shard_clips = int(shard_clips)
         self.shard = int(first_shard)
         self._frames: list[np.ndarray] = []
+        self._activity: list[np.ndarray] = []
+        self.activity_grid = int(activity_grid)
         self._n_clips = 0
         # Index columns as flat lists/arrays; one DataFrame is built at the end (a DataFrame
         # per clip costs more than decoding a short clip).
@@ -97,6 +107,8 @@ class ShardWriter:
                 )
             start = sum(len(f) for f in self._frames)
             self._frames.append(np.ascontiguousarray(frames))
+            if self.activity_grid > 0:
+                self._activity.append(frame_activity(frames, self.activity_grid))
             self._names.extend([clip_name] * n)
             c = self._cols
             c["shard"].append(np.full(n, self.shard, dtype=np.int32))
@@ -126,9 +138,13 @@ class ShardWriter:
                 np.lib.format.write_array_header_1_0(fh, header)
                 for f in self._frames:
                     fh.write(memoryview(f).cast("B"))
+            if self._activity:
+                with atomic_path(self.out_dir / activity_file(self.shard)) as tmp, \
+                        open(tmp, "wb") as fh:
+                    np.save(fh, np.concatenate(self._activity))
         if self._n_clips:
             self.shard += 1
-        self._frames, self._n_clips = [], 0
+        self._frames, self._activity, self._n_clips = [], [], 0
 
     def close(self, write_index: bool = True) -> pd.DataFrame:
         """Write the last (partial) shard; return the index and, by default, write it."""
@@ -193,6 +209,7 @@ class FrameStore:
                 raise DataStageError(f"{self.dir / shard_file(shard)}: shard missing; {hint}")
         self._t = self.index["t_s"].to_numpy(np.float32)
         self._mm: dict[int, np.ndarray] = {}
+        self._act: dict[int, np.ndarray] = {}
 
     @property
     def clip_names(self) -> list[str]:
@@ -222,7 +239,22 @@ class FrameStore:
             ) from None
         return self._shard(shard)[row : row + n], self._t[pos : pos + n]
 
+    def activity(self, clip_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(float32 T×grid² frame activity, float32 t_s[T])`` of one clip (its frames'
+        rows of ``activity-NNNNN.npy``, avemo.video.activity)."""
+        shard, row, n, pos = self._where[clip_name]
+        act = self._act.get(shard)
+        if act is None:
+            path = self.dir / activity_file(shard)
+            if not path.is_file():
+                raise DataStageError(
+                    f"{path}: no frame activity in this frames output (written by an older "
+                    "version, or frames.activity_grid is 0); rerun the frames stage")
+            act = self._act[shard] = np.load(path, mmap_mode="r")
+        return np.asarray(act[row : row + n], dtype=np.float32), self._t[pos : pos + n]
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_mm"] = {}
+        state["_act"] = {}
         return state
