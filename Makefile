@@ -27,8 +27,17 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	$(PIP) install --no-deps -e .
 	touch $@
 
+# The error-browser test drives Debian's headless Chromium: installed here when missing (root
+# only; otherwise tests/headless_chromium.py tries again and the test is skipped with the reason).
 $(TSTAMP): $(STAMP) requirements-test.txt
 	$(PIP) install -c requirements.lock -r requirements-test.txt
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver || \
+	    echo "apt-get could not install chromium: the error-browser test will be skipped"; \
+	  else echo "chromium missing and not root: the error-browser test will be skipped"; fi; \
+	fi
 	touch $@
 
 setup: $(STAMP)

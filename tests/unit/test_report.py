@@ -216,6 +216,11 @@ def report_inputs(root: Path, cfg: dict[str, Any] = CFG) -> dict[str, Any]:
         "summaries": {m: {s: lay.summary(m, s) for s in seeds} for m in engine_trained},
         "training_logs": {m: {s: lay.training_log(m, s) for s in seeds} for m in engine_trained},
         "benchmarks": lay.benchmarks_dir(),
+        "predictions": {m: {s: {sp: lay.predictions(m, s, sp) for sp in ("dev", "test")}
+                            for s in (seeds if m not in models.baselines else ["0"])}
+                        for m in [*trained, *models.baselines]},
+        "frames": {},  # no frame stores: the error browser shows no thumbnails
+        "corpus": [],
     }
 
 
@@ -289,10 +294,15 @@ def test_sections_tables_and_figures_exist(built: tuple[Path, Path, dict]) -> No
 def test_html_is_self_contained(built: tuple[Path, Path, dict]) -> None:
     _, out, summary = built
     html = (out / "report.html").read_text()
-    srcs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', html)
-    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs), srcs[:3]
-    assert html.count("<img") == len(summary["figures"])
-    assert "<link" not in html and "<script" not in html
+    page = re.sub(r"<script.*?</script>", "", html, flags=re.S)  # the browser's code, data
+    srcs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', page)
+    # Figures inline; the only link is to this page's own error browser (no network).
+    assert srcs and all(s.startswith(("data:image/png;base64,", "report.html#")) for s in srcs)
+    assert page.count("<img") == len(summary["figures"])
+    assert "<link" not in html
+    # The error browser's only scripts: its inline data and code (no src=).
+    assert re.findall(r"<script[^>]*>", html) == [
+        '<script type="application/json" id="eb-data">', "<script>"]
 
 
 def test_model_tables_trace_to_metrics_json(built: tuple[Path, Path, dict]) -> None:
@@ -583,7 +593,8 @@ def test_tiny_test_split_warns_and_gives_no_verdict(
     copy = _meld_format_copy(root, tmp_path, test_rows=1)
     out = copy / "report"
     params = {**spec.report_params(CFG), "description": MELD_DESCRIPTION}
-    build_report(report_inputs(copy), out, **params)
+    # The cut manifest no longer holds the predicted clips (the per-example table would stop).
+    build_report({**report_inputs(copy), "predictions": {}}, out, **params)
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "only 1 utterance(s)" in md and "support no statistics" in md
     assert '<p class="banner"><b>WARNING: the test split has only 1' in html

@@ -19,9 +19,19 @@ from ..atomic import atomic_path, write_text
 from ..errors import DataStageError
 from ..labels import SPLITS
 from ..manifest import read_manifest
-from . import diagnosis, figures, findings, provenance, reference, sections, tables
+from . import (
+    browser,
+    diagnosis,
+    examples,
+    figures,
+    findings,
+    provenance,
+    reference,
+    sections,
+    tables,
+)
 from .findings import Data
-from .inputs import PathLike, ReportModels, check_keys, load_inputs
+from .inputs import PathLike, ReportInputs, ReportModels, check_keys, load_inputs
 from .render import Figure, Section, Table, to_html, to_markdown
 
 
@@ -166,6 +176,22 @@ def provenance_section(
     )
 
 
+def _examples_section(inputs: Mapping[str, Any], manifests: Mapping[str, pd.DataFrame],
+                      tab_dir: Path, inp: ReportInputs, data: Data,
+                      browser_spec: dict[str, Any] | None) -> Section:
+    """Write ``tables/predictions.{parquet,csv}`` and return the error browser's section."""
+    table = examples.predictions_table(inputs["predictions"], manifests,
+                                       pd.read_csv(inputs["qc"]))
+    for suffix, write in ((".parquet", lambda df, p: df.to_parquet(p, index=False)),
+                          (".csv", lambda df, p: df.to_csv(p, index=False))):
+        with atomic_path(tab_dir / f"predictions{suffix}") as tmp:
+            write(table.assign(dataset=data.label), tmp)
+    best = {g: (inp.best.get(g) or {}).get("model") for g in ("single_stream", "fusion")}
+    return browser.browser_section(table, manifests, inputs["frames"],
+                                   browser.BrowserSpec.from_params(browser_spec), best,
+                                   "Error browser")
+
+
 def build_report(
     inputs: Mapping[str, Any],
     out_dir: PathLike,
@@ -178,6 +204,7 @@ def build_report(
     reference_file: str | Path | None = None,
     ablations: list[str] | None = None,
     min_utterances: int = findings.MIN_TEST_UTTERANCES,
+    browser_spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stage: write ``out_dir/report.md``, self-contained ``report.html``, ``tables/*.csv`` and
     ``figures/*.png`` from the files in ``inputs`` (exactly ``inputs.INPUT_KEYS``: manifests,
@@ -220,6 +247,7 @@ def build_report(
         *sections.ablation_sections(inp),
         sections.baselines_section(inp, ref, description, data),
         sections.per_class_section(inp, fig_dir, data),
+        _examples_section(inputs, manifests, tab_dir, inp, data, browser_spec),
         provenance_section(inputs["benchmarks"], description, config_hash),
     ]
     for section in sections_:

@@ -7,7 +7,10 @@ The report reads only the files its rule declares, given as one mapping (``INPUT
      "compare": path | None,                    # compare.json (required when pairs are tested)
      "summaries": {model: {seed: path}},        # summary.json per trained seed
      "training_logs": {model: {seed: path}},    # log.csv (late fusion and baselines: none)
-     "benchmarks": path}                        # the benchmark folder (provenance timings)
+     "benchmarks": path,                        # the benchmark folder (provenance timings)
+     "predictions": {name: {seed: {split: path}}},  # dev/test predictions (per-example table)
+     "frames": {set: {split: path}},            # frame stores (the error browser's thumbnails)
+     "corpus": [path]}                          # the clips (browser audio, via manifest paths)
 
 Which models the report covers comes from ``ReportModels`` (built from config by
 ``spec.report_params``). A group with no configured model is "not configured"; a configured
@@ -33,7 +36,7 @@ PathLike = str | os.PathLike[str]
 ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json
 INPUT_KEYS: tuple[str, ...] = (
     "manifests", "manifest_qc", "qc", "metrics", "compare", "summaries", "training_logs",
-    "benchmarks",
+    "benchmarks", "predictions", "frames", "corpus",
 )
 # {model: {seed (str): path}}: per-seed files of a run (summary.json, log.csv).
 SeedFiles = Mapping[str, Mapping[str, PathLike]]

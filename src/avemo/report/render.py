@@ -47,6 +47,8 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
+    # Raw HTML after the section's content, in report.html only (the error browser).
+    html: str = ""
 
 
 def _cell(value: object) -> str:
@@ -80,6 +82,8 @@ def _inline(text: str) -> str:
     """The little Markdown the paragraphs use (**bold**, `code`) as HTML."""
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    # [text](url): report.md's links (e.g. to the error browser) stay links in report.html.
+    out = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
 
 
@@ -112,6 +116,7 @@ def to_html(title: str, sections: list[Section]) -> str:
                 f'<figure><img alt="{html.escape(f.caption)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{html.escape(f.caption)}</figcaption></figure>"
             )
+        body.append(s.html)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n"

@@ -112,6 +112,40 @@ def compare_params(cfg: dict[str, Any]) -> dict[str, Any]:
             "diagnosis": diagnosis_pairs(cfg), **{k: ev[k] for k in keys if k in ev}}
 
 
+def frames_seen(cfg: dict[str, Any], name: str) -> str | None:
+    """The frame set whose frames ``name`` saw (the error browser's thumbnails): a visual
+    model's own; early fusion's video factor (sparse: the video model's set, dense: the
+    aligned set); late fusion's visual stream's; None for audio models and baselines."""
+    from ..params import model_config
+
+    entry = registry.get(name)
+    if entry.kind == "visual":
+        return model_config(cfg, entry.name).get("frame_set")
+    if entry.kind == "late_fusion":
+        return frames_seen(cfg, model_config(cfg, entry.name)["visual"])
+    if entry.kind == "early_fusion":
+        if entry.factors.get("video") == "dense":
+            return (cfg.get("audio") or {}).get("aligned_frame_set")
+        video = (cfg.get("fusion") or {}).get("video_model")
+        return frames_seen(cfg, video) if video else None
+    return None
+
+
+def browser_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``report.browser.BrowserSpec`` of the configured models (partial configs, as in unit
+    tests, fall back to the spec's defaults)."""
+    audio = cfg.get("audio") or {}
+    names = all_models(cfg)
+    out: dict[str, Any] = {
+        "frame_sets": {n: frames_seen(cfg, n) for n in names},
+        "windowed": [n for n in names if registry.get(n).factors.get("audio") == "windowed"],
+    }
+    cap = ((cfg.get("report") or {}).get("browser") or {}).get("max_clips_per_cell")
+    extra = {"max_clips_per_cell": cap, "aligned_frame_set": audio.get("aligned_frame_set"),
+             "window_s": audio.get("window_s")}
+    return out | {k: v for k, v in extra.items() if v is not None}
+
+
 def report_params(cfg: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments of ``report.build.build_report`` (besides results, out_dir and the
     config hash, which the Snakefile adds)."""
@@ -124,5 +158,6 @@ def report_params(cfg: dict[str, Any]) -> dict[str, Any]:
         "ablations": ablation_models(cfg),
         "baselines": list(BASELINES),
         "compare": bool(comparison_pairs(cfg)),
+        "browser_spec": browser_params(cfg),
         **{k: v for k, v in (cfg.get("evaluation") or {}).items() if k == "min_utterances"},
     }
