@@ -149,6 +149,32 @@ def job_minutes(cue: str) -> float:
     return total / 60
 
 
+def scores(cue: str, models: list[str]) -> dict[str, float | None]:
+    """Test emotion weighted F1 (mean over seeds) of each model in that cue's run."""
+    out: dict[str, float | None] = {}
+    for m in models:
+        path = REPO / "results" / "planted" / cue / "results" / "metrics" / f"{m}.json"
+        try:
+            out[m] = json.loads(path.read_text())["aggregate"]["test"]["emotion"][
+                "weighted_f1"]["mean"]
+        except (OSError, KeyError, ValueError):
+            out[m] = None
+    return out
+
+
+def score_table(cues: list[str], video: str) -> list[str]:
+    """Where each model lands per cue: the streams, the build-up, the control, majority."""
+    models = ["majority", video, "audio_mlp", *diagnosis.chain_models(), SHUFFLED]
+    per_cue = {c: scores(c, models) for c in cues}
+    rows = ["", "Test emotion weighted F1 of each model (mean over seeds), from the same runs:",
+            "", "| model | " + " | ".join(f"`{c}`" for c in cues) + " |",
+            "| --- |" + " --- |" * len(cues)]
+    for m in models:
+        cells = [("–" if per_cue[c][m] is None else f"{per_cue[c][m]:.3f}") for c in cues]
+        rows.append(f"| `{m}` | " + " | ".join(cells) + " |")
+    return rows
+
+
 def fmt(x: float) -> str:
     return f"{x:+.3f}"
 
@@ -188,7 +214,9 @@ def report(results: dict[str, dict], seconds: dict[str, float], seeds: list[int]
         "| planted cue | effect (a − b) | expected | recovered Δ [95% CI] | p (Holm) | check |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    tail = ["", "Job time of each run (sum over its jobs' Snakemake benchmark files, on a shared "
+    video = yaml.safe_load((REPO / "config.yaml").read_text())["fusion"]["video_model"]
+    tail = [*score_table(list(results), video),
+            "", "Job time of each run (sum over its jobs' Snakemake benchmark files, on a shared "
             "2-core machine): " + ", ".join(
                 f"`{c}` {job_minutes(c):.1f} min" for c in seconds) + ".",
         "", f"Overall: {'every check passes' if ok_all else 'at least one check FAILS'}.", ""]
