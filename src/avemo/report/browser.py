@@ -90,8 +90,8 @@ def media_clips(table: pd.DataFrame, manifests: Mapping[str, pd.DataFrame], cap:
     cells = t.groupby(["split", "model", "seed", "emotion", "pred_emotion"], sort=False).head(cap)
     dis = disagreements(t, single, fusion).groupby(["split", "seed", "emotion"]).head(cap)
     chosen = pd.concat([cells[["split", "clip_name"]], dis[["split", "clip_name"]]])
-    return {s: [c for c in m["clip_name"] if c in set(chosen.loc[chosen["split"] == s,
-                                                                   "clip_name"])]
+    per_split = chosen.groupby("split")["clip_name"].agg(set).to_dict()
+    return {s: [c for c in m["clip_name"] if c in per_split.get(s, set())]
             for s, m in manifests.items()}
 
 

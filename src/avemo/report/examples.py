@@ -3,7 +3,7 @@
 One row per utterance x model x seed x split (dev, test): the labels, each model's argmax
 prediction and probabilities, the modality masks and QC flags of the clip. It is the one
 source of the error browser (``browser``), so the browser and the table never disagree.
-Columns: docs/formats.md, "Report: per-example predictions".
+Columns: docs/formats.md, section 7.
 """
 
 from __future__ import annotations
