@@ -111,7 +111,7 @@ def model_config(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
 def synthetic(cfg: Mapping[str, Any]) -> dict[str, Any]:
     s = cfg["synthetic"]
     sizes = s["presets"][s["preset"]]
-    return {
+    out = {
         "n_train": sizes["train"],
         "n_dev": sizes["dev"],
         "n_test": sizes["test"],
@@ -129,6 +129,12 @@ def synthetic(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "label_noise": s["label_noise"],
         "nuisance": s["nuisance"],
     }
+    # A preset's own duration law and label counts (meld_scale); demo and tiny have neither, so
+    # their job parameters (and corpus) are what they were before presets could set them.
+    for key in ("duration", "label_counts"):
+        if key in sizes:
+            out[key] = sizes[key]
+    return out
 
 
 def download(cfg: Mapping[str, Any]) -> dict[str, Any]:

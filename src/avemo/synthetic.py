@@ -17,7 +17,11 @@ Design of the data: a simulation study with planted causes
   its own cue (cheek tint on the face, a rising or falling pitch glide in the voice), so a
   sentiment head learns something emotion alone does not give. Dialogues have 3-12 utterances
   from a cast of six speakers; durations are log-normal (median 2.5 s) clipped to 1-15 s (and
-  to ``max_duration_s``); label timestamps are consecutive within a dialogue.
+  to ``max_duration_s``); label timestamps are consecutive within a dialogue. A preset may set
+  its own duration law (``duration``: log-normal median and sigma, clip range, and a share of
+  badly cut clips log-uniform up to ``tail_max_s``, like MELD's few clips over a minute) and
+  exact per-split label counts (``label_counts``, e.g. MELD's published ones): ``meld_scale``
+  (config.yaml) uses both; without them the plan is the demo's, draw for draw.
 * Each clip shows a drawn face (per-speaker skin, hair, background and head size; head drift,
   zoom and roll; lighting drift; sensor noise; blinks) and carries voice-like sound (harmonic
   source with a pitch contour and jitter, syllables with pauses, per-speaker formants, breath,
@@ -203,10 +207,16 @@ def _dialogue_lengths(n: int, rng: np.random.Generator) -> list[int]:
     return lengths
 
 
-def _emotions(n: int, rng: np.random.Generator) -> list[str]:
+def _emotions(
+    n: int, rng: np.random.Generator, counts: dict[str, int] | None = None
+) -> list[str]:
     """MELD's label shares as exact quotas (largest remainder), shuffled: iid draws left a
     90-clip test split 63 % neutral (always-neutral 0.49 weighted F1 instead of MELD's ~0.31).
-    With n >= 7 every emotion appears at least once."""
+    With n >= 7 every emotion appears at least once. ``counts`` (emotion -> rows, summing to
+    ``n``) gives the quotas exactly instead (a preset's ``label_counts``)."""
+    if counts is not None:
+        labels = np.repeat(np.array(EMOTIONS), [int(counts[e]) for e in EMOTIONS])
+        return [str(e) for e in rng.permutation(labels)]
     want = np.array([EMOTION_PRIOR[e] for e in EMOTIONS]) * n
     counts = np.floor(want).astype(int)
     if n >= len(EMOTIONS):
@@ -219,8 +229,39 @@ def _emotions(n: int, rng: np.random.Generator) -> list[str]:
     return [str(e) for e in rng.permutation(labels)]
 
 
-def _duration_frames(rng: np.random.Generator, fps: int, max_duration_s: float | None) -> int:
-    d = float(np.clip(rng.lognormal(math.log(2.5), 0.55), 1.0, 15.0))
+# The duration law of a preset without its own ``duration`` (the demo's and tiny's): log-normal
+# with this median and sigma, clipped to [min_s, max_s]; tail_share of the clips (0 here) are
+# instead badly cut ones, log-uniform between max_s and tail_max_s.
+DURATION_LAW: dict[str, float | None] = {
+    "median_s": 2.5,
+    "sigma": 0.55,
+    "min_s": 1.0,
+    "max_s": 15.0,
+    "tail_share": 0.0,
+    "tail_max_s": None,
+}
+
+
+def duration_law(law: dict[str, Any] | None) -> dict[str, Any]:
+    """A preset's ``duration`` over ``DURATION_LAW`` (missing keys keep their default)."""
+    return {**DURATION_LAW, **(law or {})}
+
+
+def _duration_frames(
+    rng: np.random.Generator,
+    fps: int,
+    max_duration_s: float | None,
+    law: dict[str, Any] | None = None,
+) -> int:
+    if law is None:  # the default law, drawn exactly as before presets had their own
+        d = float(np.clip(rng.lognormal(math.log(2.5), 0.55), 1.0, 15.0))
+    else:
+        law = duration_law(law)
+        d = float(rng.lognormal(math.log(float(law["median_s"])), float(law["sigma"])))
+        d = float(np.clip(d, float(law["min_s"]), float(law["max_s"])))
+        if float(law["tail_share"]) > 0 and rng.random() < float(law["tail_share"]):
+            lo, hi = math.log(float(law["max_s"])), math.log(float(law["tail_max_s"]))
+            d = float(math.exp(rng.uniform(lo, hi)))
     if max_duration_s is not None:
         d = min(d, max_duration_s)
     return max(1, int(math.floor(d * fps + 1e-9)))  # floor: never exceeds the cap
@@ -337,7 +378,8 @@ def plan_corpus(
     for si, split in enumerate(SPLITS):
         rng = _rng(seed, 0, si)
         n = int(sizes[split])
-        emotions = _emotions(n, rng)
+        counts = params.get("label_counts")
+        emotions = _emotions(n, rng, None if counts is None else counts[split])
         rows: list[dict[str, Any]] = []
         for d, length in enumerate(_dialogue_lengths(n, rng)):
             cast = rng.choice(len(CAST), size=int(rng.integers(2, 4)), replace=False)
@@ -345,7 +387,9 @@ def plan_corpus(
             cursor = float(rng.uniform(30.0, 1200.0))
             for u in range(length):
                 i = len(rows)
-                n_frames = _duration_frames(rng, int(params["fps"]), params["max_duration_s"])
+                n_frames = _duration_frames(
+                    rng, int(params["fps"]), params["max_duration_s"], params.get("duration")
+                )
                 start = round(cursor, 3)
                 end = round(start + n_frames / params["fps"], 3)
                 cursor = end + float(rng.uniform(0.1, 1.5))
@@ -427,7 +471,7 @@ def plan_corpus(
                     "speaker_idx": 0,
                     "emotion": None,
                     "n_frames": _duration_frames(
-                        prng, int(params["fps"]), params["max_duration_s"]
+                        prng, int(params["fps"]), params["max_duration_s"], params.get("duration")
                     ),
                     "expressed": str(EMOTIONS[int(prng.integers(len(EMOTIONS)))]),
                 }
@@ -523,6 +567,31 @@ def _validate(params: dict[str, Any]) -> None:
             raise bad(key, "must be between 0 and 1")
     if not 0.0 <= float(params["nuisance"]) <= 2.0:
         raise bad("nuisance", "must be between 0 and 2")
+    if "duration" in params:
+        law = params["duration"]
+        if set(law) - set(DURATION_LAW):
+            raise bad("duration", f"has unknown keys (known: {', '.join(DURATION_LAW)})")
+        if not 0 < float(law["min_s"]) <= float(law["median_s"]) <= float(law["max_s"]):
+            raise bad("duration", "needs 0 < min_s <= median_s <= max_s")
+        if float(law["sigma"]) <= 0 or not 0.0 <= float(law["tail_share"]) < 1.0:
+            raise bad("duration", "needs sigma > 0 and 0 <= tail_share < 1")
+        if float(law["tail_share"]) > 0 and (
+            law["tail_max_s"] is None or float(law["tail_max_s"]) <= float(law["max_s"])
+        ):
+            raise bad("duration", "needs tail_max_s > max_s when tail_share > 0")
+    if "label_counts" in params:
+        counts = params["label_counts"]
+        for split, key in zip(SPLITS, ("n_train", "n_dev", "n_test"), strict=True):
+            per = counts.get(split) if isinstance(counts, dict) else None
+            if not isinstance(per, dict) or set(per) != set(EMOTIONS):
+                raise bad("label_counts", f"needs {split}: a count for each of {EMOTIONS}")
+            if any(int(v) < 0 for v in per.values()) or sum(map(int, per.values())) != int(
+                params[key]
+            ):
+                raise bad(
+                    "label_counts",
+                    f"{split} counts must be >= 0 and sum to the split size {params[key]}",
+                )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -576,13 +645,11 @@ def _write_truth_csv(path: Path, truth: list[dict[str, Any]]) -> None:
         pd.DataFrame(truth, columns=TRUTH_COLUMNS).to_csv(tmp, index=False)
 
 
-def generate_corpus(
-    root: str | Path,
+def corpus_params(
     n_train: int,
     n_dev: int,
     n_test: int,
     seed: int,
-    workers: int = 1,
     width: int = 96,
     height: int = 96,
     fps: int = 25,
@@ -595,26 +662,13 @@ def generate_corpus(
     voice_strength: float = VOICE_STRENGTH,
     label_noise: float = LABEL_NOISE,
     nuisance: float = NUISANCE,
+    duration: dict[str, Any] | None = None,
+    label_counts: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """Write the synthetic MELD-format corpus under ``root``; return a summary.
+    """The validated generation parameters (``plan_corpus``'s input, recorded in corpus.json).
 
-    ``n_train/n_dev/n_test`` labelled utterances per split; ``seed`` fixes everything;
-    ``workers`` > 1 renders clips in that many processes (output does not depend on it);
-    ``width``/``height`` (even), ``fps``, ``audio_rate``, ``audio_channels`` (1 or 2) set the
-    streams; ``inject_defects`` adds MELD's defects (module docstring); ``max_duration_s`` caps
-    clip durations (default: MELD's spread, 1-15 s); ``cue`` (event | spread), ``face_strength``,
-    ``voice_strength``, ``label_noise`` (0..1) and ``nuisance`` (0..2) set the planted causes
-    and the difficulty (module docstring). Raises ConfigError for bad parameters and
-    DataStageError when ``root`` holds a corpus this generator did not make.
-
-    Clips already on disk are kept (each was written atomically, so it is complete) and only the
-    missing ones are rendered; ``corpus.json`` is written last, so its presence with equal
-    parameters means the corpus is complete and the call returns at once. A ``root`` made with
-    other parameters is wiped first. Summary keys: ``root, clips, written, skipped, seconds,
-    label_counts`` (split -> emotion -> rows), ``defects`` (kind -> split, clip_name, file).
-    """
-    t0 = time.perf_counter()
-    root = Path(root)
+    ``duration`` and ``label_counts`` appear only when given, so a corpus made without them
+    (demo, tiny) has the same parameters, plan and bytes as before presets could set them."""
     params: dict[str, Any] = {
         "generator_version": GENERATOR_VERSION,
         "n_train": int(n_train),
@@ -634,7 +688,79 @@ def generate_corpus(
         "label_noise": float(label_noise),
         "nuisance": float(nuisance),
     }
+    if duration is not None:
+        params["duration"] = duration_law(duration)
+    if label_counts is not None:
+        params["label_counts"] = {
+            split: {e: int(n) for e, n in per.items()} for split, per in label_counts.items()
+        }
     _validate(params)
+    return params
+
+
+def generate_corpus(
+    root: str | Path,
+    n_train: int,
+    n_dev: int,
+    n_test: int,
+    seed: int,
+    workers: int = 1,
+    width: int = 96,
+    height: int = 96,
+    fps: int = 25,
+    audio_rate: int = 48000,
+    audio_channels: int = 2,
+    inject_defects: bool = True,
+    max_duration_s: float | None = None,
+    cue: str = "event",
+    face_strength: float = FACE_STRENGTH,
+    voice_strength: float = VOICE_STRENGTH,
+    label_noise: float = LABEL_NOISE,
+    nuisance: float = NUISANCE,
+    duration: dict[str, Any] | None = None,
+    label_counts: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
+    """Write the synthetic MELD-format corpus under ``root``; return a summary.
+
+    ``n_train/n_dev/n_test`` labelled utterances per split; ``seed`` fixes everything;
+    ``workers`` > 1 renders clips in that many processes (output does not depend on it);
+    ``width``/``height`` (even), ``fps``, ``audio_rate``, ``audio_channels`` (1 or 2) set the
+    streams; ``inject_defects`` adds MELD's defects (module docstring); ``max_duration_s`` caps
+    clip durations (default: MELD's spread, 1-15 s); ``cue`` (event | spread), ``face_strength``,
+    ``voice_strength``, ``label_noise`` (0..1) and ``nuisance`` (0..2) set the planted causes
+    and the difficulty (module docstring); ``duration`` (keys of ``DURATION_LAW``) and
+    ``label_counts`` (split -> emotion -> rows, summing to the split sizes) replace the default
+    duration law and label quotas (``corpus_params``). Raises ConfigError for bad parameters and
+    DataStageError when ``root`` holds a corpus this generator did not make.
+
+    Clips already on disk are kept (each was written atomically, so it is complete) and only the
+    missing ones are rendered; ``corpus.json`` is written last, so its presence with equal
+    parameters means the corpus is complete and the call returns at once. A ``root`` made with
+    other parameters is wiped first. Summary keys: ``root, clips, written, skipped, seconds,
+    label_counts`` (split -> emotion -> rows), ``defects`` (kind -> split, clip_name, file).
+    """
+    t0 = time.perf_counter()
+    root = Path(root)
+    params = corpus_params(
+        n_train=n_train,
+        n_dev=n_dev,
+        n_test=n_test,
+        seed=seed,
+        width=width,
+        height=height,
+        fps=fps,
+        audio_rate=audio_rate,
+        audio_channels=audio_channels,
+        inject_defects=inject_defects,
+        max_duration_s=max_duration_s,
+        cue=cue,
+        face_strength=face_strength,
+        voice_strength=voice_strength,
+        label_noise=label_noise,
+        nuisance=nuisance,
+        duration=duration,
+        label_counts=label_counts,
+    )
     labels, plans, truth, defects = plan_corpus(root, params)
     summary: dict[str, Any] = {
         "root": str(root),

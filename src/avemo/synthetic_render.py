@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -400,6 +401,18 @@ def render_frames(
 ) -> np.ndarray:
     """RGB frames, uint8 ``n_frames x height x width x 3``. ``talk`` is the target speaker's
     loudness at the frame times (0..1): the mouth opens with it while that speaker talks."""
+    frames = np.empty((plan.n_frames, plan.height, plan.width, 3), dtype=np.uint8)
+    for k, img in enumerate(iter_frames(plan, speaker, rng, talk)):
+        frames[k] = img
+    return frames
+
+
+def iter_frames(
+    plan: ClipPlan, speaker: Speaker, rng: np.random.Generator, talk: np.ndarray
+) -> Iterator[np.ndarray]:
+    """``render_frames`` one frame at a time (the same draws in the same order), so a long HD
+    clip never holds all its frames in memory (a 60-s 1280x720 clip would need 4 GB). Each
+    yielded array is reused for the next frame: copy it to keep it."""
     n, h, w = plan.n_frames, plan.height, plan.width
     t = np.arange(n) / plan.fps
     nu = plan.nuisance
@@ -431,7 +444,7 @@ def render_frames(
     bg[y0 : y0 + h // 3, x0 : x0 + w // 4] = rng.uniform(30, 220, size=3)
     bg = bg.astype(np.float32)
 
-    frames = np.empty((n, h, w, 3), dtype=np.uint8)
+    frame = np.empty((h, w, 3), dtype=np.uint8)
     canvas = np.empty((h, w, 3), dtype=np.float32)
     for k in range(n):
         np.copyto(canvas, bg)
@@ -448,8 +461,8 @@ def render_frames(
         canvas *= np.float32(gain[k])
         canvas += rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(noise_sd)
         np.clip(canvas, 0, 255, out=canvas)
-        frames[k] = canvas
-    return frames
+        frame[...] = canvas
+        yield frame
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,15 +481,20 @@ X264_OPTIONS: dict[str, str] = {
 
 def encode_mp4(
     path: str | os.PathLike[str],
-    frames: np.ndarray,
+    frames: np.ndarray | Iterable[np.ndarray],
     audio: np.ndarray | None,
     fps: int,
     audio_rate: int,
+    size: tuple[int, int] | None = None,
 ) -> None:
-    """Write H.264 (libx264, ``X264_OPTIONS``) + AAC (or video only) to ``path`` as mp4."""
+    """Write H.264 (libx264, ``X264_OPTIONS``) + AAC (or video only) to ``path`` as mp4.
+    ``frames``: an array, or an iterable of ``height x width x 3`` frames with ``size`` =
+    (width, height)."""
+    if size is None:
+        size = (frames.shape[2], frames.shape[1])  # type: ignore[union-attr]
     with av.open(str(path), "w", format="mp4") as out:
         v = out.add_stream("libx264", rate=fps, options=X264_OPTIONS)
-        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
         v.codec_context.thread_count = 1
         a = None
         if audio is not None:
@@ -504,7 +522,14 @@ def render_clip(plan: ClipPlan) -> str:
     rng = np.random.default_rng(np.random.SeedSequence(plan.entropy, spawn_key=plan.spawn_key))
     speaker = make_speaker(plan.entropy, plan.speaker_key)
     audio, talk = render_audio(plan, speaker, rng)
-    frames = render_frames(plan, speaker, rng, talk)
     with atomic_path(plan.path, suffix=".mp4") as tmp:
-        encode_mp4(tmp, frames, audio if plan.has_audio else None, plan.fps, plan.audio_rate)
+        # Frames stream into the encoder (drawn after the audio, as render_frames draws them).
+        encode_mp4(
+            tmp,
+            iter_frames(plan, speaker, rng, talk),
+            audio if plan.has_audio else None,
+            plan.fps,
+            plan.audio_rate,
+            size=(plan.width, plan.height),
+        )
     return str(Path(plan.path))

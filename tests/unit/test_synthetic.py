@@ -483,3 +483,97 @@ def test_bad_parameters_and_foreign_root(tmp_path: Path) -> None:
         generate_corpus(tmp_path / "y", 1, 1, 1, seed=0, cue="everywhere")
     with pytest.raises(ConfigError, match="face_strength"):
         generate_corpus(tmp_path / "z", 1, 1, 1, seed=0, face_strength=1.5)
+
+
+# -- presets: the demo's plan is fixed, meld_scale is MELD-sized ---------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+# sha256 of each preset's plan (label CSVs, clip plans, ground truth, defects) with config.yaml's
+# settings, recorded before presets could set a duration law or label counts: the demo's and
+# tiny's numbers must not change (a deliberate change of the demo updates these digests).
+PLAN_DIGESTS = {
+    "tiny": "66803d419c0a85b3a4582ade65df702b9d2474bc5942634a5735b4caaf422921",
+    "demo": "172ba0da9a9c604a4559194134bcdeed1606e03d204b8cb893e11e62acf8bf93",
+}
+PRESET_PARAMS = {
+    "tiny": {"n_train": 24, "n_dev": 10, "n_test": 10, "max_duration_s": 4.0},
+    "demo": {"n_train": 280, "n_dev": 60, "n_test": 90, "max_duration_s": 12.0},
+}
+
+
+def _preset_plan(preset: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    from avemo import params as P
+    from avemo.config import load_config
+    from avemo.synthetic import corpus_params
+
+    cfg = load_config(REPO / "config.yaml")
+    cfg["synthetic"]["preset"] = preset
+    job = P.synthetic(cfg)
+    return job, plan_corpus(Path("corpus"), corpus_params(**job))
+
+
+def _plan_digest(labels: dict, plans: list, truth: list, defects: dict) -> str:
+    import hashlib
+    from dataclasses import asdict
+
+    h = hashlib.sha256()
+    for split in SPLITS:
+        h.update(labels[split].to_csv(index=False).encode())
+    h.update(json.dumps([asdict(p) for p in plans], sort_keys=True).encode())
+    h.update(json.dumps(truth, sort_keys=True, default=str).encode())
+    h.update(json.dumps(defects, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("preset", sorted(PLAN_DIGESTS))
+def test_demo_and_tiny_plans_unchanged(preset: str) -> None:
+    """Same job parameters (no rerun of the demo) and the same plan, draw for draw."""
+    job, plan = _preset_plan(preset)
+    assert "duration" not in job and "label_counts" not in job
+    assert {k: job[k] for k in PRESET_PARAMS[preset]} == PRESET_PARAMS[preset]
+    assert _plan_digest(*plan) == PLAN_DIGESTS[preset]
+
+
+def test_meld_scale_preset_plan() -> None:
+    """MELD's split sizes, per-class counts (neutral ~47 %, fear and disgust < 300 in train)
+    and duration distribution (mean ~3.17 s, median ~2.46 s, a few clips over a minute)."""
+    job, (labels, _, truth, defects) = _preset_plan("meld_scale")
+    assert {s: len(labels[s]) for s in SPLITS} == {"train": 9989, "dev": 1109, "test": 2610}
+    train = labels["train"]["emotion"].value_counts().to_dict()
+    assert train == {"neutral": 4710, "joy": 1743, "surprise": 1205, "anger": 1109,
+                     "sadness": 683, "disgust": 271, "fear": 268}
+    for split in SPLITS:
+        assert labels[split]["emotion"].value_counts().to_dict() == job["label_counts"][split]
+    assert train["fear"] < 300 and train["disgust"] < 300
+    share = sum(len(df[df["emotion"] == "neutral"]) for df in labels.values()) / 13708
+    assert 0.45 < share < 0.49
+    df = pd.DataFrame(truth)
+    d = df.loc[df["labelled"], "duration_s"]
+    assert 3.0 < d.mean() < 3.35 and 2.35 < d.median() < 2.6
+    assert 2 <= (d > 60).sum() <= 20 and d.max() <= 305
+    assert d.quantile(0.99) > 9 and d.min() < 0.6  # long tail, and short clips like MELD's
+    assert 11.5 < d.sum() / 3600 < 12.5  # about 12 hours of audio
+    assert set(defects) == {"missing_clip", "corrupt_clip", "orphan_clip", "prefixed_clip",
+                            "no_audio_clip"}
+    # Labels and timestamps agree with the durations (consecutive within a dialogue).
+    dur = labels["train"]["end_s"] - labels["train"]["start_s"]
+    assert np.allclose(dur.to_numpy(), df.loc[df["labelled"] & (df["split"] == "train"),
+                                              "duration_s"].to_numpy(), atol=2e-3)
+
+
+def test_preset_duration_law_and_label_counts_are_checked(tmp_path: Path) -> None:
+    counts = {s: dict.fromkeys(EMOTIONS, 1) for s in SPLITS}
+    with pytest.raises(ConfigError, match="label_counts"):
+        generate_corpus(tmp_path / "a", 8, 7, 7, seed=0, label_counts=counts)  # 7 != 8
+    with pytest.raises(ConfigError, match="duration"):
+        generate_corpus(tmp_path / "b", 7, 7, 7, seed=0, duration={"median_s": 20.0})
+    with pytest.raises(ConfigError, match="tail_max_s"):
+        generate_corpus(tmp_path / "c", 7, 7, 7, seed=0, duration={"tail_share": 0.1})
+    # A law of its own: every clip inside it (no tail), exact counts per split.
+    from avemo.synthetic import corpus_params
+
+    params = corpus_params(7, 7, 7, seed=0, label_counts=counts,
+                           duration={"median_s": 0.8, "sigma": 0.3, "min_s": 0.5, "max_s": 1.0})
+    labels, _, truth, _ = plan_corpus(tmp_path, params)
+    assert all(0.48 <= t["duration_s"] <= 1.0 for t in truth)
+    assert all(set(df["emotion"]) == set(EMOTIONS) for df in labels.values())
