@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP   = $(VENV)/.avemo-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: setup demo test lint bench planted dry-run clean pull adopt dvc-yaml
+.PHONY: setup demo test lint bench bench-scale planted dry-run clean pull adopt dvc-yaml
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,14 @@ lint: $(TSTAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# Generation, data stages and one epoch per model at 1x, 4x, 16x the demo and at MELD's size
+# (synthetic.preset meld_scale), plus a few clips at 1280x720; each size in its own folder under
+# results/bench-scale/; writes its section of docs/benchmarks.md (targets: met or MISSED).
+# SIZES="1x 4x" for a quick run (the other sizes keep their last figures).
+SIZES ?= 1x 4x 16x meld_scale hd720 hd96
+bench-scale: $(STAMP)
+	$(PY) benchmarks/scale.py --cores $(CORES) --sizes $(SIZES)
 
 # The simulation check: the demo corpus with each planted cue (event, spread), 3 seeds, the
 # fusion diagnosis; writes docs/planted.md (planted vs recovered), fails when a check fails.

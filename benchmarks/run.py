@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         stamp = f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
         parts += [f"## {title}\n", stamp, (module.__doc__ or "").strip() + "\n", table(rows)]
+    # Sections other scripts write (e.g. benchmarks/scale.py) stay as they are, after these.
+    ours = {title for _, title, _ in SECTIONS.values()}
+    parts += [text for title, text in kept.items() if title not in ours]
     out.write_text("\n".join(parts), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
