@@ -80,7 +80,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = make_tree(tmp_path_factory.mktemp("browser") / "results", BROWSER_CFG)
     add_media(root)
     out = root / "report"
-    build_report(browser_inputs(root), out, **spec.report_params(BROWSER_CFG))
+    # Through JSON with sorted keys, as the rule passes them to the CLI.
+    inputs = json.loads(json.dumps(browser_inputs(root), sort_keys=True))
+    build_report(inputs, out, **spec.report_params(BROWSER_CFG))
     return root, out
 
 
@@ -102,6 +104,10 @@ def test_predictions_table_one_row_per_utterance_model_seed(report: tuple[Path, 
                    for per_split in per_seed.values() for p in per_split.values())
     assert len(table) == expected
     assert set(table["model"]) == set(files) and set(table["split"]) == {"dev", "test"}
+    # In the report's order (visual, audio, fusion, variants, baselines), not the JSON's.
+    assert list(dict.fromkeys(table["model"])) == [
+        "cnn5", "vgg16", "audio_mlp", "concat_misaligned", "gated", "late",
+        "gated@single_task", "majority", "prior"]
     # Values trace to the predictions file; the prediction is the argmax (ties: first label).
     one = table[(table["model"] == "vgg16") & (table["seed"] == 1) & (table["split"] == "test")]
     src = read_predictions(Layout(str(root)).predictions("vgg16", 1, "test"))

@@ -180,7 +180,11 @@ def _examples_section(inputs: Mapping[str, Any], manifests: Mapping[str, pd.Data
                       tab_dir: Path, inp: ReportInputs, data: Data,
                       browser_spec: dict[str, Any] | None) -> Section:
     """Write ``tables/predictions.{parquet,csv}`` and return the error browser's section."""
-    table = examples.predictions_table(inputs["predictions"], manifests,
+    # The report's model order (the rule's JSON arrives with sorted keys).
+    given = inputs["predictions"]
+    order = [m for m in inp.models.all if m in given] + [m for m in given
+                                                          if m not in inp.models.all]
+    table = examples.predictions_table({m: given[m] for m in order}, manifests,
                                        pd.read_csv(inputs["qc"]))
     for suffix, write in ((".parquet", lambda df, p: df.to_parquet(p, index=False)),
                           (".csv", lambda df, p: df.to_csv(p, index=False))):
