@@ -367,6 +367,21 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
                         f"{st['max_rss']:,.0f} | |")
     parts.append("\n".join(rows) + "\n")
 
+    sized = [z for z in ALL_SIZES if z in results]
+    jobs = sorted({j for z in sized for j in results[z]["jobs"]},
+                  key=lambda j: (stage_order({stage_of(x) for z in sized
+                                              for x in results[z]["jobs"]}).index(stage_of(j)), j))
+    per_job = ["| job | " + " | ".join(f"`{z}` s / MB" for z in sized) + " |",
+               "| --- | " + " | ".join("---" for _ in sized) + " |"]
+    for j in jobs:
+        cells = []
+        for z in sized:
+            v = results[z]["jobs"].get(j)
+            cells.append(f"{v['s']:,.1f} / {v['max_rss']:,.0f}" if v else "")
+        per_job.append(f"| {j} | " + " | ".join(cells) + " |")
+    parts.append("Per job: wall seconds / peak RSS (MB), from its Snakemake benchmark file:\n")
+    parts.append("\n".join(per_job) + "\n")
+
     if "hd720" in results and "hd96" in results:
         a, b = stages(results["hd720"]), stages(results["hd96"])
         hd = ["| stage | clips | ms/clip at 96×96 | ms/clip at 1280×720 | extra ms/clip at "
