@@ -135,7 +135,8 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
         "their order shuffled within each clip). Cross-fitted train embeddings come from one "
         "model per fold, mapped into the full model's embedding coordinates (an affine map "
         "fitted on the clips each fold model trained on); the activity step puts each dense "
-        "frame's activity (what moves within the clip) beside its embedding. Each row is a paired test of a − b on the same "
+        "frame's activity (what moves within the clip) beside its embedding. Each row is a "
+        "paired test of a − b on the same "
         f"test utterances over every seed (dialogue × seed bootstrap, {100 * (1 - alpha):.0f}% "
         "interval); p is Holm-adjusted over the rows of this table (their own family). A "
         "verdict needs the adjusted p below alpha and the interval on one side of 0.")
