@@ -309,12 +309,48 @@ def check(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
         verdict = "met" if not off else "**MISSED**"
         if off:
             missed.append("per_clip")
+        slower = [o for o in off if "+" in o]
+        why = (f" Slower per clip at a larger size: {'; '.join(slower)}." if slower else
+               " None is slower per clip at a larger size: each is faster, its jobs' fixed "
+               "start-up (interpreter, imports, model build, first batch) spread over more "
+               "clips (the linear fit above).") if off else ""
         lines.append(f"- Time per clip constant (each stage within ±{PER_CLIP_TOL:.0%} of `1x`) "
                      f"across {', '.join(f'`{s}`' for s in sized)}: {verdict}"
-                     + (f". Outside: {'; '.join(off)}." if off else "."))
+                     + (f". Outside: {'; '.join(off)}.{why}" if off else "."))
     else:
         lines.append("- Time per clip constant: not checked (needs `1x` and another size).")
     return lines, missed
+
+
+def linear_fit(results: dict[str, dict[str, Any]]) -> str:
+    """Per stage, job seconds = fixed + marginal x clips through `1x` and the largest size run
+    (start-up vs per-clip work), and what that predicts at MELD's size."""
+    sized = [z for z in SIZES if z in results]
+    if "1x" not in results or len(sized) < 2:
+        return ""
+    top = sized[-1]
+    a, b = stages(results["1x"]), stages(results[top])
+    meld_clips = {"synthetic_corpus": 13709, "manifest": 13708}
+    rows = [f"| stage | fixed s (fit) | marginal ms/clip (fit) | predicted job s at 13,708 "
+            f"clips{'' if top != 'meld_scale' else ' (fit through meld_scale)'} |",
+            "| --- | --- | --- | --- |"]
+    data_total = 0.0
+    for name in stage_order(set(a) & set(b)):
+        c1, c2, s1, s2 = a[name]["clips"], b[name]["clips"], a[name]["s"], b[name]["s"]
+        if c2 == c1:
+            continue
+        marginal = (s2 - s1) / (c2 - c1)
+        fixed = s1 - marginal * c1
+        n = meld_clips.get(name, 13708 * c1 / max(results["1x"]["counts"]["files"], 1))
+        pred = fixed + marginal * n
+        if name in DATA_STAGES:
+            data_total += pred
+        rows.append(f"| {name} | {fixed:,.1f} | {1000 * marginal:,.1f} | {pred:,.0f} |")
+    return (f"Linear fit per stage through `1x` and `{top}` (summed job seconds = fixed + "
+            "marginal × clips; the prediction scales each stage's clips by 13,708 / the `1x` "
+            "corpus, ignoring MELD's longer mean duration): generation + data stages "
+            f"predicted {data_total / 60:,.0f} min of job time at MELD size.\n\n"
+            + "\n".join(rows) + "\n")
 
 
 def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
@@ -339,6 +375,12 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
             f"{r['counts']['audio_s'] / 3600:.3g} | {r['data_wall_s'] / 60:.1f} | "
             f"{'' if r['train_wall_s'] is None else fmt(r['train_wall_s'] / 60)} |")
     parts.append("\n".join(head) + "\n")
+    busy = [z for z, r in results.items() if max(r["load_start"], r["load_end"]) > r["cores"]]
+    if busy:
+        parts.append(f"The machine was shared while {', '.join(f'`{z}`' for z in busy)} ran "
+                     "(1-minute load average above the cores used, from other work): their "
+                     "absolute times are inflated by an unknown factor, so compare sizes run "
+                     "under similar load and read the targets on time with that in mind.\n")
 
     parts.append("Per stage (jobs summed; clips/s = clips handled / summed job seconds; peak RSS "
                  "= the largest `max_rss` of one of its jobs, MB):\n")
@@ -399,6 +441,9 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
                      "difference between the two columns is the resolution's own cost:\n")
         parts.append("\n".join(hd) + "\n")
 
+    fit = linear_fit(results)
+    if fit:
+        parts.append(fit)
     lines, missed = check(results)
     parts.append("Targets:\n")
     parts.append("\n".join(lines) + "\n")
