@@ -1,0 +1,63 @@
+"""benchmarks/scale.py (make bench-scale): its derived configs and its section of the doc."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def scale():
+    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "benchmarks" / "scale.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_scale"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("size", ["1x", "16x", "meld_scale", "hd720"])
+def test_config_for_is_valid_one_epoch_one_seed(scale, size: str) -> None:
+    from avemo import params as P
+    from avemo.config import validate_config
+
+    cfg = validate_config(scale.config_for(size))
+    preset = cfg["synthetic"]["presets"][cfg["synthetic"]["preset"]]
+    demo = cfg["synthetic"]["presets"]["demo"]
+    if size == "16x":
+        assert (preset["train"], preset["dev"], preset["test"]) == (
+            16 * demo["train"], 16 * demo["dev"], 16 * demo["test"])
+    if size == "meld_scale":
+        assert (preset["train"], preset["dev"], preset["test"]) == (9989, 1109, 2610)
+        assert "label_counts" in P.synthetic(cfg) and "duration" in P.synthetic(cfg)
+    if size == "hd720":
+        assert (cfg["synthetic"]["width"], cfg["synthetic"]["height"]) == (1280, 720)
+    assert cfg["train"]["seeds"] == [0] and cfg["fusion"]["diagnosis"] is False
+    for model in P.configured(cfg, "visual", "audio"):
+        assert P.train(cfg, model)["engine"]["epochs"] == 1
+    for model in P.configured(cfg, "early_fusion"):
+        assert P.fusion(cfg, model)["engine"]["epochs"] == 1
+    assert scale.data_targets(cfg) and scale.model_targets(cfg)
+
+
+def test_stage_of(scale) -> None:
+    assert scale.stage_of("frames_dense_train") == "frames"
+    assert scale.stage_of("audio_dev") == "audio"
+    assert scale.stage_of("train_temporal_video_seed0") == "train temporal_video"
+    assert scale.stage_of("fusion_concat_aligned_seed0") == "fusion concat_aligned"
+    assert scale.stage_of("synthetic_corpus") == "synthetic_corpus"
+
+
+def test_section_replaced_in_place_others_kept(scale, tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nintro\n\n## Frames\n\nRun x.\n\n| a |\n\n## Audio\n\nRun y.\n")
+    first = f"## {scale.SECTION}\n\nRun 1.\n\nfirst\n"
+    scale.write_section(first, doc)
+    scale.write_section(first.replace("first", "second"), doc)
+    text = doc.read_text()
+    assert text.count(f"## {scale.SECTION}") == 1 and "second" in text and "first" not in text
+    assert text.startswith("# Benchmarks\n\nintro\n\n## Frames\n\nRun x.\n\n| a |\n\n## Audio\n")
