@@ -3,9 +3,13 @@
 A one-node cluster with accounting runs on this host (tests/workflow/slurm_cluster.py). The tiny
 preset goes through the SLURM executor plugin; the session's local run of the tiny workflow
 (`tiny_run`, tests/conftest.py: same data-stage settings) is the reference.
-The node has no GPU, so the test profile is the real one with `gpu` zeroed (nothing else changed);
-targets stop before training anyway. Every Snakemake call runs under `timeout -s KILL`: a plugin
-that cannot read job states polls forever and ignores SIGTERM.
+The node has no GPU: the profile is the CPU one (`slurm`; `slurm-gpu` adds GPU requests, see
+test_slurm_gpu.py), with the cluster's account named and `frames` added to its array rules, so
+that the six frames jobs (ready together) go out as one array job: the path the training seeds
+take, through the plugin and its job-step executor, on a real cluster. The run also writes the
+plugin's efficiency report. Targets stop before training. Every Snakemake
+call runs under `timeout -s KILL`: a plugin that cannot read job states polls forever and
+ignores SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ TARGETS = (
     "results/metrics/majority.json",
 )
 COMPARED = ("manifest", "frames", "audio")  # results/ subfolders checked against the local run
+ARRAY_RULE = "frames"  # submitted as one array job here (one task per frame set and split)
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +66,13 @@ def profile_settings() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def test_profile(tmp_path_factory, profile_settings, cluster) -> Path:
-    """The real profile with GPU requests zeroed (this node has no GPU/GRES) and the cluster's
-    account named (else the plugin guesses one with a failing `sacct` call)."""
+    """The real CPU profile with the cluster's account named (else the plugin guesses one with
+    a failing `sacct` call) and the frames jobs as one array job."""
     cfg = json.loads(json.dumps(profile_settings))
-    cfg["default-resources"]["slurm_account"] = cluster.account
     for res in cfg.get("set-resources", {}).values():
-        if "gpu" in res:
-            res["gpu"] = 0
+        assert not {"gpu", "gpus", "gres", "gpu_model"} & set(res), res  # no GPU on this node
+    cfg["default-resources"]["slurm_account"] = cluster.account
+    cfg["slurm-array-jobs"] = f"{cfg['slurm-array-jobs']},{ARRAY_RULE}"
     folder = tmp_path_factory.mktemp("profile")
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return folder
@@ -101,7 +106,8 @@ def runs(cluster, test_profile, tmp_path_factory, tiny_run) -> dict[str, Any]:
     """The SLURM run and a run with a failing job, side by side; the local reference is the
     session's tiny run (read only).
 
-    Keys: slurm (workdir), local (workdir), fail (workdir, target, CompletedProcess).
+    Keys: slurm (workdir), local (workdir), fail (workdir, target, CompletedProcess),
+    efficiency (the folder of the SLURM run's efficiency report).
     """
     slurm_dir, fail_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("fail")
     for work in (slurm_dir, fail_dir):
@@ -117,10 +123,13 @@ def runs(cluster, test_profile, tmp_path_factory, tiny_run) -> dict[str, Any]:
             sm_slurm, cluster, fail_dir, test_profile, fail_target, "--retries", "0",
             "--allowed-rules", "frames",
         )  # fmt: skip
-        proc = sm_slurm(cluster, slurm_dir, test_profile, *TARGETS)
+        efficiency = tmp_path_factory.mktemp("efficiency")
+        proc = sm_slurm(cluster, slurm_dir, test_profile, *TARGETS, "--slurm-efficiency-report",
+                        "--slurm-efficiency-report-path", str(efficiency))  # fmt: skip
         failed = fail.result()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return {"slurm": slurm_dir, "local": tiny_run, "fail": (fail_dir, fail_target, failed)}
+    return {"slurm": slurm_dir, "local": tiny_run, "fail": (fail_dir, fail_target, failed),
+            "efficiency": efficiency}  # fmt: skip
 
 
 VOLATILE = {"seconds", "workers"}  # run metadata that differs between any two runs
@@ -194,6 +203,7 @@ def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
     slurm_dir = runs["slurm"]
     rows = [r for r in rows if Path(r["WorkDir"]) == slurm_dir]
     seen: dict[str, int] = {}
+    arrays: dict[str, set[str]] = {}  # rule -> array job ids of its jobs
     for row in rows:
         rule = _rule_of(row["Comment"], list(res))
         if rule is None:
@@ -201,10 +211,24 @@ def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
         seen[rule] = seen.get(rule, 0) + 1
         assert row["State"] == "COMPLETED", row
         assert int(row["ReqCPUS"]) == threads[rule], row
-        assert row["ReqMem"] == f"{res[rule]['mem_mb']}M", row
         assert row["Timelimit"] == _timelimit(res[rule]["runtime"]), row
+        if "_" in row["JobID"]:  # an array task, <array job id>_<task>
+            arrays.setdefault(rule, set()).add(row["JobID"].split("_")[0])
+            # The plugin adds a MB or so to --mem for the array's encoded task list.
+            assert int(row["ReqMem"].rstrip("M")) - res[rule]["mem_mb"] in range(1, 4), row
+        else:
+            assert row["ReqMem"] == f"{res[rule]['mem_mb']}M", row
     assert seen.get("synthetic_corpus") == 1 and seen.get("manifest") == 1, (seen, rows)
-    assert seen.get("frames", 0) >= 3 and seen.get("audio") == 3, (seen, rows)
+    assert seen.get("frames") == 6 and seen.get("audio") == 3, (seen, rows)
+    # The six frames jobs were tasks of one array job; nothing else was an array.
+    assert set(arrays) == {ARRAY_RULE} and len(arrays[ARRAY_RULE]) == 1, (arrays, rows)
+    # Plugin 2.8.0 writes an array task's SLURM log to rule_<rule>/<array id>_<task>.log (the
+    # path it reports has a wildcards folder, so it never deletes these logs): README, Logs.
+    array_id = next(iter(arrays[ARRAY_RULE]))
+    logs = slurm_dir / ".snakemake" / "slurm_logs" / f"rule_{ARRAY_RULE}"
+    assert sorted(p.name for p in logs.glob(f"{array_id}_*.log")) == [
+        f"{array_id}_{i}.log" for i in range(1, 7)
+    ], sorted(p.relative_to(logs) for p in logs.rglob("*"))
     # The group job: baseline -> evaluate in one submission, runtimes added, the larger memory.
     group = [r for r in rows if _rule_of(r["Comment"], list(res)) is None]
     bundle = [r for r in group if "baseline" in r["Comment"] or "evaluate" in r["Comment"]]
@@ -213,6 +237,29 @@ def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
     assert bundle[0]["Timelimit"] == _timelimit(want), bundle
     mem = max(res["baseline"]["mem_mb"], res["evaluate"]["mem_mb"])
     assert bundle[0]["ReqMem"] == f"{mem}M", bundle
+
+
+def test_efficiency_report_lists_the_runs_job_steps(runs, cluster):
+    """--slurm-efficiency-report (README, "Efficiency report"): one CSV for the run, a row per
+    `srun` job step, named by the job's comment. An array's first task runs its job without
+    `srun` (no step: not in the report); the other tasks do, under the first task's comment."""
+    reports = sorted(runs["efficiency"].glob("efficiency_report_*.csv"))
+    assert len(reports) == 1, reports
+    report = pd.read_csv(reports[0], dtype=str)
+    for column in ("RuleName", "Elapsed", "TotalCPU", "NCPUS", "MaxRSS", "ReqMem",
+                   "CPU Efficiency (%)", "Memory Usage (%)"):  # fmt: skip
+        assert column in report.columns, report.columns
+    names = ["synthetic_corpus", "manifest", "audio", ARRAY_RULE]
+    steps: dict[str | None, list[str]] = {}
+    for job, comment in zip(report["JobID"], report["RuleName"].fillna(""), strict=True):
+        steps.setdefault(_rule_of(comment, names), []).append(job)
+    assert len(steps["synthetic_corpus"]) == 1 and len(steps["manifest"]) == 1, steps
+    assert len(steps["audio"]) == 3, steps
+    array_ids = {r["JobID"].split("_")[0] for r in cluster.sacct("JobID,WorkDir")
+                 if "_" in r["JobID"] and Path(r["WorkDir"]) == runs["slurm"]}  # fmt: skip
+    assert len(array_ids) == 1, array_ids
+    array_id = array_ids.pop()
+    assert sorted(steps[ARRAY_RULE]) == [f"{array_id}_{i}.0" for i in range(2, 7)], steps
 
 
 def test_failing_job_reports_its_log_and_exits_nonzero(runs):
