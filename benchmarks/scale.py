@@ -378,7 +378,8 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
     busy = [z for z, r in results.items() if max(r["load_start"], r["load_end"]) > r["cores"]]
     if busy:
         parts.append(f"The machine was shared while {', '.join(f'`{z}`' for z in busy)} ran "
-                     "(1-minute load average above the cores used, from other work): their "
+                     "(1-minute load average above the cores used: other work ran beside it): "
+                     "their "
                      "absolute times are inflated by an unknown factor, so compare sizes run "
                      "under similar load and read the targets on time with that in mind.\n")
 
