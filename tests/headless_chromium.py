@@ -119,3 +119,14 @@ def click_through(driver: Any, html: str, timeout: float = 20.0) -> dict[str, An
         heading = driver.find_element(By.CSS_SELECTOR, "#eb-list h3").text
     return {"cards": len(cards), "audio": audio, "thumbnails": thumbs, "rows": rows,
             "disagreements": heading, "errors": severe_logs(driver)}
+
+
+def assert_browsed(seen: dict[str, Any], min_audio_s: float) -> None:
+    """What every click-through must have seen: no console errors, a cell's clip cards with
+    thumbnails, and an embedded audio source the browser decoded (at least ``min_audio_s``)."""
+    assert seen["errors"] == []
+    assert seen["cards"] >= 1 and seen["thumbnails"] >= 1
+    audio = seen["audio"]
+    assert audio and audio["src"].startswith("data:audio/webm;base64,"), audio
+    assert audio["error"] is None and audio["ready"] >= 1, audio
+    assert audio["duration"] > min_audio_s, audio
