@@ -135,10 +135,13 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
         write_json(done, run)
         runs.append(run)
     full = {f: _read(Path(full_embeddings[f])) for f in frame_sets}
+    mapped = []
     for k, run in enumerate(runs):
-        run.update(_map_fold(out / f"fold{k}", frame_sets, full))
+        quality, exports = _map_fold(out / f"fold{k}", frame_sets, full)
+        run.update(quality)
+        mapped.append(exports)
     for fset in frame_sets:
-        parts = [_read(out / f"fold{k}" / f"mapped@{fset}.npz") for k in range(folds)]
+        parts = [mapped[k][fset] for k in range(folds)]
         with atomic_path(out / embeddings_name("train", fset)) as tmp:
             np.savez(tmp, **_concat(parts, names))
     for k in range(folds):  # the fold models served their purpose: keep the logs only
@@ -151,13 +154,14 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
     return summary
 
 
-def _map_fold(fold_dir: Path, frame_sets: dict[str, Path],
-              full: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
-    """Map one fold's held-out exports into the full model's coordinates (``mapped@{set}``).
+def _map_fold(fold_dir: Path, frame_sets: dict[str, Path], full: dict[str, dict[str, np.ndarray]]
+              ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Map one fold's held-out exports into the full model's coordinates (per frame set).
 
     One map per fold, fitted on every frame set's rows of the clips the fold model trained on.
-    Returns its quality: ``map_r2_fit`` on those rows, ``map_r2_held`` of the mapped held-out
-    clips against the full model's (in-sample) embeddings of them, lower by design.
+    Returns its quality (``map_r2_fit`` on those rows, ``map_r2_held`` of the mapped held-out
+    clips against the full model's (in-sample) embeddings of them, lower by design) and the
+    mapped exports.
     """
     fit_rows = [paired_rows(_read(fold_dir / fit_export_name(f)), full[f]) for f in frame_sets]
     x = np.concatenate([r[0] for r in fit_rows])
@@ -166,18 +170,13 @@ def _map_fold(fold_dir: Path, frame_sets: dict[str, Path],
         raise TrainingError(f"{fold_dir}: the fold model's training clips have no full-model "
                             "embeddings to fit the map on; rerun the video model's training")
     fmap = fit_affine(x, y)
-    held_x, held_y = [], []
-    for fset in frame_sets:
-        held = _read(fold_dir / embeddings_name("train", fset))
-        mapped = map_export(held, fmap)
-        hx, hy = paired_rows(mapped, full[fset])
-        held_x.append(hx)
-        held_y.append(hy)
-        with atomic_path(fold_dir / f"mapped@{fset}.npz") as tmp:
-            np.savez(tmp, **mapped)
-    hx, hy = np.concatenate(held_x), np.concatenate(held_y)
-    return {"map_r2_fit": round(fmap.r2, 4),
-            "map_r2_held": round(r2_score(hy, hx), 4) if len(hx) else None}
+    exports = {f: map_export(_read(fold_dir / embeddings_name("train", f)), fmap)
+               for f in frame_sets}
+    held = [paired_rows(exports[f], full[f]) for f in frame_sets]
+    hx, hy = np.concatenate([r[0] for r in held]), np.concatenate([r[1] for r in held])
+    quality = {"map_r2_fit": round(fmap.r2, 4),
+               "map_r2_held": round(r2_score(hy, hx), 4) if len(hx) else None}
+    return quality, exports
 
 
 def _digest(clips: frozenset[str]) -> str:
