@@ -5,7 +5,7 @@ Synthetic embeddings with MELD's shapes (10,000 train utterances: 100-D video, 1
 ``pool_windows``, as the dataset builder does). Each row trains one epoch through the real
 engine (``avemo.training.train``: batch 32, AdamW, grad clipping, class weights, a 256-item dev
 pass) in this process, ``--repeats`` times from a fresh model, and reports the best epoch
-``seconds`` from ``log.csv``;
+``seconds`` from the engine's epoch log (``live/``);
 ``epoch_cpu_s`` its process CPU time (what it costs an idle core: the
 project's machines are shared, so wall time mostly measures waiting); ``x_linear`` = epoch CPU
 time / that of a plain linear model on the concatenated utterance vectors
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from avemo.fusion.inputs import FusionDataset, pool_windows  # noqa: E402
 from avemo.fusion.stage import build_fusion_model  # noqa: E402
+from avemo.layout import LIVE_DIR, live_curves  # noqa: E402
 from avemo.models.heads import DualHead  # noqa: E402
 from avemo.training.engine import fit  # noqa: E402
 from avemo.training.settings import EngineSettings  # noqa: E402
@@ -58,6 +59,11 @@ class LinearRef(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.head(torch.cat([batch["video_utt"], batch["audio_utt"]], dim=-1))
 
+
+
+def _epoch_seconds(out: str) -> pd.Series:
+    """Each epoch's wall seconds from the engine's epoch log (DVCLive's history file)."""
+    return pd.read_csv(live_curves(Path(out) / LIVE_DIR)["seconds"], sep="\t")["seconds"]
 
 def synthetic(n: int, inputs: str, seed: int = 0) -> FusionDataset:
     """A FusionDataset with MELD's shapes (8-10 % of clips without audio, 3-8 dense steps)."""
@@ -94,7 +100,7 @@ def _epoch_seconds(
     dev_ds: FusionDataset,
     repeats: int,
 ) -> tuple[float, float]:
-    """Best of ``repeats`` fresh runs: (wall seconds of the epoch from log.csv, process CPU
+    """Best of ``repeats`` fresh runs: (wall seconds of the epoch from the epoch log, process CPU
     seconds of the whole train call).
 
     CPU time is what the epoch costs on an idle core; wall time also counts waiting for the
@@ -107,7 +113,7 @@ def _epoch_seconds(
             c0 = time.process_time()
             fit(model, train_ds, dev_ds, out, ENGINE, seed=0, config_hash="bench")
             cpus.append(time.process_time() - c0)
-            walls.append(float(pd.read_csv(Path(out) / "log.csv")["seconds"].iloc[0]))
+            walls.append(float(_epoch_seconds(out).iloc[0]))
     return min(walls), min(cpus)
 
 

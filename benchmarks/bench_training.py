@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from avemo import params as P  # noqa: E402
 from avemo.config import load_config  # noqa: E402
+from avemo.layout import LIVE_DIR, live_curves  # noqa: E402
 from avemo.models.heads import DualHead  # noqa: E402
 from avemo.models.registry import MODELS, build_model  # noqa: E402
 from avemo.training.data import (  # noqa: E402
@@ -60,6 +61,11 @@ class LinearRef(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self.head(batch["x"])
 
+
+
+def _epoch_seconds(out: str) -> pd.Series:
+    """Each epoch's wall seconds from the engine's epoch log (DVCLive's history file)."""
+    return pd.read_csv(live_curves(Path(out) / LIVE_DIR)["seconds"], sep="\t")["seconds"]
 
 def _batch(kind: str, cfg: dict[str, Any], model: str) -> dict[str, Any]:
     g = torch.Generator().manual_seed(0)
@@ -134,7 +140,7 @@ def _epoch_seconds(model: str, kind: str, batch: dict[str, Any], spec: dict[str,
                                             "batch_size": BATCH})
     with tempfile.TemporaryDirectory() as out:
         fit(net, train_ds, dev_ds, out, settings, seed=0, config_hash="bench", num_workers=1)
-        return float(pd.read_csv(Path(out) / "log.csv")["seconds"].iloc[1:].mean())
+        return float(_epoch_seconds(out).iloc[1:].mean())
 
 
 def _startup_seconds(repeats: int = 3) -> float:

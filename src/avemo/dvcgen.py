@@ -25,6 +25,7 @@ import yaml
 from . import codedeps
 from . import params as P
 from .errors import ConfigError
+from .layout import LIVE_DIR, live_curves
 from .workflow_glue import model_of
 
 CONFIG = "config.yaml"
@@ -37,6 +38,8 @@ HEADER = """\
 """
 # Metrics files DVC shows (`dvc metrics show`, `dvc exp show`) and plots it draws.
 _METRICS = re.compile(r"(^|/)metrics/[^/]+\.json$")
+# A training run's DVCLive summary (the last epoch's metrics; avemo.training.live).
+_LIVE_SUMMARY = re.compile(rf"(^|/){LIVE_DIR}/metrics\.json$")
 _CONFUSION = re.compile(r"(^|/)metrics/[^/]+\.confusion\.csv$")
 
 
@@ -208,7 +211,7 @@ def stage_of(job: Any, cfg: Mapping[str, Any], raw: Mapping[str, Any], root: Pat
             [_rel(f, root) for f in _compact(codedeps.files(command, model_of(job.wildcards)))])
     deps = [_rel(f, root) for f in job.input]
     stage["deps"] = sorted(set(deps)) + code + [_rel(rule.snakefile, root)]
-    metrics = [o for o in outputs if _METRICS.search(o)]
+    metrics = [o for o in outputs if _METRICS.search(o) or _LIVE_SUMMARY.search(o)]
     plots = [o for o in outputs if _CONFUSION.search(o)]
     outs = [o for o in outputs if o not in metrics and o not in plots]
     if outs:
@@ -242,16 +245,22 @@ def _compact(files: tuple[Path, ...]) -> list[Path]:
     return out
 
 
+# Learning curves drawn by `dvc plots show` / `dvc plots diff`: plot id -> epoch metric.
+CURVES = {"dev_emotion_weighted_f1": "dev_emotion_wf1", "train_loss": "train_loss"}
+
+
 def learning_curves(jobs: list[Any], root: Path) -> list[dict[str, Any]]:
-    """`dvc plots show`: dev weighted F1 and train loss per epoch from every training log of
-    the first seed (the engine's log.csv, a declared output of the training jobs)."""
-    trained = [(j, f) for j in jobs for f in j.output if Path(str(f)).name == "log.csv"]
+    """`dvc plots show`: dev weighted F1 and train loss per epoch (DVCLive's step) of every
+    model trained by the engine, first seed, one line per model; read from DVCLive's history
+    files, declared outputs of the training jobs (the report's learning curves read them too)."""
+    trained = [(j, Path(str(f)).parent) for j in jobs for f in j.output
+               if _LIVE_SUMMARY.search(Path(str(f)).as_posix())]
     if not trained:
         return []
     first = min(int(j.wildcards_dict["seed"]) for j, _ in trained)
-    logs = sorted(_rel(f, root) for j, f in trained if int(j.wildcards_dict["seed"]) == first)
-    return [{"dev_emotion_weighted_f1": {"x": "epoch", "y": {f: "dev_emotion_wf1" for f in logs}}},
-            {"train_loss": {"x": "epoch", "y": {f: "train_loss" for f in logs}}}]
+    lives = sorted(d for j, d in trained if int(j.wildcards_dict["seed"]) == first)
+    return [{plot: {"x": "step", "y": {_rel(live_curves(d)[m], root): m for d in lives}}}
+            for plot, m in CURVES.items()]
 
 
 def generate(root: Path) -> str:

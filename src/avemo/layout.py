@@ -21,6 +21,17 @@ PREDICTION_SPLITS = ("dev", "test")
 RUN_GROUP = {"visual": "models", "audio": "models", "baseline": "models",
              "early_fusion": "fusion", "late_fusion": "fusion"}
 BASELINE_SEED = 0  # baselines are deterministic given the train split: one run
+# A trained run's epoch log: DVCLive's folder (avemo.training.live) with one history file per
+# metric the engine logs each epoch, named as DVCLive names them, and the last epoch's summary.
+LIVE_DIR = "live"
+EPOCH_METRICS = ("train_loss", "dev_loss", "dev_emotion_wf1", "dev_sentiment_wf1", "lr",
+                 "seconds")
+
+
+def live_curves(live_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """``{metric: path}`` of a DVCLive folder's epoch histories, ``plots/metrics/{metric}.tsv``
+    (DVCLive's naming; a unit test holds it to what DVCLive writes)."""
+    return {m: os.path.join(live_dir, "plots", "metrics", f"{m}.tsv") for m in EPOCH_METRICS}
 
 
 def embeddings_name(split: str, frame_set: str | None = None) -> str:
@@ -80,8 +91,18 @@ class Layout:
         """``best.pt`` (selected on dev) or ``last.pt`` (resume point) of a trained run."""
         return self.run_file(model, seed, f"{which}.pt", group)
 
-    def training_log(self, model: str, seed: object, group: str | None = None) -> str:
-        return self.run_file(model, seed, "log.csv", group)
+    def training_live(self, model: str, seed: object, group: str | None = None) -> str:
+        """The run's DVCLive folder (written by the engine, avemo.training.live)."""
+        return self.run_file(model, seed, LIVE_DIR, group)
+
+    def training_summary(self, model: str, seed: object, group: str | None = None) -> str:
+        """DVCLive's ``metrics.json``: the last epoch's metrics and step (a DVC metric)."""
+        return os.path.join(self.training_live(model, seed, group), "metrics.json")
+
+    def training_curves(self, model: str, seed: object,
+                        group: str | None = None) -> dict[str, str]:
+        """``{metric: DVCLive history file}`` of every epoch metric (:func:`live_curves`)."""
+        return live_curves(self.training_live(model, seed, group))
 
     def embeddings(self, model: str, seed: object, split: str, frame_set: str | None = None,
                    group: str | None = None) -> str:

@@ -333,7 +333,8 @@ def train_outputs(cfg: Mapping[str, Any], kind: str) -> dict[str, Any]:
     lay, m, s, g = layout(cfg), "{model}", "{seed}", "models"
     out: dict[str, Any] = {f"predictions_{sp}": lay.predictions(m, s, sp, g)
                            for sp in PREDICTION_SPLITS}
-    out["log"] = lay.training_log(m, s, g)
+    out["live_summary"] = lay.training_summary(m, s, g)
+    out |= {f"live_{k}": v for k, v in lay.training_curves(m, s, g).items()}
     if kind == "visual":
         out |= {f"embeddings_{sp}@{f}": lay.embeddings(m, s, sp, f, g)
                 for f in frame_sets(cfg) for sp in SPLITS}
@@ -398,7 +399,8 @@ def fusion_outputs(cfg: Mapping[str, Any]) -> dict[str, str]:
     lay, m, s, g = layout(cfg), "{model}", "{seed}", "fusion"
     out = {f"predictions_{sp}": lay.predictions(m, s, sp, g) for sp in PREDICTION_SPLITS}
     out |= {f"predictions_test_{a}": lay.predictions(m, s, f"test_{a}", g) for a in ABLATIONS}
-    out["log"] = lay.training_log(m, s, g)
+    out["live_summary"] = lay.training_summary(m, s, g)
+    out |= {f"live_{k}": v for k, v in lay.training_curves(m, s, g).items()}
     out["summary"] = lay.summary(m, s, g)
     return out
 
@@ -463,7 +465,7 @@ def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "metrics": {n: lay.metrics(n) for n in metrics},
         "compare": lay.compare() if comparison_pairs(cfg) else None,
         "summaries": {m: {str(s): lay.summary(m, s) for s in seeds(cfg, m)} for m in trained},
-        "training_logs": {m: {str(s): lay.training_log(m, s) for s in seeds(cfg, m)}
+        "training_logs": {m: {str(s): lay.training_curves(m, s) for s in seeds(cfg, m)}
                           for m in trained},
         "benchmarks": lay.benchmarks_dir(),
         # The per-example table and the error browser: every scored run's dev/test

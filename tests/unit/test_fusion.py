@@ -532,7 +532,7 @@ def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> N
     grid = ACT_GRID * ACT_GRID * (2 if summary["inputs"] == "utterance" else 1)
     want_v = DV + (grid if fac["activity"] == "on" else 0)
     assert summary["dims"]["video_dim"] == want_v, summary["dims"]
-    for f in ("best.pt", "last.pt", "log.csv", "summary.json"):
+    for f in ("best.pt", "last.pt", "live/metrics.json", "summary.json"):
         assert (out / f).is_file()
     test = read_predictions(out / "predictions_test.parquet")
     assert len(read_predictions(out / "predictions_dev.parquet")) == 39 and len(test) == 39

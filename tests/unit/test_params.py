@@ -46,10 +46,9 @@ def test_a_checkpoint_of_another_config_is_removed(tmp_path):
     state = {"config_hash": "old", "epoch": torch.tensor(3)}
     save_checkpoint(tmp_path / "last.pt", state)
     save_checkpoint(tmp_path / "best.pt", state)
-    (tmp_path / "log.csv").write_text("epoch\n1\n")
     (tmp_path / "predictions_dev.parquet").write_text("kept")
     _fresh_start_if_config_changed(tmp_path, "new")
-    assert not any((tmp_path / n).exists() for n in ("last.pt", "best.pt", "log.csv"))
+    assert not any((tmp_path / n).exists() for n in ("last.pt", "best.pt"))
     assert (tmp_path / "predictions_dev.parquet").exists()
     save_checkpoint(tmp_path / "last.pt", {"config_hash": "new"})
     _fresh_start_if_config_changed(tmp_path, "new")  # same config: resume, keep it

@@ -138,17 +138,18 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
                 _predict(truth, acc, seed * 100 + i).to_parquet(path)
                 paths.setdefault(seed, {})[split] = path
             if not model.startswith("late"):
-                pd.DataFrame(
-                    {
-                        "epoch": [1, 2, 3],
-                        "train_loss": [2.0, 1.5, 1.2],
-                        "dev_loss": [2.1, 1.8, 1.9],
-                        "dev_emotion_wf1": [0.2, 0.3, 0.28],
-                        "dev_sentiment_wf1": [0.3, 0.4, 0.4],
-                        "lr": [1e-3] * 3,
-                        "seconds": [1.0] * 3,
-                    }
-                ).to_csv(lay.training_log(model, seed), index=False)
+                history = {
+                    "train_loss": [2.0, 1.5, 1.2],
+                    "dev_loss": [2.1, 1.8, 1.9],
+                    "dev_emotion_wf1": [0.2, 0.3, 0.28],
+                    "dev_sentiment_wf1": [0.3, 0.4, 0.4],
+                    "lr": [1e-3] * 3,
+                    "seconds": [1.0] * 3,
+                }
+                for metric, path in lay.training_curves(model, seed).items():  # DVCLive's format
+                    _with_parent(path)
+                    pd.DataFrame({"step": [1, 2, 3], metric: history[metric]}).to_csv(
+                        path, sep="\t", index=False)
                 Path(lay.summary(model, seed)).write_text(
                     json.dumps(
                         {
@@ -214,7 +215,8 @@ def report_inputs(root: Path, cfg: dict[str, Any] = CFG) -> dict[str, Any]:
         "metrics": {m: lay.metrics(m) for m in models.all},
         "compare": lay.compare() if spec.report_params(cfg)["compare"] else None,
         "summaries": {m: {s: lay.summary(m, s) for s in seeds} for m in engine_trained},
-        "training_logs": {m: {s: lay.training_log(m, s) for s in seeds} for m in engine_trained},
+        "training_logs": {m: {s: lay.training_curves(m, s) for s in seeds}
+                          for m in engine_trained},
         "benchmarks": lay.benchmarks_dir(),
         "predictions": {m: {s: {sp: lay.predictions(m, s, sp) for sp in ("dev", "test")}
                             for s in (seeds if m not in models.baselines else ["0"])}
@@ -288,7 +290,7 @@ def test_sections_tables_and_figures_exist(built: tuple[Path, Path, dict]) -> No
         path = out / "figures" / fig
         assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG", fig
     assert "VGG-16 ran from scratch" in md
-    assert "`late`" in md and "No training log" in md  # late fusion: no log.csv
+    assert "`late`" in md and "No training log" in md  # late fusion: no epoch log
 
 
 def test_html_is_self_contained(built: tuple[Path, Path, dict]) -> None:

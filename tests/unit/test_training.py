@@ -22,7 +22,9 @@ from avemo import params as P
 from avemo.config import config_errors, load_config, load_schema, validate_config
 from avemo.errors import ConfigError, TrainingError
 from avemo.labels import EMOTIONS, SENTIMENTS
+from avemo.layout import EPOCH_METRICS, LIVE_DIR, live_curves
 from avemo.models import build_model
+from avemo.report.inputs import read_epoch_log
 from avemo.training import (
     ClipSequenceDataset,
     FrameDataset,
@@ -76,8 +78,13 @@ def fresh_model(seed: int = 0) -> torch.nn.Module:
     return build_model("audio_mlp", in_dim=D, width=32, hidden=16, dropout=0.2)
 
 
+def epoch_log(out: Path) -> pd.DataFrame:
+    """The run's DVCLive epoch log, through the report's reader."""
+    return read_epoch_log(live_curves(out / LIVE_DIR))
+
+
 def log_without_time(out: Path) -> pd.DataFrame:
-    return pd.read_csv(out / "log.csv").drop(columns="seconds")
+    return epoch_log(out).drop(columns="seconds")
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +261,7 @@ def test_train_writes_log_and_checkpoints(data: Any, tmp_path: Path) -> None:
     flag = torch.are_deterministic_algorithms_enabled()
     summary = train(fresh_model(), *data, tmp_path, **TRAIN_KW)
     assert torch.are_deterministic_algorithms_enabled() == flag  # global setting restored
-    log = pd.read_csv(tmp_path / "log.csv")
+    log = epoch_log(tmp_path)
     assert list(log.columns) == list(engine.LOG_COLUMNS) and log["epoch"].tolist() == [1, 2, 3, 4]
     assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
     assert summary["best_dev_emotion_wf1"] == log["dev_emotion_wf1"].max() > 0.3
@@ -494,6 +501,48 @@ def test_export_sequence_embeddings(tmp_path: Path) -> None:
     assert not npz["seq"][1, 2:].any()
 
 
+def test_epoch_log_is_dvclive_files_where_layout_says(data: Any, tmp_path: Path) -> None:
+    """DVCLive writes one history per epoch metric (step = epoch) and the last epoch's summary
+    at the paths avemo.layout names; it writes no dvc.yaml and saves no experiment."""
+    import json
+
+    train(fresh_model(), *data, tmp_path, **TRAIN_KW)
+    live = tmp_path / LIVE_DIR
+    written = {p.relative_to(live).as_posix() for p in live.rglob("*") if p.is_file()}
+    curves = live_curves(live)
+    assert written == {"metrics.json", *(Path(p).relative_to(live).as_posix()
+                                         for p in curves.values())}
+    log = epoch_log(tmp_path)
+    assert list(log.columns) == ["epoch", *EPOCH_METRICS] and log["epoch"].tolist() == [1, 2, 3, 4]
+    last = json.loads((live / "metrics.json").read_text())
+    assert last["step"] == 4 and last["train_loss"] == log["train_loss"].iloc[-1]
+
+
+class _NoLog:
+    def __init__(self, *a: Any, **k: Any) -> None:
+        pass
+
+    def log(self, row: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_logging_changes_no_result(data: Any, tmp_path: Path, monkeypatch) -> None:
+    """Weights, summary and predictions are the same with the epoch log and without it."""
+    ref = fresh_model()
+    a = train(ref, *data, tmp_path / "logged", **TRAIN_KW)
+    monkeypatch.setattr(engine, "EpochLog", _NoLog)
+    bare = fresh_model()
+    b = train(bare, *data, tmp_path / "bare", **TRAIN_KW)
+    assert not (tmp_path / "bare" / LIVE_DIR).exists()
+    assert {k: v for k, v in a.items()} == {k: v for k, v in b.items()}
+    for (k, x), y in zip(ref.state_dict().items(), bare.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
+    pd.testing.assert_frame_equal(predict(ref, data[1], "cpu"), predict(bare, data[1], "cpu"))
+
+
 # ---------------------------------------------------------------- kill -9
 
 
@@ -506,7 +555,8 @@ KILL_SCRIPT = textwrap.dedent("""
 
     class Slow(T.VectorDataset):
         def __getitem__(self, i):
-            if (out / "log.csv").exists() and len((out / "log.csv").read_text().splitlines()) >= 3:
+            curve = Path(T.live_curves(out / T.LIVE_DIR)["train_loss"])  # header + 2 epochs
+            if curve.exists() and len(curve.read_text().splitlines()) >= 3:
                 (out / "mid_epoch").touch()  # epoch 3 under way: wait to be killed
                 time.sleep(60)
             return super().__getitem__(i)

@@ -133,7 +133,8 @@ def _planned(work, *args: str) -> dict[str, int]:
     ("models/video_branch/seed0/embeddings_dev@dense.npz", {"train_visual": 1},
      {"fusion", "evaluate", "report"}),
     # a training log (learning curves): its training job, then everything downstream of it
-    ("models/audio_mlp/seed0/log.csv", {"train_audio": 1}, {"evaluate", "report"}),
+    ("models/audio_mlp/seed0/live/plots/metrics/dev_emotion_wf1.tsv", {"train_audio": 1},
+     {"evaluate", "report"}),
 ])
 def test_deleting_an_intermediate_file_reruns_its_job(tiny_run, rel, makes, follows):
     """Every file a job reads is a declared input (layout module), so a deleted file is

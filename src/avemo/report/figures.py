@@ -71,7 +71,7 @@ def confusion_matrices(
 
 def learning_curves(logs: dict[str, dict[str, pd.DataFrame]], path: Path, data: str = "") -> None:
     """One row per model: train/dev loss per epoch (left), dev emotion weighted F1 (right);
-    one line per seed. ``logs``: {model: {seed: log.csv frame}}."""
+    one line per seed. ``logs``: {model: {seed: epoch log}} (report.inputs.read_epoch_log)."""
     fig, axes = plt.subplots(len(logs), 2, figsize=(8, 2.4 * len(logs)), dpi=100, squeeze=False)
     for row, (model, seeds) in zip(axes, logs.items(), strict=True):
         for seed, log in seeds.items():

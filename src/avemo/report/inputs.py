@@ -6,7 +6,8 @@ The report reads only the files its rule declares, given as one mapping (``INPUT
      "metrics": {name: path},                   # every metrics JSON read (``ReportModels.all``)
      "compare": path | None,                    # compare.json (required when pairs are tested)
      "summaries": {model: {seed: path}},        # summary.json per trained seed
-     "training_logs": {model: {seed: path}},    # log.csv (late fusion and baselines: none)
+     "training_logs": {model: {seed: {metric: path}}},  # DVCLive epoch histories (live/plots/
+                                                # metrics/*.tsv; late fusion, baselines: none)
      "benchmarks": path,                        # the benchmark folder (provenance timings)
      "predictions": {name: {seed: {split: path}}},  # dev/test predictions (per-example table)
      "frames": {set: {split: path}},            # frame stores (the error browser's thumbnails)
@@ -38,8 +39,21 @@ INPUT_KEYS: tuple[str, ...] = (
     "manifests", "manifest_qc", "qc", "metrics", "compare", "summaries", "training_logs",
     "benchmarks", "predictions", "frames", "corpus",
 )
-# {model: {seed (str): path}}: per-seed files of a run (summary.json, log.csv).
+# {model: {seed (str): path}}: per-seed files of a run (summary.json).
 SeedFiles = Mapping[str, Mapping[str, PathLike]]
+# {model: {seed (str): {metric: path}}}: a run's DVCLive epoch histories.
+CurveFiles = Mapping[str, Mapping[str, Mapping[str, PathLike]]]
+
+
+def read_epoch_log(curves: Mapping[str, PathLike]) -> pd.DataFrame:
+    """One row per epoch (``epoch`` + one column per metric) from DVCLive's per-metric history
+    files (``{metric: path}``, step = epoch), the engine's epoch log (avemo.training.live)."""
+    frames = []
+    for metric, path in curves.items():
+        if not Path(path).is_file():
+            raise DataStageError(f"report input {path} does not exist: rerun its training job")
+        frames.append(pd.read_csv(path, sep="\t", index_col="step")[[metric]])
+    return pd.concat(frames, axis=1).rename_axis("epoch").reset_index()
 
 
 @dataclass
@@ -112,7 +126,7 @@ class ReportInputs:
     compare: dict[str, Any] | None
     best: dict[str, dict[str, Any] | None]  # group -> select_best(...) (dev only)
     summary_files: SeedFiles = field(default_factory=dict)
-    log_files: SeedFiles = field(default_factory=dict)
+    log_files: CurveFiles = field(default_factory=dict)
 
     def seeds(self, name: str) -> list[str]:
         return sorted(self.metrics[name]["seeds"], key=int)
@@ -134,8 +148,10 @@ class ReportInputs:
         }
 
     def logs(self, name: str) -> dict[str, pd.DataFrame]:
-        """``{seed: log.csv}`` for the seeds that have one (late fusion is not trained)."""
-        return {seed: pd.read_csv(path) for seed, path in self._given(self.log_files, name).items()}
+        """``{seed: epoch log}`` (:func:`read_epoch_log`) for the seeds that have one (late
+        fusion is not trained)."""
+        given = {str(s): c for s, c in self.log_files.get(name, {}).items()}
+        return {s: read_epoch_log(given[s]) for s in self.seeds(name) if s in given}
 
     def pair(self, a: str, b: str) -> dict[str, Any] | None:
         """The comparison of ``a`` with ``b`` from compare.json, oriented as a − b."""

@@ -1,6 +1,6 @@
 """The model sections of the report: visual, audio, fusion, ablations, baselines and reference
 numbers, per-class results. Every number comes from ``ReportInputs`` (metrics JSONs,
-compare.json, summary.json, log.csv) or from the quoted-numbers file, labelled as quoted.
+compare.json, summary.json, DVCLive epoch logs) or from the quoted-numbers file, labelled as quoted.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def _curves(
     lacking = [m for m, v in logs.items() if not v]
     if lacking:
         notes.append(
-            "No training log (`log.csv`) for "
+            "No training log (DVCLive `live/`) for "
             + ", ".join(f"`{m}`" for m in lacking)
             + ": not trained by the engine (e.g. late fusion fits on dev predictions)."
         )
@@ -187,7 +187,7 @@ def _curves(
     return [
         Figure(
             path,
-            f"Learning curves of the {group} models (log.csv: train/dev loss, "
+            f"Learning curves of the {group} models (DVCLive epoch log: train/dev loss, "
             "dev emotion weighted F1 per epoch; one line per seed)",
         )
     ], notes

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from avemo.atomic import atomic_path
 from avemo.errors import TrainingError
 from avemo.labels import EMOTIONS, SENTIMENTS
+from avemo.layout import EPOCH_METRICS, LIVE_DIR
 from avemo.progress import progress as progress_bar  # fit() has a local `progress`
 from avemo.training.checkpoint import load_checkpoint, restore, save_checkpoint, snapshot
+from avemo.training.live import EpochLog
 from avemo.training.losses import MultiTaskLoss, balanced_sampler, class_counts
 from avemo.training.predict import (
     clip_level,
@@ -40,15 +40,7 @@ from avemo.training.predict import (
 from avemo.training.seed import deterministic_mode, worker_init_fn
 from avemo.training.settings import EngineSettings
 
-LOG_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "dev_loss",
-    "dev_emotion_wf1",
-    "dev_sentiment_wf1",
-    "lr",
-    "seconds",
-]
+LOG_COLUMNS = ["epoch", *EPOCH_METRICS]  # one history row per epoch (Progress.history)
 SCHEDULERS = ("cosine", "plateau", "none")
 Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
 
@@ -102,11 +94,6 @@ def _train_loader(
     )
 
 
-def _write_log(path: Path, history: list[dict[str, float]]) -> None:
-    with atomic_path(path) as tmp:
-        pd.DataFrame(history, columns=LOG_COLUMNS).to_csv(tmp, index=False)
-
-
 @dataclass
 class Progress:
     """Where training stands; saved in every checkpoint and restored on resume."""
@@ -116,7 +103,7 @@ class Progress:
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the last improvement (the patience counter)
     stopped: bool = False  # early stopping fired
-    history: list[dict[str, float]] = field(default_factory=list)  # log.csv rows
+    history: list[dict[str, float]] = field(default_factory=list)  # LOG_COLUMNS rows
 
     def record(self, row: dict[str, float], patience: int) -> bool:
         """Add one finished epoch's log row; return whether it is the new best on dev.
@@ -245,13 +232,14 @@ def _make_loss(train_ds: Dataset, s: EngineSettings, device: torch.device) -> nn
 
 
 def _save_epoch(
-    out: Path, checkpoint: dict[str, Any], history: list[dict[str, float]], improved: bool
+    out: Path, checkpoint: dict[str, Any], row: dict[str, float], log: EpochLog, improved: bool
 ) -> None:
     # last.pt goes last: a kill before it leaves the previous epoch's last.pt, whose resume
-    # reruns this epoch and rewrites best.pt and log.csv identically.
+    # replays that history into a cleared live/ folder, reruns this epoch and rewrites best.pt
+    # and the epoch log identically.
     if improved:
         save_checkpoint(out / "best.pt", checkpoint)
-    _write_log(out / "log.csv", history)
+    log.log(row)
     save_checkpoint(out / "last.pt", checkpoint)
 
 
@@ -275,7 +263,8 @@ def fit(
     num_workers: int = 0,
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` and write ``best.pt``, ``last.pt`` and ``log.csv`` into ``out_dir``.
+    """Train ``model`` and write ``best.pt``, ``last.pt`` and the epoch log (DVCLive's
+    ``live/`` folder, :mod:`avemo.training.live`) into ``out_dir``.
 
     Resumes from ``out_dir/last.pt`` when present (same config hash required), drawing exactly
     the batches an uninterrupted run would. Stops early after ``settings.patience`` epochs
@@ -310,6 +299,9 @@ def fit(
             saved = restore(out / "last.pt", model, optim.optimizer, optim.scheduler,
                             optim.scaler, config_hash)
             progress, resumed_from = Progress(**saved), saved["epoch"]
+        # Started from the checkpoint's rows: the folder holds exactly the resumed history
+        # (the workflow also removes it before rerunning a job).
+        log = EpochLog(out / LIVE_DIR, progress.history)
 
         n_batches = None
         for epoch in range(progress.epoch + 1, s.epochs + 1):
@@ -330,13 +322,11 @@ def fit(
             improved = progress.record(row, s.patience)
             ck = snapshot(asdict(progress), model, optim.optimizer, optim.scheduler,
                           optim.scaler, config_hash)
-            _save_epoch(out, ck, progress.history, improved)
+            _save_epoch(out, ck, row, log, improved)
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
 
-        # A resumed run with no epoch left still owes its log (the workflow removes a job's
-        # non-checkpoint outputs before rerunning it).
-        _write_log(out / "log.csv", progress.history)
+        log.close()
         _load_best(model, out)
         return _summary(progress, resumed_from, model, device, amp, train_ds, dev_ds, n_batches)
 

@@ -1,6 +1,6 @@
 """The per-stream training stage: one model, one seed, from stage files to predictions.
 
-Writes into ``out_dir`` (docs/formats.md section 5): ``best.pt``/``last.pt``/``log.csv`` (the
+Writes into ``out_dir`` (docs/formats.md section 5): ``best.pt``/``last.pt``/``live/`` (the
 engine), ``predictions_{dev,test}.parquet``, ``embeddings_{split}.npz`` (frame models also
 ``embeddings_{split}@{frame_set}.npz`` for every other frame set, so fusion can use per-frame
 embeddings of a denser sampling) and ``summary.json``. Model selection sees train and dev only;
@@ -37,7 +37,7 @@ def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
         except Exception:  # unreadable or foreign: unusable for resuming either way
             old = "unreadable"
         if old != config_hash:
-            for stale in ("last.pt", "best.pt", "log.csv"):
+            for stale in ("last.pt", "best.pt"):  # the epoch log restarts with them
                 (out_dir / stale).unlink(missing_ok=True)
             print(f"{last}: checkpoint of another config ({old}); starting fresh", flush=True)
 
