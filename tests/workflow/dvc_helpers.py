@@ -118,13 +118,19 @@ def expected_stages(workdir: Path) -> list[str]:
     return dvc(workdir, "stage", "list", "--name-only").stdout.split()
 
 
-def make_project(dest: Path, overrides: dict | None = None) -> Path:
-    """Copy this project into `dest` (a fresh git repository, one commit) with the tiny config."""
+def copy_project(dest: Path) -> Path:
+    """This project's files (``project_files``) copied into `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     for rel in project_files():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, target)
+    return dest
+
+
+def make_project(dest: Path, overrides: dict | None = None) -> Path:
+    """Copy this project into `dest` (a fresh git repository, one commit) with the tiny config."""
+    copy_project(dest)
     write_config(dest, {**TINY_OVERRIDES, **(overrides or {})})
     keep_models(dest)
     git(dest, "init", "-q", "-b", "main")
@@ -136,6 +142,27 @@ def make_project(dest: Path, overrides: dict | None = None) -> Path:
 
 _RAN = re.compile(r"Running stage '([^']+)'")
 _SKIPPED = re.compile(r"Stage '([^']+)' didn't change, skipping")
+
+
+def resolved_stages(workdir: Path) -> dict[str, dict]:
+    """dvc.yaml as DVC resolves it (a `foreach` stage once per item, ``name@item``): stage
+    name -> cmd, config keys (None: all), deps, outs."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    out: dict[str, dict] = {}
+    with Repo(str(workdir)) as repo:
+        for st in repo.index.stages:
+            params = [d for d in st.deps if isinstance(d, ParamsDependency)]
+            assert all(d.def_path == "config.yaml" for d in params), st.addressing
+            keys = [tuple(k.split(".")) for d in params for k in d.params]
+            out[st.name] = {  # (addressing would prefix dvc.yaml's path from the cwd)
+                "cmd": st.cmd,
+                "params": None if any(not d.params for d in params) else keys,
+                "deps": [d.def_path for d in st.deps if not isinstance(d, ParamsDependency)],
+                "outs": [o.def_path for o in st.outs],
+            }
+    return out
 
 
 def job_counts(text: str) -> dict[str, int]:

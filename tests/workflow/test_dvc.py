@@ -14,7 +14,9 @@ import copy
 import csv
 import io
 import json
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,14 @@ import yaml
 from conftest import BIN, REPO, early_result, start_early, tool_env
 from dvc_helpers import (
     cache_file,
+    copy_project,
     dvc,
     expected_stages,
     git,
     job_counts,
     make_project,
+    resolved_stages,
+    run,
     set_identity,
     snakemake,
     snapshot,
@@ -62,25 +67,20 @@ def test_committed_dvc_yaml_is_a_fresh_generation(generated: str) -> None:
     assert (REPO / "dvc.yaml").read_text() == generated, "run `make dvc-yaml` and commit it"
 
 
+def test_dvc_yaml_does_not_depend_on_the_seed_list(generated: str, tmp_path: Path) -> None:
+    """Per-seed stages are a foreach over train.seeds: another seed list (an experiment's
+    `-S config.yaml:train.seeds=...`) needs no new dvc.yaml."""
+    copy_project(tmp_path)
+    cfg = _config()
+    cfg["train"]["seeds"] = [5, 3]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    run(tmp_path, sys.executable, "-m", "avemo.dvcgen")  # the copy's own package (PYTHONPATH)
+    assert (tmp_path / "dvc.yaml").read_text() == generated
+
+
 @pytest.fixture(scope="module")
 def stages() -> dict[str, dict[str, Any]]:
-    """dvc.yaml as DVC resolves it: stage name -> cmd, config keys (None: all), deps, outs."""
-    from dvc.dependency.param import ParamsDependency
-    from dvc.repo import Repo
-
-    out: dict[str, dict[str, Any]] = {}
-    with Repo(str(REPO)) as repo:
-        for st in repo.index.stages:
-            params = [d for d in st.deps if isinstance(d, ParamsDependency)]
-            assert all(d.def_path == "config.yaml" for d in params), st.addressing
-            keys = [tuple(k.split(".")) for d in params for k in d.params]
-            out[st.addressing] = {
-                "cmd": st.cmd,
-                "params": None if any(not d.params for d in params) else keys,
-                "deps": [d.def_path for d in st.deps if not isinstance(d, ParamsDependency)],
-                "outs": [o.def_path for o in st.outs],
-            }
-    return out
+    return resolved_stages(REPO)
 
 
 def _config() -> dict[str, Any]:
@@ -118,16 +118,16 @@ def test_every_stage_runs_exactly_one_snakemake_job(stages: dict[str, dict[str, 
         assert f" --allowed-rules {rule} -- results/" in st["cmd"], (name, st["cmd"])
 
 
-def test_stages_are_the_jobs_of_the_dag() -> None:
-    """One stage per job of `snakemake -n` (the rule counts agree)."""
+def test_stages_are_the_jobs_of_the_dag(stages: dict[str, dict[str, Any]]) -> None:
+    """One stage per job of `snakemake -n` (the rule counts agree; a seed's stage of a
+    `foreach` over train.seeds counts once per seed)."""
     import collections
 
     dry = subprocess.run([str(BIN / "snakemake"), "-n", "--forceall", "--quiet", "rules"],
                          cwd=REPO, capture_output=True, text=True, env=tool_env())
     counts = job_counts(dry.stdout + dry.stderr)
     counts.pop("all", None)
-    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert collections.Counter(n.split("-")[0] for n in pipeline["stages"]) == counts
+    assert collections.Counter(n.split("-")[0] for n in stages) == counts
     # ... and the default target asks for every output of exactly these jobs.
     from avemo.config import load_config
 
@@ -141,7 +141,7 @@ def test_code_deps_are_the_modules_the_job_imports(stages: dict[str, dict[str, A
     from avemo import codedeps
 
     for name, st in stages.items():
-        rule, *wild = name.split("-")
+        rule, *wild = _parts(name)
         src = [d for d in st["deps"] if d.startswith("src/")]
         covered = {f for d in src for f in ([REPO / d] if d.endswith(".py")
                                            else (REPO / d).rglob("*.py"))}
@@ -162,7 +162,6 @@ def test_dvc_params_cover_every_key_the_job_reads(stages: dict[str, dict[str, An
 
     cfg = _config()
     leaves = [p for p in _leaves(cfg) if p != ("results_dir",)]
-    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     base_cfg = validate_config(copy.deepcopy(cfg))
     variants = {}
     for leaf in leaves:
@@ -174,15 +173,20 @@ def test_dvc_params_cover_every_key_the_job_reads(stages: dict[str, dict[str, An
         declared = st["params"]
         if declared is None:  # the whole file
             continue
-        rule, *wild = name.split("-")
+        rule, *wild = _parts(name)
         if rule not in P.job_param_rules():
             continue
-        cmd_target = pipeline[name]["cmd"].split(" -- ")[1]
+        cmd_target = st["cmd"].split(" -- ")[1]
         wildcards = _wildcards(rule, wild, cmd_target)
         base = P.job_params(rule, base_cfg, wildcards)
         for leaf, changed_cfg in variants.items():
             if P.job_params(rule, changed_cfg, wildcards) != base:
                 assert any(leaf[: len(k)] == k for k in declared), (name, ".".join(leaf))
+
+
+def _parts(name: str) -> list[str]:
+    """A DVC stage name as rule and wildcards (a foreach stage's seed follows its ``@``)."""
+    return name.replace("@", "-").split("-")
 
 
 def _wildcards(rule: str, wild: list[str], target: str) -> dict[str, str]:
@@ -249,9 +253,9 @@ MUST_RERUN = {
     "audio-train",
     "audio-dev",
     "audio-test",
-    "train_audio-audio_mlp-0",
-    "fusion-concat_aligned-0",
-    "fusion-concat_aligned_single_task-0",
+    "train_audio-audio_mlp@0",
+    "fusion-concat_aligned@0",
+    "fusion-concat_aligned_single_task@0",
     "report",
 }
 # These rerun when their inputs' bytes change (they do: training logs record timings); every
@@ -263,7 +267,7 @@ MAY_RERUN = {
     "evaluate-video_branch",
     "evaluate-majority",
     "evaluate-prior",
-    "late_fusion-late-0",
+    "late_fusion-late@0",
     "evaluate-concat_aligned",
     "evaluate-concat_aligned_single_task",
     "evaluate-late",
@@ -275,10 +279,10 @@ LOGS = {  # DVC stage -> the Snakemake job's log name
     "audio-dev": "audio_dev",
     "audio-test": "audio_test",
     "qc": "qc",
-    "train_audio-audio_mlp-0": "train_audio_mlp_seed0",
-    "fusion-concat_aligned-0": "fusion_concat_aligned_seed0",
-    "fusion-concat_aligned_single_task-0": "fusion_concat_aligned@single_task_seed0",
-    "late_fusion-late-0": "late_fusion_late_seed0",
+    "train_audio-audio_mlp@0": "train_audio_mlp_seed0",
+    "fusion-concat_aligned@0": "fusion_concat_aligned_seed0",
+    "fusion-concat_aligned_single_task@0": "fusion_concat_aligned@single_task_seed0",
+    "late_fusion-late@0": "late_fusion_late_seed0",
     "evaluate-audio_mlp": "evaluate_audio_mlp",
     "evaluate-video_branch": "evaluate_video_branch",
     "evaluate-majority": "evaluate_majority",
@@ -296,7 +300,7 @@ LOGS = {  # DVC stage -> the Snakemake job's log name
 @slow
 def test_repro_builds_every_stage_and_git_stays_clean(built: Built) -> None:
     assert sorted(stages_ran(built.repro_log)) == sorted(built.stages), built.repro_log[-3000:]
-    assert "train_visual-video_branch-0" in built.stages and "late_fusion-late-0" in built.stages
+    assert "train_visual-video_branch@0" in built.stages and "late_fusion-late@0" in built.stages
     lock = yaml.safe_load((built.repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(built.stages)
     assert lock["stages"]["audio-train"]["params"]["config.yaml"]["audio.window_s"] == 1.0
@@ -352,9 +356,8 @@ def test_param_change_flags_only_the_stages_that_read_it(built: Built) -> None:
 
 def _importers(repo: Path, module: str) -> set[str]:
     """The stages whose code deps (files or folders) cover ``module``."""
-    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    return {name for name, st in pipeline.items()
-            if any(module == d or module.startswith(d + "/") for d in st.get("deps", []))}
+    return {name for name, st in resolved_stages(repo).items()
+            if any(module == d or module.startswith(d + "/") for d in st["deps"])}
 
 
 @slow
@@ -367,7 +370,7 @@ def test_code_change_flags_only_the_stages_that_import_it(built: Built) -> None:
     src.write_text(original + "\n# an edit\n")
     try:
         expected = _importers(built.repo, rel)
-        assert {"compare", "report", "late_fusion-late-0", "fusion-concat_aligned-0"} <= expected
+        assert {"compare", "report", "late_fusion-late@0", "fusion-concat_aligned@0"} <= expected
         status = json.loads(dvc(built.repo, "status", "--json").stdout)
         assert set(status) == expected
         dry = snakemake(built.repo, "-n", "--quiet", "rules")
@@ -512,3 +515,50 @@ def test_plots_show_confusion_and_learning_curves(built: Built) -> None:
     assert not shown.get("errors"), shown["errors"]  # every declared plot file exists
     names = " ".join(shown["data"])
     assert "dev_emotion_weighted_f1" in names and ".confusion.csv" in names, names
+
+
+# The README's sweep (section "Sweeps"): one queued experiment per seed, run by a queue worker,
+# each in DVC's temporary copy of the repository.
+SWEEP_SEEDS = ("1", "2")
+SWEEP_METRIC = "results/metrics/audio_mlp.json:aggregate.test.emotion.weighted_f1.mean"
+
+
+@slow
+def test_queued_seed_sweep_runs_in_temporary_copies(built: Built) -> None:
+    clone = built.clone("clone_sweep")
+    before = snapshot(clone / "results")
+    grid = ",".join(f"[{s}]" for s in SWEEP_SEEDS)
+    queued = dvc(clone, "exp", "run", "--queue", "-S", f"config.yaml:train.seeds={grid}")
+    assert queued.stdout.count("Queued experiment") == len(SWEEP_SEEDS), queued.stdout
+    dvc(clone, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 1800
+    while re.search(r"\b(Queued|Running)\b", status := dvc(clone, "queue", "status").stdout):
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") == len(SWEEP_SEEDS), status
+
+    rows = list(csv.DictReader(io.StringIO(dvc(clone, "exp", "show", "--csv").stdout)))
+    exps = {r["Experiment"]: r for r in rows if r["Experiment"]}
+    assert len(exps) == len(SWEEP_SEEDS) and {r["State"] for r in exps.values()} == {"Success"}
+    by_seed = {}
+    for name, row in exps.items():
+        (seed,) = yaml.safe_load(git(clone, "show", f"{row['rev']}:config.yaml").stdout
+                                 )["train"]["seeds"]
+        # Its seed's stages ran (the foreach over train.seeds), and DVCLive's summary of each
+        # of its training runs is a metric column.
+        lock = yaml.safe_load(git(clone, "show", f"{row['rev']}:dvc.lock").stdout)["stages"]
+        assert {f"train_visual-video_branch@{seed}", f"fusion-concat_aligned@{seed}",
+                "report"} <= set(lock), sorted(lock)
+        assert row[f"results/models/audio_mlp/seed{seed}/live/metrics.json:step"] == "1"
+        by_seed[str(seed)] = name
+    assert sorted(by_seed) == sorted(SWEEP_SEEDS)
+    scores = {float(r[SWEEP_METRIC]) for r in exps.values()}
+    assert all(0.0 <= s <= 1.0 for s in scores) and len(scores) == len(SWEEP_SEEDS), exps
+
+    names = [by_seed[s] for s in SWEEP_SEEDS]
+    plots = json.loads(dvc(clone, "plots", "diff", *names, "--json").stdout)
+    assert not plots.get("errors"), plots["errors"]
+    confusion = next(v for k, v in plots["data"].items() if k.endswith("audio_mlp.confusion.csv"))
+    assert sorted(confusion[0]["revisions"]) == sorted(names)
+    # The experiments ran in temporary copies: the workspace's results are untouched.
+    assert snapshot(clone / "results") == before

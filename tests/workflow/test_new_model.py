@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import seed_data_stages
-from dvc_helpers import make_project, run
+from dvc_helpers import make_project, resolved_stages, run
 
 TOY = '''"""A toy audio model: one linear layer on the utterance vector, the shared dual head."""
 
@@ -59,10 +59,10 @@ def test_a_registered_toy_model_runs_through_the_workflow(tmp_path: Path, tiny_r
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     run(repo, sys.executable, "-m", "avemo.dvcgen")
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    assert {"train_audio-toy-0", "evaluate-toy", "late_fusion-late-0"} <= set(stages)
-    assert "src/avemo/models/toy.py" in stages["train_audio-toy-0"]["deps"]
-    assert "src/avemo/models/toy.py" not in stages["train_visual-video_branch-0"]["deps"]
+    stages = resolved_stages(repo)
+    assert {"train_audio-toy@0", "evaluate-toy", "late_fusion-late@0"} <= set(stages)
+    assert "src/avemo/models/toy.py" in stages["train_audio-toy@0"]["deps"]
+    assert "src/avemo/models/toy.py" not in stages["train_visual-video_branch@0"]["deps"]
 
     proc = run(repo, str(Path(sys.executable).parent / "snakemake"), "--profile",
                "workflow/profiles/default", "results/metrics/toy.json", "results/metrics/late.json")
