@@ -20,7 +20,8 @@ one factor (``effects``).
 - ``activity``: the video model's embedding of each dense frame alone (``off``) or with the
   frame's activity beside it (``on``: what moves within the clip, avemo.video.activity;
   pooled like the windows when not aligned). An emotion-trained embedding may not encode who
-  is speaking *when*, which is what an aligned model needs to pick the right audio window.
+  is speaking *when*, which is what an aligned model needs to pick the right audio window:
+  the aligned concatenation scores its attention over the windows from the activity alone.
 - ``alignment``: ``pooled`` (each modality summarised over the clip, then concatenated),
   ``aligned`` (frame and window of the same timestamp side by side, per step) or ``shuffled``
   (the negative control: the same windows with their order shuffled within the clip).

@@ -128,6 +128,7 @@ def synthetic(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "voice_strength": s["voice_strength"],
         "label_noise": s["label_noise"],
         "nuisance": s["nuisance"],
+        "mouth_motion": s["mouth_motion"],
     }
     # A preset's own duration law and label counts (meld_scale); demo and tiny have neither, so
     # their job parameters (and corpus) are what they were before presets could set them.

@@ -174,8 +174,8 @@ for _entry in (
     fusion_entry("concat_misaligned",
                  "the study: sparse-frame video embedding + whole-clip audio vector, "
                  "concatenated unscaled", {}),
-    fusion_entry("concat_aligned", "video and audio on the same temporal windows, concatenated",
-                 _ALIGNED),
+    fusion_entry("concat_aligned", "the frames weight the audio windows at their timestamps "
+                 "(attention); attended audio and pooled video concatenated", _ALIGNED),
     fusion_entry("cross_attention", "each stream attends to the other over aligned windows",
                  {**_ALIGNED, "architecture": "cross_attention"}),
     fusion_entry("gated", "a learned per-utterance gate between the modalities",

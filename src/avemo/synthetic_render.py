@@ -127,6 +127,7 @@ class ClipPlan:
     distractor_end_s: float
     distractor_level: float
     nuisance: float  # scale of head motion, lighting, sensor/room noise, wobble (1: default)
+    mouth_motion: float = 1.0  # how far the mouth opens while the target talks (1: default)
 
     @property
     def duration_s(self) -> float:
@@ -423,7 +424,7 @@ def iter_frames(
     # Mouth: closed (0) unless the target talks; then a talking opening plus the emotion's.
     talking = gate(t, plan.event_start_s, plan.event_end_s)
     emo_open = fp[0, 1] - FACE_PROTOTYPES[EMOTION_INDEX["neutral"], 1]
-    fp[:, 1] = talking * (0.3 + 0.6 * talk + 0.5 * emo_open)
+    fp[:, 1] = talking * (0.3 + 0.6 * talk + 0.5 * emo_open) * plan.mouth_motion
     for b in rng.uniform(0, n, size=int(rng.integers(0, 2 + n // (3 * plan.fps)))).astype(int):
         fp[b : b + 3, 4] = 0.02  # blinks: 3 frames of closed eyes
     cheek = SENTIMENT_SIGN[plan.sentiment] * SENTIMENT_CHEEK * plan.face_level

@@ -264,7 +264,7 @@ def test_misaligned_uses_sparse_frames_and_whole_clip_audio(files: dict[str, Any
 def test_aligned_pairs_frames_and_windows_by_timestamp(files: dict[str, Any]) -> None:
     f = files["train"]
     ds = ds_of(f, "train", "aligned")
-    assert ds.dims() == {"video_dim": DV, "window_dim": N_MELS * POOL}
+    assert ds.dims() == {"video_dim": DV, "window_dim": N_MELS * POOL, "activity_dim": 0}
     for i in range(len(ds)):
         de = f["de_t"][i]
         np.testing.assert_allclose(ds.video_t_s[i, : len(de)], de, rtol=1e-6)
@@ -612,4 +612,5 @@ def test_activity_joins_each_dense_step_by_timestamp(files: dict[str, Any]) -> N
     # The shuffled control moves the windows only: activity stays with its frame.
     sh = ds_for(f, "train", "dx7_shuffled")
     np.testing.assert_array_equal(sh.a["video_seq"], ds.a["video_seq"])
-    assert ds.dims()["video_dim"] == DV + g
+    assert ds.dims()["video_dim"] == DV + g and ds.dims()["activity_dim"] == g
+    assert ds.without("audio").activity_dim == g

@@ -190,12 +190,15 @@ class FusionDataset(Dataset):
     centres of the audio windows used (None = one whole-clip vector).
     """
 
-    def __init__(self, split: str, inputs: str, arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, split: str, inputs: str, arrays: dict[str, np.ndarray],
+                 activity_dim: int = 0) -> None:
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
         self.split = split
         self.inputs = inputs
         self.a = arrays
+        # ``aligned``: the last ``activity_dim`` columns of ``video_seq`` are frame activity.
+        self.activity_dim = int(activity_dim)
         self.clip_names: np.ndarray = arrays["clip_name"]
         self.emotion_idx: np.ndarray = arrays["emotion"]
         self.sentiment_idx: np.ndarray = arrays["sentiment"]
@@ -223,7 +226,8 @@ class FusionDataset(Dataset):
             return {"video_dim": int(self.a["video_utt"].shape[1]),
                     "audio_dim": int(self.a["audio_utt"].shape[1])}
         return {"video_dim": int(self.a["video_seq"].shape[2]),
-                "window_dim": int(self.a["audio_win"].shape[2])}
+                "window_dim": int(self.a["audio_win"].shape[2]),
+                "activity_dim": self.activity_dim}
 
     def feature_stats(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]]]:
         """Per-modality (mean, std) over valid rows/steps only; one dict (the engine passes it
@@ -256,7 +260,7 @@ class FusionDataset(Dataset):
             if feat in arrays:
                 arrays[feat] = np.zeros_like(arrays[feat])
                 arrays[mask] = np.zeros_like(arrays[mask])
-        return FusionDataset(self.split, self.inputs, arrays)
+        return FusionDataset(self.split, self.inputs, arrays, self.activity_dim)
 
     def collate(self, idx: list[int]) -> dict[str, Any]:
         ix = np.asarray(idx, dtype=np.int64)
@@ -353,12 +357,14 @@ def build_fusion_dataset(
                              "aligned_dir")
     aligned = _aligned_arrays(names, a_present, video_dense, aligned_dir, window_pool,
                               match_tol_s)
+    activity_dim = 0
     if activity_dir is not None:
         if video != "dense":
             raise DataStageError("frame activity joins the dense video input (video='dense')")
         act = frame_activity_steps(activity_dir, names, aligned["t_s"], aligned["lengths"],
                                    match_tol_s)
         aligned["video_seq"] = np.concatenate([aligned["video_seq"], act], axis=2)
+        activity_dim = act.shape[2]
         pooled, _ = pooled_windows(act, aligned["video_mask"])
         aligned["video_emb"] = np.concatenate([aligned["video_emb"], pooled], axis=1)
     if inputs == "aligned":
@@ -366,7 +372,7 @@ def build_fusion_dataset(
         if shuffle_seed is not None:
             aligned = shuffle_windows(aligned, names, shuffle_seed)
         arrays.update(aligned)
-        return FusionDataset(split, inputs, arrays)
+        return FusionDataset(split, inputs, arrays, activity_dim)
     if video == "dense":
         has = aligned["video_mask"].any(1)
         arrays["video_utt"] = np.where(has[:, None], aligned["video_emb"], 0.0).astype(

@@ -128,11 +128,17 @@ class Gated(_Fusion):
 
 
 class _Aligned(_Fusion):
-    """Per-step video embeddings and the audio windows at the same timestamps."""
+    """Per-step video embeddings and the audio windows at the same timestamps.
+
+    ``activity_dim`` > 0: the last columns of ``video_seq`` are the frame's activity
+    (diagnosis factor ``activity=on``, avemo.fusion.inputs)."""
 
     def __init__(self, video_dim: int, window_dim: int, d: int, dropout: float,
-                 scaling: bool = True) -> None:
+                 scaling: bool = True, activity_dim: int = 0) -> None:
         super().__init__(video_dim, window_dim, scaling)
+        if not 0 <= activity_dim < video_dim:
+            raise ValueError(f"activity_dim must be in [0, {video_dim}), got {activity_dim}")
+        self.activity_dim = activity_dim
         # Per-step encoders carry no dropout: on [B,T,d] it was the largest single cost of an
         # epoch on CPU; dropout acts after pooling instead.
         self.proj_v, _ = _mlp(video_dim, d, 1, 0.0)
@@ -149,7 +155,23 @@ class _Aligned(_Fusion):
 
 
 class ConcatAligned(_Aligned):
-    """[v_t ; a_t] per time step -> step MLP -> masked mean and max over time -> MLP."""
+    """The frames pick the moments, the audio at those moments joins the video.
+
+    Each step's audio window gets a weight scored from its own frame, softmax over the clip's
+    steps that have both: from the frame's activity when the input has it (what moves on
+    screen: who speaks *when*), else from the frame's embedding. [attended audio ; mean
+    audio] -> MLP, concatenated with [mean ; max] of the frame embeddings -> MLP -> dual heads.
+    ``score_heads`` independent weightings: with one, whether training found the speaking
+    frames depended on the initialisation (planted corpus: aligned clearly above shuffled in 2
+    of 6 seeds), with 4 aligned beat shuffled in all 6, with 8 in fewer.
+
+    Why attention and not a per-step concatenation pooled by mean and max (this model's first
+    form): on the planted corpus (``make planted``) that form could not single out the one
+    step whose window carries the target's voice, and gained nothing from alignment, while
+    this form recovers most of what an oracle timing gains. The score reads activity alone
+    because, with the 100-D emotion embedding beside it, the scorer fitted the embedding
+    instead (measured: a third of the gain). ``out["attention"]`` holds the weights [B,T].
+    """
 
     def __init__(
         self,
@@ -161,19 +183,37 @@ class ConcatAligned(_Aligned):
         hidden: int = 64,
         dropout: float = 0.3,
         scaling: bool = True,
+        activity_dim: int = 0,
+        score_width: int = 32,
+        score_heads: int = 4,
     ) -> None:
-        super().__init__(video_dim, window_dim, d, dropout, scaling=scaling)
-        self.step, s = _mlp(2 * d, width, 1, 0.0)
-        self.body, out = _mlp(2 * s, width, layers, dropout)
+        super().__init__(video_dim, window_dim, d, dropout, scaling=scaling,
+                         activity_dim=activity_dim)
+        emb_dim = video_dim - activity_dim
+        self.proj_v, _ = _mlp(emb_dim, d, 1, 0.0)
+        self.score = nn.Sequential(nn.Linear(activity_dim or d, score_width), nn.GELU(),
+                                   nn.Linear(score_width, score_heads))
+        self.body_a, out_a = _mlp((score_heads + 1) * d, width, 1, dropout)
+        self.body, out = _mlp(out_a + 2 * d, width, layers, dropout)
         self.head = DualHead(out, hidden, dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        v, a = self._steps(batch)
-        mask = batch["mask"]
-        h = self.step(torch.cat([v, a], dim=-1))
-        pooled = torch.cat([masked_mean(h, mask), masked_max(h, mask)], dim=-1)
-        out = self.head(self.body(pooled))
-        out["seq"] = h
+        vmask, amask = batch["video_mask"], batch["audio_mask"]
+        vm, am = vmask.unsqueeze(-1), amask.unsqueeze(-1)
+        x = self.norm_v(batch["video_seq"]) * vm
+        emb_dim = x.shape[-1] - self.activity_dim
+        v = self.proj_v(x[..., :emb_dim]) * vm
+        a = self.enc_a(self.norm_a(batch["audio_win"]) * am) * am
+        both = vmask & amask
+        logits = self.score(x[..., emb_dim:] if self.activity_dim else v)  # [B,T,H]
+        w = torch.softmax(logits.float().masked_fill(~both.unsqueeze(-1), float("-inf")), dim=1)
+        w = w.nan_to_num(0.0).to(a.dtype)  # a clip without any such step: weights 0
+        attended = torch.einsum("bth,btd->bhd", w, a).flatten(1)
+        za = self.body_a(torch.cat([attended, masked_mean(a, amask)], dim=-1))
+        zv = torch.cat([masked_mean(v, vmask), masked_max(v, vmask)], dim=-1)
+        out = self.head(self.body(torch.cat([za, zv], dim=-1)))
+        out["seq"] = a
+        out["attention"] = w
         return out
 
 
@@ -222,8 +262,11 @@ class CrossAttention(_Aligned):
         hidden: int = 64,
         dropout: float = 0.1,
         scaling: bool = True,
+        activity_dim: int = 0,
     ) -> None:
-        super().__init__(video_dim, window_dim, d, dropout, scaling=scaling)
+        # Frame activity, when present, is part of each frame's projected input.
+        super().__init__(video_dim, window_dim, d, dropout, scaling=scaling,
+                         activity_dim=activity_dim)
         self.time = TimeEncoding(d)
         self.v2a = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
         self.a2v = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
