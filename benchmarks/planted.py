@@ -167,6 +167,23 @@ EXTRA = [
 ]
 
 
+def one_class_seeds(cue: str, model: str, seeds: list[int]) -> int:
+    """In how many seeds ``model`` predicts a single emotion for every test clip (a collapsed
+    model: a comparison with it measures the collapse, not the factor)."""
+    import pandas as pd
+
+    run = REPO / "results" / "planted" / cue / "results"
+    n = 0
+    for s in seeds:
+        path = run / "fusion" / model / f"seed{s}" / "predictions_test.parquet"
+        if not path.is_file():
+            path = run / "models" / model / f"seed{s}" / "predictions_test.parquet"
+        p = pd.read_parquet(path)
+        probs = p[[c for c in p.columns if c.startswith("p_emotion_")]].to_numpy()
+        n += len(np.unique(probs.argmax(1))) == 1
+    return n
+
+
 def job_minutes(cue: str) -> float:
     """Summed wall time of the run's jobs (stays meaningful when a rerun has nothing to do)."""
     total = 0.0
@@ -312,7 +329,7 @@ def report(results: dict[str, dict], seconds: dict[str, float], seeds: list[int]
     demo_synthetic = yaml.safe_load((REPO / "config.yaml").read_text())["synthetic"]
     tests = [(c, test_of(results[c[0]], c[2], c[3])) for c in CHECKS]
     tests += [(c, extra_test(c[0], c[2], c[3], seeds, cfg_eval)) for c in EXTRA]
-    for (cue, label, _a, _b, expect, check), t in tests:
+    for (cue, label, a, b, expect, check), t in tests:
         ok = bool(check(t, alpha))
         ok_all &= ok
         p = (f"{t['p_value']:.3g} (unadjusted)" if t["p_holm"] is None
@@ -323,6 +340,10 @@ def report(results: dict[str, dict], seconds: dict[str, float], seeds: list[int]
         verdict = "pass" if ok else "**FAIL**"
         if vacuous:
             verdict += " (vacuous: identical predictions)"
+        collapsed = [f"`{m}` in {k} of {len(seeds)} seeds" for m in (a, b)
+                     if (k := one_class_seeds(cue, m, seeds))]
+        if collapsed and not vacuous:
+            verdict += " (one class predicted for every clip: " + ", ".join(collapsed) + ")"
         rows.append(f"| `{cue}` | {label} | {expect} | {fmt(t['delta'])} "
                     f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}] | {p} | {verdict} |")
     head = [
