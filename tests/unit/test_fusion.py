@@ -571,6 +571,54 @@ def test_stage_rejects_unknown_engine_setting(tmp_path: Path) -> None:
                      model_params={}, config_hash="h")
 
 
+def _speaker_batch(n: int, g: torch.Generator, moving_step_follows_voice: bool
+                   ) -> dict[str, torch.Tensor]:
+    """Clips of 6 steps: the label's voice sits in the window of one step, other emotions'
+    voices in the rest; the frame activity marks the speaking step (or a random other one)."""
+    t, dw, ga = 6, 8, 4
+    y = torch.randint(0, len(EMOTIONS), (n,), generator=g)
+    voices = torch.randint(0, len(EMOTIONS), (n, t), generator=g)
+    speak = torch.randint(0, t, (n,), generator=g)
+    voices[torch.arange(n), speak] = y
+    win = torch.nn.functional.one_hot(voices, dw).float() + 0.3 * torch.randn(n, t, dw, generator=g)
+    marked = speak if moving_step_follows_voice else (speak + 1 + torch.randint(
+        0, t - 1, (n,), generator=g)) % t
+    act = 0.3 * torch.randn(n, t, ga, generator=g)
+    act[torch.arange(n), marked] += 2.0
+    emb = torch.randn(n, t, 16, generator=g)
+    ones = torch.ones(n, t, dtype=torch.bool)
+    return {"video_seq": torch.cat([emb, act], -1), "audio_win": win, "video_mask": ones,
+            "audio_mask": ones, "mask": ones, "emotion": y}
+
+
+@pytest.mark.parametrize("follows", [True, False])
+def test_aligned_concat_listens_where_the_frame_moves(follows: bool) -> None:
+    """The aligned concatenation weights each window by its own frame's activity: when the
+    moving frame marks the speaking step it finds the label's voice among distractors; when
+    the mark is elsewhere (what time-shuffling does) it cannot."""
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    net = registry.get("concat_aligned").load()(
+        video_dim=20, window_dim=8, activity_dim=4, d=16, width=32, dropout=0.0)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(150):
+        b = _speaker_batch(64, g, follows)
+        loss = torch.nn.functional.cross_entropy(net(b)["emotion"], b["emotion"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        b = _speaker_batch(512, g, follows)
+        out = net(b)
+        acc = float((out["emotion"].argmax(1) == b["emotion"]).float().mean())
+    assert out["attention"].shape == (512, 6, 4)
+    if follows:
+        assert acc > 0.8, acc
+    else:
+        assert acc < 0.5, acc
+
+
 @pytest.mark.slow
 def test_alignment_matters(tmp_path: Path) -> None:
     """The label sits at one random dense step in both modalities: the aligned model finds it,
