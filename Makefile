@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP   = $(VENV)/.avemo-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: setup demo test lint bench bench-scale planted dry-run clean pull adopt dvc-yaml
+.PHONY: setup demo test lint bench bench-demo bench-scale planted dry-run clean pull adopt dvc-yaml
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ bench: $(STAMP)
 SIZES ?= 1x 4x 16x meld_scale hd720 hd96
 bench-scale: $(STAMP)
 	$(PY) benchmarks/scale.py --cores $(CORES) --sizes $(SIZES)
+
+# The README's demo from an empty working folder (results/bench-demo/): wall time, job time and
+# peak RSS per stage; writes its section of docs/benchmarks.md (target: 5 min on 2 cores).
+bench-demo: $(STAMP)
+	$(PY) benchmarks/demo.py --cores $(CORES)
 
 # The simulation check: the demo corpus with each planted cue (event, spread), 3 seeds, the
 # fusion diagnosis; writes docs/planted.md (planted vs recovered), fails when a check fails.

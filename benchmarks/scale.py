@@ -451,14 +451,15 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
     return "\n".join(parts), missed
 
 
-def write_section(text: str, out: Path) -> None:
-    """Replace (or append) this script's section of docs/benchmarks.md; others stay as they are."""
+def write_section(text: str, out: Path, section: str = SECTION) -> None:
+    """Replace (or append) the section titled ``section`` of docs/benchmarks.md; others stay as
+    they are."""
     doc = out.read_text(encoding="utf-8") if out.is_file() else "# Benchmarks\n"
     chunks = doc.split("\n## ")
     kept = [chunks[0].rstrip("\n") + "\n"]
     placed = False
     for chunk in chunks[1:]:
-        if chunk.split("\n", 1)[0].strip() == SECTION:
+        if chunk.split("\n", 1)[0].strip() == section:
             kept.append(text.rstrip("\n") + "\n")
             placed = True
         else:

@@ -61,3 +61,35 @@ def test_section_replaced_in_place_others_kept(scale, tmp_path: Path) -> None:
     text = doc.read_text()
     assert text.count(f"## {scale.SECTION}") == 1 and "second" in text and "first" not in text
     assert text.startswith("# Benchmarks\n\nintro\n\n## Frames\n\nRun x.\n\n| a |\n\n## Audio\n")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    sys.path.insert(0, str(REPO / "benchmarks"))  # demo.py imports its helpers from scale.py
+    spec = importlib.util.spec_from_file_location("bench_demo", REPO / "benchmarks" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_stage_keys(demo) -> None:
+    assert demo.stage_key("train_cnn5_seed0") == "train"
+    assert demo.stage_key("fusion_dx7_aligned_seed2") == "fusion"
+    assert demo.stage_key("frames_dense_train") == "frames"
+    assert demo.stage_key("evaluate_cnn5") == "evaluate"
+
+
+@pytest.mark.parametrize("wall_min", [4.0, 9.5])
+def test_demo_section_states_the_target(demo, tmp_path: Path, wall_min: float) -> None:
+    r = {"wall_s": wall_min * 60, "cores": 2, "jobs": 3, "report_mb": 3.8, "load": (2.0, 1.5),
+         "seeds": [0, 1, 2], "when": "2026-11-29",
+         "stages": {"train": {"jobs": 2, "s": 300.0, "max_rss": 1200.0},
+                    "fusion": {"jobs": 1, "s": 100.0, "max_rss": 800.0}}}
+    text = demo.section(r)
+    assert ("met" if wall_min <= 5 else "MISSED") in text.split("target", 1)[1].split("\n")[0]
+    assert "| train | 2 | 5.0 | 75% | 1.17 |" in text
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\n## Other\n\nkept\n")
+    demo.write_section(text, out, demo.SECTION)
+    doc = out.read_text()
+    assert "kept" in doc and doc.count(f"## {demo.SECTION}") == 1

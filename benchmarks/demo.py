@@ -1,0 +1,95 @@
+"""Demo wall time: `make bench-demo` (or `python benchmarks/demo.py [--cores N]`).
+
+Runs the default demo exactly as the README's command does (config.yaml as it is: every seed,
+model and diagnosis variant it enables) from an empty working folder ``results/bench-demo/``
+(git-ignored, emptied first), one ``snakemake --profile workflow/profiles/default`` call, and
+writes its section of docs/benchmarks.md: wall time, number of jobs, job time per stage (sum of
+Snakemake's benchmark files, ``s``), the largest peak RSS of a job per stage (``max_rss``), the
+size of ``report.html``, and the load average at the start and end (the machine may be shared).
+Target (issue 14): the workflow in at most 5 min wall on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scale import read_jobs, snakemake, stage_of, write_section  # noqa: E402
+
+WORK = REPO / "results" / "bench-demo"
+SECTION = "Demo: the whole workflow from an empty results/"
+TARGET_MIN = 5.0
+
+
+def stage_key(job: str) -> str:
+    """train_cnn5_seed0 -> train, evaluate_cnn5 -> evaluate, frames_dense_train -> frames."""
+    name = stage_of(job)
+    return name.split()[0] if " " in name else name.split("_")[0]
+
+
+def run(cores: int) -> dict:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["results_dir"] = "results"
+    (WORK / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    load0 = os.getloadavg()[0]
+    wall = snakemake(WORK, [], cores)
+    jobs = read_jobs(WORK)
+    per_stage: dict[str, dict[str, float]] = {}
+    for job, row in jobs.items():
+        st = per_stage.setdefault(stage_key(job), {"jobs": 0, "s": 0.0, "max_rss": 0.0})
+        st["jobs"] += 1
+        st["s"] += row["s"]
+        st["max_rss"] = max(st["max_rss"], row["max_rss"])
+    report = WORK / "results" / "report" / "report.html"
+    return {"wall_s": wall, "cores": cores, "jobs": len(jobs), "stages": per_stage,
+            "report_mb": report.stat().st_size / 1e6 if report.is_file() else None,
+            "load": (load0, os.getloadavg()[0]),
+            "seeds": cfg["train"]["seeds"], "when": dt.date.today().isoformat()}
+
+
+def section(r: dict) -> str:
+    ok = r["wall_s"] / 60 <= TARGET_MIN
+    total = sum(s["s"] for s in r["stages"].values())
+    lines = [f"## {SECTION}\n",
+             "Written by `make bench-demo` (`benchmarks/demo.py`): the README's demo command "
+             f"(config.yaml as it is, seeds {r['seeds']}) on --cores {r['cores']} from an empty "
+             f"working folder, run {r['when']}; load average {r['load'][0]:.1f} at the start, "
+             f"{r['load'][1]:.1f} at the end (a shared machine: wall time includes waiting).\n",
+             f"- wall time: **{r['wall_s'] / 60:.1f} min** for {r['jobs']} jobs (target "
+             f"{TARGET_MIN:.0f} min: {'met' if ok else 'MISSED'})",
+             f"- job time: {total / 60:.1f} min (the sum over jobs; more than the wall time "
+             "when jobs run side by side)",
+             "- report.html: " + (f"{r['report_mb']:.1f} MB" if r["report_mb"] else "missing"),
+             "", "| stage | jobs | job time (min) | share | largest job peak RSS (GB) |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, s in sorted(r["stages"].items(), key=lambda kv: -kv[1]["s"]):
+        lines.append(f"| {name} | {s['jobs']} | {s['s'] / 60:.1f} | {s['s'] / total:.0%} | "
+                     f"{s['max_rss'] / 1024:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    a = ap.parse_args(argv)
+    r = run(a.cores)
+    text = section(r)
+    write_section(text, a.out, SECTION)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
