@@ -172,13 +172,12 @@ def one_class_seeds(cue: str, model: str, seeds: list[int]) -> int:
     model: a comparison with it measures the collapse, not the factor)."""
     import pandas as pd
 
-    run = REPO / "results" / "planted" / cue / "results"
+    from avemo.layout import Layout
+
+    lay = Layout(str(REPO / "results" / "planted" / cue / "results"))
     n = 0
     for s in seeds:
-        path = run / "fusion" / model / f"seed{s}" / "predictions_test.parquet"
-        if not path.is_file():
-            path = run / "models" / model / f"seed{s}" / "predictions_test.parquet"
-        p = pd.read_parquet(path)
+        p = pd.read_parquet(lay.predictions(model, s, "test"))
         probs = p[[c for c in p.columns if c.startswith("p_emotion_")]].to_numpy()
         n += len(np.unique(probs.argmax(1))) == 1
     return n

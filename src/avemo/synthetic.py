@@ -127,8 +127,8 @@ FACE_STRENGTH = 0.65
 VOICE_STRENGTH = 0.5
 # The mouth's opening while the target talks (``cue: event``'s visual sign of *when*), as a
 # multiple of the drawing's default. At 1 and the pipeline's 32-px frames the opening is about
-# 2 px under head motion of about 1 px: the planted check measured frame activity telling
-# speaking frames from the rest with AUC 0.66 (0.88 at 3).
+# 2 px beside head motion of about 1 px, and no aligned fusion model learnt from clip labels
+# when the target speaks; `make planted` uses 3 (benchmarks/planted.py says what it measured).
 MOUTH_MOTION = 1.0
 LABEL_NOISE = 0.15
 NUISANCE = 1.0
