@@ -704,3 +704,32 @@ def test_weights_used_shown_truthfully(tmp_path: Path, built: tuple[Path, Path, 
     assert "VGG-16 ran from scratch: ImageNet weights missing" in md
     visual = pd.read_csv(out / "tables" / "visual_models.csv").set_index("model")
     assert visual.loc["vgg16", "weights_used"] == "scratch (ImageNet weights missing)"
+
+
+def test_one_class_seeds_read_from_each_seeds_confusion() -> None:
+    from avemo.report.tables import one_class_seeds
+
+    def seed(confusion: list[list[int]]) -> dict[str, Any]:
+        return {"test": {"emotion": {"confusion": confusion}}}
+
+    metrics = {"seeds": {"0": seed([[3, 0], [2, 0]]),      # predicts class 0 only
+                         "1": seed([[2, 1], [1, 1]]),      # both classes
+                         "2": seed([[0, 4], [0, 1]])}}     # class 1 only
+    assert one_class_seeds(metrics) == ["0", "2"]
+    assert one_class_seeds({"seeds": {"0": seed([[2, 1], [0, 3]])}}) == []
+    assert one_class_seeds({"model": "late"}) == []  # no per-seed confusions: nothing claimed
+
+
+def test_diagnosis_row_with_a_collapsed_model_says_so() -> None:
+    from avemo.report import diagnosis as section
+
+    df = pd.DataFrame([{"kind": "alone", "change": "c", "a": "x", "b": "y", "delta": -0.2,
+                        "ci_low": -0.3, "ci_high": 0.0, "p_holm": 0.9,
+                        "verdict": "no significant effect",
+                        "one_class": "`x` in 3 of 3 seeds"},
+                       {"kind": "step", "change": "d", "a": "x", "b": "z", "delta": 0.1,
+                        "ci_low": 0.05, "ci_high": 0.2, "p_holm": 0.01, "verdict": "helps",
+                        "one_class": ""}])
+    shown = section._display(df)["verdict"].tolist()
+    assert "one class for every test clip: `x` in 3 of 3 seeds" in shown[0]
+    assert shown[1] == "helps"

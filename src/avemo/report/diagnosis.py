@@ -17,7 +17,7 @@ from . import figures
 from .findings import Data
 from .inputs import ReportInputs
 from .render import Figure, Section, Table
-from .tables import NAN, fmt, fmt_p, fmt_stats, stats
+from .tables import NAN, fmt, fmt_p, fmt_stats, one_class_seeds, stats
 
 TITLE = "Why the fusion failed"
 KIND_LABEL = {"alone": "switched alone", "step": "build-up step", "control": "control"}
@@ -57,6 +57,9 @@ def _row(inp: ReportInputs, effect: diagnosis.Effect, alpha: float) -> dict[str,
         "p_holm": NAN if p_holm is None else p_holm,
         "n_seeds": len(entry.get("seeds", [])) if entry else 0,
         "verdict": verdict(test, p_holm, alpha, bool(entry and entry.get("too_small"))),
+        "one_class": "; ".join(
+            f"`{m}` in {len(k)} of {len(inp.metrics[m].get('seeds') or {})} seeds"
+            for m in (effect.a, effect.b) if (k := one_class_seeds(inp.metrics[m]))),
     }
 
 
@@ -73,7 +76,9 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
             f"{fmt(d, True)} [{fmt(lo, True)}, {fmt(hi, True)}]"
             for d, lo, hi in zip(df["delta"], df["ci_low"], df["ci_high"], strict=True)],
         "p (Holm)": [fmt_p(p) for p in df["p_holm"]],
-        "verdict": df["verdict"],
+        "verdict": [v + (f" (one class for every test clip: {c}: the difference measures "
+                         "the collapse, not the factor)" if c else "")
+                    for v, c in zip(df["verdict"], df["one_class"], strict=True)],
     })
 
 
@@ -113,7 +118,10 @@ def _findings(df: pd.DataFrame, data: Data) -> list[str]:
         out.append(data.finding(
             f"training the study's fusion on cross-fitted instead of in-sample train "
             f"embeddings changes test weighted F1 by {fmt(emb['delta'], True)} "
-            f"({emb['verdict']}); the study's setup trained on in-sample embeddings"))
+            f"({emb['verdict']}); the study's setup trained on in-sample embeddings"
+            + (f". Not informative here: one class predicted for every test clip by "
+               f"{emb['one_class']} (a collapsed model scores the majority baseline)"
+               if emb["one_class"] else "")))
     return out
 
 

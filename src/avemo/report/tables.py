@@ -87,6 +87,19 @@ def stats(metrics: dict[str, Any], task: str, metric: str, split: str = "test") 
     return {"mean": agg["mean"], "std": std, "n": agg["n"], "ci_low": low, "ci_high": high}
 
 
+def one_class_seeds(metrics: dict[str, Any], task: str = "emotion",
+                    split: str = "test") -> list[str]:
+    """The seeds in which the model predicts one class for every ``split`` utterance (a
+    collapsed model: it scores the majority baseline, so a comparison with it measures the
+    collapse, not what the two models differ in). Read from each seed's confusion matrix."""
+    out = []
+    for seed, per in (metrics.get("seeds") or {}).items():
+        confusion = (per.get(split) or {}).get(task, {}).get("confusion")
+        if confusion is not None and sum(any(col) for col in zip(*confusion, strict=True)) == 1:
+            out.append(str(seed))
+    return out
+
+
 def fmt(x: float, signed: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
