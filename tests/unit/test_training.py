@@ -258,8 +258,9 @@ def test_grad_clip_setting_is_used(
 
 
 def test_train_writes_log_and_checkpoints(data: Any, tmp_path: Path) -> None:
+    model = fresh_model()  # seeds (and so sets the flag) itself: read the flag after it
     flag = torch.are_deterministic_algorithms_enabled()
-    summary = train(fresh_model(), *data, tmp_path, **TRAIN_KW)
+    summary = train(model, *data, tmp_path, **TRAIN_KW)
     assert torch.are_deterministic_algorithms_enabled() == flag  # global setting restored
     log = epoch_log(tmp_path)
     assert list(log.columns) == list(engine.LOG_COLUMNS) and log["epoch"].tolist() == [1, 2, 3, 4]
@@ -612,3 +613,21 @@ def test_fit_pins_cpu_threads_whatever_the_job_was_given(tmp_path: Path) -> None
     finally:
         torch.set_num_threads(prev)
     pd.testing.assert_frame_equal(logs[0], logs[1])
+
+
+def test_epoch_log_writes_files_and_leaves_the_repository_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a Git folder without DVC, stock DVCLive initialises a DVC repo (its fallback); the
+    pipeline's log only writes its own files."""
+    import subprocess
+
+    from avemo.training.live import EpochLog
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    log = EpochLog(tmp_path / "run" / LIVE_DIR)
+    row = {name: 0.5 for name in EPOCH_METRICS} | {"epoch": 1}
+    log.log(row)
+    log.close()
+    assert not (tmp_path / ".dvc").exists()
+    assert epoch_log(tmp_path / "run")["epoch"].tolist() == [1]
