@@ -8,6 +8,8 @@ stage ``avemo.fusion.stage.train_fusion``). Late fusion of two streams' predicti
 Every name is imported lazily (PEP 562): the model registry may import
 ``avemo.fusion.models`` and the stage imports the registry, and a fusion job must not pay for
 late fusion's scikit-learn (about 0.9 s of start-up in every one of the demo's fusion jobs).
+The package's own code imports from the submodules, so ``avemo.codedeps`` (which reads static
+imports) sees what each job runs.
 """
 
 from __future__ import annotations
