@@ -86,8 +86,13 @@ def _file_imports(f: Path, module: str, root: Path, stamp: tuple[int, int]) -> f
     """``_imports`` of a whole file, parsed once per version (``stamp``: mtime and size): every
     job's digest walks the same modules, and Snakemake computes one per job when it builds the
     DAG (parsing each file per job cost about 10 s of every ``snakemake`` start on the demo)."""
-    tree = ast.parse(f.read_text(encoding="utf-8"), filename=str(f))
+    tree = _parse(f, stamp)
     return frozenset(_imports(tree.body, module, f.name == "__init__.py", root))
+
+
+@cache
+def _parse(f: Path, stamp: tuple[int, int]) -> ast.Module:
+    return ast.parse(f.read_text(encoding="utf-8"), filename=str(f))
 
 
 def _handler(command: str, tree: ast.Module) -> ast.FunctionDef:
@@ -108,7 +113,8 @@ def files(command: str, model: str | None = None, root: Path = PACKAGE_DIR) -> t
     """Every package file ``avemo <command>`` may execute for ``model`` (a job's ``model``
     wildcard, or None), sorted."""
     cli = root / "cli.py"
-    tree = ast.parse(cli.read_text(encoding="utf-8"), filename=str(cli))
+    stat = cli.stat()
+    tree = _parse(cli, (stat.st_mtime_ns, stat.st_size))
     module_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     start = _imports([*module_level, _handler(command, tree)], CLI, False, root)
     found = _closure({CLI, *start}, root)
