@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP   = $(VENV)/.avemo-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: setup demo test lint bench bench-demo bench-scale planted dry-run clean pull adopt dvc-yaml
+.PHONY: setup demo test lint bench bench-demo bench-tests bench-scale planted dry-run clean pull adopt dvc-yaml
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ bench-scale: $(STAMP)
 # peak RSS per stage; writes its section of docs/benchmarks.md (target: 5 min on 2 cores).
 bench-demo: $(STAMP)
 	$(PY) benchmarks/demo.py --cores $(CORES)
+
+# The README's test command once, timed: wall time (target 8 min on 2 cores), time per test file
+# and the slowest tests; writes its section of docs/benchmarks.md.
+bench-tests: $(TSTAMP)
+	$(PY) benchmarks/suite.py
 
 # The simulation check: the demo corpus with each planted cue (event, spread), 3 seeds, the
 # fusion diagnosis; writes docs/planted.md (planted vs recovered), fails when a check fails.

@@ -93,3 +93,40 @@ def test_demo_section_states_the_target(demo, tmp_path: Path, wall_min: float) -
     demo.write_section(text, out, demo.SECTION)
     doc = out.read_text()
     assert "kept" in doc and doc.count(f"## {demo.SECTION}") == 1
+
+
+@pytest.fixture(scope="module")
+def suite(scale):
+    spec = importlib.util.spec_from_file_location("bench_suite", REPO / "benchmarks" / "suite.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.unit.test_a" name="test_one" time="1.5"/>
+<testcase classname="tests.unit.test_a" name="test_two" time="2.5"><failure message="x"/>
+</testcase>
+<testcase classname="tests.workflow.test_b" name="test_slow[x]" time="300.0"/>
+<testcase classname="tests.workflow.test_b" name="test_skip" time="0.0"><skipped/></testcase>
+</testsuite></testsuites>"""
+
+
+@pytest.mark.parametrize(("wall_min", "rc", "verdict"),
+                         [(6.0, 0, "met"), (9.0, 0, "MISSED"), (6.0, 1, "MISSED")])
+def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: int,
+                                  verdict: str) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(JUNIT)
+    tests = suite.read_junit(junit)
+    assert [(t["file"], t["outcome"]) for t in tests] == [
+        ("tests/unit/test_a.py", "passed"), ("tests/unit/test_a.py", "failed"),
+        ("tests/workflow/test_b.py", "passed"), ("tests/workflow/test_b.py", "skipped")]
+    r = {"wall_s": wall_min * 60, "rc": rc, "peak_rss_mb": 2048.0, "load": (1.0, 2.0),
+         "when": "2026-11-29 21:00 UTC", "cores": 2}
+    text = suite.section(r, tests)
+    assert f"(target 8 min: {verdict})" in text
+    assert "1 failed, 2 passed, 1 skipped" in text
+    slow, fast = "`tests/workflow/test_b.py` | 2 | 300", "`tests/unit/test_a.py` | 2 | 4"
+    assert text.index(slow) < text.index(fast)
+    assert "| `tests/workflow/test_b.py::test_slow[x]` | 300 |" in text
