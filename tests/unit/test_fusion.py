@@ -662,3 +662,20 @@ def test_activity_joins_each_dense_step_by_timestamp(files: dict[str, Any]) -> N
     np.testing.assert_array_equal(sh.a["video_seq"], ds.a["video_seq"])
     assert ds.dims()["video_dim"] == DV + g and ds.dims()["activity_dim"] == g
     assert ds.without("audio").activity_dim == g
+
+
+@pytest.mark.parametrize("segments", [5, 0])
+def test_pool_windows_reads_a_memory_map_in_chunks_with_the_same_result(
+        tmp_path: Path, segments: int) -> None:
+    from avemo.fusion.inputs import pool_windows
+
+    raw = np.random.default_rng(0).normal(size=(37, 4, 11)).astype(np.float32)
+    np.save(tmp_path / "w.npy", raw)
+    mm = np.load(tmp_path / "w.npy", mmap_mode="r")
+    rows = np.array([0, 3, 4, 17, 18, 36])
+    want = pool_windows(raw[rows], segments)  # the array in memory, all at once
+    got = pool_windows(mm, segments, chunk=4, rows=rows)  # chunks through fresh mappings
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(pool_windows(mm, segments, chunk=5),
+                                  pool_windows(raw, segments))
+    assert pool_windows(mm, segments, rows=rows[:0]).shape == (0, want.shape[1])

@@ -118,21 +118,43 @@ def _pad_rows(values: list[np.ndarray], t_max: int, fill: float) -> np.ndarray:
     return out
 
 
-def pool_windows(windows: np.ndarray, segments: int, chunk: int = 4096) -> np.ndarray:
+def pool_windows(windows: np.ndarray, segments: int, chunk: int = 1024,
+                 rows: np.ndarray | None = None) -> np.ndarray:
     """``F × n_mels × W`` -> ``F × (n_mels·segments)``: mean over ``segments`` equal time spans.
 
     A fixed reduction (no statistics) applied alike to every split: it keeps the dense windows
     of a MELD-sized split in memory (20× smaller at W=101, 5 segments) and makes the learned
-    window encoder cheap. ``segments`` ≤ 0 keeps all W frames.
+    window encoder cheap. ``segments`` ≤ 0 keeps all W frames. ``rows`` (increasing): pool
+    only those windows, in that order. The raw windows are read ``chunk`` at a time, and a
+    memory-mapped file through a fresh mapping per chunk, so neither a copy of the selection
+    nor the mapped pages (resident memory of the process while mapped) grow with the corpus:
+    at MELD's size the train split's windows are 2 GB.
     """
-    f, n_mels, w = windows.shape
-    if segments <= 0 or segments >= w:
-        return np.asarray(windows, dtype=np.float32).reshape(f, n_mels * w)
-    out = np.empty((f, n_mels, segments), dtype=np.float32)
-    for s in range(0, f, chunk):
-        block = torch.from_numpy(np.asarray(windows[s : s + chunk], dtype=np.float32))
-        out[s : s + chunk] = torch.nn.functional.adaptive_avg_pool1d(block, segments).numpy()
-    return out.reshape(f, n_mels * segments)
+    rows = np.arange(len(windows)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n_mels, w = windows.shape[1:]
+    width = n_mels * w if segments <= 0 or segments >= w else n_mels * segments
+    out = np.empty((len(rows), width), dtype=np.float32)
+    for s in range(0, len(rows), chunk):
+        part = rows[s : s + chunk]
+        block = np.asarray(_read_rows(windows, part), dtype=np.float32)
+        if width == n_mels * w:
+            out[s : s + chunk] = block.reshape(len(part), width)
+        else:
+            pooled = torch.nn.functional.adaptive_avg_pool1d(torch.from_numpy(block), segments)
+            out[s : s + chunk] = pooled.numpy().reshape(len(part), width)
+    return out
+
+
+def _read_rows(windows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``windows[rows]``; for a memory map, through a mapping of just those rows' span, which
+    is unmapped on return (the copy is the only reference it leaves)."""
+    if not isinstance(windows, np.memmap) or windows.filename is None or len(rows) == 0:
+        return np.asarray(windows[rows])
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    row_bytes = windows.dtype.itemsize * int(np.prod(windows.shape[1:]))
+    span = np.memmap(windows.filename, dtype=windows.dtype, mode="r",
+                     offset=windows.offset + lo * row_bytes, shape=(hi - lo, *windows.shape[1:]))
+    return span[rows - lo].view(np.ndarray)  # fancy indexing copies: nothing left mapped
 
 
 def _match_windows(
@@ -456,7 +478,7 @@ def _aligned_arrays(
     win_row = _match_windows(names, t_s, lengths, index, tol)
     a_mask = (win_row >= 0) & a_present[:, None]
     needed = np.unique(win_row[a_mask])
-    pooled = pool_windows(windows[needed] if len(needed) else windows[:0], window_pool)
+    pooled = pool_windows(windows, window_pool, rows=needed)
     where = np.searchsorted(needed, np.maximum(win_row, 0))
     audio_win = np.zeros((len(names), t_max, pooled.shape[1]), dtype=np.float32)
     audio_win[a_mask] = pooled[where[a_mask]]
