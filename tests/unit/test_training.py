@@ -631,3 +631,20 @@ def test_epoch_log_writes_files_and_leaves_the_repository_alone(
     log.close()
     assert not (tmp_path / ".dvc").exists()
     assert epoch_log(tmp_path / "run")["epoch"].tolist() == [1]
+
+
+def test_sequence_statistics_streamed_equal_the_concatenated_ones() -> None:
+    from avemo.training.data import SequenceDataset
+
+    rng = np.random.default_rng(0)
+    seqs = [(rng.normal(size=(int(rng.integers(1, 300)), 8)) * 3 - 5).astype(np.float16)
+            for _ in range(50)]
+    ds = SequenceDataset(seqs, [f"dia{i}_utt0" for i in range(50)], np.zeros(50, int),
+                         np.zeros(50, int))
+    mean, std = ds.feature_stats()
+    every = np.concatenate([np.asarray(s, dtype=np.float32) for s in seqs])
+    # The model keeps them as float32: there they are the same numbers.
+    np.testing.assert_array_equal(mean.astype(np.float32), every.mean(0, dtype=np.float64)
+                                  .astype(np.float32))
+    np.testing.assert_array_equal(std.astype(np.float32), every.std(0, dtype=np.float64)
+                                  .astype(np.float32))

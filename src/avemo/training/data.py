@@ -208,9 +208,18 @@ class SequenceDataset(_Base):
         self.max_len = max_len  # longer sequences are cut evenly (keeps memory bounded)
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-dimension mean and std over all steps of all sequences."""
-        allx = np.concatenate([np.asarray(s, dtype=np.float32) for s in self.seqs])
-        return allx.mean(0, dtype=np.float64), allx.std(0, dtype=np.float64)
+        """Per-dimension mean and std over all steps of all sequences, in two passes of
+        float64 sums one sequence at a time (as numpy's mean and std): concatenating every
+        step first made the largest array of the job grow with the corpus (MELD's train
+        log-mels: 0.8 GB, their deviations in float64 another 1.6 GB)."""
+        n = sum(len(s) for s in self.seqs)
+        if n == 0:
+            raise TrainingError(f"{self.split}: no sequence steps to compute input statistics")
+        total = sum(np.asarray(s, dtype=np.float64).sum(0) for s in self.seqs)
+        mean = total / n
+        squares = sum(np.square(np.asarray(s, dtype=np.float64) - mean).sum(0)
+                      for s in self.seqs)
+        return mean, np.sqrt(squares / n)
 
     def _steps(self, n: int) -> np.ndarray:
         if self.max_len is None or n <= self.max_len:
