@@ -140,12 +140,38 @@ def _egemaps_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         pool.shutdown(cancel_futures=True)
 
 
-def _new_npy(path: Path, shape: tuple[int, ...], dtype: type | str) -> np.ndarray:
-    """A zero-filled ``.npy`` opened for writing (memmap; plain array when empty)."""
-    if math.prod(shape) == 0:
-        np.save(path, np.zeros(shape, dtype=dtype))
-        return np.zeros(shape, dtype=dtype)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+class _RowFile:
+    """A zero-filled ``.npy`` written row by row with ``os.pwrite`` (``f[i] = row``,
+    ``f[rows] = block``). A writable memory map would do the same, but every page it writes
+    stays mapped, and so counted in the job's resident memory, until it is closed: at MELD's
+    size the aligned windows alone are 2 GB."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: type | str) -> None:
+        self.path, self.dtype = path, np.dtype(dtype)
+        self.row_bytes = self.dtype.itemsize * math.prod(shape[1:])
+        with open(path, "wb") as f:  # header, then a sparse zero-filled body
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                    "shape": shape})
+            self.offset = f.tell()
+            f.truncate(self.offset + shape[0] * self.row_bytes)
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def __setitem__(self, rows: int | np.ndarray, values: np.ndarray) -> None:
+        data = np.ascontiguousarray(values, dtype=self.dtype)
+        if np.ndim(rows) == 0:
+            os.pwrite(self.fd, data.tobytes(), self.offset + int(rows) * self.row_bytes)
+            return
+        rows = np.asarray(rows, dtype=np.int64)
+        # Runs of consecutive rows (a clip's frames usually are one) go in one write each.
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for lo, hi in zip([0, *breaks], [*breaks, len(rows)], strict=True):
+            os.pwrite(self.fd, data[lo:hi].tobytes(), self.offset + int(rows[lo]) * self.row_bytes)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _check_params(
@@ -233,10 +259,10 @@ class _Writer:
 
     tmp: Path
     n_mels: int
-    utt: np.ndarray
-    ali: np.ndarray
-    ege: np.ndarray | None
-    emb: np.ndarray | None
+    utt: _RowFile
+    ali: _RowFile
+    ege: _RowFile | None
+    emb: _RowFile | None
     rows: list[dict[str, Any]] = field(default_factory=list)
     spans: list[tuple[str, int, int]] = field(default_factory=list)  # clip, start, length
     total: int = 0  # log-mel frames written so far
@@ -245,8 +271,8 @@ class _Writer:
     def open(
         cls, tmp: Path, n: int, n_frames: int, n_mels: int, w: int, egemaps: bool, ssl: bool
     ) -> _Writer:
-        def new(name: str, shape: tuple[int, ...]) -> np.ndarray:
-            return _new_npy(tmp / name, shape, np.float32)
+        def new(name: str, shape: tuple[int, ...]) -> _RowFile:
+            return _RowFile(tmp / name, shape, np.float32)
 
         return cls(
             tmp,
@@ -287,19 +313,18 @@ class _Writer:
             self.ege[pending.pop(fut)] = fut.result()
 
     def finish(self) -> None:
-        """Flush the memmaps and copy the streamed log-mels into ``logmel.npy`` in chunks."""
+        """Close the row files and copy the streamed log-mels into ``logmel.npy`` in chunks."""
         for arr in (self.utt, self.ege, self.emb, self.ali):
-            if isinstance(arr, np.memmap):
-                arr.flush()
-        shape = (self.total, self.n_mels)
-        logmel = _new_npy(self.tmp / store.LOGMEL_FILE, shape, np.float16)
-        if self.total:
-            src = np.memmap(self.raw_path, dtype=np.float16, mode="r", shape=shape)
-            step = 1 << 16
+            if arr is not None:
+                arr.close()
+        logmel = _RowFile(self.tmp / store.LOGMEL_FILE, (self.total, self.n_mels), np.float16)
+        step = 1 << 16
+        row_bytes = logmel.row_bytes
+        with open(self.raw_path, "rb") as src:
             for s in range(0, self.total, step):
-                logmel[s : s + step] = src[s : s + step]
-            del src
-            logmel.flush()
+                block = src.read(min(step, self.total - s) * row_bytes)
+                os.pwrite(logmel.fd, block, logmel.offset + s * row_bytes)
+        logmel.close()
         self.raw_path.unlink()
 
 
