@@ -435,3 +435,20 @@ def test_stage_egemaps_workers_match_one_process(stage: dict[str, object], tmp_p
         # builtins.eval, since a function from this module would import torch to unpickle.
         probe = "[m in __import__('sys').modules for m in ('torch', 'opensmile')]"
         assert pool.submit(eval, probe).result() == [False, True]
+
+
+def test_row_file_writes_a_loadable_npy_row_by_row(tmp_path) -> None:
+    from avemo.audio.extract import _RowFile
+
+    f = _RowFile(tmp_path / "a.npy", (np.int64(6), 2, 3), np.float32)  # numpy ints in shape
+    block = np.arange(18, dtype=np.float32).reshape(3, 2, 3)
+    f[np.array([4, 1, 2])] = block  # two runs: [4] and [1, 2]
+    f[0] = np.ones((2, 3))
+    f.close()
+    a = np.load(tmp_path / "a.npy")
+    assert a.shape == (6, 2, 3) and a.dtype == np.float32
+    np.testing.assert_array_equal(a[[4, 1, 2]], block)
+    assert (a[0] == 1).all() and not a[[3, 5]].any()  # unwritten rows stay zero
+    empty = _RowFile(tmp_path / "b.npy", (0, 64), np.float16)
+    empty.close()
+    assert np.load(tmp_path / "b.npy").shape == (0, 64)

@@ -147,7 +147,8 @@ class _RowFile:
     size the aligned windows alone are 2 GB."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], dtype: type | str) -> None:
-        self.path, self.dtype = path, np.dtype(dtype)
+        shape = tuple(int(d) for d in shape)  # numpy ints would print as np.int64(...)
+        self.dtype = np.dtype(dtype)
         self.row_bytes = self.dtype.itemsize * math.prod(shape[1:])
         with open(path, "wb") as f:  # header, then a sparse zero-filled body
             np.lib.format.write_array_header_1_0(
