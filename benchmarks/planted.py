@@ -342,8 +342,6 @@ def scale_lines(cues: list[str], video: str, seed: int) -> list[str]:
     """The raw scales the study's unscaled fusion concatenates, per cue: the whole-clip audio
     vector against the video model's train embeddings (seed ``seed``), as the norm of the
     per-dimension standard deviations and the largest one (named for the audio)."""
-    import json as _json
-
     from avemo.audio.store import AudioStore
     from avemo.layout import Layout
 
@@ -357,8 +355,7 @@ def scale_lines(cues: list[str], video: str, seed: int) -> list[str]:
         lay = Layout(str(run))
         store = AudioStore(lay.audio("train"))
         audio = np.asarray(store.utterance())[store.mask]
-        names = _json.loads((Path(lay.audio("train")) / "meta.json").read_text(
-            encoding="utf-8"))["utterance_features"]
+        names = store.meta["utterance_features"]
         frame_set = yaml.safe_load((run.parent / "config.yaml").read_text())["train"][
             "models"][video]["frame_set"]
         with np.load(lay.embeddings(video, seed, "train", frame_set)) as z:

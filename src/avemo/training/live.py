@@ -42,7 +42,6 @@ class EpochLog:
             # runs dvclive's fallback of initialising a DVC repo in a Git folder without one.
             def _init_dvc(self) -> None:
                 self._dvc_file = "dvc.yaml"  # read only when dvcyaml is on
-                self._subdir = self._repo_url = None
 
             def _init_studio(self) -> None:  # no live posting from pipeline jobs either
                 self._studio_events_to_skip.update(("start", "data", "done"))
