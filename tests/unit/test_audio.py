@@ -332,6 +332,20 @@ def test_stage_rows_masks_and_features(stage: dict[str, object], clips: dict[str
         s.ssl()
 
 
+def test_logmel_reads_leave_nothing_mapped(stage: dict[str, object]) -> None:
+    """Log-mels are read with pread (avemo.npy_io), not through a memory map whose touched
+    pages stay in the job's RSS; lengths are known without reading."""
+    s = AudioStore(stage["out"])  # type: ignore[arg-type]
+    whole = np.load(s.dir / "logmel.npy")
+    index = pd.read_parquet(s.dir / "logmel_index.parquet")
+    for name, start, length in index[["clip_name", "start", "length"]].itertuples(index=False):
+        seq = s.logmel(name)
+        assert s.logmel_length(name) == len(seq) == length and seq.dtype == np.float16
+        np.testing.assert_array_equal(seq, whole[start : start + length])
+    assert not [m for m in Path("/proc/self/maps").read_text().splitlines()
+                if m.endswith("logmel.npy")]
+
+
 def test_stage_aligned_rows_follow_frames_index(
     stage: dict[str, object], clips: dict[str, Path]
 ) -> None:

@@ -35,6 +35,7 @@ from avemo.training import (
     seed_everything,
     train,
 )
+from avemo.training.data import LazyItems
 from avemo.training.losses import (
     MultiTaskLoss,
     balanced_sampler,
@@ -500,6 +501,33 @@ def test_export_sequence_embeddings(tmp_path: Path) -> None:
     assert npz["lengths"].tolist() == [5, 2, 3]
     assert np.isnan(npz["t_s"][1, 2:]).all() and npz["t_s"][0, 4] == pytest.approx(0.04)
     assert not npz["seq"][1, 2:].any()
+    model.eval()
+    with torch.no_grad():  # the valid steps are the model's own per-step outputs
+        for i, n in enumerate((5, 2, 3)):
+            own = model(ds.collate([ds[i]]))["seq"][0].numpy()
+            np.testing.assert_allclose(npz["seq"][i, :n], own, atol=1e-5)
+
+
+def test_lazy_items_give_the_same_batches() -> None:
+    """Datasets over LazyItems (what build_dataset makes: items read from their store on
+    access) equal datasets over in-memory arrays."""
+    rng = np.random.default_rng(3)
+    seqs = [rng.normal(size=(n, 4)).astype(np.float16) for n in (3, 1, 6)]
+    lazy = LazyItems(seqs.__getitem__, range(3), [len(s) for s in seqs])
+    a = SequenceDataset(seqs, ["a", "b", "c"], [0, 1, 2], [0, 1, 2], max_len=4)
+    b = SequenceDataset(lazy, ["a", "b", "c"], [0, 1, 2], [0, 1, 2], max_len=4)
+    for k in ("x", "mask", "lengths"):
+        assert torch.equal(a.collate([a[i] for i in range(3)])[k],
+                           b.collate([b[i] for i in range(3)])[k])
+    for got, want in zip(a.feature_stats(), b.feature_stats(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    frames = rng.integers(0, 256, (4, 6, 6, 3), np.uint8)
+    fa = FrameDataset(frames, list("wxyz"), [0] * 4, [0] * 4)
+    fb = FrameDataset(LazyItems(frames.__getitem__, range(4)), list("wxyz"), [0] * 4, [0] * 4)
+    assert all(torch.equal(fa[i]["x"], fb[i]["x"]) for i in range(4))
+    with pytest.raises(TrainingError, match="empty sequences"):
+        SequenceDataset(LazyItems(seqs.__getitem__, range(3), [3, 0, 6]), list("abc"),
+                        [0] * 3, [0] * 3)
 
 
 def test_epoch_log_is_dvclive_files_where_layout_says(data: Any, tmp_path: Path) -> None:

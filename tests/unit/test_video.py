@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import av
@@ -309,6 +310,19 @@ def test_shard_writer_round_trip(tmp_path: Path) -> None:
         assert t.dtype == np.float32
     with pytest.raises(KeyError, match="c99"):
         store.frames("c99")
+    # Single frames and lazy clips (what the training datasets read) give the same pixels, and
+    # a pass over every clip leaves no shard mapped into the process (a memory map's touched
+    # pages counted in the job's RSS, growing it by the frames' size at MELD's scale).
+    for name, fr in clips.items():
+        assert store.n_frames(name) == len(fr)
+        np.testing.assert_array_equal(store.frame((name, len(fr) - 1)), fr[-1])
+        np.testing.assert_array_equal(store.clip_frames(name), fr)
+        np.testing.assert_allclose(store.frames_t_s(name), np.arange(len(fr)) * 0.5)
+    with pytest.raises(IndexError, match="c0"):
+        store.frame(("c0", 1))
+    assert not [m for m in Path("/proc/self/maps").read_text().splitlines() if str(tmp_path) in m]
+    again = pickle.loads(pickle.dumps(store))  # DataLoader workers get a pickled store
+    np.testing.assert_array_equal(again.frames("c4")[0], clips["c4"])
 
 
 def test_store_missing_is_data_stage_error(tmp_path: Path) -> None:

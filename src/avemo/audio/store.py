@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from avemo.errors import DataStageError
+from avemo.npy_io import NpyRows
 
 CLIPS_FILE = "clips.parquet"
 UTTERANCE_FILE = "utterance.npy"
@@ -76,6 +77,7 @@ class AudioStore:
             )
         }
         self._mm: dict[str, np.ndarray] = {}
+        self._logmel: NpyRows | None = None
 
     def _array(self, name: str, what: str) -> np.ndarray:
         mm = self._mm.get(name)
@@ -121,14 +123,26 @@ class AudioStore:
         """float32 ``N x 768`` self-supervised embeddings (memmap)."""
         return self._array(SSL_FILE, "SSL embeddings (audio.ssl)")
 
+    def logmel_length(self, clip_name: str) -> int:
+        """``T`` of ``logmel(clip_name)``, without reading it."""
+        self.row(clip_name)
+        return self._span[clip_name][1]
+
     def logmel(self, clip_name: str) -> np.ndarray:
-        """float16 ``T x n_mels`` log-mel sequence of one clip (``T`` = 0 when masked)."""
+        """float16 ``T x n_mels`` log-mel sequence of one clip (``T`` = 0 when masked), a fresh
+        copy read with ``pread`` (``avemo.npy_io``: no mapped pages stay behind)."""
         self.row(clip_name)
         start, length = self._span[clip_name]
-        return self._array(LOGMEL_FILE, "log-mel sequences")[start : start + length]
+        if self._logmel is None:
+            path = self.dir / LOGMEL_FILE
+            if not path.is_file():
+                raise DataStageError(f"{path}: no log-mel sequences in this audio output; {_HINT}")
+            self._logmel = NpyRows(path)
+        return self._logmel.read(start, start + length)
 
     def __getstate__(self) -> dict[str, Any]:
         # Picklable for DataLoader workers: memmaps are reopened lazily.
         state = self.__dict__.copy()
         state["_mm"] = {}
+        state["_logmel"] = None
         return state

@@ -8,7 +8,7 @@ formats: adapters turn FrameStore/AudioStore + manifest into their arrays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,31 @@ def frames_to_tensor(frames: np.ndarray, augment: bool,
     return (x - IMAGENET_MEAN) / IMAGENET_STD
 
 
+class LazyItems(Sequence):
+    """Items read on access: ``items[i] = read(keys[i])``, with ``lengths[i]`` its number of
+    rows known up front. The adapters use it so that a dataset holds no array that grows with
+    the corpus: each item is read from its store when the loader asks for it. Picklable when
+    ``read`` is (a bound method of a picklable store)."""
+
+    def __init__(self, read: Callable[[Any], np.ndarray], keys: Sequence[Any],
+                 lengths: Sequence[int] | None = None) -> None:
+        self.read, self.keys = read, list(keys)
+        self.lengths = (np.ones(len(self.keys), np.int64) if lengths is None
+                        else np.asarray(lengths, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
+        return self.read(self.keys[i])
+
+
+def _lengths(seqs: Sequence[Any]) -> np.ndarray:
+    if isinstance(seqs, LazyItems):
+        return seqs.lengths
+    return np.array([len(s) for s in seqs], np.int64)
+
+
 class _Base(Dataset):
     """Shared label bookkeeping; ``emotion_idx`` is per item (used for weights and sampling)."""
 
@@ -103,7 +128,8 @@ class _Base(Dataset):
 
 
 class FrameDataset(_Base):
-    """One item per frame: ``frames`` uint8 N×H×W×3 (may be a memory map), labels per frame."""
+    """One item per frame: ``frames`` uint8 N×H×W×3 (an array, or ``LazyItems`` of frames),
+    labels per frame."""
 
     def __init__(
         self,
@@ -197,13 +223,15 @@ class SequenceDataset(_Base):
         self.clip_names, self.emotion_idx, self.sentiment_idx = _check_labels(
             len(seqs), clip_names, emotion_idx, sentiment_idx, split, "sequences"
         )
-        empty = [str(self.clip_names[i]) for i, s in enumerate(seqs) if len(s) == 0]
+        lengths = _lengths(seqs)
+        empty = [str(self.clip_names[i]) for i in np.flatnonzero(lengths == 0)]
         if empty:
             raise TrainingError(
                 f"{split}: {len(empty)} empty sequences (first: {empty[0]}); drop those clips "
                 "in the adapter (they should carry a QC reason)"
             )
-        self.seqs = list(seqs)
+        self.seqs = seqs if isinstance(seqs, LazyItems) else list(seqs)
+        self.lengths = lengths
         self.t_s = list(t_s) if t_s is not None else None
         self.max_len = max_len  # longer sequences are cut evenly (keeps memory bounded)
 
@@ -212,7 +240,7 @@ class SequenceDataset(_Base):
         float64 sums one sequence at a time (as numpy's mean and std): concatenating every
         step first made the largest array of the job grow with the corpus (MELD's train
         log-mels: 0.8 GB, their deviations in float64 another 1.6 GB)."""
-        n = sum(len(s) for s in self.seqs)
+        n = int(self.lengths.sum())
         if n == 0:
             raise TrainingError(f"{self.split}: no sequence steps to compute input statistics")
         total = sum(np.asarray(s, dtype=np.float64).sum(0) for s in self.seqs)
@@ -232,8 +260,9 @@ class SequenceDataset(_Base):
         return torch.from_numpy(np.asarray(self.t_s[i], dtype=np.float32)[idx])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        idx = self._steps(len(self.seqs[i]))
-        x = torch.from_numpy(np.asarray(self.seqs[i], dtype=np.float32)[idx])
+        seq = self.seqs[i]
+        idx = self._steps(len(seq))
+        x = torch.from_numpy(np.asarray(seq, dtype=np.float32)[idx])
         return {"x": x, "t_s": self._times(i, idx), **self._labels(i)}
 
     collate = staticmethod(_pad_collate)

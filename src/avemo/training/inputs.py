@@ -20,7 +20,13 @@ from ..errors import DataStageError, TrainingError
 from ..labels import EMOTION_INDEX, SENTIMENT_INDEX
 from ..manifest import read_manifest, usable
 from ..video.store import FrameStore
-from .data import ClipSequenceDataset, FrameDataset, SequenceDataset, VectorDataset
+from .data import (
+    ClipSequenceDataset,
+    FrameDataset,
+    LazyItems,
+    SequenceDataset,
+    VectorDataset,
+)
 
 AUDIO_FEATURES = ("utterance", "egemaps", "logmel", "ssl")
 
@@ -59,25 +65,39 @@ def _frame_clips(files: SplitFiles, labels: pd.DataFrame) -> tuple[FrameStore, l
     return store, names
 
 
+@dataclass(frozen=True)
+class _Logmel:
+    """Reads one clip's log-mels; a clip without them gets one zero step (picklable)."""
+
+    store: AudioStore
+    n_mels: int
+
+    def __call__(self, clip_name: str) -> np.ndarray:
+        seq = self.store.logmel(clip_name)
+        return seq if len(seq) else np.zeros((1, self.n_mels), np.float32)
+
+
 def build_dataset(kind: str, files: SplitFiles, *, features: str = "utterance",
                   augment: bool = False, max_len: int | None = None) -> Dataset:
     """The dataset of one split for a model of input kind ``kind``."""
     labels = _labels(files.manifest, files.clips)
     split = files.split
+    # Frames and log-mels are read item by item from their stores (LazyItems): an in-memory
+    # copy (or a memory map's touched pages) of a split grew each job with the corpus.
     if kind == "frame":
         store, names = _frame_clips(files, labels)
-        per_clip = [store.frames(n)[0] for n in names]
-        frames = (np.concatenate(per_clip) if per_clip
-                  else np.zeros((0, 1, 1, 3), np.uint8))
-        frame_names = [n for n, f in zip(names, per_clip, strict=True) for _ in range(len(f))]
+        frame_names = [n for n in names for _ in range(store.n_frames(n))]
+        refs = [(n, k) for n in names for k in range(store.n_frames(n))]
         emo, sent = _label_arrays(labels, frame_names)
-        return FrameDataset(frames, frame_names, emo, sent, augment=augment, split=split)
+        return FrameDataset(LazyItems(store.frame, refs), frame_names, emo, sent,
+                            augment=augment, split=split)
     if kind == "frame_seq":
         store, names = _frame_clips(files, labels)
-        clips, times = zip(*(store.frames(n) for n in names), strict=True) if names else ((), ())
+        times = [store.frames_t_s(n) for n in names]
         emo, sent = _label_arrays(labels, names)
-        return ClipSequenceDataset([np.asarray(c) for c in clips], names, emo, sent,
-                                   t_s=list(times), augment=augment, max_len=max_len, split=split)
+        clips = LazyItems(store.clip_frames, names, [len(t) for t in times])
+        return ClipSequenceDataset(clips, names, emo, sent, t_s=times, augment=augment,
+                                   max_len=max_len, split=split)
     if kind in ("audio_vec", "audio_seq"):
         if files.audio is None:
             raise DataStageError(f"{split}: an audio directory is required for this model")
@@ -95,9 +115,7 @@ def build_dataset(kind: str, files: SplitFiles, *, features: str = "utterance",
         n_mels = int(store.meta.get("n_mels", 64))
         # A clip without usable audio has an empty sequence: one zero step keeps it scored
         # (missing-modality clips are predicted, not dropped).
-        # Views into the memory-mapped float16 file, converted one item at a time: a float32
-        # copy of every sequence grew with the corpus (0.8 GB for MELD's train split).
-        seqs = [store.logmel(n) for n in names]
-        seqs = [s if len(s) else np.zeros((1, n_mels), np.float32) for s in seqs]
+        seqs = LazyItems(_Logmel(store, n_mels), names,
+                         [max(1, store.logmel_length(n)) for n in names])
         return SequenceDataset(seqs, names, emo, sent, max_len=max_len, split=split)
     raise TrainingError(f"unknown model input kind {kind!r}")

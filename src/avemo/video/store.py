@@ -12,6 +12,7 @@ import pandas as pd
 
 from avemo.atomic import atomic_path
 from avemo.errors import DataStageError
+from avemo.npy_io import NpyRows
 from avemo.video.activity import frame_activity
 
 INDEX_FILE = "index.parquet"
@@ -166,9 +167,11 @@ def write_parquet(df: pd.DataFrame, target: str | os.PathLike[str]) -> None:
 
 
 class FrameStore:
-    """Reader of a frames directory: random access to any clip's frames through memmaps.
+    """Reader of a frames directory: random access to any clip's frames, read from the shards
+    with ``pread`` (``avemo.npy_io``: a pass over the corpus leaves no mapped pages in the
+    process's memory).
 
-    Picklable (e.g. for DataLoader workers): opened memmaps are dropped and reopened lazily.
+    Picklable (e.g. for DataLoader workers): open shards and maps are reopened lazily.
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -208,8 +211,8 @@ class FrameStore:
             if not (self.dir / shard_file(shard)).is_file():
                 raise DataStageError(f"{self.dir / shard_file(shard)}: shard missing; {hint}")
         self._t = self.index["t_s"].to_numpy(np.float32)
-        self._mm: dict[int, np.ndarray] = {}
-        self._act: dict[int, np.ndarray] = {}
+        self._rows: dict[int, NpyRows] = {}
+        self._act: dict[int, NpyRows] = {}
 
     @property
     def clip_names(self) -> list[str]:
@@ -222,27 +225,51 @@ class FrameStore:
     def __contains__(self, clip_name: object) -> bool:
         return clip_name in self._where
 
-    def _shard(self, shard: int) -> np.ndarray:
-        mm = self._mm.get(shard)
-        if mm is None:
-            mm = self._mm[shard] = np.load(self.dir / shard_file(shard), mmap_mode="r")
-        return mm
+    def _shard(self, shard: int) -> NpyRows:
+        rows = self._rows.get(shard)
+        if rows is None:
+            rows = self._rows[shard] = NpyRows(self.dir / shard_file(shard))
+        return rows
 
-    def frames(self, clip_name: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(uint8 T×H×W×3 read-only memmap view, float32 t_s[T])`` of one clip."""
+    def _place(self, clip_name: str) -> tuple[int, int, int, int]:
         try:
-            shard, row, n, pos = self._where[clip_name]
+            return self._where[clip_name]
         except KeyError:
             raise KeyError(
                 f"{clip_name!r}: no frames in {self.dir} (not in the manifest, or its decode "
                 f"failed: see {CLIPS_FILE})"
             ) from None
-        return self._shard(shard)[row : row + n], self._t[pos : pos + n]
+
+    def n_frames(self, clip_name: str) -> int:
+        """How many frames ``clip_name`` has (without reading them)."""
+        return self._place(clip_name)[2]
+
+    def frames_t_s(self, clip_name: str) -> np.ndarray:
+        """float32 t_s[T] of ``clip_name``'s frames (without reading them)."""
+        _, _, n, pos = self._place(clip_name)
+        return self._t[pos : pos + n]
+
+    def frames(self, clip_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(uint8 T×H×W×3 frames, float32 t_s[T])`` of one clip (a fresh copy)."""
+        shard, row, n, pos = self._place(clip_name)
+        return self._shard(shard).read(row, row + n), self._t[pos : pos + n]
+
+    def clip_frames(self, clip_name: str) -> np.ndarray:
+        """Just the frames of ``frames``."""
+        return self.frames(clip_name)[0]
+
+    def frame(self, ref: tuple[str, int]) -> np.ndarray:
+        """Frame ``k`` (0-based) of clip ``name``, for ``ref = (name, k)``: uint8 H×W×3."""
+        name, k = ref
+        shard, row, n, _ = self._place(name)
+        if not 0 <= k < n:
+            raise IndexError(f"{name!r} has {n} frames, not a frame {k}")
+        return self._shard(shard).read(row + k, row + k + 1)[0]
 
     def activity(self, clip_name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(float32 T×grid² frame activity, float32 t_s[T])`` of one clip (its frames'
         rows of ``activity-NNNNN.npy``, avemo.video.activity)."""
-        shard, row, n, pos = self._where[clip_name]
+        shard, row, n, pos = self._place(clip_name)
         act = self._act.get(shard)
         if act is None:
             path = self.dir / activity_file(shard)
@@ -250,11 +277,11 @@ class FrameStore:
                 raise DataStageError(
                     f"{path}: no frame activity in this frames output (written by an older "
                     "version, or frames.activity_grid is 0); rerun the frames stage")
-            act = self._act[shard] = np.load(path, mmap_mode="r")
-        return np.asarray(act[row : row + n], dtype=np.float32), self._t[pos : pos + n]
+            act = self._act[shard] = NpyRows(path)
+        return act.read(row, row + n).astype(np.float32, copy=False), self._t[pos : pos + n]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_mm"] = {}
+        state["_rows"] = {}
         state["_act"] = {}
         return state
