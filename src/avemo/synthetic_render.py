@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -96,6 +96,11 @@ _CHEEK_NEGATIVE = np.array([95.0, 110.0, 150.0])  # grey-blue shadow
 _CONTROL_RATE = 200  # Hz: prosody parameters are smooth, so compute them coarsely
 _SYNTH_RATE = 16_000  # Hz: voice is band-limited to 8 kHz, then resampled to the output rate
 _RAMP_S = 0.08  # raised-cosine on/offset of a voice, inside its interval
+# Clips longer than this (MELD's few badly cut ones, up to ~305 s, which the manifest's
+# max_duration_s keeps out of every stage) repeat a rendering of their first _TILE_S seconds:
+# synthesising 279 s in one go took 1.15 GB per worker, and no result reads those clips.
+_LONG_S = 60.0
+_TILE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -262,7 +267,19 @@ def render_audio(
     plan: ClipPlan, speaker: Speaker, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """(audio, talk): float32 ``channels x round(duration * audio_rate)`` in [-1, 1], and the
-    target speaker's loudness per video frame scaled to 0..1 (drives the mouth)."""
+    target speaker's loudness per video frame scaled to 0..1 (drives the mouth). Clips over
+    ``_LONG_S`` repeat their first ``_TILE_S`` seconds (the voices' intervals scaled into it)."""
+    if plan.duration_s > _LONG_S:
+        k = _TILE_S / plan.duration_s
+        tile = replace(
+            plan, n_frames=int(round(_TILE_S * plan.fps)),
+            event_start_s=plan.event_start_s * k, event_end_s=plan.event_end_s * k,
+            distractor_start_s=plan.distractor_start_s * k,
+            distractor_end_s=plan.distractor_end_s * k)
+        audio, talk = render_audio(tile, speaker, rng)
+        n_out = int(round(plan.duration_s * plan.audio_rate))
+        reps = -(-plan.n_frames // tile.n_frames)
+        return np.tile(audio, (1, reps))[:, :n_out], np.tile(talk, reps)[: plan.n_frames]
     sr = min(_SYNTH_RATE, plan.audio_rate)
     target, env = _voice(
         speaker,

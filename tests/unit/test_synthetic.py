@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import avemo.synthetic_render as render_mod
 from avemo.errors import ConfigError, DataStageError
 from avemo.labels import EMOTIONS, LABEL_FILES, SPLIT_DIRS, SPLITS, clip_name
 from avemo.meld import read_labels
@@ -271,6 +272,21 @@ def _render(plan: ClipPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence(plan.entropy, spawn_key=plan.spawn_key))
     audio, talk = render_audio(plan, speaker, rng)
     return audio[0], talk, render_frames(plan, speaker, rng, talk)
+
+
+def test_clips_over_a_minute_repeat_a_short_rendering() -> None:
+    """A clip over _LONG_S (MELD's badly cut ones, kept out of every stage by the manifest's
+    max_duration_s) repeats its first _TILE_S seconds: full length, bounded memory."""
+    long = replace(_event_plan(), n_frames=25 * 61, event_start_s=30.0, event_end_s=40.0)
+    speaker = make_speaker(long.entropy, long.speaker_key)
+    rng = np.random.default_rng(np.random.SeedSequence(long.entropy, spawn_key=long.spawn_key))
+    audio, talk = render_audio(long, speaker, rng)
+    tile = int(render_mod._TILE_S * long.audio_rate)
+    assert audio.shape == (1, 61 * long.audio_rate) and talk.shape == (25 * 61,)
+    np.testing.assert_array_equal(audio[:, tile : 2 * tile], audio[:, :tile])
+    assert _rms_in(audio[0], long.audio_rate, 0, render_mod._TILE_S) > 0.01  # the voice is in
+    short = _event_plan()  # clips up to _LONG_S are rendered whole, as before
+    assert render_audio(short, speaker, rng)[0].shape == (1, 3 * short.audio_rate)
 
 
 def _rms_in(x: np.ndarray, sr: int, start: float, end: float) -> float:
