@@ -438,7 +438,7 @@ def compare_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """``{"predictions": {name: {seed: {split: path}}}, "metrics": {model: path}}``: every
     referenced model's predictions per seed, and the metrics of every model a ``best:*`` pair
     may choose from."""
-    from .evaluation.compare import referenced_models
+    from .evaluation.refs import referenced_models
     from .report.spec import comparison_pairs, model_groups
 
     lay, groups = layout(cfg), model_groups(cfg)

@@ -500,7 +500,7 @@ def test_outputs_are_byte_identical_across_results_folders(tmp_path: Path) -> No
 
 
 def test_variant_and_ref_names() -> None:
-    from avemo.evaluation.compare import base_model, default_pairs, split_ref, variant_name
+    from avemo.evaluation.refs import base_model, default_pairs, split_ref, variant_name
 
     assert variant_name("gated", "single_task") == "gated@single_task"
     assert base_model("gated@single_task") == "gated" and base_model("cnn5") == "cnn5"
@@ -643,7 +643,8 @@ def _write_model(root: Path, model: str, acc: float, n: int, seeds: tuple[int, .
 
 
 def test_compare_pairs_primary_family_holm_and_too_small(tmp_path: Path) -> None:
-    from avemo.evaluation.compare import compare_pairs, default_primary
+    from avemo.evaluation.compare import compare_pairs
+    from avemo.evaluation.refs import default_primary
 
     groups = {"visual": ["vgg16", "cnn5", "other"]}
     assert default_primary(groups) == [["vgg16", "cnn5"]]

@@ -137,3 +137,25 @@ def test_profiles_name_only_rules_the_workflow_has(repo: Path) -> None:
         for key in ("set-threads", "set-resources", "groups"):
             named = set(cfg.get(key) or {})
             assert named <= rules, (profile.parent.name, key, sorted(named - rules))
+
+
+def test_listing_the_workflow_imports_no_ml_library(repo: Path) -> None:
+    """What the Snakefile runs to list every rule's inputs (config, params, the report's model
+    names) imports neither scikit-learn, SciPy's statistics nor torch: each Snakemake start
+    (every DVC stage, every SLURM job) paid 1.5 s for scikit-learn alone through the eager
+    ``avemo.evaluation`` package."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        from avemo import params as P
+        from avemo.config import load_config
+        cfg = load_config({str(repo / "config.yaml")!r})
+        P.scored(cfg), P.ablated(cfg), P.compare_inputs(cfg)
+        print(sorted(m for m in ("sklearn", "scipy.stats", "torch") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

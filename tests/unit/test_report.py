@@ -17,14 +17,10 @@ import pytest
 from avemo import registry
 from avemo.errors import ConfigError, DataStageError
 from avemo.evaluation import baselines
-from avemo.evaluation.compare import (
-    audio_subsets_from_clips,
-    compare_pairs,
-    group_members,
-    referenced_models,
-)
+from avemo.evaluation.compare import audio_subsets_from_clips, compare_pairs
 from avemo.evaluation.evaluate import evaluate_model
 from avemo.evaluation.metrics import prob_columns
+from avemo.evaluation.refs import group_members, referenced_models
 from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
 from avemo.layout import BASELINE_SEED, Layout
 from avemo.manifest import MANIFEST_COLUMNS

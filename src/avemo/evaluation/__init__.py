@@ -1,58 +1,46 @@
-"""Evaluation: metrics, bootstrap uncertainty, trivial baselines, the metrics JSON stage."""
+"""Evaluation: metrics, bootstrap uncertainty, trivial baselines, the metrics JSON stage.
 
-from avemo.evaluation.baselines import (
-    expected_baseline_metrics,
-    label_prior,
-    majority_predictions,
-    prior_predictions,
-    write_baseline_predictions,
-)
-from avemo.evaluation.bootstrap import (
-    bootstrap_ci,
-    bootstrap_samples,
-    cluster_bootstrap,
-    dialogue_ids,
-    holm,
-    paired_bootstrap_test,
-    seed_summary,
-)
-from avemo.evaluation.compare import (
-    audio_subsets,
-    compare_pairs,
-    default_pairs,
-    default_primary,
-    select_best,
-    variant_name,
-)
-from avemo.evaluation.evaluate import compare_models, evaluate_model
-from avemo.evaluation.metrics import (
-    prediction_metrics,
-    read_predictions,
-    task_metrics,
-)
+Every name is imported lazily (PEP 562), as in ``avemo.fusion``: the workflow imports
+``avemo.evaluation.refs`` (model and reference names) to list each rule's inputs, and an eager
+package would import scikit-learn and SciPy's statistics into every Snakemake start (about
+1.5 s of each DVC stage and SLURM job). The package's own code imports from the submodules, so
+``avemo.codedeps`` (which reads static imports) sees what each job runs.
+"""
 
-__all__ = [
-    "audio_subsets",
-    "bootstrap_ci",
-    "bootstrap_samples",
-    "cluster_bootstrap",
-    "compare_models",
-    "compare_pairs",
-    "default_pairs",
-    "default_primary",
-    "dialogue_ids",
-    "evaluate_model",
-    "expected_baseline_metrics",
-    "holm",
-    "label_prior",
-    "majority_predictions",
-    "paired_bootstrap_test",
-    "prediction_metrics",
-    "prior_predictions",
-    "read_predictions",
-    "seed_summary",
-    "select_best",
-    "task_metrics",
-    "variant_name",
-    "write_baseline_predictions",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "expected_baseline_metrics": "baselines",
+    "label_prior": "baselines",
+    "majority_predictions": "baselines",
+    "prior_predictions": "baselines",
+    "write_baseline_predictions": "baselines",
+    "bootstrap_ci": "bootstrap",
+    "bootstrap_samples": "bootstrap",
+    "cluster_bootstrap": "bootstrap",
+    "dialogue_ids": "bootstrap",
+    "holm": "bootstrap",
+    "paired_bootstrap_test": "bootstrap",
+    "seed_summary": "bootstrap",
+    "audio_subsets": "compare",
+    "compare_pairs": "compare",
+    "select_best": "compare",
+    "default_pairs": "refs",
+    "default_primary": "refs",
+    "variant_name": "refs",
+    "compare_models": "evaluate",
+    "evaluate_model": "evaluate",
+    "prediction_metrics": "metrics",
+    "read_predictions": "metrics",
+    "task_metrics": "metrics",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"avemo.evaluation.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'avemo.evaluation' has no attribute {name!r}")

@@ -31,7 +31,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DataStageError
-from ..evaluation.compare import read_metrics, select_best, variant_name
+from ..evaluation.compare import read_metrics, select_best
+from ..evaluation.refs import variant_name
 
 PathLike = str | os.PathLike[str]
 ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json

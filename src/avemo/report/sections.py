@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..evaluation.compare import SPLIT_SEP, VARIANT_SEP, variant_name
+from ..evaluation.refs import SPLIT_SEP, VARIANT_SEP, variant_name
 from ..labels import EMOTIONS
 from . import figures, findings, reference, tables
 from .findings import Data

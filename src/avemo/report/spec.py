@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import diagnosis, registry
 from ..errors import ConfigError
-from ..evaluation.compare import (
+from ..evaluation.refs import (
     BEST_PREFIX,
     GROUPS,
     default_pairs,
