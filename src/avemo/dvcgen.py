@@ -26,6 +26,7 @@ import yaml
 
 from . import codedeps
 from . import params as P
+from .config import YAML_LOADER
 from .errors import ConfigError
 from .layout import LIVE_DIR, live_curves
 from .workflow_glue import model_of
@@ -362,7 +363,7 @@ def _seed_folders(stage: dict[str, Any], made_by: Mapping[str, int]) -> dict[str
 
 def generate(root: Path) -> str:
     """The text of dvc.yaml for the workflow in ``root`` and its config.yaml."""
-    raw = yaml.safe_load((root / CONFIG).read_text(encoding="utf-8")) or {}
+    raw = yaml.load((root / CONFIG).read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
     jobs, cfg = _dag_jobs(root / "Snakefile", root)
     stages = {}
     for job in _topological(jobs):
