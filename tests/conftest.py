@@ -138,6 +138,7 @@ class _Background:
 
 _EARLY: dict[str, Callable[[Path], Any]] = {}  # fixture name -> its build
 _STARTED: dict[str, _Background] = {}
+_FACTORY: list[pytest.TempPathFactory] = []  # the session's, once collection has finished
 
 
 def start_early(fixture: str, build: Callable[[Path], Any]) -> None:
@@ -159,18 +160,35 @@ def early_result(fixture: str, factory: pytest.TempPathFactory) -> Any:
     return _start(fixture, factory).get()
 
 
+def early_dependency(fixture: str) -> Any:
+    """For a build that starts from another one's result (e.g. an experiment on the DVC
+    project): waits for `fixture`'s build, started now if collection did not start it."""
+    return _start(fixture, _FACTORY[0]).get()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
+    _FACTORY[:] = [session.config._tmp_path_factory]  # = the tmp_path_factory fixture
     used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     for fixture in _EARLY:
         if fixture in used:
             _start(fixture, session.config._tmp_path_factory)  # = the tmp_path_factory fixture
 
 
+_AT_END: list[Callable[[], Any]] = []
+
+
+def at_session_end(cleanup: Callable[[], Any]) -> None:
+    """Run `cleanup` when the session ends (after stopping running commands): for what an
+    early build started that must outlive it (e.g. a SLURM cluster the tests then query)."""
+    _AT_END.append(cleanup)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Commands still running when the session ends (interrupted, -x) are stopped: SIGTERM
-    (Snakemake and DVC stop their jobs), SIGKILL after a minute."""
+    (Snakemake and DVC stop their jobs), SIGKILL after a minute; then `at_session_end`'s
+    cleanups run, newest first."""
     with _LIVE_LOCK:
         live = list(_LIVE)
     for proc in live:
@@ -181,6 +199,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+    while _AT_END:
+        _AT_END.pop()()
 
 
 # -- The shared tiny run ----------------------------------------------------------------------

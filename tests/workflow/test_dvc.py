@@ -19,11 +19,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
-from conftest import BIN, REPO, early_result, start_early, tool_env
+from conftest import BIN, REPO, early_dependency, early_result, start_early, tool_env
 from dvc_helpers import (
     cache_file,
     copy_project,
@@ -429,21 +429,48 @@ def test_pulled_clone_rebuilds_nothing(built: Built) -> None:
     assert dvc(clone, "status").stdout.strip() == "Data and pipelines are up to date."
 
 
-@slow
-def test_experiment_reruns_only_downstream_stages_and_is_listed(built: Built) -> None:
+class ExpRun(NamedTuple):
+    clone: Path
+    log: str  # dvc exp run's output
+    before: dict[str, Any]  # snapshot of results/ before and after
+    after: dict[str, Any]
+    dry: str  # snakemake -n afterwards
+    rows: list[dict[str, str]]  # dvc exp show --csv
+
+
+def _exp_run(_: Path) -> ExpRun:
+    """The experiment of the test below, run in the background as soon as `built` is ready
+    (tests/conftest.py `start_early`): it waits on one stage after another and would leave a
+    core idle if it ran alone."""
+    built = early_dependency("built")
     clone = built.clone("clone_exp")
     snakemake(clone, *ADOPT)
     before = snapshot(clone / "results")
-
     proc = dvc(clone, "exp", "run", "-S", "config.yaml:audio.window_s=0.5")
-    log = proc.stdout + proc.stderr
+    after = snapshot(clone / "results")
+    dry = snakemake(clone, "-n")
+    rows = list(csv.DictReader(io.StringIO(dvc(clone, "exp", "show", "--csv").stdout)))
+    return ExpRun(clone, proc.stdout + proc.stderr, before, after, dry.stdout + dry.stderr, rows)
+
+
+start_early("exp_run", _exp_run)
+
+
+@pytest.fixture(scope="module")
+def exp_run(tmp_path_factory: pytest.TempPathFactory) -> ExpRun:
+    return early_result("exp_run", tmp_path_factory)
+
+
+@slow
+def test_experiment_reruns_only_downstream_stages_and_is_listed(built: Built,
+                                                                 exp_run: ExpRun) -> None:
+    log, before, after = exp_run.log, exp_run.before, exp_run.after
     ran, skipped = set(stages_ran(log)), set(stages_skipped(log))
     assert MUST_RERUN <= ran <= MUST_RERUN | MAY_RERUN, log[-3000:]
     assert skipped == set(built.stages) - ran, log[-3000:]
 
     # Snakemake ran exactly those jobs (each rewrites its log), and every artefact upstream or
     # beside them is untouched, content and mtime.
-    after = snapshot(clone / "results")
     rewritten = {k for k in before if k.startswith("logs/") and after[k] != before[k]}
     assert rewritten == {f"logs/{LOGS[s]}.log" for s in ran}
     # (Every metrics file is rescored: evaluation reads audio/test for its audio subsets.)
@@ -453,10 +480,9 @@ def test_experiment_reruns_only_downstream_stages_and_is_listed(built: Built) ->
             assert after[k] == before[k], k
     assert any(after[k] != before[k] for k in before if k.startswith("audio/train/"))
     # Snakemake's bookkeeping followed: no rebuild pending after the DVC-driven run.
-    dry = snakemake(clone, "-n")
-    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert "Nothing to be done" in exp_run.dry
 
-    rows = list(csv.DictReader(io.StringIO(dvc(clone, "exp", "show", "--csv").stdout)))
+    rows = exp_run.rows
     baseline = next(r for r in rows if r["rev"] == "main")
     exps = [r for r in rows if r["Experiment"]]
     assert len(exps) == 1
@@ -525,18 +551,43 @@ SWEEP_SEEDS = ("1", "2")
 SWEEP_METRIC = "results/metrics/audio_mlp.json:aggregate.test.emotion.weighted_f1.mean"
 
 
-@slow
-def test_queued_seed_sweep_runs_in_temporary_copies(built: Built) -> None:
+class Sweep(NamedTuple):
+    clone: Path
+    queued: str  # dvc exp run --queue's output
+    status: str  # the last dvc queue status
+    before: dict[str, Any]  # snapshot of the workspace's results/ before and after
+    after: dict[str, Any]
+
+
+def _sweep(_: Path) -> Sweep:
+    """The README's sweep, run in the background as soon as `built` is ready (see _exp_run)."""
+    built = early_dependency("built")
     clone = built.clone("clone_sweep")
     before = snapshot(clone / "results")
     grid = ",".join(f"[{s}]" for s in SWEEP_SEEDS)
     queued = dvc(clone, "exp", "run", "--queue", "-S", f"config.yaml:train.seeds={grid}")
-    assert queued.stdout.count("Queued experiment") == len(SWEEP_SEEDS), queued.stdout
     dvc(clone, "queue", "start", "-j", "2")
     deadline = time.monotonic() + 1800
     while re.search(r"\b(Queued|Running)\b", status := dvc(clone, "queue", "status").stdout):
-        assert time.monotonic() < deadline, status
+        if time.monotonic() > deadline:
+            break
         time.sleep(5)
+    return Sweep(clone, queued.stdout, status, before, snapshot(clone / "results"))
+
+
+start_early("sweep", _sweep)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+    return early_result("sweep", tmp_path_factory)
+
+
+@slow
+def test_queued_seed_sweep_runs_in_temporary_copies(sweep: Sweep) -> None:
+    clone, status = sweep.clone, sweep.status
+    assert sweep.queued.count("Queued experiment") == len(SWEEP_SEEDS), sweep.queued
+    assert not re.search(r"\b(Queued|Running)\b", status), status  # finished in time
     assert status.count("Success") == len(SWEEP_SEEDS), status
 
     rows = list(csv.DictReader(io.StringIO(dvc(clone, "exp", "show", "--csv").stdout)))
@@ -563,4 +614,4 @@ def test_queued_seed_sweep_runs_in_temporary_copies(built: Built) -> None:
     confusion = next(v for k, v in plots["data"].items() if k.endswith("audio_mlp.confusion.csv"))
     assert sorted(confusion[0]["revisions"]) == sorted(names)
     # The experiments ran in temporary copies: the workspace's results are untouched.
-    assert snapshot(clone / "results") == before
+    assert sweep.after == sweep.before

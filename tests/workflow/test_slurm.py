@@ -19,16 +19,24 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, REPO, tool_env, write_config
+from conftest import (
+    BIN,
+    REPO,
+    at_session_end,
+    early_dependency,
+    early_result,
+    start_early,
+    tool_env,
+    write_config,
+)
 from slurm_cluster import Cluster, ClusterUnavailable, slurm_cluster
 
 from avemo.labels import SPLITS
@@ -36,7 +44,7 @@ from avemo.labels import SPLITS
 pytestmark = pytest.mark.slow
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
-SM_TIMEOUT = 420  # seconds before a Snakemake call is SIGKILLed
+SM_TIMEOUT = 900  # seconds before a Snakemake call is SIGKILLed (the suite runs beside it)
 # Every data stage for every split, and one baseline + its evaluation (a two-rule group job).
 # No training (the node has no GPU and it would take minutes); no qc (one more queue round).
 TARGETS = (
@@ -48,32 +56,19 @@ ARRAY_RULE = "frames"  # submitted as one array job here (one task per frame set
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with contextlib.ExitStack() as stack:
-        try:
-            # Declared big enough to run the profile's requests (4 CPUs / 8 GB per decode job)
-            # side by side; the jobs themselves are tiny.
-            yield_cluster = stack.enter_context(slurm_cluster(cpus=32, mem_mb=128_000))
-        except ClusterUnavailable as exc:
-            pytest.skip(f"no SLURM cluster on this host: {exc}")
-        yield yield_cluster
-
-
-@pytest.fixture(scope="module")
 def profile_settings() -> dict[str, Any]:
     return yaml.safe_load(PROFILE.read_text())
 
 
-@pytest.fixture(scope="module")
-def test_profile(tmp_path_factory, profile_settings, cluster) -> Path:
+def make_profile(folder: Path, cluster: Cluster) -> Path:
     """The real CPU profile with the cluster's account named (else the plugin guesses one with
     a failing `sacct` call) and the frames jobs as one array job."""
-    cfg = json.loads(json.dumps(profile_settings))
+    cfg = yaml.safe_load(PROFILE.read_text())
     for res in cfg.get("set-resources", {}).values():
         assert not {"gpu", "gpus", "gres", "gpu_model"} & set(res), res  # no GPU on this node
     cfg["default-resources"]["slurm_account"] = cluster.account
     cfg["slurm-array-jobs"] = f"{cfg['slurm-array-jobs']},{ARRAY_RULE}"
-    folder = tmp_path_factory.mktemp("profile")
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return folder
 
@@ -101,35 +96,89 @@ def copy_workdir(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="module")
-def runs(cluster, test_profile, tmp_path_factory, tiny_run) -> dict[str, Any]:
-    """The SLURM run and a run with a failing job, side by side; the local reference is the
-    session's tiny run (read only).
+class SlurmRuns(NamedTuple):
+    skip: str  # why there is no cluster ("" when there is one)
+    cluster: Cluster | None = None
+    profile: Path | None = None
+    slurm: Path | None = None  # the SLURM run's working folder
+    proc: subprocess.CompletedProcess[str] | None = None
+    fail: tuple[Path, str, Any] | None = None  # (workdir, target, CompletedProcess)
+    efficiency: Path | None = None  # the folder of the SLURM run's efficiency report
 
-    Keys: slurm (workdir), local (workdir), fail (workdir, target, CompletedProcess),
-    efficiency (the folder of the SLURM run's efficiency report).
-    """
-    slurm_dir, fail_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("fail")
+
+def _slurm_runs(folder: Path) -> SlurmRuns:
+    """Start the cluster and run the SLURM run and a run with a failing job, side by side. An
+    early build (tests/conftest.py `start_early`) that waits for the session's tiny run first:
+    its jobs mostly wait on SLURM's polling, so it overlaps the rest of the suite; the cluster
+    stays up for the tests and stops when the session ends."""
+    early_dependency("tiny_run")
+    stack = contextlib.ExitStack()
+    try:
+        # Declared big enough to run the profile's requests (4 CPUs / 8 GB per decode job)
+        # side by side; the jobs themselves are tiny.
+        cluster = stack.enter_context(slurm_cluster(cpus=32, mem_mb=128_000))
+    except ClusterUnavailable as exc:
+        stack.close()
+        return SlurmRuns(skip=str(exc))
+    at_session_end(stack.close)
+    profile = make_profile(folder / "profile", cluster)
+    slurm_dir, fail_dir = folder / "slurm", folder / "fail"
     for work in (slurm_dir, fail_dir):
+        work.mkdir()
         write_config(work)
     # A manifest the frames stage cannot read: the job itself fails on the node, not
     # Snakemake's planning. --allowed-rules keeps the manifest rule from rewriting it.
     (fail_dir / "results" / "manifest").mkdir(parents=True)
     (fail_dir / "results" / "manifest" / "dev.parquet").write_bytes(b"not a parquet file")
     fail_target = "results/frames/study/dev"
+    efficiency = folder / "efficiency"
+    efficiency.mkdir()
     with ThreadPoolExecutor(1) as pool:
         # It runs while the SLURM jobs queue: the test waits on polling more than on CPU.
         fail = pool.submit(
-            sm_slurm, cluster, fail_dir, test_profile, fail_target, "--retries", "0",
+            sm_slurm, cluster, fail_dir, profile, fail_target, "--retries", "0",
             "--allowed-rules", "frames",
         )  # fmt: skip
-        efficiency = tmp_path_factory.mktemp("efficiency")
-        proc = sm_slurm(cluster, slurm_dir, test_profile, *TARGETS, "--slurm-efficiency-report",
+        proc = sm_slurm(cluster, slurm_dir, profile, *TARGETS, "--slurm-efficiency-report",
                         "--slurm-efficiency-report-path", str(efficiency))  # fmt: skip
         failed = fail.result()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return {"slurm": slurm_dir, "local": tiny_run, "fail": (fail_dir, fail_target, failed),
-            "efficiency": efficiency}  # fmt: skip
+    return SlurmRuns("", cluster, profile, slurm_dir, proc, (fail_dir, fail_target, failed),
+                     efficiency)
+
+
+start_early("slurm_runs", _slurm_runs)
+
+
+@pytest.fixture(scope="module")
+def slurm_runs(tmp_path_factory: pytest.TempPathFactory) -> SlurmRuns:
+    res = early_result("slurm_runs", tmp_path_factory)
+    if res.skip:
+        pytest.skip(f"no SLURM cluster on this host: {res.skip}")
+    return res
+
+
+@pytest.fixture(scope="module")
+def cluster(slurm_runs: SlurmRuns) -> Cluster:
+    assert slurm_runs.cluster is not None
+    return slurm_runs.cluster
+
+
+@pytest.fixture(scope="module")
+def test_profile(slurm_runs: SlurmRuns) -> Path:
+    assert slurm_runs.profile is not None
+    return slurm_runs.profile
+
+
+@pytest.fixture(scope="module")
+def runs(slurm_runs: SlurmRuns, tiny_run: Path) -> dict[str, Any]:
+    """The SLURM run and a run with a failing job; the local reference is the session's tiny
+    run (read only). Keys: slurm (workdir), local (workdir), fail (workdir, target,
+    CompletedProcess), efficiency (the folder of the SLURM run's efficiency report)."""
+    proc = slurm_runs.proc
+    assert proc is not None and proc.returncode == 0, proc and (
+        proc.stdout[-3000:] + proc.stderr[-6000:])
+    return {"slurm": slurm_runs.slurm, "local": tiny_run, "fail": slurm_runs.fail,
+            "efficiency": slurm_runs.efficiency}
 
 
 VOLATILE = {"seconds", "workers"}  # run metadata that differs between any two runs
