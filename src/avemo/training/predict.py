@@ -221,7 +221,7 @@ def export_embeddings(
     dev = resolve_device(device)
     model.to(dev)
     path = Path(path)
-    with _SeqSpill() as spill:
+    with _SeqSpill(path.parent) as spill:
         res = collect_outputs(
             model, ds, dev, batch_size=batch_size, num_workers=num_workers, seq_sink=spill.add
         )
@@ -249,8 +249,12 @@ class _SeqSpill:
     train split as audio_cnn's padded 256-step sequences: 0.65 GB, twice over while padding)
     and read back one item at a time, zero padded, as the export writes them."""
 
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder  # beside the export: room for it is needed there anyway
+
     def __enter__(self) -> _SeqSpill:
-        self._file = tempfile.TemporaryFile(prefix="avemo-seq-")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._file = tempfile.TemporaryFile(prefix=".avemo-seq-", dir=self.folder)
         self.lengths: list[int] = []
         self.t_s: list[np.ndarray] = []
         self._offsets: list[int] = []
