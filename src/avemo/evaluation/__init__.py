@@ -9,8 +9,7 @@ package would import scikit-learn and SciPy's statistics into every Snakemake st
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from avemo.lazy import lazy_names
 
 _WHERE = {
     "expected_baseline_metrics": "baselines",
@@ -37,10 +36,4 @@ _WHERE = {
     "read_predictions": "metrics",
     "task_metrics": "metrics",
 }
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(f"avemo.evaluation.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'avemo.evaluation' has no attribute {name!r}")
+__all__, __getattr__ = lazy_names(__name__, _WHERE)

@@ -14,8 +14,7 @@ imports) sees what each job runs.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from avemo.lazy import lazy_names
 
 _WHERE = {
     "ConcatAligned": "models",
@@ -28,10 +27,4 @@ _WHERE = {
     "train_fusion": "stage",
     "build_fusion_model": "stage",
 }
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(f"avemo.fusion.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'avemo.fusion' has no attribute {name!r}")
+__all__, __getattr__ = lazy_names(__name__, _WHERE)
