@@ -267,19 +267,7 @@ def render_audio(
     plan: ClipPlan, speaker: Speaker, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """(audio, talk): float32 ``channels x round(duration * audio_rate)`` in [-1, 1], and the
-    target speaker's loudness per video frame scaled to 0..1 (drives the mouth). Clips over
-    ``_LONG_S`` repeat their first ``_TILE_S`` seconds (the voices' intervals scaled into it)."""
-    if plan.duration_s > _LONG_S:
-        k = _TILE_S / plan.duration_s
-        tile = replace(
-            plan, n_frames=int(round(_TILE_S * plan.fps)),
-            event_start_s=plan.event_start_s * k, event_end_s=plan.event_end_s * k,
-            distractor_start_s=plan.distractor_start_s * k,
-            distractor_end_s=plan.distractor_end_s * k)
-        audio, talk = render_audio(tile, speaker, rng)
-        n_out = int(round(plan.duration_s * plan.audio_rate))
-        reps = -(-plan.n_frames // tile.n_frames)
-        return np.tile(audio, (1, reps))[:, :n_out], np.tile(talk, reps)[: plan.n_frames]
+    target speaker's loudness per video frame scaled to 0..1 (drives the mouth)."""
     sr = min(_SYNTH_RATE, plan.audio_rate)
     target, env = _voice(
         speaker,
@@ -334,6 +322,40 @@ def render_audio(
     env = np.pad(env, (0, max(0, plan.n_frames * per - env.size)))[: plan.n_frames * per]
     talk = np.clip(env.reshape(plan.n_frames, per).mean(axis=1) / 0.4, 0.0, 1.0)
     return audio, talk
+
+
+class Tiled:
+    """``np.tile(tile, (1, reps))[:, :n]`` without making it: what ``encode_mp4`` reads of a
+    clip's audio (its shape and column slices), taken from the repeated ``tile``."""
+
+    def __init__(self, tile: np.ndarray, n: int) -> None:
+        self.tile, self.shape = tile, (tile.shape[0], n)
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        rows, cols = key
+        start, stop, step = cols.indices(self.shape[1])
+        period, a = self.tile.shape[1], start % self.tile.shape[1]
+        if step == 1 and a + (stop - start) <= period:  # inside one repeat: a plain slice
+            return self.tile[rows, a : a + max(0, stop - start)]
+        return self.tile[rows][:, np.arange(start, stop, step) % period]
+
+
+def clip_audio(
+    plan: ClipPlan, speaker: Speaker, rng: np.random.Generator
+) -> tuple[np.ndarray | Tiled, np.ndarray]:
+    """``render_audio`` as ``render_clip`` encodes it, except that a clip over ``_LONG_S``
+    repeats a rendering of its first ``_TILE_S`` seconds (the voices' intervals scaled into
+    them), never held at full length."""
+    if plan.duration_s <= _LONG_S:
+        return render_audio(plan, speaker, rng)
+    k = _TILE_S / plan.duration_s
+    tile = replace(
+        plan, n_frames=int(round(_TILE_S * plan.fps)),
+        event_start_s=plan.event_start_s * k, event_end_s=plan.event_end_s * k,
+        distractor_start_s=plan.distractor_start_s * k, distractor_end_s=plan.distractor_end_s * k)
+    audio, talk = render_audio(tile, speaker, rng)
+    n_out = int(round(plan.duration_s * plan.audio_rate))
+    return Tiled(audio, n_out), np.resize(talk, plan.n_frames)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,7 +522,7 @@ X264_OPTIONS: dict[str, str] = {
 def encode_mp4(
     path: str | os.PathLike[str],
     frames: np.ndarray | Iterable[np.ndarray],
-    audio: np.ndarray | None,
+    audio: np.ndarray | Tiled | None,
     fps: int,
     audio_rate: int,
     size: tuple[int, int] | None = None,
@@ -539,7 +561,7 @@ def render_clip(plan: ClipPlan) -> str:
     """Render and atomically write one clip; returns its path. Worker entry point."""
     rng = np.random.default_rng(np.random.SeedSequence(plan.entropy, spawn_key=plan.spawn_key))
     speaker = make_speaker(plan.entropy, plan.speaker_key)
-    audio, talk = render_audio(plan, speaker, rng)
+    audio, talk = clip_audio(plan, speaker, rng)
     with atomic_path(plan.path, suffix=".mp4") as tmp:
         # Frames stream into the encoder (drawn after the audio, as render_frames draws them).
         encode_mp4(
