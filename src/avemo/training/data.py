@@ -1,9 +1,10 @@
-"""In-memory torch Datasets with one batch format for every model.
+"""Torch Datasets with one batch format for every model.
 
 Batch dict: ``x`` (float tensor), ``emotion`` / ``sentiment`` (long [B]), ``clip_name``
 (list[str]); sequence datasets add ``mask`` (bool [B,T], True = valid step), ``lengths``
 (long [B]) and ``t_s`` (float [B,T], NaN on padding). These classes know nothing of file
-formats: adapters turn FrameStore/AudioStore + manifest into their arrays.
+formats: adapters turn FrameStore/AudioStore + manifest into their arrays, or into
+``LazyItems`` that read each item from its store when the loader asks for it.
 """
 
 from __future__ import annotations

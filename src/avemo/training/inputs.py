@@ -86,8 +86,8 @@ def build_dataset(kind: str, files: SplitFiles, *, features: str = "utterance",
     # copy (or a memory map's touched pages) of a split grew each job with the corpus.
     if kind == "frame":
         store, names = _frame_clips(files, labels)
-        frame_names = [n for n in names for _ in range(store.n_frames(n))]
         refs = [(n, k) for n in names for k in range(store.n_frames(n))]
+        frame_names = [n for n, _ in refs]
         emo, sent = _label_arrays(labels, frame_names)
         return FrameDataset(LazyItems(store.frame, refs), frame_names, emo, sent,
                             augment=augment, split=split)
