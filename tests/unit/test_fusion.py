@@ -673,9 +673,15 @@ def test_pool_windows_reads_a_memory_map_in_chunks_with_the_same_result(
     np.save(tmp_path / "w.npy", raw)
     mm = np.load(tmp_path / "w.npy", mmap_mode="r")
     rows = np.array([0, 3, 4, 17, 18, 36])
+
+    def maps() -> int:  # mappings of the file in this process (the test's own memmap: 1)
+        return Path("/proc/self/maps").read_text().count(str(tmp_path / "w.npy"))
+
+    before = maps()
     want = pool_windows(raw[rows], segments)  # the array in memory, all at once
-    got = pool_windows(mm, segments, chunk=4, rows=rows)  # chunks through fresh mappings
+    got = pool_windows(mm, segments, chunk=4, rows=rows)  # chunks read with pread
     np.testing.assert_array_equal(got, want)
+    assert maps() == before  # pooling left no mapping of its own
     np.testing.assert_array_equal(pool_windows(mm, segments, chunk=5),
                                   pool_windows(raw, segments))
     assert pool_windows(mm, segments, rows=rows[:0]).shape == (0, want.shape[1])

@@ -41,6 +41,7 @@ from avemo.audio.store import ALIGNED_FILE, ALIGNED_INDEX_FILE, AudioStore
 from avemo.errors import DataStageError
 from avemo.labels import EMOTION_INDEX, SENTIMENT_INDEX
 from avemo.manifest import read_manifest, usable
+from avemo.npy_io import NpyRows
 from avemo.video.store import FrameStore
 
 PathLike = str | os.PathLike[str]
@@ -125,9 +126,9 @@ def pool_windows(windows: np.ndarray, segments: int, chunk: int = 1024,
     A fixed reduction (no statistics) applied alike to every split: it keeps the dense windows
     of a MELD-sized split in memory (20× smaller at W=101, 5 segments) and makes the learned
     window encoder cheap. ``segments`` ≤ 0 keeps all W frames. ``rows`` (increasing): pool
-    only those windows, in that order. The raw windows are read ``chunk`` at a time, and a
-    memory-mapped file through a fresh mapping per chunk, so neither a copy of the selection
-    nor the mapped pages (resident memory of the process while mapped) grow with the corpus:
+    only those windows, in that order. The raw windows are read ``chunk`` at a time, a
+    memory-mapped file's with ``pread``, so neither a copy of the selection nor mapped pages
+    (resident memory of the process) grow with the corpus:
     at MELD's size the train split's windows are 2 GB.
     """
     rows = np.arange(len(windows)) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -146,15 +147,16 @@ def pool_windows(windows: np.ndarray, segments: int, chunk: int = 1024,
 
 
 def _read_rows(windows: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``windows[rows]``; for a memory map, through a mapping of just those rows' span, which
-    is unmapped on return (the copy is the only reference it leaves)."""
+    """``windows[rows]``; for a memory-mapped ``.npy``, the span of those rows read with
+    ``pread`` (``avemo.npy_io``), so that no mapped page stays behind."""
     if not isinstance(windows, np.memmap) or windows.filename is None or len(rows) == 0:
         return np.asarray(windows[rows])
     lo, hi = int(rows.min()), int(rows.max()) + 1
-    row_bytes = windows.dtype.itemsize * int(np.prod(windows.shape[1:]))
-    span = np.memmap(windows.filename, dtype=windows.dtype, mode="r",
-                     offset=windows.offset + lo * row_bytes, shape=(hi - lo, *windows.shape[1:]))
-    return span[rows - lo].view(np.ndarray)  # fancy indexing copies: nothing left mapped
+    span = NpyRows(windows.filename)
+    try:
+        return span.read(lo, hi)[rows - lo]
+    finally:
+        span.close()
 
 
 def _match_windows(
