@@ -148,11 +148,15 @@ def start_early(fixture: str, build: Callable[[Path], Any]) -> None:
     _EARLY[fixture] = build
 
 
+_START_LOCK = threading.Lock()  # builds may start their dependencies from their own threads
+
+
 def _start(fixture: str, factory: pytest.TempPathFactory) -> _Background:
-    if fixture not in _STARTED:
-        folder = factory.mktemp(fixture.replace("_", ""))  # in the main thread
-        _STARTED[fixture] = _Background(fixture, _EARLY[fixture], folder)
-    return _STARTED[fixture]
+    with _START_LOCK:
+        if fixture not in _STARTED:
+            folder = factory.mktemp(fixture.replace("_", ""))
+            _STARTED[fixture] = _Background(fixture, _EARLY[fixture], folder)
+        return _STARTED[fixture]
 
 
 def early_result(fixture: str, factory: pytest.TempPathFactory) -> Any:
