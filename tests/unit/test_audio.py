@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import urllib.error
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,7 @@ from avemo.audio.features import (
     utterance_and_logmel,
     utterance_vector,
 )
+from avemo.audio.mono import decode_mono
 from avemo.audio.ssl import load_ssl_model, ssl_embedding
 from avemo.audio.store import AudioStore
 from avemo.errors import ClipError, DataStageError
@@ -428,27 +430,47 @@ def test_stage_parallel_and_ssl_random(stage: dict[str, object], tmp_path: Path)
     assert np.isfinite(b.ssl()).all() and (np.abs(b.ssl()[b.mask]).sum(axis=1) > 0).all()
 
 
-def test_stage_egemaps_workers_match_one_process(stage: dict[str, object], tmp_path: Path) -> None:
-    """eGeMAPS spread over 2 torch-free workers: the same arrays as in one process."""
-    from avemo.audio.extract import _egemaps_pool
+def test_stage_workers_match_one_process(stage: dict[str, object], tmp_path: Path) -> None:
+    """Decoding and eGeMAPS spread over 2 torch-free workers: the same arrays as in one
+    process, masked clips included (an undecodable clip's error comes back from a worker)."""
+    from avemo.audio.extract import _worker_pool
 
     out = tmp_path / "w2"
     args = (stage["manifest"], stage["frames"], out)
     extract_audio(*args, window_s=0.2, egemaps=True, workers=2)  # type: ignore[arg-type]
     a, b = AudioStore(stage["out"]), AudioStore(out)  # type: ignore[arg-type]
     pd.testing.assert_frame_equal(a.clips, b.clips)
+    assert set(b.clips["reason"]) >= {"unreadable", "no_audio", "silent"}
     np.testing.assert_array_equal(a.egemaps(), b.egemaps())
     np.testing.assert_array_equal(a.utterance(), b.utterance())
     np.testing.assert_array_equal(a.aligned(), b.aligned())
     for name in a.clips.loc[a.mask, "clip_name"]:
         np.testing.assert_array_equal(a.logmel(name), b.logmel(name))
-    with _egemaps_pool(2) as pool:
+    # Without eGeMAPS the workers still decode: the same arrays again.
+    extract_audio(stage["manifest"], stage["frames"], tmp_path / "c",  # type: ignore[arg-type]
+                  window_s=0.2, egemaps=False, workers=2)
+    c = AudioStore(tmp_path / "c")
+    pd.testing.assert_frame_equal(a.clips, c.clips)
+    np.testing.assert_array_equal(a.utterance(), c.utterance())
+    np.testing.assert_array_equal(a.aligned(), c.aligned())
+    with _worker_pool(2) as pool:
         assert pool is not None
         pool.submit(egemaps_vector, np.zeros(1600, np.float32), 16000).result()
-        # A worker holds openSMILE but not torch (~130 MB instead of ~600 MB per worker);
-        # builtins.eval, since a function from this module would import torch to unpickle.
-        probe = "[m in __import__('sys').modules for m in ('torch', 'opensmile')]"
-        assert pool.submit(eval, probe).result() == [False, True]
+        pool.submit(decode_mono, str(stage["manifest"])).exception()  # imports the decoder
+        # A worker holds openSMILE and PyAV but not torch (~130 MB instead of ~600 MB per
+        # worker); builtins.eval, since a function from this module would import torch to
+        # unpickle.
+        probe = "[m in __import__('sys').modules for m in ('torch', 'opensmile', 'av')]"
+        assert pool.submit(eval, probe).result() == [False, True, True]
+
+
+def test_decode_error_keeps_its_reason_through_pickle(clips: dict[str, Path]) -> None:
+    """A worker's AudioDecodeError reaches the stage with its QC reason."""
+    with pytest.raises(AudioDecodeError) as info:
+        decode_mono(clips["garbage"])
+    back = pickle.loads(pickle.dumps(info.value))
+    assert type(back) is AudioDecodeError and back.reason == "unreadable"
+    assert str(back) == str(info.value)
 
 
 def test_row_file_writes_a_loadable_npy_row_by_row(tmp_path) -> None:

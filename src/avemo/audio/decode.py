@@ -1,8 +1,7 @@
 """Decode a clip's audio stream to a mono float32 waveform at a fixed rate.
 
-PyAV does the decoding (no system ffmpeg, and torchaudio 2.9's ``load`` needs torchcodec).
-Channels are averaged, whatever the layout (MELD is 48 kHz, often 5.1), and the result is
-resampled with torchaudio's windowed-sinc resampler.
+PyAV does the decoding (``avemo.audio.mono``: no system ffmpeg, and torchaudio 2.9's ``load``
+needs torchcodec); the mono samples are resampled with torchaudio's windowed-sinc resampler.
 """
 
 from __future__ import annotations
@@ -10,24 +9,13 @@ from __future__ import annotations
 import functools
 import os
 
-import av
 import numpy as np
 import torch
 import torchaudio
 
-from avemo.errors import ClipError
+from avemo.audio.mono import AudioDecodeError, decode_mono
 
-
-class AudioDecodeError(ClipError):
-    """A clip's audio cannot be used; ``reason`` is the machine-readable QC reason.
-
-    Reasons: ``no_audio`` (no audio stream), ``unreadable`` (container or stream cannot be
-    decoded), ``empty_audio`` (the stream decodes to zero samples).
-    """
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+__all__ = ["AudioDecodeError", "at_rate", "load_audio", "resample"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -44,26 +32,10 @@ def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
         return _resampler(int(orig_rate), int(new_rate))(wave)
 
 
-def _frame_mono(frame: av.AudioFrame) -> np.ndarray:
-    """One decoded frame averaged over its channels: float32 samples in [-1, 1]."""
-    n, nch = frame.samples, len(frame.layout.channels)
-    if frame.format.name == "fltp":
-        # AAC's native output: sum the planes straight from the frame buffers (no copy per
-        # channel, ~1.5x faster than to_ndarray().mean() on 5.1).
-        planes = frame.planes
-        acc = np.frombuffer(planes[0], np.float32, n).copy()
-        for plane in planes[1:nch]:
-            acc += np.frombuffer(plane, np.float32, n)
-        return acc / nch if nch > 1 else acc
-    arr = frame.to_ndarray()
-    if not frame.format.is_planar:
-        # Packed formats come back as (1, samples * channels), interleaved.
-        arr = arr.reshape(-1, nch).T
-    if arr.dtype.kind == "i":
-        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
-    elif arr.dtype.kind == "u":  # u8 is offset binary
-        arr = (arr.astype(np.float32) - 128.0) / 128.0
-    return arr.astype(np.float32, copy=False).mean(axis=0)
+def at_rate(decoded: tuple[np.ndarray, int], target_rate: int) -> torch.Tensor:
+    """``decode_mono``'s ``(samples, rate)`` as a contiguous 1-D tensor at ``target_rate``."""
+    samples, rate = decoded
+    return resample(torch.from_numpy(samples), rate, target_rate).contiguous()
 
 
 def load_audio(path: str | os.PathLike[str], target_rate: int = 16000) -> tuple[torch.Tensor, int]:
@@ -72,34 +44,4 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000) -> tuple[
     Returns ``(wave, target_rate)`` with ``wave`` 1-D. Raises :class:`AudioDecodeError` (a
     :class:`ClipError`) when the file has no audio stream or its audio cannot be decoded.
     """
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise AudioDecodeError(
-            f"{path}: cannot open the media file ({exc}); re-extract or replace the clip",
-            "unreadable",
-        ) from exc
-    with container:
-        if not container.streams.audio:
-            raise AudioDecodeError(
-                f"{path}: the file has no audio stream; its audio features will be masked",
-                "no_audio",
-            )
-        stream = container.streams.audio[0]
-        # Only this stream's packets are decoded: video packets are demuxed but skipped.
-        chunks: list[np.ndarray] = []
-        rate = 0
-        try:
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                # Average channels per frame so 5.1 never sits in memory at full width.
-                chunks.append(_frame_mono(frame))
-        except (av.FFmpegError, ValueError) as exc:
-            raise AudioDecodeError(
-                f"{path}: the audio stream cannot be decoded ({exc}); re-extract the clip",
-                "unreadable",
-            ) from exc
-    if not chunks or rate <= 0 or sum(len(c) for c in chunks) == 0:
-        raise AudioDecodeError(f"{path}: the audio stream holds no samples", "empty_audio")
-    wave = torch.from_numpy(np.concatenate(chunks))
-    return resample(wave, rate, target_rate).contiguous(), target_rate
+    return at_rate(decode_mono(path), target_rate), target_rate

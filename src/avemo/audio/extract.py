@@ -31,7 +31,8 @@ from avemo.audio import egemaps as egemaps_mod
 from avemo.audio import features as features_mod
 from avemo.audio import ssl as ssl_mod
 from avemo.audio import store
-from avemo.audio.decode import AudioDecodeError, load_audio
+from avemo.audio.decode import AudioDecodeError, at_rate
+from avemo.audio.mono import decode_mono
 from avemo.errors import ConfigError, DataStageError
 from avemo.manifest import read_manifest, usable
 from avemo.progress import progress
@@ -84,15 +85,24 @@ def _empty_result(name: str, has_audio: bool, reason: str) -> dict[str, Any]:
 
 
 def _analyse(
-    name: str, path: str, has_audio: bool, times: np.ndarray, p: _Params
+    name: str,
+    path: str,
+    has_audio: bool,
+    times: np.ndarray,
+    p: _Params,
+    decoded: Future[tuple[np.ndarray, int]] | None = None,
 ) -> tuple[dict[str, Any], torch.Tensor | None]:
-    """Every feature of one clip but eGeMAPS, and its waveform when it is not masked."""
+    """Every feature of one clip but eGeMAPS, and its waveform when it is not masked.
+
+    ``decoded``: the clip's ``decode_mono`` running in a worker (None: decode here).
+    """
     if not has_audio:
         return _empty_result(name, False, "no_audio"), None
     try:
-        wave, rate = load_audio(path, p.sample_rate)
+        wave = at_rate(_decoded_here_or_there(path, decoded), p.sample_rate)
     except AudioDecodeError as exc:
         return _empty_result(name, exc.reason != "no_audio", exc.reason), None
+    rate = p.sample_rate
     res = _empty_result(name, True, "")
     res["ok"] = True
     res["duration_s"] = wave.numel() / rate
@@ -111,6 +121,17 @@ def _analyse(
     return res, wave
 
 
+def _decoded_here_or_there(
+    path: str, decoded: Future[tuple[np.ndarray, int]] | None
+) -> tuple[np.ndarray, int]:
+    """``decode_mono(path)``: a worker's result when it has it or is at it; else (still
+    queued, e.g. while the workers start) cancelled and decoded here, so that this process
+    never waits idle. The same function either way, so the same samples."""
+    if decoded is not None and (decoded.done() or not decoded.cancel()):
+        return decoded.result()
+    return decode_mono(path)
+
+
 def process_clip(
     name: str, path: str, has_audio: bool, times: np.ndarray, p: _Params
 ) -> dict[str, Any]:
@@ -122,14 +143,16 @@ def process_clip(
 
 
 @contextmanager
-def _egemaps_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """``workers`` processes for eGeMAPS (None: compute it in this process).
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``workers`` processes that decode clips and compute eGeMAPS (0: none, all in here).
 
-    eGeMAPS is ~80 % of the stage's time, so only it is spread; decoding, the 192-D vector,
-    log-mels and SSL stay here (~5x less work, one torch). Workers are spawned and import only
-    avemo.audio.egemaps (numpy + openSMILE, ~130 MB) instead of torch's CUDA build (~600 MB).
+    eGeMAPS is ~80 % of the stage's time, and decoding (PyAV, mostly per-frame Python) ~60 %
+    of the rest: both are spread, so that this process only resamples, computes the 192-D
+    vector, log-mels and SSL (one torch) and writes. Workers are spawned and import only
+    avemo.audio.mono and avemo.audio.egemaps (PyAV, numpy, openSMILE; ~130 MB) instead of
+    torch's CUDA build (~600 MB).
     """
-    if workers <= 1:
+    if workers < 1:
         yield None
         return
     ctx = multiprocessing.get_context("spawn")  # fork() of a process running torch can deadlock
@@ -138,6 +161,26 @@ def _egemaps_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         yield pool
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _decoding_ahead(
+    pool: ProcessPoolExecutor | None, tasks: list[tuple[str, str, bool, np.ndarray, _Params]],
+    ahead: int,
+) -> Iterator[Future[tuple[np.ndarray, int]] | None]:
+    """Per task, in order, its clip's ``decode_mono`` in the pool, submitted ``ahead`` tasks
+    early so the workers decode while this process computes features (None: no pool, or no
+    audio stream). At most ``ahead`` decoded clips wait in memory."""
+    futures: dict[int, Future[tuple[np.ndarray, int]]] = {}
+
+    def submit(j: int) -> None:
+        if pool is not None and j < len(tasks) and tasks[j][2]:
+            futures[j] = pool.submit(decode_mono, tasks[j][1])
+
+    for j in range(ahead):
+        submit(j)
+    for i in range(len(tasks)):
+        submit(i + ahead)
+        yield futures.pop(i, None)
 
 
 class _RowFile:
@@ -413,8 +456,9 @@ def extract_audio(
         ssl_model: ``WAV2VEC2_BASE`` or ``HUBERT_BASE``.
         ssl_on_missing: ``"error"`` raises DataStageError when pretrained weights cannot be
             had; ``"skip"`` writes no ``ssl.npy`` and says so in ``meta.json`` (``notes``).
-        workers: processes computing eGeMAPS (1: all in this process); everything else runs
-            in this process. Rows are written in manifest order.
+        workers: processes that decode clips and compute eGeMAPS (1: all in this process);
+            everything else runs in this process. Rows are written in manifest order, and
+            the output does not depend on ``workers``.
         silence_dbfs: clips whose whole-clip RMS is below this level are masked as ``silent``.
 
     Returns: summary dict (clips, masked, reasons, frames, audio_seconds, seconds, ...).
@@ -443,12 +487,14 @@ def extract_audio(
         writer = _Writer.open(tmp, len(tasks), len(frames), n_mels, w, egemaps, use_ssl)
         pending: dict[Future[np.ndarray], int] = {}  # eGeMAPS jobs in the workers -> row
         rate = params.sample_rate
-        with (
-            open(writer.raw_path, "wb") as raw,
-            _egemaps_pool(workers if egemaps else 1) as pool,
-        ):
-            for i, task in enumerate(progress(tasks, desc="audio", unit="clip")):
-                res, wave = _analyse(*task)
+        # Without eGeMAPS this process, busy with the features, counts as one of the workers.
+        n_pool = workers if egemaps and workers > 1 else workers - 1
+        with open(writer.raw_path, "wb") as raw, _worker_pool(n_pool) as pool:
+            decoding = _decoding_ahead(pool, tasks, ahead=4 * workers)
+            for i, (task, decoded) in enumerate(
+                zip(progress(tasks, desc="audio", unit="clip"), decoding, strict=True)
+            ):
+                res, wave = _analyse(*task, decoded=decoded)
                 if egemaps and wave is not None:
                     if pool is None:
                         res["egemaps"] = egemaps_mod.egemaps_vector(wave, params.sample_rate)
