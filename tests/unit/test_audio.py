@@ -464,6 +464,21 @@ def test_stage_workers_match_one_process(stage: dict[str, object], tmp_path: Pat
         assert pool.submit(eval, probe).result() == [False, True, True]
 
 
+def test_a_queued_decode_is_taken_back_a_finished_one_used(clips: dict[str, Path]) -> None:
+    from concurrent.futures import Future
+
+    from avemo.audio.extract import _decoded_here_or_there
+
+    path = str(clips["s200"])
+    queued: Future = Future()  # pending, as in the pool's queue before a worker takes it
+    samples, rate = _decoded_here_or_there(path, queued)
+    assert queued.cancelled() and rate == 48000
+    np.testing.assert_array_equal(samples, decode_mono(path)[0])
+    done: Future = Future()
+    done.set_result((np.ones(3, np.float32), 8000))
+    assert _decoded_here_or_there(path, done)[1] == 8000  # the worker's result, not a decode
+
+
 def test_decode_error_keeps_its_reason_through_pickle(clips: dict[str, Path]) -> None:
     """A worker's AudioDecodeError reaches the stage with its QC reason."""
     with pytest.raises(AudioDecodeError) as info:
