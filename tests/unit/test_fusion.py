@@ -685,3 +685,33 @@ def test_pool_windows_reads_a_memory_map_in_chunks_with_the_same_result(
     np.testing.assert_array_equal(pool_windows(mm, segments, chunk=5),
                                   pool_windows(raw, segments))
     assert pool_windows(mm, segments, rows=rows[:0]).shape == (0, want.shape[1])
+
+
+def test_scaling_stats_read_in_chunks_equal_numpy_on_the_valid_rows() -> None:
+    from avemo.fusion.inputs import _stats
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(5.0, 2.0, size=(23, 4, 6)).astype(np.float32)
+    valid = rng.random((23, 4)) < 0.6
+    mean, std = _stats(x, valid, chunk=5)
+    np.testing.assert_allclose(mean, x[valid].mean(0, dtype=np.float64), rtol=1e-12)
+    np.testing.assert_allclose(std, x[valid].std(0, dtype=np.float64), rtol=1e-12)
+    mean, std = _stats(x, np.zeros_like(valid))  # nothing valid: identity scaling
+    assert (mean == 0).all() and (std == 1).all()
+
+
+def test_embedding_file_read_without_steps_still_checks_the_file(tmp_path: Path) -> None:
+    from avemo.errors import DataStageError
+    from avemo.fusion.inputs import EmbeddingFile
+
+    arrays = {"clip_name": np.array(["a", "b"]), "emb": np.ones((2, 3), np.float32),
+              "lengths": np.array([2, 1]), "t_s": np.zeros((2, 2), np.float32),
+              "seq": np.ones((2, 2, 3), np.float32)}
+    np.savez(tmp_path / "e.npz", **arrays)
+    full, light = EmbeddingFile.read(tmp_path / "e.npz"), EmbeddingFile.read(tmp_path / "e.npz",
+                                                                             seq=False)
+    np.testing.assert_array_equal(light.emb, full.emb)
+    assert full.seq.shape == (2, 2, 3) and light.seq.shape == (2, 0, 0)
+    np.savez(tmp_path / "f.npz", **{k: v for k, v in arrays.items() if k != "seq"})
+    with pytest.raises(DataStageError, match="lacks key"):
+        EmbeddingFile.read(tmp_path / "f.npz", seq=False)
