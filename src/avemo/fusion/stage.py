@@ -22,6 +22,7 @@ from avemo import registry
 from avemo.atomic import atomic_path, write_json
 from avemo.errors import TrainingError
 from avemo.fusion.inputs import FusionDataset, build_fusion_dataset
+from avemo.heap import trim_heap
 from avemo.labels import SPLITS
 from avemo.models.registry import build_model
 from avemo.training.engine import fit
@@ -46,6 +47,7 @@ def _write_predictions(model: nn.Module, ds: FusionDataset, path: Path, device: 
     df = predict(model, ds, device)
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+    trim_heap()
 
 
 @torch.no_grad()
@@ -129,6 +131,7 @@ def train_fusion(
         )
 
     data = {s: dataset(s) for s in SPLITS}
+    trim_heap()  # after each phase: its freed temporaries would otherwise stay resident
     seed_everything(seed)
     net = build_fusion_model(model_name, **{**data["train"].dims(), **model_params,
                                             "scaling": factors["scaling"] == "on"})
@@ -143,6 +146,7 @@ def train_fusion(
         config_hash=config_hash,
         num_workers=num_workers,
     )
+    trim_heap()
     device = settings.device
     for split in ("dev", "test"):
         _write_predictions(net, data[split], out / f"predictions_{split}.parquet", device)

@@ -30,6 +30,7 @@ import numpy as np
 from ..atomic import atomic_path, write_json
 from ..errors import TrainingError
 from ..folds import out_of_fold_folds
+from ..heap import trim_heap
 from ..layout import embeddings_name
 from ..manifest import read_manifest, usable
 from ..models.registry import MODELS, build_model
@@ -122,12 +123,14 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
         _fresh_start_if_config_changed(fold_dir, config_hash)
         result = fit(net, train_ds, dev_ds, fold_dir, settings, seed=seed * 1000 + k,
                      config_hash=config_hash, num_workers=num_workers)
+        trim_heap()  # after each phase: its freed temporaries would otherwise stay resident
         for fset, frames in frame_sets.items():
             for clips, name in ((held, embeddings_name("train", fset)),
                                 (frozenset(names) - held, fit_export_name(fset))):
                 files = SplitFiles("train", train.manifest, frames=frames, clips=clips)
                 export_embeddings(net, build_dataset(kind, files, max_len=max_len),
                                   fold_dir / name, settings.device)
+                trim_heap()
         run = {"fold": k, "n_fit": len(names) - len(held), "n_held": len(held),
                "config_hash": config_hash, "held_digest": _digest(held),
                "best_epoch": result.get("best_epoch"),

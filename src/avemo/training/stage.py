@@ -17,6 +17,7 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..errors import TrainingError
+from ..heap import trim_heap
 from ..layout import embeddings_name
 from ..models.registry import MODELS, build_model
 from .engine import fit
@@ -72,18 +73,22 @@ def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: 
     _fresh_start_if_config_changed(out, config_hash)
     result = fit(net, train_ds, dev_ds, out, settings, seed=seed, config_hash=config_hash,
                  num_workers=num_workers)
+    trim_heap()  # after each phase: its freed temporaries would otherwise stay resident
     device, aggregate = settings.device, settings.aggregate
     for split in ("dev", "test"):
         ds = dev_ds if split == "dev" else dataset("test")
         df = predict(net, ds, device, aggregate=aggregate)
         with atomic_path(out / f"predictions_{split}.parquet") as tmp:
             df.to_parquet(tmp, index=False)
+        trim_heap()
     for split in ("train", "dev", "test"):
         export_embeddings(net, dataset(split), out / embeddings_name(split, frame_set), device)
+        trim_heap()
         for fset, dirs in (extra_frame_sets or {}).items():
             files = SplitFiles(split, splits[split].manifest, frames=dirs[split])
             export_embeddings(net, dataset(split, files=files),
                               out / embeddings_name(split, fset), device)
+            trim_heap()
     summary = {"model": model, "seed": seed, "config_hash": config_hash,
                "weights_used": getattr(net, "weights_used", "n/a"),
                "seconds": round(time.perf_counter() - t0, 2), **result}
