@@ -88,6 +88,10 @@ def test_demo_section_states_the_target(demo, tmp_path: Path, wall_min: float) -
     text = demo.section(r)
     assert ("met" if wall_min <= 5 else "MISSED") in text.split("target", 1)[1].split("\n")[0]
     assert "| train | 2 | 5.0 | 75% | 1.17 |" in text
+    assert "less than 3.3 min (job time / cores)" in text and "start-up" not in text
+    with_own = demo.section({**r, "own_s": {"train": 240.0, "fusion": 40.0}})
+    # (240 + 40 s inside the functions + 0 s of other stages) / 2 cores
+    assert "spend 4.7 of their 6.7 min" in with_own and "at least **2.3 min**" in with_own
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\n## Other\n\nkept\n")
     demo.write_section(text, out, demo.SECTION)
@@ -130,3 +134,6 @@ def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: in
     slow, fast = "`tests/workflow/test_b.py` | 2 | 300", "`tests/unit/test_a.py` | 2 | 4"
     assert text.index(slow) < text.index(fast)
     assert "| `tests/workflow/test_b.py::test_slow[x]` | 300 |" in text
+    assert "CPU time" not in text  # a run recorded before CPU time was
+    text = suite.section({**r, "cpu_s": 1200.0}, tests)
+    assert "CPU time: 20.0 min" in text and "less than **10.0 min**" in text
