@@ -20,6 +20,9 @@ into stages; clips per job: the clip files written (generation), the manifests' 
 (training: one epoch on train, dev evaluation, dev/test predictions and embeddings of every
 split). Each size's figures are kept in ``results/bench-scale/<size>/scale.json``, so a run of
 some sizes rewrites the section with the others' last figures (each row says when it ran).
+``--models-only`` reruns just the model jobs of sizes already run (after a change to the
+training or fusion code) on their existing data stages, keeping the data figures; the size's
+row then says when its models ran.
 
 Targets (checked, written as met or MISSED): peak RSS per job flat (each stage's peak at
 ``meld_scale``, or the largest size run, at most +15 % over ``1x``); generation + data stages
@@ -118,14 +121,18 @@ def model_targets(cfg: dict[str, Any]) -> list[str]:
     return out
 
 
-def snakemake(work: Path, targets: list[str], cores: int) -> float:
+def snakemake(work: Path, targets: list[str], cores: int, extra: tuple[str, ...] = ()) -> float:
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     t0 = time.perf_counter()
     subprocess.run([str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(work),
                     "--profile", str(REPO / "workflow" / "profiles" / "default"),
-                    "--cores", str(cores), *targets], check=True, env=env)
+                    "--cores", str(cores), *extra, *targets], check=True, env=env)
     return time.perf_counter() - t0
+
+
+# Rules whose jobs --models-only reruns (one epoch of every model and what it needs).
+MODEL_RULES = ("train", "crossfit", "fusion")
 
 
 def stage_of(job: str) -> str:
@@ -179,6 +186,29 @@ def clips_of(job: str, counts: dict[str, Any]) -> int:
     if stage in ("frames", "audio"):
         return counts["usable"].get(job.split("_")[-1], 0)
     return sum(counts["usable"].values())
+
+
+def rerun_models(size: str, cores: int) -> dict[str, Any]:
+    """Rerun every model job of a size on its existing data stages (``--models-only``): the
+    data figures stay those of the size's last full run, the model jobs' are new."""
+    work = WORK / size
+    old_path = work / "scale.json"
+    if not old_path.is_file() or not (work / "results").is_dir():
+        raise SystemExit(f"--models-only: {work} holds no earlier run of {size}; run it in full")
+    old = json.loads(old_path.read_text())
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    load0 = os.getloadavg()[0]
+    models_started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"[bench-scale] {size}: one epoch per model (data stages kept)", file=sys.stderr,
+          flush=True)
+    train_wall = snakemake(work, model_targets(cfg), cores, ("--forcerun", *MODEL_RULES))
+    counts = clip_counts(work)
+    result = {**old, "train_wall_s": round(train_wall, 1), "models_started": models_started,
+              "models_load": [round(load0, 2), round(os.getloadavg()[0], 2)],
+              "jobs": {j: {**v, "clips": clips_of(j, counts)}
+                       for j, v in read_jobs(work).items()}}
+    old_path.write_text(json.dumps(result, indent=1))
+    return result
 
 
 def run_size(size: str, cores: int, keep: bool) -> dict[str, Any]:
@@ -353,13 +383,21 @@ def linear_fit(results: dict[str, dict[str, Any]]) -> str:
             + "\n".join(rows) + "\n")
 
 
+def models_note(r: dict[str, Any]) -> str:
+    """For a size whose model jobs were rerun alone (``--models-only``): when, and the load."""
+    if "models_started" not in r:
+        return ""
+    lo, hi = r["models_load"]
+    return f" (models rerun {r['models_started']}, load {lo}/{hi})"
+
+
 def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
     parts = [f"## {SECTION}\n",
              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (each size's start "
              "below).\n",
              (__doc__ or "").split("\n\n", 1)[1].strip() + "\n",
              "    python benchmarks/scale.py [--sizes 1x 4x 16x meld_scale hd720 hd96] "
-             "[--cores 2]\n"]
+             "[--cores 2] [--models-only]\n"]
     head = ["| size | started | load 1m start/end | WxH | clips written | usable (train/dev/test)"
             " | audio h | data stages wall min | training wall min |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -369,7 +407,7 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
             continue
         u = r["counts"]["usable"]
         head.append(
-            f"| `{size}` | {r['started']} | {r['load_start']}/{r['load_end']} | "
+            f"| `{size}` | {r['started']}{models_note(r)} | {r['load_start']}/{r['load_end']} | "
             f"{r['width']}×{r['height']} | {r['counts']['files']:,} | "
             f"{'/'.join(f'{u.get(s, 0):,}' for s in SPLITS)} | "
             f"{r['counts']['audio_s'] / 3600:.3g} | {r['data_wall_s'] / 60:.1f} | "
@@ -476,13 +514,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true",
                     help="reuse what the size's folder holds (snakemake reruns only what is "
                          "missing; the figures are then those of the last real runs)")
+    ap.add_argument("--models-only", action="store_true",
+                    help="rerun only the model jobs (rules " + ", ".join(MODEL_RULES) + ") on "
+                         "each size's existing data stages; the data figures stay those of "
+                         "its last full run")
     ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
     ap.add_argument("--no-write", action="store_true", help="print the section only")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: rewrite the section from the sizes' last scale.json")
     args = ap.parse_args(argv)
     for size in [] if args.render_only else args.sizes:
-        r = run_size(size, args.cores, args.keep)
+        r = (rerun_models(size, args.cores) if args.models_only
+             else run_size(size, args.cores, args.keep))
         print(f"[bench-scale] {size}: data {r['data_wall_s'] / 60:.1f} min, training "
               f"{(r['train_wall_s'] or 0) / 60:.1f} min", file=sys.stderr, flush=True)
     text, missed = section(load_results())

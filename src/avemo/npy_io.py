@@ -1,6 +1,6 @@
 """Arrays on disk without whole copies in memory: rows of a ``.npy`` file read on demand
-with ``os.pread`` (``NpyRows``), and ``.npz`` files written member by member, chunk by chunk
-(``write_npz``).
+with ``os.pread`` (``NpyRows``), ``.npz`` files written member by member, chunk by chunk
+(``write_npz``), and working arrays kept in a temporary file (``ScratchArray``).
 
 Why not a memory map: every page of a map that a process has touched stays counted in its
 resident memory until the map is closed, so one pass over a MELD-sized array (an epoch, an
@@ -11,6 +11,7 @@ but the copy it returns; the kernel's page cache still keeps the file warm, outs
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -112,3 +113,111 @@ def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray],
             if written != expected:
                 raise ValueError(f"{path}: {key} got {written} bytes of chunks for shape "
                                  f"{tuple(shape)} ({expected} bytes)")
+
+
+def pwrite_rows(fd: int, offset: int, row_bytes: int, rows: np.ndarray,
+                values: np.ndarray) -> None:
+    """Write ``values[k]`` as row ``rows[k]`` of a file of fixed-size rows starting at
+    ``offset``; runs of consecutive rows go in one ``pwrite`` each."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    data = np.ascontiguousarray(values).reshape(len(rows), -1)
+    if len(rows) == 0:
+        return
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    for lo, hi in zip([0, *breaks], [*breaks, len(rows)], strict=True):
+        os.pwrite(fd, memoryview(data[lo:hi]).cast("B"), offset + int(rows[lo]) * row_bytes)
+
+
+class ScratchArray:
+    """A C-order array kept in an unlinked temporary file instead of memory: written with
+    ``pwrite``, read with ``pread`` into fresh arrays, so that a job holding a split-sized
+    array (the fusion inputs of MELD's train split) keeps only the batch it reads resident.
+
+    ``a[i]``, ``a[lo:hi]``, ``a[rows]`` and ``a[rows, ...rest]`` read along the first axis
+    (``rest`` then applies to what was read); ``a[rows] = values`` writes whole rows and
+    ``a.set_cells(i, j, values)`` the ``[i, j]`` cells of an array of three or more axes.
+    ``np.asarray(a)`` reads it all. Starts zero-filled (a sparse file).
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any = np.float32,
+                 folder: str | os.PathLike[str] | None = None) -> None:
+        self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+        self._folder = folder
+        self._file = tempfile.TemporaryFile(prefix=".avemo-scratch-", dir=folder)
+        self._file.truncate(self.shape[0] * self.row_bytes)
+        self._fd = self._file.fileno()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read_run(self, out: np.ndarray, start: int) -> None:
+        if out.nbytes and os.preadv(self._fd, [memoryview(out).cast("B")],
+                                    start * self.row_bytes) != out.nbytes:
+            raise OSError(f"scratch file shorter than {self.shape}")
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64).reshape(-1)
+        rows = np.where(rows < 0, rows + len(self), rows)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows out of range for {len(self)} rows")
+        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for lo, hi in zip([0, *breaks], [*breaks, len(rows)], strict=True):
+            self._read_run(out[lo:hi], int(rows[lo]))
+        return out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(first, slice):
+            start, stop, step = first.indices(len(self))
+            if step != 1:
+                out = self._rows(np.arange(start, stop, step))
+            else:
+                out = np.empty((max(0, stop - start), *self.shape[1:]), self.dtype)
+                self._read_run(out, start)
+        elif np.ndim(first) == 0:
+            return np.ascontiguousarray(self._rows(np.array([first]))[0][rest])
+        else:
+            out = self._rows(first)
+        # What an ndarray's indexing gives: a C-contiguous array (rest applied after reading).
+        return np.ascontiguousarray(out[(slice(None), *rest)]) if rest else out
+
+    def __setitem__(self, rows: Any, values: Any) -> None:
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(len(self)))
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        data = np.broadcast_to(np.asarray(values, dtype=self.dtype),
+                               (len(rows), *self.shape[1:]))
+        pwrite_rows(self._fd, 0, self.row_bytes, rows, data)
+
+    def set_cells(self, i: np.ndarray, j: np.ndarray, values: np.ndarray) -> None:
+        """``a[i[k], j[k]] = values[k]`` (runs of neighbouring cells in one write each)."""
+        cell = self.row_bytes // self.shape[1]
+        flat = np.asarray(i, dtype=np.int64) * self.shape[1] + np.asarray(j, dtype=np.int64)
+        pwrite_rows(self._fd, 0, cell, flat, np.asarray(values, dtype=self.dtype))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def zeros_like(self) -> ScratchArray:
+        """A zero-filled scratch array of the same shape and dtype (costs no writes)."""
+        return ScratchArray(self.shape, self.dtype, self._folder)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker process (DataLoader with spawn) gets its own copy of the data.
+        return {"shape": self.shape, "dtype": self.dtype, "data": np.asarray(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["shape"], state["dtype"])  # type: ignore[misc]
+        self[np.arange(self.shape[0])] = state["data"]

@@ -137,3 +137,13 @@ def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: in
     assert "CPU time" not in text  # a run recorded before CPU time was
     text = suite.section({**r, "cpu_s": 1200.0}, tests)
     assert "CPU time: 20.0 min" in text and "less than **10.0 min**" in text
+
+
+def test_models_only_rerun_is_stated_and_needs_an_earlier_run(scale, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    assert scale.models_note({"started": "x"}) == ""
+    note = scale.models_note({"models_started": "2026-11-30 02:00 UTC", "models_load": [1.1, 2.0]})
+    assert note == " (models rerun 2026-11-30 02:00 UTC, load 1.1/2.0)"
+    monkeypatch.setattr(scale, "WORK", tmp_path)
+    with pytest.raises(SystemExit, match="no earlier run of 4x"):
+        scale.rerun_models("4x", 2)

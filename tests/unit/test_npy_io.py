@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from avemo.errors import DataStageError
-from avemo.npy_io import NpyRows, Streamed, write_npz
+from avemo.npy_io import NpyRows, ScratchArray, Streamed, write_npz
 
 
 def _mapped(path: Path) -> list[str]:
@@ -59,3 +59,31 @@ def test_write_npz_streams_members(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seq got"):  # chunks short of the declared shape
         write_npz(tmp_path / "y.npz", {}, {"seq": Streamed(seq.shape, np.dtype(np.float32),
                                                             iter([seq[:5]]))})
+
+
+def test_scratch_array_reads_and_writes_like_an_ndarray() -> None:
+    ref = np.zeros((9, 4, 3), np.float32)
+    a = ScratchArray(ref.shape)
+    np.testing.assert_array_equal(np.asarray(a), ref)  # zero-filled from the start
+    block = np.arange(2 * 12, dtype=np.float32).reshape(2, 4, 3)
+    a[np.array([5, 6])] = block
+    ref[[5, 6]] = block
+    a[slice(7, 20)] = np.ones((2, 4, 3))  # a slice past the end stops at the end
+    ref[7:] = 1
+    cells = np.full((3, 3), 7.0, np.float32)
+    a.set_cells(np.array([0, 0, 8]), np.array([1, 2, 3]), cells)
+    ref[[0, 0, 8], [1, 2, 3]] = 7.0
+    ix = np.array([6, 0, 5, -1])  # unsorted, repeated neighbours, negative
+    for key in (3, -2, slice(2, 7), slice(None, None, 3), ix, (ix, slice(None, 2)),
+                (slice(4, 9), slice(1, 3)), np.arange(9) % 2 == 0, (0, 2)):
+        got, want = a[key], ref[key]
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.c_contiguous and got.dtype == np.float32
+    with pytest.raises(IndexError):
+        a[np.array([9])]
+    z = a.zeros_like()
+    assert z.shape == a.shape and not np.asarray(z).any()
+    back = pickle.loads(pickle.dumps(a))  # e.g. a spawned DataLoader worker: its own copy
+    np.testing.assert_array_equal(np.asarray(back), ref)
+    back[0] = np.zeros((4, 3))
+    np.testing.assert_array_equal(a[0], ref[0])  # the copy is independent

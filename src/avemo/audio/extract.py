@@ -35,6 +35,7 @@ from avemo.audio.decode import AudioDecodeError, at_rate
 from avemo.audio.mono import decode_mono
 from avemo.errors import ConfigError, DataStageError
 from avemo.manifest import read_manifest, usable
+from avemo.npy_io import pwrite_rows
 from avemo.progress import progress
 
 SSL_MODES: tuple[str, ...] = ("off", "on", "random")
@@ -202,15 +203,9 @@ class _RowFile:
         self.fd = os.open(path, os.O_WRONLY)
 
     def __setitem__(self, rows: int | np.ndarray, values: np.ndarray) -> None:
-        data = np.ascontiguousarray(values, dtype=self.dtype)
-        if np.ndim(rows) == 0:
-            os.pwrite(self.fd, data.tobytes(), self.offset + int(rows) * self.row_bytes)
-            return
-        rows = np.asarray(rows, dtype=np.int64)
         # Runs of consecutive rows (a clip's frames usually are one) go in one write each.
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        for lo, hi in zip([0, *breaks], [*breaks, len(rows)], strict=True):
-            os.pwrite(self.fd, data[lo:hi].tobytes(), self.offset + int(rows[lo]) * self.row_bytes)
+        pwrite_rows(self.fd, self.offset, self.row_bytes, np.atleast_1d(rows),
+                    np.ascontiguousarray(values, dtype=self.dtype))
 
     def close(self) -> None:
         if self.fd >= 0:

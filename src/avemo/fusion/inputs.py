@@ -41,7 +41,7 @@ from avemo.audio.store import ALIGNED_FILE, ALIGNED_INDEX_FILE, AudioStore
 from avemo.errors import DataStageError
 from avemo.labels import EMOTION_INDEX, SENTIMENT_INDEX
 from avemo.manifest import read_manifest, usable
-from avemo.npy_io import NpyRows
+from avemo.npy_io import NpyRows, ScratchArray
 from avemo.video.store import FrameStore
 
 PathLike = str | os.PathLike[str]
@@ -51,6 +51,7 @@ MODALITIES = ("audio", "video")
 # agree to float32 precision; anything farther apart is a different frame.
 MATCH_TOL_S = 0.02
 _POOL_CHUNK = 4096  # aligned steps pooled per call (pool_windows reads 1,024 windows at a time)
+_STEP_CHUNK = 1024  # clips per block when a split's step arrays are built or summarised
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ class FusionDataset(Dataset):
             keys = {"video_utt": "video_present", "video_seq": "video_mask"}
         for feat, mask in keys.items():
             if feat in arrays:
-                arrays[feat] = np.zeros_like(arrays[feat])
+                arrays[feat] = _zeros_like(arrays[feat])
                 arrays[mask] = np.zeros_like(arrays[mask])
         return FusionDataset(self.split, self.inputs, arrays, self.activity_dim)
 
@@ -415,7 +416,7 @@ def build_fusion_dataset(
             raise DataStageError("frame activity joins the dense video input (video='dense')")
         act = frame_activity_steps(activity_dir, names, aligned["t_s"], aligned["lengths"],
                                    match_tol_s)
-        aligned["video_seq"] = np.concatenate([aligned["video_seq"], act], axis=2)
+        aligned["video_seq"] = _concat_steps(aligned["video_seq"], act)
         activity_dim = act.shape[2]
         pooled, _ = pooled_windows(act, aligned["video_mask"])
         aligned["video_emb"] = np.concatenate([aligned["video_emb"], pooled], axis=1)
@@ -458,31 +459,52 @@ def frame_activity_steps(frames_dir: PathLike, names: list[str], t_s: np.ndarray
     return out
 
 
-def pooled_windows(win: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pooled_windows(win: np.ndarray | ScratchArray, mask: np.ndarray,
+                   chunk: int = _STEP_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """A clip's windows summarised without their times: masked mean and max over valid steps
-    (``[N,T,D]`` -> ``[N,2D]``) and whether any window is valid."""
+    (``[N,T,D]`` -> ``[N,2D]``) and whether any window is valid (``chunk`` clips at a time)."""
     present = mask.any(1)
-    m = mask[..., None]
-    mean = (win * m).sum(1) / np.maximum(m.sum(1), 1)
-    mx = np.where(m, win, -np.inf).max(1, initial=-np.inf)
-    mx = np.where(present[:, None], mx, 0.0)
-    return np.concatenate([mean, mx], axis=1).astype(np.float32), present
+    out = np.empty((len(mask), 2 * win.shape[2]), np.float32)
+    for s in range(0, len(mask), chunk):
+        w, m = win[s : s + chunk], mask[s : s + chunk, :, None]
+        mean = (w * m).sum(1) / np.maximum(m.sum(1), 1)
+        mx = np.where(m, w, -np.inf).max(1, initial=-np.inf)
+        mx = np.where(present[s : s + chunk, None], mx, 0.0)
+        out[s : s + chunk] = np.concatenate([mean, mx], axis=1)
+    return out, present
 
 
-def shuffle_windows(aligned: dict[str, np.ndarray], names: list[str],
-                    seed: int) -> dict[str, np.ndarray]:
+def shuffle_windows(aligned: dict[str, Any], names: list[str], seed: int,
+                    chunk: int = _STEP_CHUNK) -> dict[str, Any]:
     """The negative control: each clip's windows (with their masks and times) permuted among
     its own steps, one fixed permutation per (seed, clip) whatever the split or epoch."""
     out = dict(aligned)
-    win, mask, t = aligned["audio_win"].copy(), aligned["audio_mask"].copy(), \
-        aligned["audio_t_s"].copy()
-    for i, (name, n) in enumerate(zip(names, aligned["lengths"], strict=True)):
-        if n < 2:
-            continue
-        key = zlib.crc32(name.encode())
-        perm = np.random.default_rng([seed, key]).permutation(int(n))
-        win[i, :n], mask[i, :n], t[i, :n] = win[i, perm], mask[i, perm], t[i, perm]
+    src = aligned["audio_win"]
+    win = _zeros_like(src)
+    mask, t = aligned["audio_mask"].copy(), aligned["audio_t_s"].copy()
+    for s in range(0, len(mask), chunk):
+        block = np.array(src[s : s + chunk])
+        for i in range(s, min(s + chunk, len(mask))):
+            n = int(aligned["lengths"][i])
+            if n < 2:
+                continue
+            perm = np.random.default_rng([seed, zlib.crc32(names[i].encode())]).permutation(n)
+            block[i - s, :n], mask[i, :n], t[i, :n] = block[i - s, perm], mask[i, perm], \
+                t[i, perm]
+        win[s : s + chunk] = block
     out.update(audio_win=win, audio_mask=mask, audio_t_s=t)
+    return out
+
+
+def _zeros_like(x: np.ndarray | ScratchArray) -> np.ndarray | ScratchArray:
+    return x.zeros_like() if isinstance(x, ScratchArray) else np.zeros_like(x)
+
+
+def _concat_steps(a: ScratchArray, b: np.ndarray, chunk: int = _STEP_CHUNK) -> ScratchArray:
+    """``np.concatenate([a, b], axis=2)`` into a new scratch array, ``chunk`` clips at a time."""
+    out = ScratchArray((*a.shape[:2], a.shape[2] + b.shape[2]), np.float32)
+    for s in range(0, len(a), chunk):
+        out[slice(s, s + chunk)] = np.concatenate([a[s : s + chunk], b[s : s + chunk]], axis=2)
     return out
 
 
@@ -493,7 +515,7 @@ def _aligned_arrays(
     aligned_dir: PathLike,
     window_pool: int,
     tol: float,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     dense = EmbeddingFile.read(video_dense)
     pos = {n: i for i, n in enumerate(dense.clip_name)}
     d_row = np.array([pos.get(n, -1) for n in names], dtype=np.int64)
@@ -502,8 +524,13 @@ def _aligned_arrays(
     lengths = np.where(has, dense.lengths[src], 0).astype(np.int64)
     t_max = max(int(lengths.max()), 1)
     step = np.arange(t_max)[None, :] < lengths[:, None]
-    seq = dense.seq[src, :t_max].astype(np.float32, copy=False)  # a fresh copy already
-    seq *= step[..., None]
+    # Split-sized step arrays live in scratch files (avemo.npy_io.ScratchArray): a batch
+    # reads its rows, and the job's memory does not grow with the corpus.
+    seq = ScratchArray((len(names), t_max, dense.seq.shape[2]), np.float32)
+    for s in range(0, len(names), _STEP_CHUNK):
+        part = dense.seq[src[s : s + _STEP_CHUNK], :t_max].astype(np.float32, copy=False)
+        part *= step[s : s + _STEP_CHUNK, :, None]
+        seq[slice(s, s + _STEP_CHUNK)] = part
     t_s = np.where(step, dense.t_s[src][:, :t_max], np.nan).astype(np.float32)
     windows, index = _read_aligned(aligned_dir)
     win_row = _match_windows(names, t_s, lengths, index, tol)
@@ -513,10 +540,10 @@ def _aligned_arrays(
     ci, si = np.nonzero(a_mask)
     rows = win_row[ci, si]
     order = np.argsort(rows, kind="stable")
-    audio_win = np.zeros((len(names), t_max, pooled_width(windows, window_pool)), np.float32)
+    audio_win = ScratchArray((len(names), t_max, pooled_width(windows, window_pool)), np.float32)
     for s in range(0, len(order), _POOL_CHUNK):
         o = order[s : s + _POOL_CHUNK]
-        audio_win[ci[o], si[o]] = pool_windows(windows, window_pool, rows=rows[o])
+        audio_win.set_cells(ci[o], si[o], pool_windows(windows, window_pool, rows=rows[o]))
     win_t = index["t_s"].to_numpy(np.float32)
     return {
         "video_emb": np.where(has[:, None], dense.emb[src], 0.0).astype(np.float32),
