@@ -132,7 +132,7 @@ def snakemake(work: Path, targets: list[str], cores: int, extra: tuple[str, ...]
 
 
 # Rules whose jobs --models-only reruns (one epoch of every model and what it needs).
-MODEL_RULES = ("train", "crossfit", "fusion")
+MODEL_RULES = ("train_visual", "train_audio", "crossfit", "fusion")
 
 
 def stage_of(job: str) -> str:
@@ -203,7 +203,7 @@ def rerun_models(size: str, cores: int) -> dict[str, Any]:
           flush=True)
     # Only file times decide about the data stages: a code change since their run leaves them.
     train_wall = snakemake(work, model_targets(cfg), cores,
-                           ("--rerun-triggers", "mtime", "--forcerun", *MODEL_RULES))
+                           ("--rerun-triggers", "mtime", "--forcerun", *MODEL_RULES, "--"))
     counts = clip_counts(work)
     result = {**old, "train_wall_s": round(train_wall, 1), "models_started": models_started,
               "models_load": [round(load0, 2), round(os.getloadavg()[0], 2)],
