@@ -19,8 +19,8 @@ give. ``rss_peak_mb`` = peak resident memory of the process (VmHWM)
 - ``b_stage_no_egemaps_w2``: the same with ``workers=2`` (clips decoded in 2 torch-free
   processes while this one computes the features), as the workflow's rule runs it;
 - ``c_stage_egemaps``: ``extract_audio(egemaps=True)`` (adds openSMILE eGeMAPSv02), 1 process;
-- ``d_stage_egemaps_w2``: the same with ``workers=2`` (decoding and eGeMAPS in 2 torch-free
-  processes);
+- ``d_stage_egemaps_w2``: the same with ``workers=2`` (eGeMAPS in 2 torch-free processes;
+  this one decodes);
 - ``p_profile``: where the time goes, per step, summed over clips (one run; ``*_s`` columns).
 
     python benchmarks/bench_audio.py [--manifest M --frames F] [--workdir W] [--clips 60]

@@ -431,8 +431,9 @@ def test_stage_parallel_and_ssl_random(stage: dict[str, object], tmp_path: Path)
 
 
 def test_stage_workers_match_one_process(stage: dict[str, object], tmp_path: Path) -> None:
-    """Decoding and eGeMAPS spread over 2 torch-free workers: the same arrays as in one
-    process, masked clips included (an undecodable clip's error comes back from a worker)."""
+    """eGeMAPS, or without it decoding, spread over 2 torch-free workers: the same arrays as
+    in one process, masked clips included (an undecodable clip's error comes back from a
+    decoding worker)."""
     from avemo.audio.extract import _worker_pool
 
     out = tmp_path / "w2"

@@ -145,13 +145,13 @@ def process_clip(
 
 @contextmanager
 def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """``workers`` processes that decode clips and compute eGeMAPS (0: none, all in here).
+    """``workers`` processes that compute eGeMAPS or decode clips (0: none, all in here).
 
-    eGeMAPS is ~80 % of the stage's time, and decoding (PyAV, mostly per-frame Python) ~60 %
-    of the rest: both are spread, so that this process only resamples, computes the 192-D
-    vector, log-mels and SSL (one torch) and writes. Workers are spawned and import only
-    avemo.audio.mono and avemo.audio.egemaps (PyAV, numpy, openSMILE; ~130 MB) instead of
-    torch's CUDA build (~600 MB).
+    eGeMAPS is ~80 % of the stage's time, so it is spread when enabled; without it the
+    workers decode (PyAV, mostly per-frame Python: ~60 % of the rest), so that this process
+    only resamples, computes the 192-D vector, log-mels and SSL (one torch) and writes.
+    Workers are spawned and import only avemo.audio.mono and avemo.audio.egemaps (PyAV,
+    numpy, openSMILE; ~130 MB) instead of torch's CUDA build (~600 MB).
     """
     if workers < 1:
         yield None
@@ -451,9 +451,9 @@ def extract_audio(
         ssl_model: ``WAV2VEC2_BASE`` or ``HUBERT_BASE``.
         ssl_on_missing: ``"error"`` raises DataStageError when pretrained weights cannot be
             had; ``"skip"`` writes no ``ssl.npy`` and says so in ``meta.json`` (``notes``).
-        workers: processes that decode clips and compute eGeMAPS (1: all in this process);
-            everything else runs in this process. Rows are written in manifest order, and
-            the output does not depend on ``workers``.
+        workers: processes that compute eGeMAPS or, without it, decode clips (1: all in
+            this process); everything else runs in this process. Rows are written in
+            manifest order, and the output does not depend on ``workers``.
         silence_dbfs: clips whose whole-clip RMS is below this level are masked as ``silent``.
 
     Returns: summary dict (clips, masked, reasons, frames, audio_seconds, seconds, ...).
@@ -485,7 +485,9 @@ def extract_audio(
         # Without eGeMAPS this process, busy with the features, counts as one of the workers.
         n_pool = workers if egemaps and workers > 1 else workers - 1
         with open(writer.raw_path, "wb") as raw, _worker_pool(n_pool) as pool:
-            decoding = _decoding_ahead(pool, tasks, ahead=4 * workers)
+            # With eGeMAPS the workers are the bottleneck and this process has time to spare:
+            # it decodes itself, which also saves shipping 48 kHz samples back from them.
+            decoding = _decoding_ahead(None if egemaps else pool, tasks, ahead=4 * workers)
             for i, (task, decoded) in enumerate(
                 zip(progress(tasks, desc="audio", unit="clip"), decoding, strict=True)
             ):
