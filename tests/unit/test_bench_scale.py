@@ -92,6 +92,7 @@ def test_demo_section_states_the_target(demo, tmp_path: Path, wall_min: float) -
     with_own = demo.section({**r, "own_s": {"train": 240.0, "fusion": 40.0}})
     # (240 + 40 s inside the functions + 0 s of other stages) / 2 cores
     assert "spend 4.7 of their 6.7 min" in with_own and "at least **2.3 min**" in with_own
+    assert "start-ups free (the other stages" in with_own
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\n## Other\n\nkept\n")
     demo.write_section(text, out, demo.SECTION)
