@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from avemo import params as P  # noqa: E402
 from avemo.labels import SPLITS  # noqa: E402
+from avemo.registry import STREAM_KINDS  # noqa: E402
 
 WORK = REPO / "results" / "bench-scale"
 SECTION = "Scale: generation, data stages and one epoch per model at 1x-16x the demo and MELD size"
@@ -131,8 +132,9 @@ def snakemake(work: Path, targets: list[str], cores: int, extra: tuple[str, ...]
     return time.perf_counter() - t0
 
 
-# Rules whose jobs --models-only reruns (one epoch of every model and what it needs).
-MODEL_RULES = ("train_visual", "train_audio", "crossfit", "fusion")
+# Rules whose jobs --models-only reruns (one epoch of every model and what it needs): the
+# per-stream training rules are named after the registry's stream kinds (rules/train.smk).
+MODEL_RULES = (*(f"train_{kind}" for kind in STREAM_KINDS), "crossfit", "fusion")
 
 
 def stage_of(job: str) -> str:

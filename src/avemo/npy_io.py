@@ -22,6 +22,11 @@ import numpy as np
 from avemo.errors import DataStageError
 
 
+def pread_into(fd: int, out: np.ndarray, offset: int) -> bool:
+    """Fill the C-contiguous ``out`` from ``fd`` at ``offset``; False if the file ends first."""
+    return out.nbytes == 0 or os.preadv(fd, [memoryview(out).cast("B")], offset) == out.nbytes
+
+
 class NpyRows:
     """Read-only row access to one C-order ``.npy`` file; picklable (the descriptor is
     reopened lazily in each process, e.g. a DataLoader worker)."""
@@ -57,9 +62,7 @@ class NpyRows:
             return out
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
-        got = os.preadv(self._fd, [memoryview(out).cast("B")],
-                        self.offset + start * self.row_bytes)
-        if got != out.nbytes:
+        if not pread_into(self._fd, out, self.offset + start * self.row_bytes):
             raise DataStageError(f"{self.path}: truncated (rows {start}-{stop} past its end); "
                                  "rerun the stage that writes it")
         return out
@@ -157,8 +160,7 @@ class ScratchArray:
         return self.shape[0]
 
     def _read_run(self, out: np.ndarray, start: int) -> None:
-        if out.nbytes and os.preadv(self._fd, [memoryview(out).cast("B")],
-                                    start * self.row_bytes) != out.nbytes:
+        if not pread_into(self._fd, out, start * self.row_bytes):
             raise OSError(f"scratch file shorter than {self.shape}")
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -148,3 +149,10 @@ def test_models_only_rerun_is_stated_and_needs_an_earlier_run(scale, tmp_path: P
     monkeypatch.setattr(scale, "WORK", tmp_path)
     with pytest.raises(SystemExit, match="no earlier run of 4x"):
         scale.rerun_models("4x", 2)
+
+
+def test_models_only_forces_rules_the_workflow_has(scale) -> None:
+    """--models-only names rules to rerun: each must exist (a wrong name fails only at run)."""
+    out = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--list-rules"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert set(scale.MODEL_RULES) <= set(out.split())
