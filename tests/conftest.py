@@ -3,11 +3,13 @@ tiny run of the whole workflow that the workflow tests share (`tiny_run`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -113,10 +115,17 @@ def run_cmd(cmd: list[str], *, timeout: float, cwd: Path | None = None,
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+_T0 = time.monotonic()  # (conftest is imported as the session starts)
+# Each build's start and end, seconds after _T0: written at the session's end to the file named
+# by AVEMO_BUILDS_LOG (benchmarks/suite.py shows them beside the suite's wall time).
+_SPANS: dict[str, list[float]] = {}
+
+
 class _Background:
     """`build(folder)` in a daemon thread; `get()` waits and returns or re-raises."""
 
     def __init__(self, name: str, build: Callable[[Path], Any], folder: Path) -> None:
+        self._name = name
         self._result: Any = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(build, folder), daemon=True,
@@ -124,10 +133,13 @@ class _Background:
         self._thread.start()
 
     def _run(self, build: Callable[[Path], Any], folder: Path) -> None:
+        _SPANS[self._name] = [time.monotonic() - _T0]
         try:
             self._result = build(folder)
         except BaseException as exc:  # noqa: BLE001 - handed to the fixture that waits
             self._error = exc
+        finally:
+            _SPANS[self._name].append(time.monotonic() - _T0)
 
     def get(self) -> Any:
         self._thread.join()
@@ -137,15 +149,38 @@ class _Background:
 
 
 _EARLY: dict[str, Callable[[Path], Any]] = {}  # fixture name -> its build
+_AFTER: dict[str, tuple[str, ...]] = {}  # fixture name -> the builds its build waits for
 _STARTED: dict[str, _Background] = {}
 _FACTORY: list[pytest.TempPathFactory] = []  # the session's, once collection has finished
 
 
-def start_early(fixture: str, build: Callable[[Path], Any]) -> None:
+def start_early(fixture: str, build: Callable[[Path], Any], after: tuple[str, ...] = ()) -> None:
     """Register the build behind session/module fixture `fixture` (from a test module, at
     import): `build(fresh temporary folder)` starts at collection when a selected test uses
-    `fixture`; the fixture returns `early_result(fixture, tmp_path_factory)`."""
+    `fixture`; the fixture returns `early_result(fixture, tmp_path_factory)`. `after`: the
+    builds it waits for first (`early_dependency`); it orders the tests (see
+    `pytest_collection_modifyitems`)."""
     _EARLY[fixture] = build
+    _AFTER[fixture] = after
+
+
+def _depth(fixture: str) -> int:
+    """1 for a build that waits for nothing, 1 more for each build it waits for in a chain."""
+    return 1 + max((_depth(f) for f in _AFTER.get(fixture, ())), default=0)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture scope
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests run in the order their early builds finish: those that need none first (every
+    unit test, and workflow tests that run on their own), then those that read a build,
+    those that read a build made from another build's result last. The main process then
+    runs tests while the builds run beside it, instead of waiting on a build it could have
+    run a test beside (the suite's tail was tests that mostly wait: SLURM's polling)."""
+    def rank(item: pytest.Item) -> int:
+        used = set(getattr(item, "fixturenames", ())) & set(_EARLY)
+        return max((_depth(f) for f in used), default=0)
+
+    items.sort(key=rank)  # stable: the collection order within each rank
 
 
 _START_LOCK = threading.Lock()  # builds may start their dependencies from their own threads
@@ -167,6 +202,9 @@ def early_result(fixture: str, factory: pytest.TempPathFactory) -> Any:
 def early_dependency(fixture: str) -> Any:
     """For a build that starts from another one's result (e.g. an experiment on the DVC
     project): waits for `fixture`'s build, started now if collection did not start it."""
+    me = threading.current_thread().name.removeprefix("build-")
+    if me in _EARLY:  # the tests' order relies on it (`pytest_collection_modifyitems`)
+        assert fixture in _AFTER[me], f"start_early({me!r}, ..., after=...) must name {fixture!r}"
     return _start(fixture, _FACTORY[0]).get()
 
 
@@ -205,6 +243,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             proc.kill()
     while _AT_END:
         _AT_END.pop()()
+    if log := os.environ.get("AVEMO_BUILDS_LOG"):
+        Path(log).write_text(json.dumps(_SPANS, indent=1))
 
 
 # -- The shared tiny run ----------------------------------------------------------------------

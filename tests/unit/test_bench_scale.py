@@ -139,6 +139,21 @@ def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: in
     assert "CPU time" not in text  # a run recorded before CPU time was
     text = suite.section({**r, "cpu_s": 1200.0}, tests)
     assert "CPU time: 20.0 min" in text and "less than **10.0 min**" in text
+    # The machine's CPU counts what pytest does not wait for: the floor comes from it.
+    builds = {"tiny_run": [3.0, 270.0], "exp_run": [280.0, 570.0], "stopped": [10.0]}
+    text = suite.section({**r, "cpu_s": 1200.0, "machine_cpu_s": 1500.0, "builds": builds},
+                         tests)
+    assert "busy 25.0 CPU-min" in text and "less than **12.5 min**" in text
+    assert "| `tiny_run` | 0.1 | 4.5 |" in text and "| `exp_run` | 4.7 | 9.5 |" in text
+    assert text.index("`tiny_run`") < text.index("`exp_run`") and "`stopped`" not in text
+
+
+def test_machine_busy_seconds_grow(suite) -> None:
+    first = suite.machine_busy_s()
+    if first is None:
+        pytest.skip("no /proc/stat here")
+    sum(i * i for i in range(2_000_000))  # some CPU work
+    assert suite.machine_busy_s() > first
 
 
 def test_models_only_rerun_is_stated_and_needs_an_earlier_run(scale, tmp_path: Path,

@@ -453,7 +453,7 @@ def _exp_run(_: Path) -> ExpRun:
     return ExpRun(clone, proc.stdout + proc.stderr, before, after, dry.stdout + dry.stderr, rows)
 
 
-start_early("exp_run", _exp_run)
+start_early("exp_run", _exp_run, after=("built",))
 
 
 @pytest.fixture(scope="module")
@@ -567,15 +567,33 @@ def _sweep(_: Path) -> Sweep:
     grid = ",".join(f"[{s}]" for s in SWEEP_SEEDS)
     queued = dvc(clone, "exp", "run", "--queue", "-S", f"config.yaml:train.seeds={grid}")
     dvc(clone, "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 1800
-    while re.search(r"\b(Queued|Running)\b", status := dvc(clone, "queue", "status").stdout):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(5)
+    status = _wait_for_queue(clone, len(SWEEP_SEEDS), timeout=1800)
     return Sweep(clone, queued.stdout, status, before, snapshot(clone / "results"))
 
 
-start_early("sweep", _sweep)
+# A finished experiment's git ref (refs/exps/<baseline commit, split 2/38>/<name>).
+_EXP_REF = re.compile(r"^refs/exps/[0-9a-f]{2}/[0-9a-f]{38}/[^/\s]+$", flags=re.M)
+
+
+def _wait_for_queue(clone: Path, n: int, timeout: float) -> str:
+    """The last `dvc queue status` once nothing is queued or running (or at `timeout`).
+    Finished experiments are counted from their git refs (a git call costs milliseconds);
+    `dvc queue status` (a DVC start: about a second of CPU while the workers run) is asked
+    when all `n` are there, and every 30 s to notice one that failed (it leaves no ref)."""
+    deadline = time.monotonic() + timeout
+    asked = time.monotonic()
+    while True:
+        refs = git(clone, "for-each-ref", "--format=%(refname)", "refs/exps").stdout
+        now = time.monotonic()
+        if len(_EXP_REF.findall(refs)) >= n or now - asked >= 30 or now > deadline:
+            status = dvc(clone, "queue", "status").stdout
+            asked = time.monotonic()
+            if not re.search(r"\b(Queued|Running)\b", status) or now > deadline:
+                return status
+        time.sleep(2)
+
+
+start_early("sweep", _sweep, after=("built",))
 
 
 @pytest.fixture(scope="module")

@@ -146,7 +146,7 @@ def _slurm_runs(folder: Path) -> SlurmRuns:
                      efficiency)
 
 
-start_early("slurm_runs", _slurm_runs)
+start_early("slurm_runs", _slurm_runs, after=("tiny_run",))
 
 
 @pytest.fixture(scope="module")
@@ -335,11 +335,29 @@ def _wait_running(cluster: Cluster, comment: str, proc: subprocess.Popen, timeou
     raise AssertionError(f"no RUNNING job {comment} within {timeout} s (snakemake: {proc.poll()})")
 
 
-def test_cancelled_job_is_rerun_by_next_invocation(runs, cluster, test_profile, tmp_path):
-    work = copy_workdir(runs["slurm"], tmp_path / "cancel")
+class Cancelled(NamedTuple):
+    work: Path  # a copy of the SLURM run's folder whose frames job was cancelled, then rerun
+    target: str
+    jid: str  # the cancelled SLURM job
+    first: tuple[int, str]  # the cancelled invocation's exit status and output
+    state: list[dict[str, str]]  # sacct's JobID/State of the cancelled job
+    output_left: bool  # whether the cancelled job left its output behind
+    again: subprocess.CompletedProcess[str]  # the next invocation
+
+
+def _cancelled(folder: Path) -> Cancelled | None:
+    """Cancel a running job with `scancel`, then invoke Snakemake again: an early build after
+    the SLURM run (it mostly waits for the plugin to notice the cancellation). None without a
+    cluster."""
+    runs = early_dependency("slurm_runs")
+    if runs.skip:
+        return None
+    assert runs.cluster is not None and runs.profile is not None and runs.slurm is not None
+    cluster, profile = runs.cluster, runs.profile
+    work = copy_workdir(runs.slurm, folder / "cancel")
     target = "results/frames/study/dev"
     shutil.rmtree(work / target)
-    proc = sm_slurm(cluster, work, test_profile, target, "--retries", "0", popen=True)
+    proc = sm_slurm(cluster, work, profile, target, "--retries", "0", popen=True)
     try:
         jid = _wait_running(cluster, "rule_frames_wildcards_study_dev", proc, timeout=120)
         cluster.run("scancel", jid)
@@ -348,13 +366,31 @@ def test_cancelled_job_is_rerun_by_next_invocation(runs, cluster, test_profile, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0, out[-4000:]
-    assert "CANCELLED" in out, out[-4000:]
-    assert not (work / target).exists()
     state = cluster.sacct("JobID,State", jid)
+    output_left = (work / target).exists()
+    again = sm_slurm(cluster, work, profile, target, "--retries", "0")
+    return Cancelled(work, target, jid, (proc.returncode, out), state, output_left, again)
+
+
+start_early("cancelled", _cancelled, after=("slurm_runs",))
+
+
+@pytest.fixture(scope="module")
+def cancelled(slurm_runs: SlurmRuns, tmp_path_factory: pytest.TempPathFactory) -> Cancelled:
+    res = early_result("cancelled", tmp_path_factory)
+    assert res is not None  # (slurm_runs skips the test without a cluster)
+    return res
+
+
+def test_cancelled_job_is_rerun_by_next_invocation(runs, cancelled: Cancelled):
+    (code, out), work, target = cancelled.first, cancelled.work, cancelled.target
+    assert code != 0, out[-4000:]
+    assert "CANCELLED" in out, out[-4000:]
+    assert not cancelled.output_left
+    state = cancelled.state
     assert state and state[0]["State"].startswith("CANCELLED"), state
 
-    again = sm_slurm(cluster, work, test_profile, target, "--retries", "0")
+    again = cancelled.again
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-4000:]
     assert "rule frames" in again.stdout + again.stderr
     for ref in sorted((runs["slurm"] / target).iterdir()):

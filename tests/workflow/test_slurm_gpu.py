@@ -2,8 +2,10 @@
 
 The real Snakefile runs with the real profile and the pinned SLURM executor plugin, but with
 fake SLURM clients first on PATH (`sbatch` records its arguments and prints a job id, `squeue`
-reports every job FAILED, `scontrol`/`sinfo`/`sacctmgr`/`sacct`/`scancel` answer what the plugin
-asks). Nothing runs: the inputs of the rules under test are empty placeholders (files, or
+reports every job COMPLETED, `scontrol`/`sinfo`/`sacctmgr`/`sacct`/`scancel` answer what the plugin
+asks). A "completed" job whose outputs are missing fails at once (`--latency-wait 0`); a FAILED
+one would keep Snakemake in the plugin's growing sleep between status checks (11 s and more)
+before it exits. Nothing runs: the inputs of the rules under test are empty placeholders (files, or
 folders for directory outputs), so Snakemake submits exactly those rules' jobs, once, and stops.
 Also checked: the GPU profile is the CPU profile plus GPU requests, nothing else.
 """
@@ -95,7 +97,7 @@ if name == "sbatch":
 elif name == "squeue":
     path = os.path.join(state, "jobs")
     for line in open(path).read().split() if os.path.exists(path) else []:
-        print(f"{{line}}|FAILED")
+        print(f"{{line}}|COMPLETED")
 elif name == "scontrol":
     print("MinJobAge               = 300 sec\nMaxArraySize            = 1001")
 elif name == "sinfo":
@@ -179,7 +181,8 @@ def submit(work: Path, profile: Path, fakes: Path, *args: str) -> list[dict[str,
     env.pop("SLURM_JOB_ID", None)
     cmd = ["timeout", "-s", "KILL", "300", str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"),
            "-d", str(work), "--profile", str(profile), "--retries", "0", "--keep-going",
-           "--slurm-init-seconds-before-status-checks", "1", *args]  # fmt: skip
+           "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "0",
+           *args]  # fmt: skip
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=330)
     text = proc.stdout + proc.stderr
     assert proc.returncode not in (0, -9, 137), text[-4000:]  # every job "failed", none hung
