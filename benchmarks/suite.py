@@ -104,8 +104,8 @@ def builds_lines(r: dict) -> list[str]:
     spans = {k: v for k, v in r.get("builds", {}).items() if len(v) == 2}
     if not spans:
         return []
-    lines = ["", "The shared builds (tests/conftest.py `start_early`: they start at collection, "
-             "or once the build they start from is ready, and run beside the tests; minutes "
+    lines = ["", "The shared builds (tests/conftest.py `start_early`: each starts at collection, "
+             "or once the build it starts from is ready, and runs beside the tests; minutes "
              "after the session started):", "", "| build | started | ended |",
              "| --- | --- | --- |"]
     for name, (start, end) in sorted(spans.items(), key=lambda kv: kv[1][1]):

@@ -205,7 +205,10 @@ def early_dependency(fixture: str) -> Any:
     me = threading.current_thread().name.removeprefix("build-")
     if me in _EARLY:  # the tests' order relies on it (`pytest_collection_modifyitems`)
         assert fixture in _AFTER[me], f"start_early({me!r}, ..., after=...) must name {fixture!r}"
-    return _start(fixture, _FACTORY[0]).get()
+    result = _start(fixture, _FACTORY[0]).get()
+    if me in _SPANS:  # its own work starts now
+        _SPANS[me][0] = time.monotonic() - _T0
+    return result
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
