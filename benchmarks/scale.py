@@ -27,14 +27,19 @@ row then says when its models ran.
 Targets (checked, written as met or MISSED): peak RSS per job flat (each stage's peak at
 ``meld_scale``, or the largest size run, at most +15 % over ``1x``); generation + data stages
 at ``meld_scale`` within 30 min wall on 2 cores; time per clip constant (each stage's seconds
-per clip within +-20 % of ``1x``'s at every size). The machine may be shared with other work:
-the load average at the start and end of each size is recorded next to its figures.
+per clip within +-20 % of ``1x``'s at every size). Beside that target, the marginal time per
+clip (the extra job seconds per extra clip from one size to the next, which cancels the jobs'
+fixed start-up) is read against the slope through ``1x`` and the largest size: it tells
+linear scaling from a stage that gets dearer per clip as the corpus grows. The machine may be
+shared with other work: the load average at the start and end of each size is recorded next
+to its figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import os
 import platform
@@ -65,6 +70,7 @@ DATA_STAGES = ("synthetic_corpus", "manifest", "frames", "audio")
 RSS_GROWTH_MAX = 0.15
 DATA_MINUTES_MAX = 30.0
 PER_CLIP_TOL = 0.20
+MIN_STEP_S = 10.0  # extra job seconds a size step needs before its marginal cost is judged
 HD_CLIPS = {"train": 12, "dev": 4, "test": 4}
 
 
@@ -278,6 +284,22 @@ def stage_order(names: set[str]) -> list[str]:
     return first + sorted(n for n in names if n not in first)
 
 
+def marginal_steps(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[float, int]]]:
+    """Stage -> {size: (ms per clip, extra clips) between the previous size run and this one}:
+    the cost of one more clip, with the jobs' fixed start-up (the same at every size)
+    cancelled out."""
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    sized = [z for z in SIZES if z in results]
+    for prev, size in itertools.pairwise(sized):
+        a, b = stages(results[prev]), stages(results[size])
+        for name in set(a) & set(b):
+            extra = int(b[name]["clips"] - a[name]["clips"])
+            if extra > 0 and a[name]["jobs"] == b[name]["jobs"]:
+                ms = 1000 * (b[name]["s"] - a[name]["s"]) / extra
+                out.setdefault(name, {})[size] = (ms, extra)
+    return out
+
+
 def fmt(x: float | None, nd: int = 1) -> str:
     return "" if x is None else f"{x:,.{nd}f}"
 
@@ -353,6 +375,36 @@ def check(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
                      + (f". Outside: {'; '.join(off)}.{why}" if off else "."))
     else:
         lines.append("- Time per clip constant: not checked (needs `1x` and another size).")
+
+    # 3b. The same question with the start-ups cancelled out: is one more clip as dear at
+    # every size (linear), against the slope through 1x and the largest size? A step whose
+    # extra work is under MIN_STEP_S is not judged: a job's start-up varies by about a second.
+    steps = marginal_steps(results)
+    if base and top and any(len(v) > 1 for v in steps.values()):
+        st0, st1 = stages(base), stages(results[top])
+        off, judged, small = [], [], set()
+        for name in stage_order(set(steps) & set(st0) & set(st1)):
+            if st1[name]["clips"] <= st0[name]["clips"]:
+                continue
+            slope = (1000 * (st1[name]["s"] - st0[name]["s"])
+                     / (st1[name]["clips"] - st0[name]["clips"]))
+            for size, (ms, extra) in steps[name].items():
+                if slope <= 0 or slope * extra / 1000 < MIN_STEP_S:
+                    small.add(name)
+                    continue
+                dev = ms / slope - 1
+                judged.append((abs(dev), f"{name} to `{size}` {dev:+.0%}"))
+                if abs(dev) > PER_CLIP_TOL:
+                    off.append(f"{name} to `{size}` {ms:,.1f} vs {slope:,.1f} ms/clip ({dev:+.0%})")
+        shown = "; ".join(off) if off else "; ".join(w for _, w in sorted(judged)[-4:])
+        lines.append(f"- Marginal time per clip (a reading beside the target above: the extra "
+                     f"job seconds per extra clip from one size to the next, start-ups "
+                     f"cancelled out) within ±{PER_CLIP_TOL:.0%} of the slope through `1x` and "
+                     f"`{top}`, for the {len(judged)} steps with at least {MIN_STEP_S:.0f} s of "
+                     f"extra work: {'holds' if not off else 'does **not** hold'}. "
+                     f"{'Outside' if off else 'Largest deviations'}: {shown or 'none'}."
+                     + (f" Too little extra work to judge: {', '.join(sorted(small))}."
+                        if small else ""))
     return lines, missed
 
 
@@ -425,13 +477,16 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
                      "absolute times are inflated by an unknown factor, so compare sizes run "
                      "under similar load and read the targets on time with that in mind.\n")
 
-    parts.append("Per stage (jobs summed; clips/s = clips handled / summed job seconds; peak RSS "
-                 "= the largest `max_rss` of one of its jobs, MB):\n")
+    parts.append("Per stage (jobs summed; clips/s = clips handled / summed job seconds; "
+                 "marginal ms/clip = the extra job seconds per extra clip since the size above "
+                 "it, so the jobs' fixed start-up cancels out; peak RSS = the largest `max_rss` "
+                 "of one of its jobs, MB):\n")
     rows = ["| stage | size | jobs | clips | job s | clips/s | ms/clip | ms/clip vs 1x | "
-            "peak RSS MB | RSS vs 1x |", "| --- | --- | --- | --- | --- | --- | --- | --- | "
-            "--- | --- |"]
+            "marginal ms/clip | peak RSS MB | RSS vs 1x |", "| --- | --- | --- | --- | --- | "
+            "--- | --- | --- | --- | --- | --- |"]
     all_stages = {n for r in results.values() for n in stages(r)}
     base = stages(results["1x"]) if "1x" in results else {}
+    steps = marginal_steps(results)
     for name in stage_order(all_stages):
         for size in ALL_SIZES:
             if size not in results:
@@ -445,10 +500,12 @@ def section(results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
             if ref and size != "1x" and ref["clips"]:
                 ratio = f"{per / (1000 * ref['s'] / ref['clips']) - 1:+.0%}"
                 rss = f"{st['max_rss'] / ref['max_rss'] - 1:+.0%}" if ref["max_rss"] else ""
+            step = steps.get(name, {}).get(size)
+            marginal = "" if step is None else f"{step[0]:,.1f}"
             rows.append(f"| {name} | `{size}` | {st['jobs']} | {st['clips']:,} | "
                         f"{st['s']:,.1f} | {st['clips'] / st['s']:,.1f} | {per:,.1f} | {ratio} | "
-                        f"{st['max_rss']:,.0f} | {rss} |" if st["s"] > 0 else
-                        f"| {name} | `{size}` | {st['jobs']} | {st['clips']:,} | 0 | | | | "
+                        f"{marginal} | {st['max_rss']:,.0f} | {rss} |" if st["s"] > 0 else
+                        f"| {name} | `{size}` | {st['jobs']} | {st['clips']:,} | 0 | | | | | "
                         f"{st['max_rss']:,.0f} | |")
     parts.append("\n".join(rows) + "\n")
 

@@ -171,3 +171,42 @@ def test_models_only_forces_rules_the_workflow_has(scale) -> None:
     out = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--list-rules"],
                          cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert set(scale.MODEL_RULES) <= set(out.split())
+
+
+def _sized(jobs: dict[str, tuple[float, int]]) -> dict:
+    n = max(c for _, c in jobs.values())
+    return {"jobs": {j: {"s": s, "clips": c, "max_rss": 500.0} for j, (s, c) in jobs.items()},
+            "counts": {"files": n, "usable": {"train": n}, "audio_s": 3.0 * n},
+            "data_wall_s": 60.0, "train_wall_s": None, "cores": 2, "started": "x",
+            "load_start": 0.1, "load_end": 0.2, "width": 96, "height": 96}
+
+
+def test_marginal_time_per_clip_cancels_start_ups(scale) -> None:
+    """A stage that costs 5 s of start-up + 20 ms a clip is linear, though its ms/clip falls
+    with size; one that gets dearer per clip at a larger size is not; one with too little
+    extra work per step is not judged."""
+    def results(frames_ms_at_16x: float) -> dict:
+        out = {}
+        for size, n in (("1x", 400), ("4x", 1600), ("16x", 6400)):
+            ms = frames_ms_at_16x if size == "16x" else 20.0
+            out[size] = _sized({"frames_dense_train": (5.0 + ms * n / 1000, n),
+                                "fusion_gated_seed0": (4.0 + 0.1 * n / 1000, n)})
+        return out
+
+    linear = results(20.0)
+    steps = scale.marginal_steps(linear)
+    assert steps["frames"]["4x"] == pytest.approx((20.0, 1200))
+    assert steps["frames"]["16x"] == pytest.approx((20.0, 4800))
+    lines, missed = scale.check(linear)
+    text = "\n".join(lines)
+    assert "per_clip" in missed  # the issue's own reading: ms/clip falls with size
+    marginal = next(line for line in lines if line.startswith("- Marginal time per clip"))
+    assert ": holds." in marginal and "Too little extra work to judge: fusion gated" in marginal
+    assert "for the 2 steps" in marginal, text
+
+    dearer = scale.check(results(30.0))[0]
+    marginal = next(line for line in dearer if line.startswith("- Marginal time per clip"))
+    # (the slope through 1x and 16x is 30.7 ms: the step to 4x, at 20 ms, is off by -35 %)
+    assert "does **not** hold" in marginal and "frames to `4x` 20.0 vs 30.7" in marginal
+    table, _ = scale.section(linear)
+    assert "| frames | `4x` | 1 | 1,600 | 37.0 | 43.2 | 23.1 | -29% | 20.0 |" in table
