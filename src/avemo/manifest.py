@@ -8,15 +8,17 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from avemo.atomic import atomic_path
 from avemo.errors import DataStageError, LabelFileError
+from avemo.heap import trim_heap
 from avemo.labels import LABEL_FILES, SPLIT_DIRS, SPLITS
 from avemo.media import empty_probe, probe_clip
 from avemo.meld import format_time, read_labels
@@ -64,6 +66,9 @@ _PROBE_KEYS = (
     "audio_rate",
     "audio_channels",
 )
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Real MELD's test folder names some clips ``final_videos_testdia{D}_utt{U}.mp4``.
 _CLIP_RE = re.compile(r"^(?:final_videos_test)?(dia\d+_utt\d+)$")
@@ -164,37 +169,38 @@ def _build_split(
         return probe_clip(path) if path is not None else {**empty_probe(), "error": "no file"}
 
     bar = dict(total=len(paths), desc=f"manifest {split}", unit="clip", leave=False)
-    if workers > 1:
-        # Threads suffice: probing is file I/O plus libav calls, and needs no pickling.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            probes = list(progress(pool.map(probe, paths), **bar))
-    else:
-        probes = [probe(p) for p in progress(paths, **bar)]
+    # Probes, label records and rows are consumed one at a time and go straight into columns:
+    # lists of per-clip dicts cost the job about 20 MB more at MELD's size than at the demo's.
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    # Threads suffice: probing is file I/O plus libav calls, and needs no pickling.
+    probes = (map_ahead(pool, probe, paths, ahead=4 * workers) if pool is not None
+              else map(probe, paths))
+    records = (dict(zip(labels.columns, values, strict=True))
+               for values in labels.itertuples(index=False, name=None))
+    own = {*_PROBE_KEYS, "split", "clip_path", "ok", "qc_reason"}  # set below, not from labels
+    label_cols = [c for c in MANIFEST_COLUMNS if c in labels.columns and c not in own]
+    cols: dict[str, list[Any]] = {c: [] for c in MANIFEST_COLUMNS}
 
     qc: list[dict[str, str]] = []
-    rows: list[dict[str, Any]] = []
-    for rec, path, info in zip(labels.to_dict("records"), paths, probes, strict=True):
-        label_qc = _label_problems(rec, label_path.name)
-        reasons = _judge(info, min_s, max_s)
-        # Label problems first: they hold whatever the clip is like.
-        fatal = [r for r, _ in label_qc] + [r for r in reasons if r != "no_audio"]
-        row = {c: rec[c] for c in MANIFEST_COLUMNS if c in rec}
-        row.update({k: info[k] for k in _PROBE_KEYS})
-        row.update(
-            split=split,
-            clip_path=str(path.resolve()) if path is not None else "",
-            ok=not fatal,
-            qc_reason=fatal[0] if fatal else "",
-        )
-        rows.append(row)
-        for reason, d in label_qc:
-            qc.append(dict(split=split, clip_name=rec["clip_name"], reason=reason, detail=d))
-        detail = info["error"] or (path.name if path is not None else "")
-        if "too_long" in reasons or "zero_duration" in reasons:
-            detail = f"duration {info['duration_s']:.3f} s outside [{min_s}, {max_s}]"
-        for reason in reasons:
-            d = detail if reason != "missing" else f"no {rec['clip_name']}.mp4 in {split_dir}"
-            qc.append(dict(split=split, clip_name=rec["clip_name"], reason=reason, detail=d))
+    try:
+        triples = zip(records, paths, progress(probes, **bar), strict=True)
+        for rec, path, info in triples:
+            label_qc = _label_problems(rec, label_path.name)
+            reasons = _judge(info, min_s, max_s)
+            # Label problems first: they hold whatever the clip is like.
+            fatal = [r for r, _ in label_qc] + [r for r in reasons if r != "no_audio"]
+            for c in label_cols:
+                cols[c].append(rec[c])
+            for k in _PROBE_KEYS:
+                cols[k].append(info[k])
+            cols["split"].append(split)
+            cols["clip_path"].append(str(path.resolve()) if path is not None else "")
+            cols["ok"].append(not fatal)
+            cols["qc_reason"].append(fatal[0] if fatal else "")
+            qc.extend(_qc_rows(split, rec, path, info, label_qc, reasons, split_dir, min_s, max_s))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     labelled = set(labels["clip_name"])
     for name in sorted(set(files) - labelled):
@@ -202,10 +208,38 @@ def _build_split(
     for name, reason, detail in odd:
         qc.append(dict(split=split, clip_name=name, reason=reason, detail=detail))
 
-    df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    df = pd.DataFrame(cols, columns=MANIFEST_COLUMNS)
     for col, dtype in MANIFEST_DTYPES.items():
         df[col] = df[col].astype(dtype)
     return df, qc
+
+
+def map_ahead(pool: Executor, fn: Callable[[T], R], items: Sequence[T], ahead: int
+              ) -> Iterator[R]:
+    """``pool.map(fn, items)``, but with at most ``ahead`` calls submitted and not yet
+    consumed: ``Executor.map`` submits every call at once, and each pending call (its future,
+    then its result) waits in memory until it is read, so memory grew with the corpus."""
+    futures: deque[Future[R]] = deque(pool.submit(fn, x) for x in items[:ahead])
+    for x in items[ahead:]:
+        yield futures.popleft().result()
+        futures.append(pool.submit(fn, x))
+    while futures:
+        yield futures.popleft().result()
+
+
+def _qc_rows(split: str, rec: dict[str, Any], path: Path | None, info: dict[str, Any],
+             label_qc: list[tuple[str, str]], reasons: list[str], split_dir: Path,
+             min_s: float, max_s: float) -> list[dict[str, str]]:
+    """The QC rows of one labelled clip: its label problems, then its clip's."""
+    qc = [dict(split=split, clip_name=rec["clip_name"], reason=reason, detail=d)
+          for reason, d in label_qc]
+    detail = info["error"] or (path.name if path is not None else "")
+    if "too_long" in reasons or "zero_duration" in reasons:
+        detail = f"duration {info['duration_s']:.3f} s outside [{min_s}, {max_s}]"
+    for reason in reasons:
+        d = detail if reason != "missing" else f"no {rec['clip_name']}.mp4 in {split_dir}"
+        qc.append(dict(split=split, clip_name=rec["clip_name"], reason=reason, detail=d))
+    return qc
 
 
 def build_manifests(
@@ -229,6 +263,7 @@ def build_manifests(
     # Read every split before writing anything, so a bad input leaves no partial manifest.
     for split in SPLITS:
         df, qc = _build_split(split, root, min_duration_s, max_duration_s, workers)
+        trim_heap()  # the split's per-row temporaries: the next split and the writes reuse it
         frames[split] = df
         qc_rows.extend(qc)
         counts = Counter(q["reason"] for q in qc)
@@ -246,6 +281,7 @@ def build_manifests(
                            for c in df["clip_path"]]
         with atomic_path(out / f"{split}.parquet") as tmp:
             df.to_parquet(tmp, index=False)
+        trim_heap()
     qc_df = pd.DataFrame(
         [{**q, "stage": "manifest"} for q in qc_rows], columns=QC_COLUMNS, dtype="str"
     )

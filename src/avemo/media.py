@@ -108,6 +108,11 @@ def probe_clip(path: str | os.PathLike[str]) -> dict[str, Any]:
         with av.open(str(p), mode="r") as container:
             video = container.streams.video[0] if container.streams.video else None
             audio = container.streams.audio[0] if container.streams.audio else None
+            for stream in (video, audio):
+                if stream is not None:
+                    # One frame is decoded: libav's own decoding threads (one per core by
+                    # default, started for every clip) only cost start-up and per-thread heap.
+                    stream.codec_context.thread_count = 1
             info["duration_s"] = _duration(container)
             if video is not None:
                 rate = video.average_rate or video.guessed_rate

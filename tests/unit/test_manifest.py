@@ -263,3 +263,34 @@ def test_manifests_store_no_absolute_path(clips: dict[str, Path], tmp_path: Path
     read = read_manifest(outs[1]).set_index("clip_name")["clip_path"]
     assert Path(read["dia0_utt0"]).is_file() and Path(read["dia0_utt0"]).is_absolute()
     assert str(tmp_path / "b") in read["dia0_utt0"]
+
+
+def test_map_ahead_keeps_order_and_bounds_pending_calls() -> None:
+    """Probes go through map_ahead: results in input order, never more than `ahead` calls
+    submitted and unread (Executor.map submits them all, so memory grew with the corpus)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from avemo.manifest import map_ahead
+
+    lock = threading.Lock()
+    started: list[int] = []
+
+    def slow_square(x: int) -> int:
+        with lock:
+            started.append(x)
+        time.sleep(0.001 * (x % 3))  # finishing out of order
+        return x * x
+
+    items = list(range(50))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        out = []
+        for i, y in enumerate(map_ahead(pool, slow_square, items, ahead=4)):
+            with lock:
+                assert len(started) <= i + 4  # i read, at most 4 more submitted
+            out.append(y)
+    assert out == [x * x for x in items]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(map_ahead(pool, slow_square, [3], ahead=8)) == [9]
+        assert list(map_ahead(pool, slow_square, [], ahead=8)) == []
