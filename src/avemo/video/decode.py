@@ -18,6 +18,18 @@ import numpy as np
 
 from avemo.errors import ClipError
 
+# libav's decoding threads per clip: 0 = one per core (libav's default). A process that is one
+# of several decoding side by side sets 1 (`set_decode_threads`): the processes already keep
+# the cores busy, and each one's own threads would only compete with the others.
+_DECODE_THREADS = 0
+
+
+def set_decode_threads(n: int) -> None:
+    """libav's decoding threads for the clips this process decodes from now on (0: one per
+    core)."""
+    global _DECODE_THREADS
+    _DECODE_THREADS = n
+
 # Re-seek (instead of decoding through) when the next requested time is this far ahead of the
 # last decoded frame: below it, decoding through is cheaper than the keyframe run-up of a seek.
 SEEK_GAP_S: float = 5.0
@@ -142,6 +154,7 @@ def decode_pyav(path: str | os.PathLike[str], times: Sequence[float] | np.ndarra
             raise DecodeError(path, "no_video", "the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame+slice threads: ~2x on multi-core machines
+        stream.codec_context.thread_count = _DECODE_THREADS
         tb = float(stream.time_base) if stream.time_base else 1e-6
         start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
         rate = float(stream.average_rate or stream.guessed_rate or 25)

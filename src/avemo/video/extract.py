@@ -25,7 +25,7 @@ import avemo
 from avemo.atomic import atomic_dir, write_json
 from avemo.errors import ClipError, ConfigError, DataStageError
 from avemo.progress import Bar, progress
-from avemo.video.decode import DECODERS
+from avemo.video.decode import DECODERS, set_decode_threads
 from avemo.video.face import crop_frame
 from avemo.video.sampling import sample_times
 from avemo.video.store import (
@@ -120,8 +120,10 @@ def _extract_shard(
 
 
 def _worker_init() -> None:
-    # Parallelism comes from processes; OpenCV's own thread pool would only oversubscribe.
+    # Parallelism comes from processes; OpenCV's and libav's own threads would only
+    # oversubscribe the cores.
     cv2.setNumThreads(1)
+    set_decode_threads(1)
 
 
 def _extract_shard_star(args: tuple[Any, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
