@@ -35,14 +35,15 @@ TARGET_MIN = 8.0
 
 
 def machine_busy_s() -> float | None:
-    """Seconds of CPU every process on the machine has used since boot (/proc/stat: all
-    but idle and iowait), None where there is no /proc/stat."""
+    """Seconds of CPU every process on the machine has used since boot (/proc/stat: user,
+    nice, system, irq, softirq; not idle, iowait or a VM's steal), None where there is no
+    /proc/stat."""
     try:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    busy = sum(fields[i] for i in (0, 1, 2, 5, 6) if i < len(fields))
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def run_suite(junit: Path, builds_log: Path) -> dict:

@@ -338,7 +338,6 @@ def _wait_running(cluster: Cluster, comment: str, proc: subprocess.Popen, timeou
 class Cancelled(NamedTuple):
     work: Path  # a copy of the SLURM run's folder whose frames job was cancelled, then rerun
     target: str
-    jid: str  # the cancelled SLURM job
     first: tuple[int, str]  # the cancelled invocation's exit status and output
     state: list[dict[str, str]]  # sacct's JobID/State of the cancelled job
     output_left: bool  # whether the cancelled job left its output behind
@@ -369,7 +368,7 @@ def _cancelled(folder: Path) -> Cancelled | None:
     state = cluster.sacct("JobID,State", jid)
     output_left = (work / target).exists()
     again = sm_slurm(cluster, work, profile, target, "--retries", "0")
-    return Cancelled(work, target, jid, (proc.returncode, out), state, output_left, again)
+    return Cancelled(work, target, (proc.returncode, out), state, output_left, again)
 
 
 start_early("cancelled", _cancelled, after=("slurm_runs",))
