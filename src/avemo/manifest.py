@@ -211,7 +211,32 @@ def _build_split(
     df = pd.DataFrame(cols, columns=MANIFEST_COLUMNS)
     for col, dtype in MANIFEST_DTYPES.items():
         df[col] = df[col].astype(dtype)
+    _require_usable(split, df, label_path, split_dir)
     return df, qc
+
+
+def _require_usable(split: str, df: pd.DataFrame, label_path: Path, split_dir: Path) -> None:
+    """Raise DataStageError when ``split`` has no row or no usable clip.
+
+    Every later stage needs each split (train to fit, dev to choose, test to score); without
+    this check the run went on for minutes and stopped in training or scoring with a message
+    that blamed the features, not the corpus.
+    """
+    if df.empty:
+        raise DataStageError(
+            f"{label_path}: no rows (only a header), so split {split!r} has no utterance. "
+            f"Put the split's label rows in it, or set `meld.root` to a complete MELD.Raw folder."
+        )
+    if df["ok"].any():
+        return
+    reasons = Counter(df["qc_reason"])
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    raise DataStageError(
+        f"{split_dir}: no usable clip for split {split!r}: none of the {len(df)} rows of "
+        f"{label_path.name} has a clip there that passes QC ({why}). Put the split's clips "
+        f"(dia{{D}}_utt{{U}}.mp4, named as in {label_path.name}) in {split_dir}, or set "
+        f"`meld.root` to a complete MELD.Raw folder."
+    )
 
 
 def map_ahead(pool: Executor, fn: Callable[[T], R], items: Sequence[T], ahead: int
@@ -254,7 +279,8 @@ def build_manifests(
     ``corpus_root`` is MELD's layout (label CSVs beside the clip folders). Each labelled
     utterance gets one manifest row, probed with ``avemo.media.probe_clip`` (``workers`` threads).
     Returns ``{split: {"rows": n, "ok": k, <qc reason>: count, ...}}``. Raises DataStageError for
-    a missing label file or clip folder, or an unreadable label file.
+    a missing label file or clip folder, an unreadable label file, or a split with no row or
+    no usable clip (nothing later could be trained, chosen or scored on it).
     """
     root, out = Path(corpus_root), Path(out_dir)
     frames: dict[str, pd.DataFrame] = {}

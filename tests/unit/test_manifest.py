@@ -200,11 +200,48 @@ def test_build_manifests(clips: dict[str, Path], tmp_path: Path, workers: int) -
     assert not list(out.glob(".*"))  # atomic writes leave no temporaries
 
 
+def _add_clip(root: Path, split: str, dia: int, clip: Path) -> None:
+    """One more labelled clip (dia{dia}_utt0) in ``split``."""
+    (root / SPLIT_DIRS[split] / f"dia{dia}_utt0.mp4").write_bytes(clip.read_bytes())
+    label_file = root / LABEL_FILES[split]
+    rows = pd.read_csv(label_file)
+    write_labels(pd.concat([_labels(list(rows["Dialogue_ID"])), _labels([dia])]), label_file)
+
+
 def test_zero_duration(clips: dict[str, Path], tmp_path: Path) -> None:
     root = _corpus(tmp_path / "MELD.Raw", clips)
+    for split in ("dev", "test"):  # each split keeps one usable (2 s) clip
+        _add_clip(root, split, 8, clips["long"])
     build_manifests(root, tmp_path / "m", min_duration_s=1.5, max_duration_s=60.0)
     dev = read_manifest(tmp_path / "m" / "dev.parquet")
-    assert dev["qc_reason"].tolist() == ["zero_duration"] and not dev["ok"].iloc[0]
+    assert dev["qc_reason"].tolist() == ["zero_duration", ""] and not dev["ok"].iloc[0]
+
+
+def test_header_only_split_stops_at_the_manifest(clips: dict[str, Path], tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "MELD.Raw", clips)
+    label_file = root / LABEL_FILES["test"]
+    label_file.write_text(label_file.read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataStageError) as err:
+        build_manifests(root, tmp_path / "m")
+    msg = str(err.value)
+    assert msg.startswith(f"{label_file}: no rows (only a header)") and "'test'" in msg
+    assert "meld.root" in msg and "\n" not in msg
+    assert not (tmp_path / "m").exists()  # nothing half-written
+
+
+def test_split_without_a_usable_clip_stops_at_the_manifest(clips: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "MELD.Raw", clips)
+    test_dir = root / SPLIT_DIRS["test"]
+    _add_clip(root, "test", 8, clips["empty"])
+    (test_dir / "final_videos_testdia7_utt0.mp4").unlink()  # every test clip missing or bad
+    with pytest.raises(DataStageError) as err:
+        build_manifests(root, tmp_path / "m")
+    msg = str(err.value)
+    assert msg.startswith(f"{test_dir}: no usable clip for split 'test'"), msg
+    assert "none of the 2 rows of test_sent_emo.csv" in msg
+    assert "1 missing" in msg and "1 empty_file" in msg and "\n" not in msg
+    assert not (tmp_path / "m").exists()
 
 
 def test_missing_inputs_raise(clips: dict[str, Path], tmp_path: Path) -> None:
@@ -231,14 +268,15 @@ def test_read_manifest_validates(tmp_path: Path) -> None:
 
 def test_end_before_start_is_a_qc_row(clips: dict[str, Path], tmp_path: Path) -> None:
     root = _corpus(tmp_path / "MELD.Raw", clips)
-    labels = _labels([0])
+    _add_clip(root, "dev", 8, clips["good"])  # dev keeps one usable clip
+    labels = _labels([0, 8])
     labels.loc[0, ["start_s", "end_s"]] = [5.0, 2.5]
     write_labels(labels, root / LABEL_FILES["dev"])
     summary = build_manifests(root, tmp_path / "m")
     dev = read_manifest(tmp_path / "m" / "dev.parquet")
-    assert dev["clip_name"].tolist() == ["dia0_utt0"]  # kept in the manifest ...
-    assert dev["qc_reason"].tolist() == ["end_before_start"]
-    assert usable(dev).empty  # ... but not trained on
+    assert dev["clip_name"].tolist() == ["dia0_utt0", "dia8_utt0"]  # kept in the manifest ...
+    assert dev["qc_reason"].tolist() == ["end_before_start", ""]
+    assert usable(dev)["clip_name"].tolist() == ["dia8_utt0"]  # ... but not trained on
     assert dev["has_video"].iloc[0]  # the clip itself was still probed
     qc = pd.read_csv(tmp_path / "m" / "qc.csv", keep_default_na=False)
     row = qc[qc["split"] == "dev"]
@@ -246,7 +284,7 @@ def test_end_before_start_is_a_qc_row(clips: dict[str, Path], tmp_path: Path) ->
     assert row["clip_name"].tolist() == ["dia0_utt0"]
     detail = row["detail"].iloc[0]
     assert LABEL_FILES["dev"] in detail and "00:00:02,500" in detail and "00:00:05,000" in detail
-    assert summary["dev"] == {"rows": 1, "ok": 0, "end_before_start": 1}
+    assert summary["dev"] == {"rows": 2, "ok": 1, "end_before_start": 1}
 
 
 def test_manifests_store_no_absolute_path(clips: dict[str, Path], tmp_path: Path) -> None:
