@@ -111,6 +111,7 @@ def model_config(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
 def synthetic(cfg: Mapping[str, Any]) -> dict[str, Any]:
     s = cfg["synthetic"]
     sizes = s["presets"][s["preset"]]
+    dense = cfg["frames"]["sets"][cfg["audio"]["aligned_frame_set"]]
     out = {
         "n_train": sizes["train"],
         "n_dev": sizes["dev"],
@@ -129,6 +130,10 @@ def synthetic(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "label_noise": s["label_noise"],
         "nuisance": s["nuisance"],
         "mouth_motion": s["mouth_motion"],
+        # The event length is tied to the frame count the aligned audio windows centre on (read
+        # here, not assumed), unless event_length_s draws it independently.
+        "align_k": dense.get("uniform_k") if dense["policy"] == "uniform_k" else None,
+        "event_length_s": s.get("event_length_s"),
     }
     # A preset's own duration law and label counts (meld_scale); demo and tiny have neither, so
     # their job parameters (and corpus) are what they were before presets could set them.

@@ -29,16 +29,20 @@ Design of the data: a simulation study with planted causes
 * The face shows the expressed emotion *persistently* at ``face_strength`` x U(0.5, 1) of its
   prototype, so one frame anywhere carries the visual cue (the study's 3-s sampler works).
 * ``cue: event`` (default): the target speaker talks only during one voice event (0.5-0.8 s, or
-  1.15-1.4 x duration/8 in long clips, so >= 1 of the 8 uniform frames of the aligned models lies
-  in it) with the emotion's vocal pattern at ``voice_strength`` x U(0.5, 1); the mouth is open
+  1.15-1.4 x duration/k in long clips, k the aligned frame set's ``uniform_k`` read from the
+  config, so >= 1 of the k uniform frames of the aligned models lies in it; with
+  ``event_length_s: [lo, hi]`` U(lo, hi) s instead, independent of k) with the emotion's
+  vocal pattern at ``voice_strength`` x U(0.5, 1); the mouth is open
   and moving only then, ``mouth_motion`` times the default drawing's opening (how visible
   *when* the target talks is: the one visual sign an aligned model has of which window to
   use). An off-screen distractor (another cast member, another emotion drawn by the prior, its
   own sentiment, same strength law, mouth never moves) talks at another, non-overlapping time
   with a same-length burst. Whole-clip audio statistics mix both bursts;
   an audio window centred on a frame with an open mouth isolates the true one: alignment
-  matters. ``cue: spread``: the target talks over the whole clip, no distractor: alignment
-  should bring nothing.
+  matters. ``cue: event_start`` / ``event_end``: the same, but the event always starts /
+  ends the clip (the distractor after / before it), where an aligned audio window reaches past
+  the clip's edge. ``cue: spread``: the target talks over the whole clip, no distractor:
+  alignment should bring nothing.
 * Difficulty: ``label_noise`` (share of clips expressing a confusable emotion instead of their
   label: joy<->surprise, anger<->disgust, sadness<->fear, fear->surprise, neutral->joy/sadness)
   and ``nuisance`` (scale of wobble, head motion, lighting, sensor and room noise, loudness).
@@ -85,9 +89,18 @@ GENERATOR_VERSION = 2
 CORPUS_JSON = "corpus.json"
 # Planted ground truth, one row per clip (module docstring); no pipeline stage reads it.
 TRUTH_CSV = "synthetic_truth.csv"
-CUES: tuple[str, ...] = ("event", "spread")
-# The dense frame set's ``uniform_k`` (config frames.sets.dense): an event lasts > 1/ALIGN_K of
-# its clip, so at least one of the aligned models' frames (and its audio window) lands inside it.
+# Where the planted cue lives (``synthetic.cue``): ``event`` anywhere in the clip, ``event_start``
+# / ``event_end`` always at the clip's start / end (the distractor after / before it), ``spread``
+# over the whole clip.
+EVENT_CUES: tuple[str, ...] = ("event", "event_start", "event_end")
+CUES: tuple[str, ...] = (*EVENT_CUES, "spread")
+# Default of the dense frame count the event length is tied to: the caller passes the aligned
+# frame set's ``uniform_k`` from the config (``avemo.params.synthetic``); a corpus records it
+# only when it differs from this, so corpora made before it was read keep their parameters.
+# Tied (``event_length_s`` null), an event lasts > 1/align_k of its clip, so at least one of the
+# aligned models' frames (and its audio window) lands inside it; ``event_length_s: [lo, hi]``
+# draws the length from U(lo, hi) s instead, independent of the frame count (some events then
+# hold no dense frame: a world not built around the model).
 ALIGN_K = 8
 # Written first: marks ``root`` as a synthetic corpus (safe to wipe when parameters change).
 PARAMS_MARKER = ".synthetic_params.json"
@@ -150,14 +163,14 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "voice_level",
     "event_start_s",
     "event_end_s",
-    "event_frames_k8",
+    "event_frames_dense",
     "distractor",
     "distractor_sentiment",
     "distractor_speaker",
     "distractor_level",
     "distractor_start_s",
     "distractor_end_s",
-    "distractor_frames_k8",
+    "distractor_frames_dense",
     "defect",
     "on_disk",
     "has_audio",
@@ -275,18 +288,37 @@ def _duration_frames(
 
 
 def _voice_intervals(
-    duration: float, rng: np.random.Generator
+    duration: float,
+    rng: np.random.Generator,
+    placement: str = "event",
+    align_k: int = ALIGN_K,
+    length_s: tuple[float, float] | None = None,
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Event and distractor intervals (s) of an ``event`` clip: same length law, in random
-    order, never overlapping. Each lasts 0.5-0.8 s, or 1.15-1.4 x duration/ALIGN_K in long
-    clips, so at least one of ALIGN_K uniform frames (segment centres) falls inside the event."""
-    lens = [
-        max(rng.uniform(0.5, 0.8), rng.uniform(1.15, 1.4) * duration / ALIGN_K) for _ in range(2)
-    ]
+    """Event and distractor intervals (s) of an event clip: same length law, never overlapping.
+
+    Length: tied (``length_s`` None) 0.5-0.8 s, or 1.15-1.4 x duration/align_k in long clips,
+    so at least one of align_k uniform frames (segment centres) falls inside the event; else
+    U(lo, hi) s, independent of the frame count. Both shrink alike in clips too short to hold
+    them. Placement: ``event`` in random order anywhere; ``event_start`` the event from 0 s and
+    the distractor after it; ``event_end`` the event up to the clip's end, the distractor before.
+    """
+
+    def length() -> float:
+        if length_s is None:
+            return max(rng.uniform(0.5, 0.8), rng.uniform(1.15, 1.4) * duration / align_k)
+        return float(rng.uniform(length_s[0], length_s[1]))
+
+    lens = [length() for _ in range(2)]
     gap = min(0.2, 0.1 * duration)
     room = 0.8 * (duration - gap)  # short clips: shrink both, keep some slack for placement
     if sum(lens) > room:
         lens = [x * room / sum(lens) for x in lens]
+    if placement == "event_start":  # the event at 0, the distractor somewhere after it
+        start = lens[0] + gap + float(rng.uniform()) * (duration - gap - sum(lens))
+        return (0.0, lens[0]), (start, start + lens[1])
+    if placement == "event_end":  # the event ends the clip, the distractor somewhere before
+        start = float(rng.uniform()) * (duration - gap - sum(lens))
+        return (duration - lens[0], duration), (start, start + lens[1])
     slack = rng.dirichlet([1.0, 1.0, 1.0]) * (duration - gap - sum(lens))
     first = float(slack[0])
     second = first + lens[0] + gap + float(slack[1])
@@ -297,9 +329,9 @@ def _voice_intervals(
     return ev, dis
 
 
-def _frames_inside(duration: float, start: float, end: float) -> int:
-    """How many of ALIGN_K uniform frames (segment centres, like ``uniform_k``) are in the span."""
-    times = (np.arange(ALIGN_K) + 0.5) * duration / ALIGN_K
+def _frames_inside(duration: float, start: float, end: float, k: int = ALIGN_K) -> int:
+    """How many of k uniform frames (segment centres, like ``uniform_k``) are in the span."""
+    times = (np.arange(k) + 0.5) * duration / k
     return int(((times >= start) & (times <= end)).sum())
 
 
@@ -322,8 +354,15 @@ def _clip_plan(
     voice_level = float(params["voice_strength"]) * float(rng.uniform(0.5, 1.0))
     ev, dis = (0.0, duration), (0.0, 0.0)
     distractor, d_sentiment, d_speaker, d_level = "", "", speaker, 0.0
-    if params["cue"] == "event":
-        ev, dis = _voice_intervals(duration, rng)
+    if params["cue"] in EVENT_CUES:
+        length_s = params.get("event_length_s")
+        ev, dis = _voice_intervals(
+            duration,
+            rng,
+            params["cue"],
+            int(params.get("align_k") or ALIGN_K),
+            None if length_s is None else (float(length_s[0]), float(length_s[1])),
+        )
         # Another emotion by MELD's prior, so the two bursts of whole-clip audio are ambiguous.
         others = [e for e in EMOTIONS if e != expressed]
         prior = np.array([EMOTION_PRIOR[e] for e in others])
@@ -464,6 +503,7 @@ def plan_corpus(
 
     plans: list[ClipPlan] = []
     truth: list[dict[str, Any]] = []
+    dense_k = int(params.get("align_k") or ALIGN_K)
     for si, split in enumerate(SPLITS):
         prng = _rng(seed, 4, si)
         folder = root / SPLIT_DIRS[split]
@@ -526,8 +566,8 @@ def plan_corpus(
                     "voice_level": plan.voice_level,
                     "event_start_s": plan.event_start_s,
                     "event_end_s": plan.event_end_s,
-                    "event_frames_k8": _frames_inside(
-                        plan.duration_s, plan.event_start_s, plan.event_end_s
+                    "event_frames_dense": _frames_inside(
+                        plan.duration_s, plan.event_start_s, plan.event_end_s, dense_k
                     ),
                     "distractor": plan.distractor or None,
                     "distractor_sentiment": plan.distractor_sentiment or None,
@@ -537,8 +577,8 @@ def plan_corpus(
                     "distractor_level": plan.distractor_level,
                     "distractor_start_s": plan.distractor_start_s if plan.distractor else None,
                     "distractor_end_s": plan.distractor_end_s if plan.distractor else None,
-                    "distractor_frames_k8": _frames_inside(
-                        plan.duration_s, plan.distractor_start_s, plan.distractor_end_s
+                    "distractor_frames_dense": _frames_inside(
+                        plan.duration_s, plan.distractor_start_s, plan.distractor_end_s, dense_k
                     )
                     if plan.distractor
                     else 0,
@@ -577,6 +617,23 @@ def _validate(params: dict[str, Any]) -> None:
         raise bad("nuisance", "must be between 0 and 2")
     if not 0.0 <= float(params.get("mouth_motion", MOUTH_MOTION)) <= 5.0:
         raise bad("mouth_motion", "must be between 0 and 5")
+    align_k = params.get("align_k", ALIGN_K)
+    if align_k is not None and int(align_k) < 1:
+        raise bad("align_k", "must be >= 1 (the aligned frame set's uniform_k)")
+    length_s = params.get("event_length_s")
+    if length_s is not None and not (
+        len(length_s) == 2 and 0.0 < float(length_s[0]) <= float(length_s[1])
+    ):
+        raise ConfigError(
+            f"synthetic corpus: event_length_s={length_s!r} must be null (tied to the dense "
+            "frame count) or [min_s, max_s] with 0 < min_s <= max_s. Fix it in config.yaml."
+        )
+    if align_k is None and length_s is None and params["cue"] in EVENT_CUES:
+        raise ConfigError(
+            f"synthetic corpus: cue={params['cue']!r} ties the event length to the aligned "
+            "frame set's uniform_k, but that set (audio.aligned_frame_set in frames.sets) has "
+            "another policy. Set synthetic.event_length_s: [min_s, max_s] in config.yaml."
+        )
     if "duration" in params:
         law = params["duration"]
         if set(law) - set(DURATION_LAW):
@@ -675,6 +732,8 @@ def corpus_params(
     mouth_motion: float = MOUTH_MOTION,
     duration: dict[str, Any] | None = None,
     label_counts: dict[str, dict[str, int]] | None = None,
+    align_k: int | None = ALIGN_K,
+    event_length_s: list[float] | tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The validated generation parameters (``plan_corpus``'s input, recorded in corpus.json).
 
@@ -703,6 +762,10 @@ def corpus_params(
     # existed keeps its parameters (and is not re-rendered).
     if float(mouth_motion) != MOUTH_MOTION:
         params["mouth_motion"] = float(mouth_motion)
+    if align_k != ALIGN_K:
+        params["align_k"] = None if align_k is None else int(align_k)
+    if event_length_s is not None:
+        params["event_length_s"] = [float(x) for x in event_length_s]
     if duration is not None:
         params["duration"] = duration_law(duration)
     if label_counts is not None:
@@ -735,6 +798,8 @@ def generate_corpus(
     mouth_motion: float = MOUTH_MOTION,
     duration: dict[str, Any] | None = None,
     label_counts: dict[str, dict[str, int]] | None = None,
+    align_k: int | None = ALIGN_K,
+    event_length_s: list[float] | tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Write the synthetic MELD-format corpus under ``root``; return a summary.
 
@@ -742,11 +807,13 @@ def generate_corpus(
     ``workers`` > 1 renders clips in that many processes (output does not depend on it);
     ``width``/``height`` (even), ``fps``, ``audio_rate``, ``audio_channels`` (1 or 2) set the
     streams; ``inject_defects`` adds MELD's defects (module docstring); ``max_duration_s`` caps
-    clip durations (default: MELD's spread, 1-15 s); ``cue`` (event | spread), ``face_strength``,
+    clip durations (default: MELD's spread, 1-15 s); ``cue`` (``CUES``), ``face_strength``,
     ``voice_strength``, ``label_noise`` (0..1), ``nuisance`` (0..2) and ``mouth_motion``
     (0..5) set the planted causes and the difficulty (module docstring); ``duration`` (keys of
     ``DURATION_LAW``) and ``label_counts`` (split -> emotion -> rows, summing to the split
-    sizes) replace the default duration law and label quotas (``corpus_params``). Raises
+    sizes) replace the default duration law and label quotas (``corpus_params``);
+    ``align_k`` (the aligned frame set's ``uniform_k``, None for another policy) and
+    ``event_length_s`` (None: tied to align_k; [lo, hi]: U(lo, hi) s) set the event length. Raises
     ConfigError for bad parameters and DataStageError when ``root`` holds a corpus this
     generator did not make.
 
@@ -778,6 +845,8 @@ def generate_corpus(
         mouth_motion=mouth_motion,
         duration=duration,
         label_counts=label_counts,
+        align_k=align_k,
+        event_length_s=event_length_s,
     )
     labels, plans, truth, defects = plan_corpus(root, params)
     summary: dict[str, Any] = {

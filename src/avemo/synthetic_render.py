@@ -10,7 +10,7 @@ What a clip plants (``ClipPlan``; the corpus-level design is in ``avemo.syntheti
   ``[event_start_s, event_end_s]``; there it opens and moves with the voice's syllables.
 * The **voice** of the target speaker sounds only inside that interval, with the emotion's vocal
   pattern at ``voice_level`` (pitch level/range, energy, rate, tilt, breathiness, tremor) and a
-  sentiment pitch glide (rising: positive, falling: negative). With ``cue: event`` a second,
+  sentiment pitch glide (rising: positive, falling: negative). With an event cue a second,
   off-screen speaker (a distractor: another emotion and sentiment, mouth never moves) talks in
   ``[distractor_start_s, distractor_end_s]``, which does not overlap; with ``cue: spread`` the
   target talks over the whole clip and there is no distractor.
@@ -118,7 +118,7 @@ class ClipPlan:
     audio_rate: int
     audio_channels: int
     has_audio: bool
-    cue: str  # "event" (short voice event + distractor) | "spread" (voice over the whole clip)
+    cue: str  # event | event_start | event_end (short voice event + distractor) | spread
     expressed: str  # emotion shown by face and voice (may differ from the label: label noise)
     sentiment: str  # sentiment shown by cheeks and pitch glide (the label's)
     face_level: float  # 0..1: how far the face moves from neutral towards the emotion

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torchaudio
 
-from avemo.audio.aligned import aligned_windows, logmel_sequence, window_frames
+from avemo.audio.aligned import LOGMEL_FLOOR, aligned_windows, logmel_sequence, window_frames
 from avemo.audio.decode import AudioDecodeError, load_audio
 from avemo.audio.egemaps import egemaps_names, egemaps_vector
 from avemo.audio.extract import extract_audio
@@ -204,9 +204,17 @@ def test_aligned_windows_are_centred(clips: dict[str, Path]) -> None:
     assert energy[0].min() > energy[1].max() + 5
     # Window at 1.0 s is the slice of the sequence around frame 100, exactly.
     np.testing.assert_array_equal(win[0], seq[90:111].T)
-    # Clip edges: the first half of the window at t=0 is zero padding; t=5 s is all padding.
-    assert (win[2][:, :10] == 0).all() and (win[2][:, 10:] != 0).all()
-    assert (win[3] == 0).all()
+    # Clip edges: outside the clip is silence, the log-mel floor (log of zero power, about
+    # -13.8), not 0 (log power 0 would be loud sound): the first half of the window at t=0,
+    # and all of the one at t=5 s.
+    floor = float(np.log(np.float32(1e-6)))
+    assert LOGMEL_FLOOR == pytest.approx(floor) and -14.0 < floor < -13.7
+    assert (win[2][:, :10] == np.float32(floor)).all()
+    np.testing.assert_array_equal(win[2][:, 10:], seq[:11].T)  # the clip itself, unchanged
+    assert (win[3] == np.float32(floor)).all()
+    # Silence inside the clip reads the same as the padding (up to the mel filters' rounding).
+    silent = aligned_windows(torch.zeros(rate), rate, [0.0], window_s=0.2, n_mels=64, hop_s=0.01)
+    np.testing.assert_allclose(silent[0][:, 10:], floor, atol=1e-3)
 
 
 # --- SSL ------------------------------------------------------------------------------------

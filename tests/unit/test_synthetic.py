@@ -428,7 +428,7 @@ def test_event_plan_intervals_fit_aligned_frames(tmp_path: Path) -> None:
     _, plans, truth, _ = plan_corpus(tmp_path, _params())
     df = pd.DataFrame(truth)
     assert (df["cue"] == "event").all() and df["distractor"].notna().all()
-    assert (df["event_frames_k8"] >= 1).all()
+    assert (df["event_frames_dense"] >= 1).all()
     assert (df["distractor"] != df["expressed_emotion"]).all()
     assert (df["distractor_speaker"] != df["speaker"]).all()
     for p in plans:
@@ -448,7 +448,96 @@ def test_spread_plan_has_no_distractor(tmp_path: Path) -> None:
     _, plans, truth, _ = plan_corpus(tmp_path, _params(n_train=50, cue="spread"))
     assert all(p.distractor == "" for p in plans)
     assert all(p.event_start_s == 0 and p.event_end_s == round(p.duration_s, 3) for p in plans)
-    assert all(t["distractor"] is None and t["event_frames_k8"] == ALIGN_K for t in truth)
+    assert all(t["distractor"] is None and t["event_frames_dense"] == ALIGN_K for t in truth)
+
+
+def _event_truth(tmp_path: Path, **kw: Any) -> pd.DataFrame:
+    """The truth records of a planned corpus (planning only: nothing rendered)."""
+    return pd.DataFrame(plan_corpus(tmp_path, _params(n_train=400, **kw))[2])
+
+
+def test_event_start_world_puts_the_event_first(tmp_path: Path) -> None:
+    """``event_start``: the truth file's event starts every clip, the distractor follows it
+    without overlap, and (tied length) an aligned frame still lies in the event."""
+    df = _event_truth(tmp_path, cue="event_start")
+    assert (df["cue"] == "event_start").all() and df["distractor"].notna().all()
+    assert (df["event_start_s"] == 0.0).all()
+    assert (df["distractor_start_s"] > df["event_end_s"]).all()
+    assert (df["distractor_end_s"] <= df["duration_s"] + 1e-3).all()
+    assert (df["event_frames_dense"] >= 1).all()
+    # The distractor's start varies (it is placed anywhere after the event).
+    assert (df["distractor_start_s"] - df["event_end_s"]).std() > 0.1
+
+
+def test_event_end_world_puts_the_event_last(tmp_path: Path) -> None:
+    df = _event_truth(tmp_path, cue="event_end")
+    assert (df["cue"] == "event_end").all() and df["distractor"].notna().all()
+    assert np.allclose(df["event_end_s"], df["duration_s"], atol=1e-3)
+    assert (df["distractor_end_s"] < df["event_start_s"]).all()
+    assert (df["distractor_start_s"] >= 0).all()
+    assert (df["event_frames_dense"] >= 1).all()
+
+
+def test_event_world_places_events_anywhere(tmp_path: Path) -> None:
+    """``event`` (unchanged): neither always at the start nor always at the end."""
+    df = _event_truth(tmp_path)
+    at_start = (df["event_start_s"] < 0.05).mean()
+    at_end = (df["duration_s"] - df["event_end_s"] < 0.05).mean()
+    assert at_start < 0.5 and at_end < 0.5
+
+
+def test_event_length_independent_of_the_dense_count(tmp_path: Path) -> None:
+    """``event_length_s: [lo, hi]``: lengths in U(lo, hi) whatever the clip's length (only a
+    clip too short to hold both bursts shrinks them), so long clips' events can miss every
+    dense frame; tied, they never do."""
+    df = _event_truth(tmp_path, event_length_s=[0.3, 0.6])
+    length = df["event_end_s"] - df["event_start_s"]
+    assert (length <= 0.6 + 1e-3).all()
+    long = df["duration_s"] > 4.0
+    assert (length[long] >= 0.3 - 1e-3).all()
+    assert abs(np.corrcoef(df.loc[long, "duration_s"], length[long])[0, 1]) < 0.2
+    assert (df.loc[long, "event_frames_dense"] == 0).any()
+    tied = _event_truth(tmp_path / "tied")
+    tied_len = tied["event_end_s"] - tied["event_start_s"]
+    assert np.corrcoef(tied["duration_s"], tied_len)[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("k", [4, 16])
+def test_tied_event_length_follows_the_configured_dense_count(tmp_path: Path, k: int) -> None:
+    """The dense count comes from the config (the aligned frame set's ``uniform_k``), not a
+    constant: the tied law keeps >= 1 of *k* frames in every event, and the truth file counts
+    frames of that set."""
+    from avemo import params as P
+    from avemo.config import load_config
+    from avemo.synthetic import corpus_params
+
+    cfg = load_config(REPO / "config.yaml")
+    cfg["frames"]["sets"][cfg["audio"]["aligned_frame_set"]]["uniform_k"] = k
+    job = P.synthetic(cfg)
+    assert job["align_k"] == k and job["event_length_s"] is None
+    params = corpus_params(**{**job, "n_train": 300})
+    assert params["align_k"] == k
+    _, plans, truth, _ = plan_corpus(tmp_path, params)
+    df = pd.DataFrame(truth)
+    assert (df["event_frames_dense"] >= 1).all()
+    long = [p for p in plans if p.duration_s > 8]
+    assert long and all(p.event_end_s - p.event_start_s > p.duration_s / k for p in long)
+    assert (df.loc[df["cue"] == "event", "event_frames_dense"] <= k).all()
+
+
+def test_event_length_and_dense_count_are_checked(tmp_path: Path) -> None:
+    from avemo.synthetic import corpus_params
+
+    with pytest.raises(ConfigError, match="event_length_s"):
+        corpus_params(7, 7, 7, seed=0, event_length_s=[0.8, 0.2])
+    with pytest.raises(ConfigError, match="align_k"):
+        corpus_params(7, 7, 7, seed=0, align_k=0)
+    with pytest.raises(ConfigError, match="event_length_s"):  # no frame count to tie it to
+        corpus_params(7, 7, 7, seed=0, align_k=None)
+    assert corpus_params(7, 7, 7, seed=0, align_k=None, cue="spread")["align_k"] is None
+    # Defaults add no key: a corpus made before these settings keeps its parameters.
+    default = corpus_params(7, 7, 7, seed=0)
+    assert "align_k" not in default and "event_length_s" not in default
 
 
 def test_sentiment_not_a_function_of_emotion(tmp_path: Path) -> None:
@@ -529,10 +618,13 @@ REPO = Path(__file__).resolve().parents[2]
 # settings, recorded before presets could set a duration law or label counts: the demo's and
 # tiny's numbers must not change (a deliberate change of the demo updates these digests).
 # Updated once when ClipPlan gained ``mouth_motion``: with that field (1.0) left out, the plans
-# hash to the digests recorded before it (66803d41... tiny, 172ba0da... demo).
+# hash to the digests recorded before it (66803d41... tiny, 172ba0da... demo). Updated once more
+# when the truth columns event/distractor_frames_k8 became *_frames_dense (the dense count is
+# read from the config): with the old names the plans hash to the previous digests (7a3dffb2...
+# tiny, cdeba4d8... demo), so no draw changed.
 PLAN_DIGESTS = {
-    "tiny": "7a3dffb2864f0ec5dcba149fc4cc151c0c1d778a756ee62c62291c8fe2d40976",
-    "demo": "cdeba4d8b4522cb64f78f9f84a0d53788d7affbf074c9498479f9ee7a371c957",
+    "tiny": "bbfb8231a5d466eb07e13dba17b7685e11ddff213d3e3a52ff9e932191557863",
+    "demo": "2fe34ffde2908896a995c7e7cf66e6b8ca536f968d9e8e0a16979c47b6c10eca",
 }
 PRESET_PARAMS = {
     "tiny": {"n_train": 24, "n_dev": 10, "n_test": 10, "max_duration_s": 4.0},

@@ -4,7 +4,9 @@ The log-mel spectrogram of a whole clip is computed once (25 ms Hann windows, ``
 so frame ``k`` is centred on ``k * hop_s`` seconds) as ``log(mel power + 1e-6)``; windows are
 slices of it. A window has ``W = 2 * round(window_s / (2 * hop_s)) + 1`` frames (101 for 1 s at
 10 ms), odd so that it is centred exactly on the frame nearest the timestamp; the parts of a
-window that fall outside the clip are zeros.
+window that fall outside the clip are silence: ``LOGMEL_FLOOR`` (the log of zero power,
+``log(LOG_EPS)`` ~ -13.8), not 0, which would read as log power 0 (loud sound) exactly where an
+event at a clip's start or end sits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torchaudio
 
 WIN_S = 0.025
 LOG_EPS = 1e-6
+# What silence (zero mel power) reads as in these units: the fill outside the clip.
+LOGMEL_FLOOR = float(np.log(np.float32(LOG_EPS)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -61,16 +65,16 @@ def windows_from_logmel(
     n_frames, n_mels = logmel.shape
     w = window_frames(window_s, hop_s)
     half = w // 2
-    # Zero margins on both sides make every window a plain slice, however near the edge.
-    padded = np.zeros((n_frames + 2 * half, n_mels), dtype=np.float32)
+    # Silent margins on both sides make every window a plain slice, however near the edge.
+    padded = np.full((n_frames + 2 * half, n_mels), LOGMEL_FLOOR, dtype=np.float32)
     padded[half : half + n_frames] = logmel
     centre = np.rint(times / hop_s).astype(np.int64)
-    # A timestamp beyond the padded range (video longer than audio) reads only zeros.
+    # A timestamp beyond the padded range (video longer than audio) reads only silence.
     start = np.clip(centre, -w, n_frames + half)  # index of the window start in `padded`
     idx = start[:, None] + np.arange(w)[None, :]
     valid = (idx >= 0) & (idx < padded.shape[0])
     out = padded[np.clip(idx, 0, padded.shape[0] - 1)]  # F x W x n_mels
-    out[~valid] = 0.0
+    out[~valid] = LOGMEL_FLOOR
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
