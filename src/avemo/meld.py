@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import math
 import os
@@ -409,3 +410,30 @@ def write_labels(df: pd.DataFrame, csv_path: str | os.PathLike[str]) -> None:
         )
     with atomic_path(csv_path) as tmp:
         tmp.write_bytes(buf.getvalue().encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Label fingerprint
+
+FINGERPRINT_COLUMNS: tuple[str, ...] = ("dialogue_id", "utterance_id", "emotion", "sentiment")
+
+
+def label_fingerprint(rows: pd.DataFrame) -> str:
+    """SHA-256 of a split's label rows: (dialogue, utterance, emotion, sentiment), sorted.
+
+    Only these four fields, as parsed values (integers, lower-case labels), enter the hash:
+    the encoding, quoting, line endings, row order and the utterance text (where old and new
+    copies of MELD differ by C1 characters) do not change it. ``rows``: ``read_labels``' output
+    or a manifest (both carry ``FINGERPRINT_COLUMNS``).
+    """
+    keyed = sorted(
+        zip(
+            rows["dialogue_id"].astype("int64").tolist(),
+            rows["utterance_id"].astype("int64").tolist(),
+            rows["emotion"].astype(str).str.strip().str.lower().tolist(),
+            rows["sentiment"].astype(str).str.strip().str.lower().tolist(),
+            strict=True,
+        )
+    )
+    text = "".join(f"{d},{u},{e},{s}\n" for d, u, e, s in keyed)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -543,16 +543,22 @@ def test_synthetic_report_is_a_mechanism_check_never_a_reproduction(
     assert "On the synthetic demo corpus, `vgg16`" in visual
 
 
-def test_meld_only_when_split_sizes_match_the_published_ones() -> None:
+def test_split_sizes_alone_never_make_meld() -> None:
+    """MELD's split sizes with labels that are not MELD's: a MELD-format corpus (the decision
+    by content is tested in test_meld_release)."""
     sizes = reference.meld_split_sizes(reference.load_reference())
     assert sizes == {"train": 9989, "dev": 1109, "test": 2610}
     assert "Poria" in reference.source(reference.load_reference(), "meld_split_sizes")
-    real = findings.identify(MELD_DESCRIPTION, sizes, sizes)
-    assert real.kind == findings.MELD and real.name == "MELD" and not real.test_too_small
-    small = findings.identify(MELD_DESCRIPTION, {"train": 4, "dev": 1, "test": 1}, sizes)
+    rows = {s: pd.DataFrame({"dialogue_id": range(n), "utterance_id": 0, "emotion": "neutral",
+                             "sentiment": "neutral", "exists": True}) for s, n in sizes.items()}
+    same_sizes = findings.identify(MELD_DESCRIPTION, rows)
+    assert same_sizes.kind == findings.MELD_FORMAT and not same_sizes.test_too_small
+    assert same_sizes.name == "a MELD-format corpus of 13,708 utterances"
+    small = findings.identify(MELD_DESCRIPTION, {s: m.head(n) for (s, m), n
+                                                 in zip(rows.items(), (4, 1, 1), strict=True)})
     assert small.kind == findings.MELD_FORMAT
     assert small.name == "a MELD-format corpus of 6 utterances" and small.test_too_small
-    synthetic = findings.identify({"dataset": "synthetic"}, sizes, sizes)
+    synthetic = findings.identify({"dataset": "synthetic"}, rows)
     assert synthetic.kind == findings.SYNTHETIC
 
 
@@ -576,7 +582,7 @@ def test_meld_format_corpus_is_not_called_real_meld(
     md = (out / "report.md").read_text()
     total = sum(N.values())
     assert f"a MELD-format corpus of {total} utterances" in md
-    assert "real MELD corpus" not in md and "NOT the full MELD corpus" in md
+    assert "real MELD corpus" not in md and "NOT the MELD corpus" in md
     assert not md.splitlines()[0].startswith("# Audio-visual emotion recognition on MELD")
     assert "reproduc" not in _section(md, "5. Fusion", "6a.")
     assert "not evidence about the full MELD corpus" in md

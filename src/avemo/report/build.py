@@ -61,12 +61,22 @@ def _banner(description: dict[str, Any], data: Data, meld_sizes: Mapping[str, in
     elif data.kind == findings.MELD:
         out = [
             f"**Numbers computed on the real MELD corpus** (from `{description.get('root')}`; "
-            f"train / dev / test utterances {_sizes(data.n)}, MELD's published split sizes)."
+            f"train / dev / test utterances {_sizes(data.n)}; the label rows are those of MELD's "
+            f"published label files, and {data.available:,} of its {data.published:,} clips "
+            "are on disk)."
+        ]
+    elif data.kind == findings.MELD_LABELS:
+        out = [
+            f"**Numbers computed on {data.name}** (from `{description.get('root')}`; train / "
+            f"dev / test utterances {_sizes(data.n)}): MELD's own label files, but most of "
+            "its clips are missing, so this is NOT the MELD corpus. Findings here are not "
+            "evidence about MELD."
         ]
     else:
         out = [
             f"**Numbers computed on {data.name}** (from `{description.get('root')}`; train / "
-            f"dev / test utterances {_sizes(data.n)}), NOT the full MELD corpus (MELD: "
+            f"dev / test utterances {_sizes(data.n)}): its label rows are not those of MELD's "
+            f"published label files, so this is NOT the MELD corpus (MELD: "
             f"{_sizes(meld_sizes)}). Findings here are not evidence about MELD."
         ]
     if data.test_too_small:
@@ -234,8 +244,7 @@ def build_report(
     ref = reference.load_reference(reference_file)
     manifests = read_manifests(inputs["manifests"])
     meld_sizes = reference.meld_split_sizes(ref)
-    data = findings.identify(description, {s: len(manifests[s]) for s in SPLITS}, meld_sizes,
-                             min_utterances)
+    data = findings.identify(description, manifests, min_utterances)
     sections_ = [
         Section("About these numbers", paragraphs=_banner(description, data, meld_sizes)),
         sections.method_section(inp),

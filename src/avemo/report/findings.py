@@ -3,9 +3,10 @@
 A difference counts as significant when its paired bootstrap CI excludes 0 and p < alpha;
 otherwise the two models are reported as not significantly different.
 
-Every finding names its data (``Data``): on real MELD (manifest split sizes equal MELD's
-published ones) a finding may say the study's result is reproduced; on a MELD-format corpus of
-another size it is "not evidence about the full MELD corpus"; on the synthetic demo corpus it is
+Every finding names its data (``Data``): on real MELD (label rows equal to a published MELD
+label file, most clips on disk: ``avemo.meld_release``) a finding may say the study's result is
+reproduced; on MELD's labels with few clips, or on any other MELD-format corpus, it is "not
+evidence about the full MELD corpus"; on the synthetic demo corpus it is
 "a check of the mechanism, not evidence about MELD". Results on too few test utterances get no
 verdict at all (``too_small``).
 """
@@ -16,22 +17,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
+from .. import meld_release
 from .tables import fmt, fmt_p
 
 # Below this many test utterances the report says the numbers support no statistics (the
 # pipeline passes evaluation.min_utterances; this is the default for direct callers).
 MIN_TEST_UTTERANCES = 30
-SYNTHETIC, MELD, MELD_FORMAT = "synthetic", "meld", "meld_format"
+SYNTHETIC = "synthetic"
+# MELD: MELD's own labels with most clips; MELD_LABELS: MELD's own labels, few clips;
+# MELD_FORMAT: any other corpus in MELD's layout (avemo.meld_release decides, by content).
+MELD, MELD_LABELS, MELD_FORMAT = meld_release.MELD, meld_release.MELD_LABELS, \
+    meld_release.MELD_FORMAT
 
 
 @dataclass(frozen=True)
 class Data:
-    """What the report's numbers were computed on: ``kind`` (synthetic / meld / meld_format),
-    ``n`` utterances per split (manifest rows)."""
+    """What the report's numbers were computed on: ``kind`` (synthetic / meld / meld_labels /
+    meld_format), ``n`` utterances per split (manifest rows); for MELD's labels, ``available``
+    clips on disk of ``published`` labelled utterances."""
 
     kind: str
     n: dict[str, int] = field(default_factory=dict)
     min_utterances: int = MIN_TEST_UTTERANCES
+    available: int = 0
+    published: int = 0
 
     @property
     def total(self) -> int:
@@ -39,12 +50,14 @@ class Data:
 
     @property
     def name(self) -> str:
-        """For prose: "the synthetic demo corpus", "MELD", "a MELD-format corpus of N
-        utterances"."""
+        """For prose: "the synthetic demo corpus", "MELD", "MELD labels with N of M clips
+        available", "a MELD-format corpus of N utterances"."""
         if self.kind == SYNTHETIC:
             return "the synthetic demo corpus"
         if self.kind == MELD:
             return "MELD"
+        if self.kind == MELD_LABELS:
+            return f"MELD labels with {self.available:,} of {self.published:,} clips available"
         return f"a MELD-format corpus of {self.total:,} utterances"
 
     @property
@@ -54,6 +67,8 @@ class Data:
             return "synthetic demo corpus"
         if self.kind == MELD:
             return "MELD"
+        if self.kind == MELD_LABELS:
+            return f"MELD labels ({self.available} of {self.published} clips)"
         return f"MELD-format corpus ({self.total} utterances)"
 
     @property
@@ -73,17 +88,19 @@ class Data:
 
 
 def identify(
-    description: Mapping[str, Any], n: Mapping[str, int], meld_sizes: Mapping[str, int],
-    min_utterances: int = MIN_TEST_UTTERANCES,
+    description: Mapping[str, Any], manifests: Mapping[str, pd.DataFrame],
+    min_utterances: int = MIN_TEST_UTTERANCES, published: Mapping[str, Any] | None = None,
 ) -> Data:
-    """Synthetic when the config says so; "meld" only when every split's utterance count
-    (manifest rows) equals MELD's published one; otherwise a MELD-format corpus."""
-    counts = {k: int(v) for k, v in n.items()}
+    """Synthetic when the config says so; otherwise by content (``avemo.meld_release``):
+    "meld" only when every split's label rows are those of a label file published in the MELD
+    repository and most clips are on disk, "meld_labels" when the labels are MELD's but the
+    clips are not, else a MELD-format corpus. Split sizes alone decide nothing.
+    ``published``: the fingerprints (default: the packaged file)."""
+    counts = {s: len(m) for s, m in manifests.items()}
     if description.get("dataset") == SYNTHETIC:
         return Data(SYNTHETIC, counts, min_utterances)
-    if all(counts.get(s) == int(v) for s, v in meld_sizes.items()):
-        return Data(MELD, counts, min_utterances)
-    return Data(MELD_FORMAT, counts, min_utterances)
+    found = meld_release.identify(manifests, published)
+    return Data(found.kind, counts, min_utterances, found.available, found.published)
 
 
 def _flag(value: Any) -> bool:
