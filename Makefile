@@ -53,8 +53,11 @@ test: $(TSTAMP)
 
 # dvc.yaml is generated from the Snakemake DAG of config.yaml (avemo.dvcgen); CI (make test)
 # fails when the committed file differs from a fresh generation.
+# OVERLAY=workflow/presets/meld.yaml: the pipeline of config.yaml + that overlay instead, written
+# to workflow/presets/meld/dvc.yaml (docs/dvc.md, "dvc.yaml for an overlay").
+OVERLAY ?=
 dvc-yaml: $(STAMP)
-	$(PY) -m avemo.dvcgen
+	$(PY) -m avemo.dvcgen $(foreach o,$(OVERLAY),--overlay $(o))
 
 lint: $(TSTAMP)
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,12 @@ the file holds for any seed list and an experiment may change the seeds.
 
 DVC adds what Snakemake lacks: content hashes (dvc.lock), a cache and remote (push / pull) and
 experiments (``dvc exp run -S``). CI checks that the committed dvc.yaml is what this writes.
+
+An overlay (``make dvc-yaml OVERLAY=workflow/presets/meld.yaml``, ``--overlay``) gets a pipeline
+of its own, the DAG of config.yaml + the overlay, in a folder named after it
+(``workflow/presets/meld/dvc.yaml``): DVC reads every dvc.yaml in the repository, each stage runs
+from the project root (``wdir``), and a key is a DVC param of whichever file spells it out. DVC
+refuses two stages with one output, so the overlay must set a results_dir of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,28 +134,36 @@ def _present(raw: Mapping[str, Any], path: tuple[str, ...]) -> tuple[str, ...]:
     return path
 
 
-def params_of(paths: set[tuple[str, ...]], raw: Mapping[str, Any]) -> list[str] | None:
-    """DVC params for the read ``paths``: minimal dotted keys, or None for the whole file."""
+def params_of(paths: set[tuple[str, ...]], raw: Mapping[str, Any], overlay: bool = False,
+              ) -> list[str] | None:
+    """DVC params for the read ``paths``: minimal dotted keys, or None for the whole file. In an
+    ``overlay`` a path whose first key the file lacks is left out (config.yaml watches it)."""
     keys = {_present(raw, p) for p in paths}
+    if overlay:
+        keys.discard(())
     if () in keys:
         return None
     minimal = sorted(k for k in keys if not any(k[:i] in keys for i in range(1, len(k))))
     return [".".join(k) for k in minimal]
 
 
-def _dag_jobs(snakefile: Path, workdir: Path) -> tuple[list[Any], dict]:
+def _dag_jobs(snakefile: Path, workdir: Path, overlays: Sequence[Path] = (),
+              ) -> tuple[list[Any], dict]:
     """Every job of the default target's DAG (as if nothing were built yet), and the config."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.enums import Quietness
     from snakemake.settings.types import (
+        ConfigSettings,
         DAGSettings,
         OutputSettings,
         ResourceSettings,
     )
 
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL}, dryrun=True)) as api:
-        # The Snakefile's own `configfile: config.yaml` (what `make demo` runs).
+        # The Snakefile's own `configfile: config.yaml` (what `make demo` runs), then each
+        # overlay as `--configfile` (what the stages' commands pass).
         wf = api.workflow(resource_settings=ResourceSettings(cores=1),
+                          config_settings=ConfigSettings(configfiles=list(overlays)),
                           snakefile=snakefile, workdir=workdir)
         dag_api = wf.dag(dag_settings=DAGSettings(forceall=True))
         workflow = dag_api.workflow_api._workflow
@@ -199,21 +213,46 @@ def _rel(path: str | os.PathLike[str], root: Path) -> str:
         ) from None
 
 
-def stage_of(job: Any, cfg: Mapping[str, Any], raw: Mapping[str, Any], root: Path,
+class Sources:
+    """The config files of a pipeline: config.yaml, then the overlays (as their paths from the
+    project root, which is also every stage's working directory)."""
+
+    def __init__(self, root: Path, overlays: Sequence[str] = ()) -> None:
+        self.files = [CONFIG, *(_rel((root / o).resolve(), root) for o in overlays)]
+        self.raw = [yaml.load((root / f).read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
+                    for f in self.files]
+
+    @property
+    def overlays(self) -> list[str]:
+        return self.files[1:]
+
+    def command(self) -> str:
+        """The Snakemake call of every stage (the overlays as Snakemake takes them)."""
+        return " ".join([SMK, *(["--configfile", *self.overlays] if self.overlays else [])])
+
+    def params(self, reads: set[tuple[str, ...]]) -> list[dict[str, list[str] | None]]:
+        """DVC params of a job that read ``reads``: per file, the keys it spells out."""
+        out: list[dict[str, list[str] | None]] = []
+        for i, (name, raw) in enumerate(zip(self.files, self.raw, strict=True)):
+            keys = params_of(reads, raw, overlay=i > 0)
+            if keys is None or keys:
+                out.append({name: keys})
+        return out
+
+
+def stage_of(job: Any, cfg: Mapping[str, Any], sources: Sources, root: Path,
              ) -> dict[str, Any]:
     """The DVC stage of one Snakemake job."""
     rule = job.rule
     outputs = [_rel(f, root) for f in job.output]
-    stage: dict[str, Any] = {"cmd": f"{SMK} --allowed-rules {rule.name} -- {outputs[0]}"}
+    stage: dict[str, Any] = {
+        "cmd": f"{sources.command()} --allowed-rules {rule.name} -- {outputs[0]}"}
     if rule.name in P.job_param_rules():
         value, reads = recorded_reads(rule.name, cfg, job.wildcards_dict)
         if P.as_json(value) != job.params.get("p", P.as_json(value)):
             raise RuntimeError(f"{rule.name}: recorded params differ from the job's own")
-        keys = params_of(reads, raw)
-        if keys is None:
-            stage["params"] = [{CONFIG: None}]
-        elif keys:
-            stage["params"] = [{CONFIG: keys}]
+        if params := sources.params(reads):
+            stage["params"] = params
     command = codedeps.command_of(rule.shellcmd or "")
     code = ([] if command is None else
             [_rel(f, root) for f in _compact(codedeps.files(command, model_of(job.wildcards)))])
@@ -361,36 +400,117 @@ def _seed_folders(stage: dict[str, Any], made_by: Mapping[str, int]) -> dict[str
     return {**stage, "deps": deps}
 
 
-def generate(root: Path) -> str:
-    """The text of dvc.yaml for the workflow in ``root`` and its config.yaml."""
-    raw = yaml.load((root / CONFIG).read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
-    jobs, cfg = _dag_jobs(root / "Snakefile", root)
+def generate(root: Path, overlays: Sequence[str] = ()) -> str:
+    """The text of dvc.yaml for the workflow in ``root`` and its config.yaml (+ ``overlays``,
+    paths from ``root``: the text of :func:`pipeline_path`'s file)."""
+    sources = Sources(root, overlays)
+    jobs, cfg = _dag_jobs(root / "Snakefile", root, [root / f for f in sources.overlays])
     stages = {}
     for job in _topological(jobs):
-        stages[_stage_name(job)] = stage_of(job, cfg, raw, root)
+        stages[_stage_name(job)] = stage_of(job, cfg, sources, root)
     seeds = [int(s) for s in cfg["train"]["seeds"]]
-    doc: dict[str, Any] = {"vars": [f"{CONFIG}:{SEEDS.split('.')[0]}"],
+    # The foreach list: train of the last file that sets train.seeds (DVC refuses to import one
+    # key from two files).
+    seeds_file = next(f for f, raw in reversed(list(zip(sources.files, sources.raw, strict=True)))
+                      if f == CONFIG or _present(raw, tuple(SEEDS.split("."))) == (
+                          tuple(SEEDS.split("."))))
+    doc: dict[str, Any] = {"vars": [f"{seeds_file}:{SEEDS.split('.')[0]}"],
                            "stages": fold_seeds(stages, jobs, seeds, root)}
     curves = learning_curves(jobs, root, seeds[0])
     if curves:
         doc["plots"] = curves
-    return HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+    if not sources.overlays:
+        return HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+    _check_apart(doc, root)
+    return _in_folder(doc, pipeline_path(root, overlays).parent, root, sources)
+
+
+def pipeline_path(root: Path, overlays: Sequence[str] = ()) -> Path:
+    """Where the pipeline of config.yaml + ``overlays`` lives: dvc.yaml at the root without an
+    overlay, else dvc.yaml in a folder beside the last overlay, named after it
+    (workflow/presets/meld.yaml -> workflow/presets/meld/dvc.yaml)."""
+    if not overlays:
+        return root / "dvc.yaml"
+    last = (root / overlays[-1]).resolve()
+    return last.with_suffix("") / "dvc.yaml"
+
+
+def _in_folder(doc: dict[str, Any], folder: Path, root: Path, sources: Sources) -> str:
+    """``doc`` as the dvc.yaml of ``folder``: every stage runs in the project root (``wdir``),
+    where its cmd, deps, outs and params are; vars files and plots are read from the folder."""
+    up = Path(os.path.relpath(root, folder)).as_posix()
+
+    def staged(stage: dict[str, Any]) -> dict[str, Any]:
+        if "foreach" in stage:
+            return {"foreach": stage["foreach"], "do": staged(stage["do"])}
+        return {"wdir": up, **stage}
+
+    out: dict[str, Any] = {"vars": [f"{up}/{v}" for v in doc["vars"]],
+                           "stages": {k: staged(v) for k, v in doc["stages"].items()}}
+    if "plots" in doc:
+        out["plots"] = [{plot: {**spec, "y": {f"{up}/{f}": m for f, m in spec["y"].items()}}
+                         for plot, spec in p.items()} for p in doc["plots"]]
+    overlays = " ".join(sources.overlays)
+    header = (
+        f"# GENERATED by `make dvc-yaml OVERLAY={overlays}` (avemo.dvcgen) from the Snakemake\n"
+        f"# DAG of {' + '.join(sources.files)}: do not edit. Stages as in the project's\n"
+        "# dvc.yaml (read its header); each runs from the project root (wdir), and a config\n"
+        "# key is a param of every file that spells it out. Build with\n"
+        f"#   dvc repro {_rel(folder / 'dvc.yaml', root)}\n")
+    return header + yaml.safe_dump(out, sort_keys=False, width=100)
+
+
+def _outs(doc: Mapping[str, Any]) -> list[str]:
+    """Every out, metric and plot path of a dvc.yaml document (``${...}`` left in)."""
+    paths: list[str] = []
+    for stage in doc.get("stages", {}).values():
+        body = stage.get("do", stage)
+        for key in ("outs", "metrics", "plots"):
+            for entry in body.get(key, []):
+                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    """A dvc.yaml path with its ``${...}`` as wildcards, matching it and everything below."""
+    parts = re.split(r"\$\{[^}]*\}", path)
+    return re.compile("^" + "[^/]+".join(map(re.escape, parts)) + "(/|$)")
+
+
+def _check_apart(doc: Mapping[str, Any], root: Path) -> None:
+    """Raise when an overlay's outputs meet the project dvc.yaml's (DVC refuses a repository
+    where two stages write one path, or one writes inside another's output)."""
+    base = root / "dvc.yaml"
+    if not base.is_file():
+        return
+    theirs = _outs(yaml.safe_load(base.read_text(encoding="utf-8")) or {})
+    for mine in _outs(doc):
+        for other in theirs:
+            if _pattern(other).match(mine) or _pattern(mine).match(other):
+                raise ConfigError(
+                    f"{mine}: also an output in {base.name} ({other}); DVC refuses two stages "
+                    "with one output: set results_dir in the overlay to a folder of its own "
+                    "(e.g. results_dir: results/meld)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="avemo-dvc-yaml", description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=".", help="the project (Snakefile, config.yaml)")
-    ap.add_argument("--out", default="dvc.yaml")
+    ap.add_argument("--overlay", action="append", default=[], metavar="YAML",
+                    help="a config overlay layered over config.yaml (as snakemake --configfile); "
+                         "repeatable; its pipeline goes to <overlay folder>/<name>/dvc.yaml")
+    ap.add_argument("--out", default=None,
+                    help="the file to write (default: dvc.yaml, or the overlay's pipeline)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 when --out differs from a fresh generation (CI)")
     a = ap.parse_args(argv)
     root = Path(a.root).resolve()
     try:
-        text = generate(root)
+        text = generate(root, a.overlay)
     except ConfigError as exc:
         print(f"dvc-yaml: error: {exc}", file=sys.stderr)
         return 2
-    out = root / a.out
+    out = root / a.out if a.out else pipeline_path(root, a.overlay)
     if a.check:
         if not out.is_file() or out.read_text(encoding="utf-8") != text:
             print(f"{out} is stale: run `make dvc-yaml` and commit it", file=sys.stderr)
@@ -398,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .atomic import write_text
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, text)
     print(f"wrote {out} ({text.count(chr(10))} lines)")
     return 0
