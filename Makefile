@@ -1,7 +1,8 @@
 # Two commands do all the set-up (see README):
 #   make demo   create .venv, install the pinned stack, run the whole workflow on the demo corpus
-#   make test   same stack + test tools, run the whole test suite
+#   make test   same stack + test tools, run the whole test suite (what CI runs)
 # Both are idempotent: a stamp file records what was installed from which requirement files.
+# `make help` lists every target: the `## ` comment after a target's prerequisites describes it.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,9 +14,10 @@ CORES  ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 STAMP   = $(VENV)/.avemo-installed
+FSTAMP  = $(VENV)/.avemo-test-tools-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: setup demo test lint bench bench-demo bench-tests bench-scale planted dry-run clean pull adopt dvc-yaml
+.PHONY: help setup demo test test-fast lint bench bench-demo bench-tests bench-scale planted dry-run clean pull adopt dvc-yaml
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,10 +29,14 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	$(PIP) install --no-deps -e .
 	touch $@
 
+# The test tools (pip only: what `make test-fast` needs).
+$(FSTAMP): $(STAMP) requirements-test.txt
+	$(PIP) install -c requirements.lock -r requirements-test.txt
+	touch $@
+
 # The error-browser test drives Debian's headless Chromium: installed here when missing (root
 # only; otherwise tests/headless_chromium.py tries again and the test is skipped with the reason).
-$(TSTAMP): $(STAMP) requirements-test.txt
-	$(PIP) install -c requirements.lock -r requirements-test.txt
+$(TSTAMP): $(FSTAMP)
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -40,64 +46,74 @@ $(TSTAMP): $(STAMP) requirements-test.txt
 	fi
 	touch $@
 
-setup: $(STAMP)
+help:  ## this list
+	@awk -F':' '/^[a-zA-Z][a-zA-Z0-9_-]*:([^=]|$$)/ { \
+	  d = ""; if (match($$0, /## .*/)) d = substr($$0, RSTART + 3); \
+	  printf "  make %-12s %s\n", $$1, d }' $(MAKEFILE_LIST)
 
-demo: $(STAMP)
+setup: $(STAMP)  ## create .venv and install the pinned stack (demo and test do it too)
+
+demo: $(STAMP)  ## the whole workflow on the demo corpus -> results/report/report.html
 	$(SNAKE) --profile workflow/profiles/default --cores $(CORES)
 
-dry-run: $(STAMP)
+dry-run: $(STAMP)  ## show the jobs a run would do
 	$(SNAKE) --profile workflow/profiles/default -n
 
-test: $(TSTAMP)
+test: $(TSTAMP)  ## the full test suite: unit + workflow, DVC, SLURM, browser (what CI runs)
 	$(PY) -m pytest -q
+
+# The unit tests only: pip-installed tools, no apt-get, no workflow run, no cluster; tests
+# marked slow wait for `make test`.
+test-fast: $(FSTAMP)  ## the unit tests only (a couple of minutes; no system packages, no services)
+	$(PY) -m pytest tests/unit -q -m "not slow"
 
 # dvc.yaml is generated from the Snakemake DAG of config.yaml (avemo.dvcgen); CI (make test)
 # fails when the committed file differs from a fresh generation.
 # OVERLAY=workflow/presets/meld.yaml: the pipeline of config.yaml + that overlay instead, written
 # to workflow/presets/meld/dvc.yaml (docs/dvc.md, "dvc.yaml for an overlay").
 OVERLAY ?=
-dvc-yaml: $(STAMP)
+dvc-yaml: $(STAMP)  ## regenerate dvc.yaml from the Snakemake DAG (commit it)
 	$(PY) -m avemo.dvcgen $(foreach o,$(OVERLAY),--overlay $(o))
 
-lint: $(TSTAMP)
+lint: $(FSTAMP)  ## ruff check
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP)  ## frames, audio, training, fusion benchmarks -> docs/benchmarks.md
 	$(PY) benchmarks/run.py
 
 # Generation, data stages and one epoch per model at 1x, 4x, 16x the demo and at MELD's size
 # (synthetic.preset meld_scale), plus a few clips at 1280x720; each size in its own folder under
-# results/bench-scale/; writes its section of docs/benchmarks.md (targets: met or MISSED).
+# results/bench-scale/; writes its section of docs/benchmarks.md.
 # SIZES="1x 4x" for a quick run (the other sizes keep their last figures).
 SIZES ?= 1x 4x 16x meld_scale hd720 hd96
-bench-scale: $(STAMP)
+bench-scale: $(STAMP)  ## data stages and one epoch at 1x-16x the demo and MELD size
 	$(PY) benchmarks/scale.py --cores $(CORES) --sizes $(SIZES)
 
 # The README's demo from an empty working folder (results/bench-demo/): wall time, job time and
-# peak RSS per stage; writes its section of docs/benchmarks.md (target: 5 min on 2 cores).
-bench-demo: $(STAMP)
+# peak RSS per stage; writes its section of docs/benchmarks.md.
+bench-demo: $(STAMP)  ## time the demo from an empty folder -> docs/benchmarks.md
 	$(PY) benchmarks/demo.py --cores $(CORES)
 
-# The README's test command once, timed: wall time (target 8 min on 2 cores), time per test file
+# The README's test command once, timed: wall time, CPU time, time per test file
 # and the slowest tests; writes its section of docs/benchmarks.md.
-bench-tests: $(TSTAMP)
+bench-tests: $(TSTAMP)  ## time the test suite -> docs/benchmarks.md
 	$(PY) benchmarks/suite.py
 
 # The simulation check: the demo corpus with each planted cue (event, spread), 3 seeds, the
 # fusion diagnosis; writes docs/planted.md (planted vs recovered), fails when a check fails.
-planted: $(STAMP)
+planted: $(STAMP)  ## does the diagnosis recover planted causes -> docs/planted.md
 	$(PY) benchmarks/planted.py --cores $(CORES)
 
 # DVC restores file contents, not mtimes, and Snakemake 9 always compares mtimes: after `dvc pull`
 # (or dvc checkout / dvc exp apply) record the restored artefacts as up to date, but only when
 # `dvc status` vouches that they match config.yaml and the code.
-pull: $(STAMP)
+pull: $(STAMP)  ## dvc pull, then mark the pulled artefacts up to date
 	$(VENV)/bin/dvc pull
 	$(MAKE) adopt
 
-adopt: $(STAMP)
+adopt: $(STAMP)  ## mark artefacts restored by DVC as up to date
 	@$(VENV)/bin/dvc status --quiet || { echo "dvc status: workspace differs from dvc.lock; run dvc repro or make demo" >&2; exit 1; }
 	$(SNAKE) --profile workflow/profiles/default --touch --forceall --quiet
 
-clean:
+clean:  ## remove results/ and .snakemake/
 	rm -rf results .snakemake

@@ -177,7 +177,8 @@ def _compare(a: argparse.Namespace) -> None:
     files = _json(a.inputs, "--inputs")
     predictions = {m: {int(seed): dict(splits) for seed, splits in per_seed.items()}
                    for m, per_seed in files["predictions"].items()}
-    compare_pairs(p.pop("pairs"), predictions, a.out, metrics=files["metrics"], **p)
+    compare_pairs(p.pop("pairs"), predictions, a.out, metrics=files["metrics"],
+                  protocol=files.get("protocol"), **p)
 
 
 def _check_config(a: argparse.Namespace) -> None:

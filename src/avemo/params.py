@@ -217,9 +217,26 @@ def late(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
 
 
 def evaluation(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    # evaluation.compare and .primary feed the compare stage only (report.spec.compare_params).
+    # evaluation.compare and .primary feed the compare stage only (report.spec.compare_params);
+    # the protocol is a file, an input of the compare and report jobs (protocol_file).
     ev = cfg["evaluation"]
-    return {k: ev[k] for k in ev if k not in ("compare", "primary")}
+    return {k: ev[k] for k in ev if k not in ("compare", "primary", "protocol")}
+
+
+def protocol_file(cfg: Mapping[str, Any]) -> str:
+    """The diagnosis protocol file (``evaluation.protocol``; null: the repository's), as a
+    rule input: relative to the working directory when it lies inside it (so dvc.yaml names
+    ``workflow/protocol/diagnosis.yaml``), else absolute (a run in another directory)."""
+    from .evaluation.protocol import default_path
+
+    given = (cfg.get("evaluation") or {}).get("protocol")
+    path = Path(given) if given else default_path()
+    if path.is_absolute():
+        try:
+            return str(path.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(path)
+    return str(path)
 
 
 def dataset_description(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -454,7 +471,8 @@ def compare_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
             for seed in seeds(cfg, name)
         }
     members = [m for g in ("visual", "audio", "fusion") for m in groups[g]]
-    return {"predictions": predictions, "metrics": {m: lay.metrics(m) for m in members}}
+    return {"predictions": predictions, "metrics": {m: lay.metrics(m) for m in members},
+            "protocol": protocol_file(cfg)}
 
 
 def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -481,6 +499,7 @@ def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "frames": {f: {sp: lay.frames(f, sp) for sp in PREDICTION_SPLITS}
                    for f in frame_sets(cfg)},
         "corpus": corpus_inputs(cfg),
+        "protocol": protocol_file(cfg),
     }
 
 

@@ -11,7 +11,8 @@ The report reads only the files its rule declares, given as one mapping (``INPUT
      "benchmarks": path,                        # the benchmark folder (provenance timings)
      "predictions": {name: {seed: {split: path}}},  # dev/test predictions (per-example table)
      "frames": {set: {split: path}},            # frame stores (the error browser's thumbnails)
-     "corpus": [path]}                          # the clips (browser audio, via manifest paths)
+     "corpus": [path],                          # the clips (browser audio, via manifest paths)
+     "protocol": path}                          # the diagnosis protocol (verdict rule, hash)
 
 Which models the report covers comes from ``ReportModels`` (built from config by
 ``spec.report_params``). A group with no configured model is "not configured"; a configured
@@ -38,7 +39,7 @@ PathLike = str | os.PathLike[str]
 ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json
 INPUT_KEYS: tuple[str, ...] = (
     "manifests", "manifest_qc", "qc", "metrics", "compare", "summaries", "training_logs",
-    "benchmarks", "predictions", "frames", "corpus",
+    "benchmarks", "predictions", "frames", "corpus", "protocol",
 )
 # {model: {seed (str): path}}: per-seed files of a run (summary.json).
 SeedFiles = Mapping[str, Mapping[str, PathLike]]
