@@ -20,6 +20,7 @@ from avemo.evaluation import baselines
 from avemo.evaluation.compare import audio_subsets_from_clips, compare_pairs
 from avemo.evaluation.evaluate import evaluate_model
 from avemo.evaluation.metrics import prob_columns
+from avemo.evaluation.protocol import default_path
 from avemo.evaluation.refs import group_members, referenced_models
 from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
 from avemo.layout import BASELINE_SEED, Layout
@@ -219,6 +220,7 @@ def report_inputs(root: Path, cfg: dict[str, Any] = CFG) -> dict[str, Any]:
                         for m in [*trained, *models.baselines]},
         "frames": {},  # no frame stores: the error browser shows no thumbnails
         "corpus": [],
+        "protocol": str(default_path()),
     }
 
 

@@ -134,14 +134,18 @@ def cluster_bootstrap(
     seed: int = 0,
     n_classes: int | None = None,
     resample_seeds: bool = True,
+    paired_seeds: bool = False,
 ) -> np.ndarray:
     """Seed-mean metric on each replicate: array ``len(groups) × len(metric_fns) × B``.
 
     ``groups``: one entry per model, each a list of prediction vectors (one per training seed)
     on the utterances of ``y_true``. ``clusters``: one id per utterance (``dialogue_ids``);
     None resamples utterances. Every replicate draws the clusters with replacement (shared by
-    all groups: paired) and, when ``resample_seeds``, each group's seeds with replacement
-    (independently per group), and averages the metric over the drawn seeds.
+    all groups: paired) and, when ``resample_seeds``, the seeds with replacement, and averages
+    the metric over the drawn seeds. ``paired_seeds``: the groups' seeds are paired (position
+    i of every group is the same training seed, e.g. a fusion variant's seed s is built on the
+    stream models' seed s), so ONE seed draw per replicate serves every group; otherwise each
+    group's seeds are drawn independently.
     """
     t = np.asarray(y_true, dtype=np.int64)
     if t.ndim != 1 or t.size == 0:
@@ -162,9 +166,21 @@ def cluster_bootstrap(
     weights = np.bincount((draws + offsets).ravel(), minlength=b * n_groups).reshape(b, n_groups)
     weights_f = weights.astype(np.float64)
     out = np.empty((len(preds), len(fns), b), dtype=np.float64)
+    shared: np.ndarray | None = None
+    if paired_seeds and resample_seeds:
+        sizes = {len(g) for g in preds}
+        if len(sizes) != 1:
+            raise ValueError(f"paired seeds need the same number of seeds per group: {sizes}")
+        s = sizes.pop()
+        if s > 1:
+            sd = rng.integers(0, s, size=(b, s))
+            shared = np.bincount((sd + (np.arange(b) * s)[:, None]).ravel(),
+                                 minlength=b * s).reshape(b, s)
     for gi, seeds in enumerate(preds):
         s = len(seeds)
-        if resample_seeds and s > 1:
+        if shared is not None:
+            seed_counts = shared
+        elif resample_seeds and s > 1 and not paired_seeds:
             sd = rng.integers(0, s, size=(b, s))
             seed_counts = np.bincount(
                 (sd + (np.arange(b) * s)[:, None]).ravel(), minlength=b * s
@@ -296,9 +312,11 @@ def paired_bootstrap_test(
     alpha: float = 0.05,
     n_classes: int | None = None,
     clusters: Any = None,
+    paired_seeds: bool = False,
 ) -> dict[str, Any]:
     """Paired bootstrap of ``metric(a) - metric(b)`` on the same utterances (one seed each;
-    ``pred_a``/``pred_b`` may also be lists of per-seed vectors: seed-means, seeds resampled).
+    ``pred_a``/``pred_b`` may also be lists of per-seed vectors: seed-means, seeds resampled,
+    with one draw for both when ``paired_seeds``: position i is the same seed in both).
 
     Returns ``{delta, ci_low, ci_high, p_value, significant}`` (paired_test_from_samples).
     """
@@ -308,7 +326,8 @@ def paired_bootstrap_test(
         np.mean([metric_value(y_true, p, metric_fn, n_classes) for p in gb])
     )
     samples = cluster_bootstrap(
-        y_true, [ga, gb], [metric_fn], clusters, n_resamples, seed, n_classes
+        y_true, [ga, gb], [metric_fn], clusters, n_resamples, seed, n_classes,
+        paired_seeds=paired_seeds,
     )
     return paired_test_from_samples(delta, samples[0, 0] - samples[1, 0], alpha)
 

@@ -25,12 +25,18 @@
                 # bootstrap; "significant" null when too_small)
                 # p_holm: Holm-adjusted p of the primary endpoint (emotion weighted F1) over
                 # the pair's family (primary, or the diagnosis' factor effects); null for
-                # exploratory and too_small pairs (no verdict); also stored as
-                # tests.emotion.weighted_f1.p_holm
+                # exploratory and too_small pairs; p_tost_holm: the same for the equivalence
+                # test (TOST, the protocol's margin); verdict: effect | equivalent |
+                # inconclusive (avemo.evaluation.verdicts; null for exploratory pairs);
+                # simultaneous: {low, high, m, level}, the endpoint's Bonferroni interval
+                # over the family (ci_low/ci_high are marginal); paired_seeds: one seed draw
+                # served both models; all four also stored in tests.emotion.weighted_f1
      "multiplicity": {"method": "holm", "endpoint": {"task", "metric"}, "alpha",
                       "primary": [[a, b], ...],      # resolved pairs in the family
                       "diagnosis": [[a, b], ...],    # the factor effects (own Holm family)
-                      "not_tested": [[ref_a, ref_b], ...]},  # primary specs with no pair
+                      "not_tested": [[ref_a, ref_b], ...],   # primary specs with no pair
+                      "intervals": {...}, "verdicts": "..."},  # what they mean, in words
+     "protocol": {"hash", "version", "alpha", "resamples", "margin", ...} | null,
      "bootstrap": {...}}
 
 The primary family (``primary``, config ``evaluation.primary``; null = ``default_primary``)
@@ -43,27 +49,28 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from avemo.atomic import write_json
 from avemo.errors import DataStageError
-from avemo.evaluation.bootstrap import holm
 from avemo.evaluation.evaluate import (
     MIN_DIALOGUES,
     MIN_UTTERANCES,
     SCHEMA_VERSION,
     _bootstrap_meta,
-    compare_models,
+    paired_comparison,
 )
+from avemo.evaluation.protocol import Protocol
+from avemo.evaluation.protocol import load as load_protocol
 from avemo.evaluation.refs import (  # re-exported: the comparison's names live there
     BEST_PREFIX,
     default_primary,
     group_members,
     split_ref,
 )
+from avemo.evaluation.verdicts import family_verdicts, simultaneous_interval
 
 PathLike = str | os.PathLike[str]
 SELECTION_SPLIT = "dev"
@@ -153,6 +160,7 @@ def compare_pairs(
     min_utterances: int = MIN_UTTERANCES,
     min_dialogues: int = MIN_DIALOGUES,
     diagnosis: Sequence[Sequence[str]] = (),
+    protocol: PathLike | Protocol | None = None,
 ) -> dict[str, Any]:
     """Stage: paired bootstrap tests for every pair; writes ``out_json`` (``compare.json``).
 
@@ -165,12 +173,22 @@ def compare_pairs(
     whose primary-endpoint p-values are Holm-adjusted together; ``diagnosis``: the factor
     effects' pairs, a second family adjusted on its own (a pair in both counts as primary); the
     others are exploratory. Pairs under ``min_utterances``/``min_dialogues`` are
-    ``too_small``: no verdict, no p_holm.
+    ``too_small``: no p_holm, verdict inconclusive.
+    ``protocol``: the diagnosis protocol (``avemo.evaluation.protocol``; a path or a loaded
+    one): its resamples, seed and alpha replace ``n_resamples``/``seed``/``alpha``, seeds are
+    paired, and every family member gets its TOST p against the protocol's margin and a
+    verdict (``avemo.evaluation.verdicts``). Without one, no equivalence is tested.
     Returns ``{"n_pairs", "selection": {group: model}}``.
     """
     groups = groups or {}
     if primary is None:
         primary = default_primary(groups)
+    proto: Protocol | None = None
+    if protocol is not None:
+        proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+        n_resamples, seed, alpha = proto.resamples, proto.resampling_seed, proto.alpha
+    margin = proto.margin if proto else None
+    paired_seeds = bool(proto and proto.paired_seeds)
     boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
     needed = {r[len(BEST_PREFIX) :] for p in pairs for r in p if r.startswith(BEST_PREFIX)}
     selection: dict[str, Any] = {}
@@ -181,6 +199,7 @@ def compare_pairs(
             raise DataStageError(f"best:{group} needs the metrics files of {lacking}")
         selection[group] = select_best({m: read_metrics(metrics[m]) for m in members})
     results = []
+    endpoint_deltas: list[Any] = []
     done: set[frozenset[str]] = set()
     for pair in pairs:
         if len(pair) != 2:
@@ -190,24 +209,23 @@ def compare_pairs(
         if frozenset((a, b)) in done or a == b:
             continue
         done.add(frozenset((a, b)))
-        # compare_models writes its own JSON; here it only serves one entry of compare.json.
-        with tempfile.TemporaryDirectory() as tmp:
-            compare_models(
-                _paths_of(a, predictions),
-                _paths_of(b, predictions),
-                (a, b),
-                Path(tmp) / "pair.json",
-                n_resamples=n_resamples,
-                seed=seed,
-                alpha=alpha,
-                common_only=True,
-                min_utterances=min_utterances,
-                min_dialogues=min_dialogues,
-            )
-            entry = json.loads((Path(tmp) / "pair.json").read_text())
+        entry, deltas = paired_comparison(
+            _paths_of(a, predictions),
+            _paths_of(b, predictions),
+            (a, b),
+            n_resamples=n_resamples,
+            seed=seed,
+            alpha=alpha,
+            common_only=True,
+            min_utterances=min_utterances,
+            min_dialogues=min_dialogues,
+            margin=margin,
+            paired_seeds=paired_seeds,
+        )
         entry.pop("schema_version", None)
-        entry.pop("bootstrap", None)
-        results.append({"spec": list(pair), "a": a, "b": b, **entry})
+        paired = entry.pop("bootstrap").get("paired_seeds", False)
+        results.append({"spec": list(pair), "a": a, "b": b, **entry, "paired_seeds": paired})
+        endpoint_deltas.append(deltas[PRIMARY_ENDPOINT[0]][PRIMARY_ENDPOINT[1]])
     family, not_tested = _primary_family(primary, selection, done)
     dx_family, _ = _primary_family(diagnosis, selection, done)
     task, metric = PRIMARY_ENDPOINT
@@ -216,14 +234,22 @@ def compare_pairs(
                 for k in keys]
     for name in ("primary", "diagnosis"):
         members = [i for i, f in enumerate(families) if f == name]
-        adjusted = holm([None if results[i]["too_small"]
-                         else results[i]["tests"][task][metric]["p_value"] for i in members])
-        for i, p_adj in zip(members, adjusted, strict=True):
-            results[i]["p_holm"] = p_adj
+        tests = [{**results[i]["tests"][task][metric], "too_small": results[i]["too_small"]}
+                 for i in members]
+        m = sum(1 for t in tests if not t["too_small"])
+        if proto is not None:
+            proto.check_family(m, f"the {name} family of compare.json")
+        for i, decided in zip(members, family_verdicts(tests, alpha), strict=True):
+            results[i].update(decided)
+            # Simultaneous over the family's tested members (Bonferroni), beside the marginal.
+            low, high = simultaneous_interval(endpoint_deltas[i], alpha, m)
+            results[i]["simultaneous"] = {"low": low, "high": high, "m": m,
+                                          "level": 1.0 - alpha / max(m, 1)}
     for e, f in zip(results, families, strict=True):
         e["family"] = f
-        e.setdefault("p_holm", None)
-        e["tests"][task][metric]["p_holm"] = e["p_holm"]
+        for k in ("p_holm", "p_tost_holm", "verdict", "simultaneous"):
+            e.setdefault(k, None)  # exploratory: descriptive, no verdict
+            e["tests"][task][metric][k] = e[k]
     in_family = [f == "primary" for f in families]
     write_json(
         out_json,
@@ -240,8 +266,15 @@ def compare_pairs(
                 "diagnosis": [[e["a"], e["b"]] for e, f in zip(results, families, strict=True)
                               if f == "diagnosis"],
                 "not_tested": not_tested,
+                "intervals": {"ci_low/ci_high": f"marginal {1 - alpha:.0%}",
+                              "simultaneous": "Bonferroni over the family's tested pairs"},
+                "verdicts": "effect: Holm p < alpha and the interval on one side of 0; "
+                            "equivalent: Holm-adjusted TOST p < alpha (inside the margin); "
+                            "else inconclusive",
             },
-            "bootstrap": boot,
+            "protocol": proto.summary() if proto else None,
+            "bootstrap": {**boot, "paired_seeds": paired_seeds,
+                          **({"margin": margin} if margin else {})},
         },
     )
     return {"n_pairs": len(results), "selection": {g: v["model"] for g, v in selection.items()}}

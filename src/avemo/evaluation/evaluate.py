@@ -88,6 +88,7 @@ from avemo.evaluation.metrics import (
     read_predictions,
     truth_and_prediction,
 )
+from avemo.evaluation.verdicts import tost_p
 from avemo.progress import progress
 
 SCHEMA_VERSION = 2  # 2: dialogue x seed bootstrap, macro F1 over all labels, std null
@@ -363,9 +364,14 @@ def _paired_block(
     boot: dict[str, Any],
     clusters: np.ndarray,
     too_small: bool = False,
+    deltas: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Paired test of seed-mean(a) - seed-mean(b) for each headline metric: shared dialogue
-    draws, each model's seeds drawn with replacement; no verdict when ``too_small``."""
+    draws and seeds drawn with replacement (one draw for both models when
+    ``boot["paired_seeds"]``); with ``boot["margin"]`` also the TOST p (``p_tost``) of
+    ``|a - b| < margin``; no verdict when ``too_small``. ``deltas``, when given, receives each
+    metric's bootstrap differences (for intervals decided later, over a family)."""
+    paired = bool(boot.get("paired_seeds")) and len(preds_a) == len(preds_b)
     samples = cluster_bootstrap(
         y_true,
         [preds_a, preds_b],
@@ -374,15 +380,21 @@ def _paired_block(
         boot["n_resamples"],
         boot["seed"],
         n_classes,
+        paired_seeds=paired,
     )
     out = {}
     for j, metric in enumerate(HEADLINE_METRICS):
         a = float(np.mean([metric_value(y_true, p, metric, n_classes) for p in preds_a]))
         b = float(np.mean([metric_value(y_true, p, metric, n_classes) for p in preds_b]))
-        test = paired_test_from_samples(a - b, samples[0, j] - samples[1, j], boot["alpha"])
+        d = samples[0, j] - samples[1, j]
+        test = paired_test_from_samples(a - b, d, boot["alpha"])
+        if boot.get("margin"):
+            test["p_tost"] = tost_p(d, boot["margin"])
         if too_small:
             test["significant"] = None
         out[metric] = {"a": a, "b": b, **test}
+        if deltas is not None:
+            deltas[metric] = d
     return out
 
 
@@ -397,6 +409,8 @@ def compare_models(
     common_only: bool = False,
     min_utterances: int = MIN_UTTERANCES,
     min_dialogues: int = MIN_DIALOGUES,
+    margin: float | None = None,
+    paired_seeds: bool = False,
 ) -> dict[str, Any]:
     """Stage: paired bootstrap tests between two models on the same test utterances.
 
@@ -408,9 +422,33 @@ def compare_models(
     metric (all seeds of each model) and, per seed present in both, seed against seed; the
     unit resampled is the dialogue (and, for seed-means, the seed). Fewer than
     ``min_utterances`` utterances or ``min_dialogues`` dialogues: ``too_small`` and every
-    test's ``significant`` is null.
+    test's ``significant`` is null. ``margin``: also each test's TOST p (``p_tost``) of
+    ``|a - b| < margin``; ``paired_seeds``: when both models have the same seeds, one seed
+    draw per replicate serves both (seed s of a is paired with seed s of b).
     Writes ``out_json`` atomically; returns the ``tests`` block.
     """
+    result, _ = paired_comparison(paths_a, paths_b, names, n_resamples, seed, alpha,
+                                  common_only, min_utterances, min_dialogues, margin,
+                                  paired_seeds)
+    write_json(out_json, result)
+    return result["tests"]
+
+
+def paired_comparison(
+    paths_a: Mapping[Any, PathLike] | PathLike,
+    paths_b: Mapping[Any, PathLike] | PathLike,
+    names: tuple[str, str],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    common_only: bool = False,
+    min_utterances: int = MIN_UTTERANCES,
+    min_dialogues: int = MIN_DIALOGUES,
+    margin: float | None = None,
+    paired_seeds: bool = False,
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """``compare_models``' result (not written) and the bootstrap differences of the
+    seed-mean tests, ``{task: {metric: deltas}}`` (for intervals decided over a family)."""
     seeds_a, seeds_b = _as_seed_paths(paths_a), _as_seed_paths(paths_b)
     if names[0] == names[1]:
         raise DataStageError(f"compare_models needs two different names, got {list(names)}")
@@ -433,16 +471,28 @@ def compare_models(
     dfs = list(frames.values())
     dfs_a, dfs_b = dfs[: len(seeds_a)], dfs[len(seeds_a) :]
     boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
+    # Paired seeds only when both models were trained on the same seeds (same order).
+    paired = bool(paired_seeds) and list(seeds_a) == list(seeds_b) and len(seeds_a) > 1
+    boot["paired_seeds"] = paired
+    if paired:
+        boot["method"] = boot["method"].replace(
+            "seeds drawn with replacement", "seeds drawn with replacement, one draw for both "
+            "models (seed s of one is paired with seed s of the other)")
+    if margin:
+        boot["margin"] = float(margin)
     clusters = dialogue_ids(dfs_a[0]["clip_name"])
     size = _size(dfs_a[0]["clip_name"], boot)
     small = size["too_small"]
     tests: dict[str, Any] = {}
+    deltas: dict[str, dict[str, np.ndarray]] = {}
     per_seed: dict[str, Any] = {str(s): {} for s in seeds_a if s in seeds_b}
     for task, labels in TASKS.items():
         y_true = truth_and_prediction(dfs_a[0], task)[0]
         preds_a = [truth_and_prediction(df, task)[1] for df in dfs_a]
         preds_b = [truth_and_prediction(df, task)[1] for df in dfs_b]
-        tests[task] = _paired_block(y_true, preds_a, preds_b, len(labels), boot, clusters, small)
+        deltas[task] = {}
+        tests[task] = _paired_block(y_true, preds_a, preds_b, len(labels), boot, clusters, small,
+                                    deltas[task])
         pos_a, pos_b = list(seeds_a), list(seeds_b)
         for s in per_seed:
             per_seed[s][task] = _paired_block(
@@ -466,5 +516,4 @@ def compare_models(
         "per_seed": per_seed,
         "bootstrap": boot,
     }
-    write_json(out_json, result)
-    return tests
+    return result, deltas
