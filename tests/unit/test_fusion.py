@@ -481,6 +481,32 @@ def test_late_stacking_dev_is_out_of_fold(tmp_path: Path) -> None:
     np.testing.assert_allclose(test2[prob_columns("emotion")], test[prob_columns("emotion")])
 
 
+@pytest.mark.parametrize("method", ["weighted", "stacking"])
+def test_late_with_one_dev_utterance_uses_the_plain_average_and_flags_it(
+        tmp_path: Path, method: str) -> None:
+    """A corpus of a few extracted clips: nothing can be fitted out of fold on one dev
+    utterance, so both methods fall back to the documented default instead of stopping."""
+    vis, aud = _late_files(tmp_path, test_good="visual")
+    for files in (vis, aud):  # dev keeps one utterance
+        dev = pd.read_parquet(files["dev"])
+        dev[dev["clip_name"] == "dia0_utt0"].to_parquet(files["dev"], index=False)
+    s = late_fusion(vis, aud, tmp_path / "o", method=method)
+    assert s["n_dev"] == 1 and s["folds"] == 0 and s["dev_predictions"].startswith("plain")
+    [flag] = s["flags"]
+    assert flag["step"] == f"late fusion ({method})"
+    assert "dev has 1 utterance(s)" in flag["reason"] and "plain average" in flag["reason"]
+    assert json.loads((tmp_path / "o" / "late.json").read_text())["flags"] == [flag]
+    cols = prob_columns("emotion")
+    test = read_predictions(tmp_path / "o" / "predictions_test.parquet").set_index("clip_name")
+    v = read_predictions(vis["test"]).set_index("clip_name").loc[test.index, cols].to_numpy()
+    a = read_predictions(aud["test"]).set_index("clip_name").loc[test.index, cols].to_numpy()
+    np.testing.assert_allclose(test[cols].to_numpy(), 0.5 * v + 0.5 * a, atol=1e-6)
+    # Enough dev: fitted, no flag.
+    (tmp_path / "full").mkdir()
+    vis, aud = _late_files(tmp_path / "full", test_good="visual")
+    assert late_fusion(vis, aud, tmp_path / "f", method=method)["flags"] == []
+
+
 # ---------------------------------------------------------------- stage
 ENGINE = {
     "epochs": 2,

@@ -8,6 +8,11 @@ are out of fold (``cv_folds`` folds of dev grouped by dialogue: each fold's pred
 from a weight or a regression chosen on the other folds), since in-sample dev scores would
 flatter them; test predictions come from the fit on all of dev. Utterances scored by both
 streams are kept (inner join on ``clip_name``).
+
+A dev split of fewer than ``MIN_DEV`` utterances (a few extracted clips) leaves nothing to fit
+out of fold: both methods then use the documented default, the plain average (w = 0.5), for
+dev and test, and ``late.json`` carries a flag saying so (the report lists it under "Data").
+A stacking task whose dev labels hold one class predicts the dev prior, also flagged.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from avemo.folds import out_of_fold_folds
 PathLike = str | os.PathLike[str]
 METHODS = ("weighted", "stacking")
 EPS = 1e-6
+MIN_DEV = 2  # out-of-fold fitting needs two folds of at least one utterance each
+DEFAULT_WEIGHT = 0.5  # the plain average: the fallback when dev is too small to fit anything
 
 
 def _joined(visual: PathLike, audio: PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -120,6 +127,14 @@ def _weighted_oof(y: np.ndarray, pv: np.ndarray, pa: np.ndarray, fold: np.ndarra
     return out, weights
 
 
+def small_dev_flag(method: str, n_dev: int) -> dict[str, str]:
+    """The report flag of a late fusion left at its default because dev is too small."""
+    return {"step": f"late fusion ({method})",
+            "reason": f"dev has {n_dev} utterance(s) scored by both streams; fitting out of fold "
+                      f"needs at least {MIN_DEV}: the plain average (visual weight "
+                      f"{DEFAULT_WEIGHT}) is used on dev and test, nothing is fitted"}
+
+
 def _write(path: Path, df: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
     out = df[["clip_name", *TASKS]].copy()
     for task, p in probs.items():
@@ -161,29 +176,61 @@ def late_fusion(
         "n_dev": len(v_dev),
         "n_test": len(v_test),
     }
-    fold, how = out_of_fold_folds(v_dev["clip_name"].to_numpy(str), folds, seed)
-    summary["dev_predictions"] = f"out of fold ({how} of dev)"
-    summary["folds"] = int(fold.max()) + 1
     dev_p: dict[str, np.ndarray] = {}
     test_p: dict[str, np.ndarray] = {}
-    for task, labels in TASKS.items():
-        cols = prob_columns(task)
-        pv_d, pa_d = v_dev[cols].to_numpy(np.float64), a_dev[cols].to_numpy(np.float64)
-        pv_t, pa_t = v_test[cols].to_numpy(np.float64), a_test[cols].to_numpy(np.float64)
-        y = _truth(v_dev, task)  # dev truth only: test labels are never read for fitting
-        if method == "weighted":
-            w, scores = choose_weight(y, pv_d, pa_d, grid_step)
-            dev_p[task], fold_w = _weighted_oof(y, pv_d, pa_d, fold, grid_step)
-            test_p[task] = w * pv_t + (1 - w) * pa_t
-            summary[f"{task}_visual_weight"] = w  # chosen on all of dev, applied to test
-            summary[f"{task}_fold_visual_weights"] = fold_w
-            summary[f"{task}_dev_grid_wf1"] = {f"{g:.2f}": v for g, v in scores.items()}
-        else:
-            dev_p[task], test_p[task] = _stack(
-                y, _features(pv_d, pa_d), _features(pv_t, pa_t), len(labels), fold)
-        # out of fold: what the report may quote as late fusion's dev score
-        summary[f"{task}_dev_wf1"] = _wf1(y, dev_p[task], len(labels))
+    flags: list[dict[str, str]] = []
+    if len(v_dev) < MIN_DEV:
+        # Nothing to fit out of fold (and one utterance would choose anything): the default.
+        summary["dev_predictions"] = f"plain average (w = {DEFAULT_WEIGHT}), nothing fitted"
+        summary["folds"] = 0
+        flags.append(small_dev_flag(method, len(v_dev)))
+        for task, labels in TASKS.items():
+            cols = prob_columns(task)
+            dev_p[task], test_p[task] = (
+                DEFAULT_WEIGHT * v[cols].to_numpy(np.float64)
+                + (1 - DEFAULT_WEIGHT) * a[cols].to_numpy(np.float64)
+                for v, a in ((v_dev, a_dev), (v_test, a_test)))
+            if method == "weighted":
+                summary[f"{task}_visual_weight"] = DEFAULT_WEIGHT
+            summary[f"{task}_dev_wf1"] = _wf1(_truth(v_dev, task), dev_p[task], len(labels))
+    else:
+        fold, how = out_of_fold_folds(v_dev["clip_name"].to_numpy(str), folds, seed)
+        summary["dev_predictions"] = f"out of fold ({how} of dev)"
+        summary["folds"] = int(fold.max()) + 1
+        for task, labels in TASKS.items():
+            flags += _fit_task(task, len(labels), method, v_dev, a_dev, v_test, a_test, fold,
+                               grid_step, summary, dev_p, test_p)
+    summary["flags"] = flags
     _write(out / "predictions_dev.parquet", v_dev, dev_p)
     _write(out / "predictions_test.parquet", v_test, test_p)
     write_json(out / "late.json", summary)
     return summary
+
+
+def _fit_task(task: str, n: int, method: str, v_dev: pd.DataFrame, a_dev: pd.DataFrame,
+              v_test: pd.DataFrame, a_test: pd.DataFrame, fold: np.ndarray, grid_step: float,
+              summary: dict[str, Any], dev_p: dict[str, np.ndarray],
+              test_p: dict[str, np.ndarray]) -> list[dict[str, str]]:
+    """Fit one task's late fusion on dev (into ``dev_p``/``test_p``/``summary``); its flags."""
+    flags = []
+    cols = prob_columns(task)
+    pv_d, pa_d = v_dev[cols].to_numpy(np.float64), a_dev[cols].to_numpy(np.float64)
+    pv_t, pa_t = v_test[cols].to_numpy(np.float64), a_test[cols].to_numpy(np.float64)
+    y = _truth(v_dev, task)  # dev truth only: test labels are never read for fitting
+    if method == "weighted":
+        w, scores = choose_weight(y, pv_d, pa_d, grid_step)
+        dev_p[task], fold_w = _weighted_oof(y, pv_d, pa_d, fold, grid_step)
+        test_p[task] = w * pv_t + (1 - w) * pa_t
+        summary[f"{task}_visual_weight"] = w  # chosen on all of dev, applied to test
+        summary[f"{task}_fold_visual_weights"] = fold_w
+        summary[f"{task}_dev_grid_wf1"] = {f"{g:.2f}": v for g, v in scores.items()}
+    else:
+        if len(np.unique(y)) < 2:
+            flags.append({"step": f"late fusion (stacking), {task}",
+                          "reason": f"every dev utterance has the same {task} label: nothing "
+                                    "to learn; the dev prior is predicted"})
+        dev_p[task], test_p[task] = _stack(
+            y, _features(pv_d, pa_d), _features(pv_t, pa_t), n, fold)
+    # out of fold: what the report may quote as late fusion's dev score
+    summary[f"{task}_dev_wf1"] = _wf1(y, dev_p[task], n)
+    return flags
