@@ -1,4 +1,4 @@
-"""Progress bars: plain lines in log files, live bars on a terminal (issue 14, item 6)."""
+"""Progress bars: plain lines in log files, live bars on a terminal."""
 
 from __future__ import annotations
 
