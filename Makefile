@@ -99,8 +99,11 @@ bench-demo: $(STAMP)  ## time the demo from an empty folder -> docs/benchmarks.m
 bench-tests: $(TSTAMP)  ## time the test suite -> docs/benchmarks.md
 	$(PY) benchmarks/suite.py
 
-# The simulation check: the demo corpus with each planted cue (event, spread), 3 seeds, the
-# fusion diagnosis; writes docs/planted.md (planted vs recovered), fails when a check fails.
+# The simulation study: the frozen diagnosis protocol in every planted world (event, spread,
+# event at the clip's start / end, event lengths free of the dense count, a mouth_motion sweep)
+# on a corpus seed and 5 training seeds derived from the protocol's hash; writes
+# docs/planted.md, fails when a world does not give the verdict it implies. A smoke run of the
+# same code: .venv/bin/python benchmarks/planted.py --smoke (tiny preset, results/planted-smoke).
 planted: $(STAMP)  ## does the diagnosis recover planted causes -> docs/planted.md
 	$(PY) benchmarks/planted.py --cores $(CORES)
 

@@ -1,0 +1,189 @@
+"""benchmarks/planted.py (make planted): seeds from the protocol hash, the verdicts each world
+implies, the refusal of runs made under another protocol, and a page that claims no result it
+does not have."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    path = REPO / "benchmarks" / "planted.py"
+    spec = importlib.util.spec_from_file_location("bench_planted", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_planted"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seeds_derived_from_the_hash_never_the_development_ones(planted) -> None:
+    corpus, train = planted.derive_seeds("0123456789ab", n_train=5)
+    assert (corpus, train) == planted.derive_seeds("0123456789ab", n_train=5)  # deterministic
+    assert len(corpus) == 1 and len(train) == 5 and len(set(train)) == 5
+    assert not set(corpus) & planted.DEVELOPMENT_CORPUS_SEEDS
+    assert not set(train) & planted.DEVELOPMENT_TRAIN_SEEDS
+    assert all(10 <= s < 1_000_000 for s in corpus + train)
+    other = planted.derive_seeds("0123456789ac", n_train=5)
+    assert other != (corpus, train)  # a new protocol gets new seeds
+    # More replicates or seeds extend the same draws' order (corpus seeds are drawn first).
+    assert planted.derive_seeds("0123456789ab", n_train=7)[1][:5] == train
+    with pytest.raises(ValueError, match="hexadecimal"):
+        planted.derive_seeds("not-a-hash")
+
+
+def test_the_seed_derivation_skips_development_seeds(planted, monkeypatch) -> None:
+    """A draw that hits a development seed is skipped, not kept."""
+    draws = iter([1234, 55, 3, 3, 77, 0, 88, 99, 11, 12])
+
+    class Fake:
+        def integers(self, lo: int, hi: int) -> int:
+            return next(draws)
+
+    monkeypatch.setattr(planted.np.random, "default_rng", lambda seed: Fake())
+    corpus, train = planted.derive_seeds("ab", n_train=5)
+    assert corpus == [55] and train == [77, 88, 99, 11, 12]
+
+
+def test_expected_verdicts_per_world(planted) -> None:
+    worlds = {w.name: w for w in (*planted.WORLDS, *planted.SWEEP)}
+    assert {"event", "spread", "event_start", "event_end", "event_free_length"} <= set(worlds)
+    assert [w.settings["mouth_motion"] for w in planted.SWEEP] == [1.0, 2.0, 3.0]
+    assert all("voice_strength" not in w.settings for w in planted.SWEEP)  # config's own
+    for name, w in worlds.items():
+        rules = {x.label.split(":")[0]: x.rule for x in planted.expected(w)}
+        assert rules["alignment"] == ("equivalent" if name == "spread" else "effect+")
+        assert rules["cross-fitting"] == "not effect-"
+        assert rules["unplanted (negative control)"] == "not effect"
+    free = worlds["event_free_length"].settings
+    assert free["event_length_s"] == planted.FREE_LENGTH_S and free["cue"] == "event"
+
+
+@pytest.mark.parametrize(("rule", "verdict", "delta", "ok"), [
+    ("effect+", "effect", 0.1, True),
+    ("effect+", "effect", -0.1, False),
+    ("effect+", "inconclusive", 0.1, False),
+    ("equivalent", "equivalent", 0.01, True),
+    ("equivalent", "inconclusive", 0.0, False),
+    ("not effect-", "effect", -0.05, False),
+    ("not effect-", "effect", 0.05, True),
+    ("not effect-", "inconclusive", -0.05, True),
+    ("not effect", "effect", 0.05, False),
+    ("not effect", "equivalent", 0.0, True),
+])
+def test_meets(planted, rule: str, verdict: str, delta: float, ok: bool) -> None:
+    assert planted.meets(rule, verdict, delta) is ok
+
+
+def _cmp(planted, hash_: str | None, verdict: str | None = "effect") -> dict[str, Any]:
+    t = {"delta": 0.1, "ci_low": 0.05, "ci_high": 0.15}
+    return {
+        "protocol": None if hash_ is None else {"hash": hash_},
+        "pairs": [
+            {"a": planted.ALIGNED, "b": planted.SHUFFLED, "p_holm": 0.001, "verdict": verdict,
+             "too_small": False, "tests": {"emotion": {"weighted_f1": t}}},
+            {"a": planted.STUDY, "b": planted.CROSSFIT_ALONE, "p_holm": 0.01,
+             "verdict": "effect", "too_small": False,
+             "tests": {"emotion": {"weighted_f1": t}}},
+            {"a": planted.SHUFFLED, "b": planted.POOLED, "p_holm": 1.0,
+             "verdict": "inconclusive", "too_small": False,
+             "tests": {"emotion": {"weighted_f1": t}}},
+            {"a": "x", "b": "y", "p_holm": None, "verdict": None, "too_small": False,
+             "tests": {"emotion": {"weighted_f1": t}}},  # exploratory: not in the family
+        ],
+    }
+
+
+def test_runs_under_another_protocol_are_refused(planted) -> None:
+    good = _cmp(planted, "aaaaaaaaaaaa")
+    planted.check_run({"protocol_hash": "aaaaaaaaaaaa"}, good, "aaaaaaaaaaaa", "run")
+    with pytest.raises(planted.ProtocolMismatch, match="not the current bbbbbbbbbbbb"):
+        planted.check_run({"protocol_hash": "aaaaaaaaaaaa"}, good, "bbbbbbbbbbbb", "run")
+    with pytest.raises(planted.ProtocolMismatch):  # compare.json made without a protocol
+        planted.check_run({"protocol_hash": "aaaaaaaaaaaa"}, _cmp(planted, None),
+                          "aaaaaaaaaaaa", "run")
+    with pytest.raises(planted.ProtocolMismatch):  # no run record
+        planted.check_run(None, good, "aaaaaaaaaaaa", "run")
+
+
+def test_load_run_refuses_a_stale_folder(planted, tmp_path: Path) -> None:
+    import json
+
+    work = tmp_path / "w"
+    (work / "results" / "metrics").mkdir(parents=True)
+    (work / "results" / "metrics" / "compare.json").write_text(
+        json.dumps(_cmp(planted, "aaaaaaaaaaaa")))
+    (work / planted.RUN_RECORD).write_text(json.dumps({"protocol_hash": "aaaaaaaaaaaa"}))
+    assert planted.load_run(work, "aaaaaaaaaaaa")["pairs"]
+    with pytest.raises(planted.ProtocolMismatch):
+        planted.load_run(work, "cccccccccccc")
+
+
+def test_effect_of_reads_verdicts_in_either_order(planted) -> None:
+    cmp = _cmp(planted, "a")
+    e = planted.effect_of(cmp, planted.ALIGNED, planted.SHUFFLED)
+    assert (e["delta"], e["verdict"], e["p_holm"]) == (0.1, "effect", 0.001)
+    flipped = planted.effect_of(cmp, planted.CROSSFIT_ALONE, planted.STUDY)
+    assert flipped["delta"] == -0.1 and (flipped["ci_low"], flipped["ci_high"]) == (-0.15, -0.05)
+    with pytest.raises(planted.ProtocolMismatch, match="no verdict"):
+        planted.effect_of(_cmp(planted, "a", verdict=None), planted.ALIGNED, planted.SHUFFLED)
+    with pytest.raises(planted.ProtocolMismatch, match="no pair"):
+        planted.effect_of(cmp, "nope", planted.SHUFFLED)
+    assert [(r["a"], r["b"]) for r in planted.family_rows(cmp, "emotion", "weighted_f1")] == [
+        (p["a"], p["b"]) for p in cmp["pairs"][:3]]
+
+
+def _protocol() -> SimpleNamespace:
+    return SimpleNamespace(path="workflow/protocol/diagnosis.yaml", hash="abcdef012345",
+                           endpoint={"task": "emotion", "metric": "weighted_f1"},
+                           resamples=19999, alpha=0.05, margin=0.02)
+
+
+def test_page_without_runs_claims_nothing(planted) -> None:
+    text, ok = planted.page(_protocol(), [11], [1, 2, 3, 4, 5], "planted",
+                            list(planted.WORLDS), {}, {}, {})
+    assert "abcdef012345" in text and "No confirmation run has been made" in text
+    assert "Overall" not in text and "| yes |" not in text
+    for section in ("## Aims", "## Data-generating mechanisms", "## Estimands", "## Methods",
+                    "## Performance measures", "## Results"):
+        assert section in text
+    # The history of what was tuned, and on which seeds, is always there.
+    assert "corpus seed 1234" in text and "0, 1 and 2" in text and "relabelled" in text
+
+
+def test_page_marks_a_world_that_misses_its_verdict(planted) -> None:
+    worlds = [w for w in planted.WORLDS if w.name in ("event", "spread")]
+    cmp = _cmp(planted, "abcdef012345")
+    results = {(11, "event"): cmp, (11, "spread"): cmp}
+    extras = {k: {"oracle": 0.6, "all": 0.5, "auc": None, "no_frame": None} for k in results}
+    text, ok = planted.page(_protocol(), [11], [1, 2, 3, 4, 5], "planted", worlds, results,
+                            extras, {})
+    # spread's alignment reads "effect" where "equivalent" is implied; cross-fitting reads a
+    # negative effect: both fail, and the page says so.
+    assert not ok and "**no**" in text and "did NOT give" in text
+    assert text.count("| `x` − `y`") == 0  # exploratory pairs are not family rows
+
+
+@pytest.mark.parametrize("name", ["event", "spread", "event_start", "event_end",
+                                  "event_free_length", "sweep_mouth1"])
+def test_config_for_each_world_is_valid(planted, name: str) -> None:
+    from avemo import params as P
+    from avemo.config import validate_config
+
+    world = {w.name: w for w in (*planted.WORLDS, *planted.SWEEP)}[name]
+    cfg = validate_config(planted.config_for(world, 4242, [11, 12, 13, 14, 15], "planted"))
+    job = P.synthetic(cfg)
+    assert job["seed"] == 4242 and cfg["train"]["seeds"] == [11, 12, 13, 14, 15]
+    assert job["cue"] == world.settings["cue"]
+    assert job["mouth_motion"] == world.settings["mouth_motion"]
+    assert job["align_k"] == cfg["frames"]["sets"]["dense"]["uniform_k"]
+    assert (job["n_train"], job["n_test"]) == (560, 360)
+    assert cfg["fusion"]["diagnosis"] is True
