@@ -5,7 +5,9 @@ Two calls from the Snakefile:
 - ``before_config(workflow, "config.yaml")`` at parse time, before the ``configfile:`` directive
   (Snakemake's own loader names neither the file nor the line of a problem): reads config.yaml,
   every ``--configfile`` overlay and ``--config``, and reports each problem in the file and on
-  the line that set the key; checks that results_dir can be created and written; and puts this
+  the line that set the key; checks that results_dir can be created and written; removes the
+  Snakemake lock a killed run left (``clear_stale_snakemake_locks``: only when the results
+  folder's lock shows that run is gone, so a live run's lock is never touched); and puts this
   interpreter's ``bin`` folder on PATH so that jobs find its ``avemo`` even when Snakemake was
   started by its full path without activating the venv.
 - ``on_start(config)`` from ``onstart:``, which Snakemake runs only in the main process of a real
@@ -74,6 +76,11 @@ def before_config(workflow: Any, base: str = "config.yaml") -> dict[str, Any]:
         if not (getattr(workflow, "remote_exec", False)
                 or getattr(workflow, "subprocess_exec", False)):
             check_results_dir(cfg, where=locate("results_dir", sources) or "schema default")
+            # Before Snakemake checks its own lock (after parsing, before onstart): a run killed
+            # with -9 left it, and the same command must go on without --unlock.
+            cleared = clear_stale_snakemake_locks(cfg["results_dir"])
+            if cleared is not None:
+                _logger().info(cleared)
     return cfg
 
 
@@ -325,6 +332,76 @@ def remove_stale_temps(root: str | os.PathLike[str], max_age_s: float = STALE_AF
                 continue
             removed.append(entry)
     return removed
+
+
+SNAKEMAKE_LOCKS = Path(".snakemake") / "locks"  # Snakemake's lock folder in the working dir
+
+
+def _owning_results(path: str, cache: dict[Path, Path | None]) -> Path | None:
+    """The nearest folder above ``path`` that holds a results lock (its results_dir)."""
+    for folder in Path(os.path.abspath(path)).parents:
+        if folder not in cache:
+            cache[folder] = folder if (folder / LOCK_NAME).is_file() else None
+        if cache[folder] is not None:
+            return folder
+    return None
+
+
+def clear_stale_snakemake_locks(results_dir: str | os.PathLike[str],
+                                lockdir: str | os.PathLike[str] = SNAKEMAKE_LOCKS) -> str | None:
+    """Remove Snakemake's lock files when the run that wrote them is gone; say so, or None.
+
+    A run killed with -9 (or a reboot) leaves ``.snakemake/locks``, and the next run stops
+    with "Directory cannot be locked" until ``--unlock``. They are removed only when all of
+    these hold, so a lock of a live run is never touched:
+
+    - no process holds ``<results_dir>/.avemo.lock`` (a live run holds it from onstart on),
+      and the process recorded in it, on this host, no longer exists;
+    - every lock file is older than that record (a run that started since, and is between
+      writing Snakemake's lock and taking ours, wrote newer ones);
+    - every output a lock file names lies in this results_dir (not another results folder's
+      run sharing the working directory).
+    """
+    locks = sorted(p for p in Path(lockdir).glob("*.lock") if p.is_file())
+    ours = Path(os.path.abspath(results_dir))
+    record = ours / LOCK_NAME
+    if not locks or not record.is_file():
+        return None
+    try:
+        fd = os.open(record, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held by a live run (or no lock support: cannot tell)
+            return None
+        try:
+            info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "{}")
+            stamp = os.fstat(fd).st_mtime
+        except ValueError:
+            return None
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    pid = int(info.get("pid") or 0)
+    if info.get("host") != socket.gethostname() or _pid_alive(pid):
+        return None
+    cache: dict[Path, Path | None] = {}
+    for lock in locks:
+        if lock.stat().st_mtime > stamp:
+            return None
+        if lock.name.endswith(".output.lock"):
+            names = [line.strip() for line in lock.read_text().splitlines() if line.strip()]
+            if any(_owning_results(n, cache) != ours for n in names):
+                return None
+    for lock in locks:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+    return (f"Removed Snakemake's lock ({lockdir}, {len(locks)} file(s)) left by an interrupted "
+            f"run: pid {pid} on host {info.get('host')}, started {info.get('started', '?')}, "
+            f"no longer runs, and no run holds {ours}. Incomplete outputs are redone.")
 
 
 def on_start(config: Mapping[str, Any]) -> ResultsLock | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -150,6 +153,65 @@ def test_lock_names_its_holder_and_is_released_when_it_exits(tmp_path):
         assert f'"pid": {os.getpid()}' in (results / run_guard.LOCK_NAME).read_text()
     finally:
         lock.release()
+
+
+# -- Snakemake's lock after kill -9 -------------------------------------------------------------
+
+def _killed_run(work: Path, outputs: list[str], age_s: float = 10.0) -> Path:
+    """What a run killed with -9 leaves in ``work``: its results lock record (process gone) and
+    Snakemake's lock files, written before that record (as Snakemake does)."""
+    results = work / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    record = results / run_guard.LOCK_NAME
+    record.write_text(json.dumps({"pid": DEAD_PID, "host": socket.gethostname(),
+                                  "started": "then", "cwd": str(work), "command": "snakemake"}))
+    locks = work / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("config.yaml\n")
+    (locks / "0.output.lock").write_text("\n".join(outputs) + "\n")
+    earlier = record.stat().st_mtime - age_s
+    for lock in locks.iterdir():
+        os.utime(lock, (earlier, earlier))
+    return locks
+
+
+def test_lock_of_a_killed_run_is_removed_and_logged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    locks = _killed_run(tmp_path, ["results/manifest/train.parquet", "results/logs/x.log"])
+    said = run_guard.clear_stale_snakemake_locks("results")
+    assert said is not None and f"pid {DEAD_PID}" in said and "no longer runs" in said
+    assert not list(locks.iterdir())
+    assert run_guard.clear_stale_snakemake_locks("results") is None  # nothing left to say
+
+
+def test_lock_of_a_live_run_is_never_touched(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    locks = _killed_run(tmp_path, ["results/manifest/train.parquet"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "results")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert run_guard.clear_stale_snakemake_locks("results") is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(list(locks.iterdir())) == 2
+
+
+def test_lock_newer_than_the_dead_record_or_of_another_results_folder_stays(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # A run that started after the killed one: between Snakemake's lock and taking ours.
+    locks = _killed_run(tmp_path, ["results/manifest/train.parquet"], age_s=-10.0)
+    assert run_guard.clear_stale_snakemake_locks("results") is None
+    assert len(list(locks.iterdir())) == 2
+    # A run on another results folder (its own lock) in the same working directory.
+    shutil.rmtree(locks)
+    (tmp_path / "results" / "meld").mkdir()
+    (tmp_path / "results" / "meld" / run_guard.LOCK_NAME).write_text("{}")
+    locks = _killed_run(tmp_path, ["results/meld/manifest/train.parquet"])
+    assert run_guard.clear_stale_snakemake_locks("results") is None
+    assert len(list(locks.iterdir())) == 2
 
 
 # -- stale temporary entries -------------------------------------------------------------------
