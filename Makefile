@@ -109,14 +109,16 @@ planted: $(STAMP)  ## does the diagnosis recover planted causes -> docs/planted.
 
 # DVC restores file contents, not mtimes, and Snakemake 9 always compares mtimes: after `dvc pull`
 # (or dvc checkout / dvc exp apply) record the restored artefacts as up to date, but only when
-# `dvc status` vouches that they match config.yaml and the code.
+# `dvc status` vouches that they match config.yaml and the code. OVERLAY=...: the overlay's
+# pipeline and config instead (docs/dvc.md, "dvc.yaml for an overlay").
+PIPELINE = $(if $(OVERLAY),$(basename $(lastword $(OVERLAY)))/dvc.yaml,dvc.yaml)
 pull: $(STAMP)  ## dvc pull, then mark the pulled artefacts up to date
-	$(VENV)/bin/dvc pull
+	$(VENV)/bin/dvc pull $(PIPELINE)
 	$(MAKE) adopt
 
 adopt: $(STAMP)  ## mark artefacts restored by DVC as up to date
-	@$(VENV)/bin/dvc status --quiet || { echo "dvc status: workspace differs from dvc.lock; run dvc repro or make demo" >&2; exit 1; }
-	$(SNAKE) --profile workflow/profiles/default --touch --forceall --quiet
+	@$(VENV)/bin/dvc status --quiet $(PIPELINE) || { echo "dvc status: workspace differs from $(patsubst %.yaml,%.lock,$(PIPELINE)); run dvc repro or make demo" >&2; exit 1; }
+	$(SNAKE) --profile workflow/profiles/default $(if $(OVERLAY),--configfile $(OVERLAY)) --touch --forceall --quiet
 
 clean:  ## remove results/ and .snakemake/
 	rm -rf results .snakemake

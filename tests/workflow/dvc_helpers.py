@@ -42,11 +42,13 @@ def project_files(repo: Path = REPO) -> list[str]:
     Untracked files count only inside a top-level folder git already tracks (a new module under
     src/, a new test) or at the top level: a whole untracked top-level folder (someone's scratch
     results beside results/) is not part of the project and would be copied and committed into
-    every test project."""
+    every test project. Nor is an untracked pipeline (an overlay's generated dvc.yaml and its
+    dvc.lock, `make dvc-yaml OVERLAY=...`): DVC would count its stages in every test project."""
     tracked = _ls_files(repo, "--cached")
     tops = {f.split("/", 1)[0] for f in tracked if "/" in f}
     untracked = {f for f in _ls_files(repo, "--others", "--exclude-standard")
-                 if "/" not in f or f.split("/", 1)[0] in tops}
+                 if ("/" not in f or f.split("/", 1)[0] in tops)
+                 and Path(f).name not in ("dvc.yaml", "dvc.lock")}
     return sorted(f for f in tracked | untracked if (repo / f).is_file())
 
 
