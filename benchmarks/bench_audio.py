@@ -2,12 +2,12 @@
 
 ``x_realtime`` = total decoded audio seconds / processing seconds. Every variant runs in a fresh
 subprocess with one torch thread, so its peak RSS is its own; timings are the best of
-``repeats`` runs on a warm page cache. The machine may be shared, so the figures to read are
-ratios within one run: ``x_floor`` = best_s / a_decode's best_s (target <= 1.3 without
-eGeMAPS, for the stage as the workflow runs it: ``--workers`` = its rule's 2 threads),
-``cpu_x_floor`` the same with process CPU seconds (``cpu_s``, less sensitive to other
-users of the machine), ``speedup`` = c_stage_egemaps's best_s / this row's (target >= 1.7 for 2
-workers on 2 idle cores); ``cpu_speedup`` = c_stage_egemaps's CPU seconds / the larger of
+``repeats`` runs on a warm page cache. The figures to read are ratios within one run:
+``x_floor`` = best_s / a_decode's best_s (without eGeMAPS, the stage as the workflow runs it:
+``--workers`` = its rule's 2 threads),
+``cpu_x_floor`` the same with process CPU seconds (``cpu_s``, which other work on the
+machine does not inflate), ``speedup`` = c_stage_egemaps's best_s / this row's (2 workers need
+2 idle cores); ``cpu_speedup`` = c_stage_egemaps's CPU seconds / the larger of
 those of the busiest process (the main one, or a worker with an even share of
 ``cpu_workers_s``) and ``cpu_s`` spread over the workers' cores, the speedup idle cores would
 give. ``rss_peak_mb`` = peak resident memory of the process (VmHWM)

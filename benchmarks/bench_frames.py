@@ -9,7 +9,8 @@ Variants (each in a fresh subprocess so peak RSS is per variant; timings are the
 - ``c_extract_w2``: ``extract_frames(workers=2)``;
 - ``d_extract_cv2``: ``extract_frames(workers=1, decoder="cv2")``.
 
-Targets: b/a <= 1.15, b/c >= 1.8 (needs >= 2 idle cores).
+Ratios: b/a (the stage's cost over pure decoding), b/c (the speed-up from a second worker;
+it needs 2 idle cores), d/b (OpenCV's decoder against PyAV's), a2/a.
 
     python benchmarks/bench_frames.py [--manifest M] [--workdir W] [--clips 60] [--repeats 3]
 
@@ -245,7 +246,6 @@ def run(manifest_path: str, workdir: str, repeats: int = 3) -> list[dict[str, An
             "d_over_b": round(by["d_extract_cv2"] / by["b_extract_w1"], 3),
             "a2_over_a": round(by["a2_decode_cv2"] / by["a_decode_pyav"], 3),
             "cpu_count": os.cpu_count(),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
         }
     )
     return rows

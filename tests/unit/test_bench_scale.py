@@ -81,13 +81,16 @@ def test_demo_stage_keys(demo) -> None:
 
 
 @pytest.mark.parametrize("wall_min", [4.0, 9.5])
-def test_demo_section_states_the_target(demo, tmp_path: Path, wall_min: float) -> None:
+def test_demo_section_states_what_was_measured(demo, tmp_path: Path, wall_min: float) -> None:
     r = {"wall_s": wall_min * 60, "cores": 2, "jobs": 3, "report_mb": 3.8, "load": (2.0, 1.5),
          "seeds": [0, 1, 2], "when": "2026-11-29",
          "stages": {"train": {"jobs": 2, "s": 300.0, "max_rss": 1200.0},
                     "fusion": {"jobs": 1, "s": 100.0, "max_rss": 800.0}}}
     text = demo.section(r)
-    assert ("met" if wall_min <= 5 else "MISSED") in text.split("target", 1)[1].split("\n")[0]
+    assert f"- wall time: **{wall_min:.1f} min** for 3 jobs\n" in text
+    assert "seeds [0, 1, 2]) on --cores 2" in text and "make bench-demo" in text
+    # What was measured and how to rerun it; not when, nor how loaded the machine was.
+    assert "2026" not in text and "load" not in text and "target" not in text
     assert "| train | 2 | 5.0 | 75% | 1.17 |" in text
     assert "less than 3.3 min (job time / cores)" in text and "start-up" not in text
     with_own = demo.section({**r, "own_s": {"train": 240.0, "fusion": 40.0}})
@@ -118,10 +121,8 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="py
 </testsuite></testsuites>"""
 
 
-@pytest.mark.parametrize(("wall_min", "rc", "verdict"),
-                         [(6.0, 0, "met"), (9.0, 0, "MISSED"), (6.0, 1, "MISSED")])
-def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: int,
-                                  verdict: str) -> None:
+@pytest.mark.parametrize(("wall_min", "rc"), [(6.0, 0), (9.0, 0), (6.0, 1)])
+def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: int) -> None:
     junit = tmp_path / "junit.xml"
     junit.write_text(JUNIT)
     tests = suite.read_junit(junit)
@@ -131,7 +132,8 @@ def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: in
     r = {"wall_s": wall_min * 60, "rc": rc, "peak_rss_mb": 2048.0, "load": (1.0, 2.0),
          "when": "2026-11-29 21:00 UTC", "cores": 2}
     text = suite.section(r, tests)
-    assert f"(target 8 min: {verdict})" in text
+    assert f"- wall time: **{wall_min:.1f} min**; pytest exit status {rc}\n" in text
+    assert "2026" not in text and "load" not in text and "target" not in text
     assert "1 failed, 2 passed, 1 skipped" in text
     slow, fast = "`tests/workflow/test_b.py` | 2 | 300", "`tests/unit/test_a.py` | 2 | 4"
     assert text.index(slow) < text.index(fast)
@@ -143,7 +145,7 @@ def test_suite_section_from_junit(suite, tmp_path: Path, wall_min: float, rc: in
     builds = {"tiny_run": [3.0, 270.0], "exp_run": [280.0, 570.0], "stopped": [10.0]}
     text = suite.section({**r, "cpu_s": 1200.0, "machine_cpu_s": 1500.0, "builds": builds},
                          tests)
-    assert "busy 25.0 CPU-min" in text and "less than **12.5 min**" in text
+    assert "CPU time during the run: 25.0 CPU-min" in text and "less than **12.5 min**" in text
     assert "| `tiny_run` | 0.1 | 4.5 |" in text and "| `exp_run` | 4.7 | 9.5 |" in text
     assert text.index("`tiny_run`") < text.index("`exp_run`") and "`stopped`" not in text
 
@@ -160,7 +162,7 @@ def test_models_only_rerun_is_stated_and_needs_an_earlier_run(scale, tmp_path: P
                                                                monkeypatch) -> None:
     assert scale.models_note({"started": "x"}) == ""
     note = scale.models_note({"models_started": "2026-11-30 02:00 UTC", "models_load": [1.1, 2.0]})
-    assert note == " (models rerun 2026-11-30 02:00 UTC, load 1.1/2.0)"
+    assert note == " (model jobs rerun on these data stages)"
     monkeypatch.setattr(scale, "WORK", tmp_path)
     with pytest.raises(SystemExit, match="no earlier run of 4x"):
         scale.rerun_models("4x", 2)
@@ -197,9 +199,10 @@ def test_marginal_time_per_clip_cancels_start_ups(scale) -> None:
     steps = scale.marginal_steps(linear)
     assert steps["frames"]["4x"] == pytest.approx((20.0, 1200))
     assert steps["frames"]["16x"] == pytest.approx((20.0, 4800))
-    lines, missed = scale.check(linear)
+    lines, outside = scale.check(linear)
     text = "\n".join(lines)
-    assert "per_clip" in missed  # the issue's own reading: ms/clip falls with size
+    assert "per_clip" in outside  # ms/clip falls with size: the start-ups spread over more clips
+    assert "Time per clip against `1x` (bound ±20%)" in text and "not constant" in text
     marginal = next(line for line in lines if line.startswith("- Marginal time per clip"))
     assert ": holds." in marginal and "Too little extra work to judge: fusion gated" in marginal
     assert "for the 2 steps" in marginal, text
@@ -210,3 +213,13 @@ def test_marginal_time_per_clip_cancels_start_ups(scale) -> None:
     assert "does **not** hold" in marginal and "frames to `4x` 20.0 vs 30.7" in marginal
     table, _ = scale.section(linear)
     assert "| frames | `4x` | 1 | 1,600 | 37.0 | 43.2 | 23.1 | -29% | 20.0 |" in table
+
+
+def test_bench_run_keeps_sections_without_run_dates() -> None:
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    kept = run.previous_sections("# Benchmarks\n\nhead\n\n## Frames\n\nRun 2026-11-30 05:59 UTC."
+                                 "\n\nBenchmark of frames.\n\n| a |\n\n## Scale\n\nRuns sizes.\n")
+    assert kept["Frames"] == "## Frames\n\nBenchmark of frames.\n\n| a |\n"
+    assert kept["Scale"] == "## Scale\n\nRuns sizes.\n"
