@@ -272,7 +272,7 @@ def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
     # The six frames jobs were tasks of one array job; nothing else was an array.
     assert set(arrays) == {ARRAY_RULE} and len(arrays[ARRAY_RULE]) == 1, (arrays, rows)
     # Plugin 2.8.0 writes an array task's SLURM log to rule_<rule>/<array id>_<task>.log (the
-    # path it reports has a wildcards folder, so it never deletes these logs): README, Logs.
+    # path it reports has a wildcards folder, so it never deletes these logs): docs/slurm.md, Logs.
     array_id = next(iter(arrays[ARRAY_RULE]))
     logs = slurm_dir / ".snakemake" / "slurm_logs" / f"rule_{ARRAY_RULE}"
     assert sorted(p.name for p in logs.glob(f"{array_id}_*.log")) == [
@@ -289,7 +289,7 @@ def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
 
 
 def test_efficiency_report_lists_the_runs_job_steps(runs, cluster):
-    """--slurm-efficiency-report (README, "Efficiency report"): one CSV for the run, a row per
+    """--slurm-efficiency-report (docs/slurm.md, "Efficiency report"): one CSV for the run, a row per
     `srun` job step, named by the job's comment. An array's first task runs its job without
     `srun` (no step: not in the report); the other tasks do, under the first task's comment."""
     reports = sorted(runs["efficiency"].glob("efficiency_report_*.csv"))
