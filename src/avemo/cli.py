@@ -60,6 +60,12 @@ def _audio(a: argparse.Namespace) -> None:
     extract_audio(a.manifest, a.frames, a.out, workers=a.workers, **_params(a.params))
 
 
+def _speech(a: argparse.Namespace) -> None:
+    from .audio.speech_share import measure_speech
+
+    measure_speech(a.manifest, a.frames, a.out, workers=a.workers, **_params(a.params))
+
+
 def _json(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -214,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--frames", required=True)
     p.add_argument("--out", required=True)
+    p = add("speech", _speech, "measure per clip the share of speech and its co-variation "
+            "with visual activity (one split)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--frames", required=True)
+    p.add_argument("--out", required=True)
     p = add("report", _report, "build the report from pipeline outputs")
     p.add_argument("--inputs", required=True, help="JSON: every file the report reads")
     p.add_argument("--out-dir", required=True)
@@ -273,10 +284,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output(a: argparse.Namespace) -> str:
+    """Where the subcommand writes (its disk is the one a full-disk message names)."""
+    for name in ("out", "out_dir", "root"):
+        value = getattr(a, name, None)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value:
+            return str(value)
+    return "."
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.fn(args)
+        try:
+            args.fn(args)
+        except AvemoError:
+            raise
+        except Exception as exc:  # a full disk is not the code's fault: say so in one line
+            from .faults import disk_full_error, is_disk_full
+
+            if not is_disk_full(exc):
+                raise
+            raise disk_full_error(exc, _output(args)) from exc
     except AvemoError as exc:
         print(f"avemo {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -37,3 +37,7 @@ class TrainingError(AvemoError):
 
 class ResultsDirError(AvemoError):
     """results_dir cannot be used: not creatable or writable, or held by another running run."""
+
+
+class DiskFullError(AvemoError):
+    """A write found no space on the disk holding the results (any stage)."""
