@@ -17,7 +17,7 @@ STAMP   = $(VENV)/.avemo-installed
 FSTAMP  = $(VENV)/.avemo-test-tools-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: help setup demo test test-fast lint bench bench-demo bench-tests bench-scale planted dry-run clean pull adopt dvc-yaml
+.PHONY: help setup demo test test-fast lint readme-table bench bench-demo bench-tests bench-scale planted dry-run clean pull adopt dvc-yaml
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,10 @@ bench-demo: $(STAMP)  ## time the demo from an empty folder -> docs/benchmarks.m
 # and the slowest tests; writes its section of docs/benchmarks.md.
 bench-tests: $(TSTAMP)  ## time the test suite -> docs/benchmarks.md
 	$(PY) benchmarks/suite.py
+
+# The README's headline table, from the report that `make demo` wrote (results/report/tables/).
+readme-table: $(STAMP)  ## write the README's headline table from the demo's report
+	$(PY) benchmarks/readme_table.py
 
 # The simulation study: the frozen diagnosis protocol in every planted world (event, spread,
 # event at the clip's start / end, event lengths free of the dense count, a mouth_motion sweep)
