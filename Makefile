@@ -49,7 +49,7 @@ $(TSTAMP): $(FSTAMP)
 help:  ## this list
 	@awk -F':' '/^[a-zA-Z][a-zA-Z0-9_-]*:([^=]|$$)/ { \
 	  d = ""; if (match($$0, /## .*/)) d = substr($$0, RSTART + 3); \
-	  printf "  make %-12s %s\n", $$1, d }' $(MAKEFILE_LIST)
+	  printf "  make %-13s %s\n", $$1, d }' $(MAKEFILE_LIST)
 
 setup: $(STAMP)  ## create .venv and install the pinned stack (demo and test do it too)
 
