@@ -375,7 +375,35 @@ def read_source(path: str | Path, label: str | None = None) -> ConfigSource:
         except yaml.YAMLError as exc:
             raise ConfigError(_yaml_problem(label, exc)) from exc
     line = node.start_mark.line + 1 if node is not None else 1
+    _no_duplicate_keys(node, label)
     return _checked_top(ConfigSource(label, {} if data is None else data, _key_lines(node)), line)
+
+
+def _no_duplicate_keys(node: yaml.Node | None, label: str, prefix: KeyPath = (),
+                       seen: frozenset[int] = frozenset()) -> None:
+    """Raise ConfigError at the second of two equal keys in one mapping.
+
+    YAML loaders keep the last value without a word, so a key written twice in an overlay
+    silently undid the first; the user meant one of them.
+    """
+    if node is None or id(node) in seen:
+        return
+    seen = seen | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                name, line = str(key.value), key.start_mark.line + 1
+                if name in first:
+                    raise ConfigError(
+                        f"{label}, line {line}: {_dotted((*prefix, name))} is set twice (first "
+                        f"on line {first[name]}); YAML would keep only the second, silently. "
+                        f"Delete the line you do not mean.")
+                first[name] = line
+                _no_duplicate_keys(value, label, (*prefix, name), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _no_duplicate_keys(value, label, (*prefix, str(i)), seen)
 
 
 def _parse_yaml(text: str, loader_cls: Any) -> tuple[yaml.Node | None, Any]:

@@ -33,6 +33,10 @@ def test_check_config_layers_overlays_and_names_the_overlay(tmp_path, repo, caps
     assert main(["check-config", str(repo / "config.yaml"), str(over)]) == 2
     err = capsys.readouterr().err
     assert "over.yaml" in err and "line" in err
+    over.write_text("train:\n  seeds: [0, 1]\n  seeds: [2]\n")  # a key written twice
+    assert main(["check-config", str(repo / "config.yaml"), str(over)]) == 2
+    err = capsys.readouterr().err
+    assert f"{over}, line 3: train.seeds is set twice (first on line 2)" in err, err
     over.write_text("train:\n  seeds: [0, 1]\n")
     assert main(["check-config", str(repo / "config.yaml"), str(over)]) == 0
     assert "over.yaml: valid" in capsys.readouterr().out

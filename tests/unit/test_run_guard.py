@@ -62,6 +62,23 @@ def test_overlay_problem_stops_the_run_naming_the_overlay(workdir, monkeypatch):
     assert "config.yaml, line" not in logged[0]
 
 
+def test_key_written_twice_in_an_overlay_stops_the_run_naming_both_lines(workdir, monkeypatch):
+    """What plain `snakemake --configfile over.yaml` runs at parse time: YAML itself would keep
+    the second value without a word."""
+    (workdir / "over.yaml").write_text("train:\n  seeds: [0]\nframes:\n  size: 32\n"
+                                       "train:\n  seeds: [1, 2]\n")
+    logged: list[str] = []
+    monkeypatch.setattr(run_guard, "_logger", lambda: SimpleNamespace(error=logged.append))
+    with pytest.raises(SystemExit):
+        run_guard.before_config(fake_workflow(["over.yaml"]))
+    assert len(logged) == 1, logged
+    assert "over.yaml, line 5: train is set twice (first on line 1)" in logged[0], logged
+    (workdir / "over.yaml").write_text("frames:\n  size: 32\n  sets: {}\n  size: 64\n")
+    with pytest.raises(SystemExit):
+        run_guard.before_config(fake_workflow(["over.yaml"]))
+    assert "over.yaml, line 4: frames.size is set twice (first on line 2)" in logged[-1]
+
+
 def test_command_line_value_is_reported_as_such(workdir):
     with pytest.raises(ConfigError, match=r"--config: frames\.size"):
         check_sources(run_guard.workflow_sources(fake_workflow(cli={"frames": {"size": "x"}})))
