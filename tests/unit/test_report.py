@@ -296,8 +296,12 @@ def test_html_is_self_contained(built: tuple[Path, Path, dict]) -> None:
     html = (out / "report.html").read_text()
     page = re.sub(r"<script.*?</script>", "", html, flags=re.S)  # the browser's code, data
     srcs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', page)
-    # Figures inline; the only link is to this page's own error browser (no network).
-    assert srcs and all(s.startswith(("data:image/png;base64,", "report.html#")) for s in srcs)
+    # Figures inline; the only links are to this page's own sections (the summary's links
+    # down) and its error browser (no network).
+    assert srcs and all(s.startswith(("data:image/png;base64,", "report.html#", "#"))
+                        for s in srcs)
+    for target in re.findall(r'href="#([^"]+)"', page):  # every section link lands on a heading
+        assert f'<h2 id="{target}">' in page, target
     assert page.count("<img") == len(summary["figures"])
     assert "<link" not in html
     # The error browser's only scripts: its inline data and code (no src=).
@@ -469,12 +473,23 @@ def test_always_neutral_weighted_f1_matches_quoted() -> None:
 
 
 def test_relation_and_verdict_words() -> None:
-    above = {"a": 0.5, "b": 0.3, "delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p_value": 0.001}
-    same = {**above, "ci_low": -0.05, "p_value": 0.2}
+    above = {"a": 0.5, "b": 0.3, "delta": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p_value": 0.001,
+             "p_holm": 0.003}
+    same = {**above, "ci_low": -0.05, "p_value": 0.2, "p_holm": 0.4}
     below = {**above, "delta": -0.2, "ci_low": -0.3, "ci_high": -0.1}
     assert findings.relation(above, 0.05) == findings.ABOVE
     assert findings.relation(same, 0.05) == findings.SAME
     assert findings.relation(below, 0.05) == findings.BELOW
+    # The Holm-adjusted p decides, never the raw one; a pair in no family is never significant.
+    assert findings.relation({**above, "p_holm": 0.06}, 0.05) == findings.SAME
+    assert findings.relation({k: v for k, v in above.items() if k != "p_holm"},
+                             0.05) == findings.SAME
+    # The protocol's verdict, when compare.json has one, is what the words say.
+    assert findings.relation({**same, "verdict": "equivalent"}, 0.05) == findings.EQUIVALENT
+    assert findings.relation({**below, "verdict": "effect"}, 0.05) == findings.BELOW
+    assert "p (Holm) = 0.003" in findings.describe(above, "x", "y", 0.05)
+    assert "exploratory, unadjusted" in findings.describe(
+        {k: v for k, v in above.items() if k != "p_holm"}, "x", "y", 0.05)
 
     def entry(t: dict, a: str, b: str) -> dict:
         return {"a": a, "b": b, "tests": {"emotion": {"weighted_f1": t}}}
@@ -710,30 +725,36 @@ def test_weights_used_shown_truthfully(tmp_path: Path, built: tuple[Path, Path, 
     assert visual.loc["vgg16", "weights_used"] == "scratch (ImageNet weights missing)"
 
 
-def test_one_class_seeds_read_from_each_seeds_confusion() -> None:
-    from avemo.report.tables import one_class_seeds
-
-    def seed(confusion: list[list[int]]) -> dict[str, Any]:
-        return {"test": {"emotion": {"confusion": confusion}}}
-
-    metrics = {"seeds": {"0": seed([[3, 0], [2, 0]]),      # predicts class 0 only
-                         "1": seed([[2, 1], [1, 1]]),      # both classes
-                         "2": seed([[0, 4], [0, 1]])}}     # class 1 only
-    assert one_class_seeds(metrics) == ["0", "2"]
-    assert one_class_seeds({"seeds": {"0": seed([[2, 1], [0, 3]])}}) == []
-    assert one_class_seeds({"model": "late"}) == []  # no per-seed confusions: nothing claimed
+def _dx_row(kind: str, factor: str, a: str, b: str, delta: float, lo: float, hi: float,
+            verdict: str, a_collapsed: int, b_collapsed: int) -> dict[str, Any]:
+    return {"kind": kind, "factor": factor, "change": f"{factor} change", "a": a, "b": b,
+            "delta": delta, "ci_low": lo, "ci_high": hi, "sim_low": lo - 0.05,
+            "sim_high": hi + 0.05, "sim_level": 0.9967, "p_holm": 0.9, "p_tost_holm": 0.9,
+            "verdict": verdict, "tested": True, "too_small": False,
+            "a_collapsed": a_collapsed, "a_seeds": 3, "b_collapsed": b_collapsed, "b_seeds": 3,
+            "collapse_p_holm": 1.0, "collapse_verdict": "inconclusive"}
 
 
-def test_diagnosis_row_with_a_collapsed_model_says_so() -> None:
+def test_diagnosis_starts_from_the_collapse_and_keeps_every_row() -> None:
     from avemo.report import diagnosis as section
 
-    df = pd.DataFrame([{"kind": "alone", "change": "c", "a": "x", "b": "y", "delta": -0.2,
-                        "ci_low": -0.3, "ci_high": 0.0, "p_holm": 0.9,
-                        "verdict": "no significant effect",
-                        "one_class": "`x` in 3 of 3 seeds"},
-                       {"kind": "step", "change": "d", "a": "x", "b": "z", "delta": 0.1,
-                        "ci_low": 0.05, "ci_high": 0.2, "p_holm": 0.01, "verdict": "helps",
-                        "one_class": ""}])
-    shown = section._display(df)["verdict"].tolist()
-    assert "one class for every test clip: `x` in 3 of 3 seeds" in shown[0]
-    assert shown[1] == "helps"
+    df = pd.DataFrame([
+        _dx_row("alone", "embeddings", "dx1_crossfit", "concat_misaligned", 0.0, 0.0, 0.0,
+                "inconclusive", 3, 3),
+        _dx_row("alone", "scaling", "dx_scaled_only", "concat_misaligned", 0.1, 0.05, 0.15,
+                "effect", 0, 3),
+        _dx_row("step", "scaling", "dx2_scaled", "dx1_crossfit", 0.01, -0.01, 0.015,
+                "equivalent", 0, 3)])
+    text = section.why(df, 0.05, 0.95)
+    assert text[0].startswith("the study's fusion (`concat_misaligned`) collapsed, predicting "
+                              "one class for at least 95% of the dev clips, in 3 of 3 seeds")
+    assert "scaling change alone (`dx_scaled_only`) prevented that in 3 of 3" in text[0]
+    assert "+0.100 [+0.050, +0.150] (marginal)" in text[0] and "**effect**" in text[0]
+    assert "`dx1_crossfit`" not in text[0]  # it did not prevent the collapse
+    assert any("smallest possible p is 0.25" in t for t in text)  # 3 seeds: no collapse verdict
+    assert any(t.startswith("equivalent within the margin") for t in text)
+    shown = section._display(df, 0.05)
+    # No row is dropped or relabelled: the collapsed pair keeps its own verdict.
+    assert shown["verdict"].tolist() == ["inconclusive", "effect", "equivalent"]
+    assert shown["collapsed on dev: a / b (seeds)"].tolist()[0] == "3 / 3 of 3"
+    assert "[simultaneous 99.67%]" in shown.columns

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..atomic import atomic_path, write_text
 from ..errors import DataStageError
+from ..evaluation.protocol import load as load_protocol
 from ..labels import SPLITS
 from ..manifest import read_manifest
 from . import (
@@ -28,6 +29,7 @@ from . import (
     provenance,
     reference,
     sections,
+    summary,
     tables,
 )
 from .findings import Data
@@ -245,6 +247,7 @@ def build_report(
     manifests = read_manifests(inputs["manifests"])
     meld_sizes = reference.meld_split_sizes(ref)
     data = findings.identify(description, manifests, min_utterances)
+    proto = load_protocol(inputs["protocol"])
     sections_ = [
         Section("About these numbers", paragraphs=_banner(description, data, meld_sizes)),
         sections.method_section(inp),
@@ -255,14 +258,17 @@ def build_report(
         sections.visual_section(inp, fig_dir, ref, data),
         sections.audio_section(inp, fig_dir, data),
         sections.fusion_section(inp, fig_dir, data),
-        *filter(None, [diagnosis.diagnosis_section(inp, fig_dir, ref, data,
-                                                   sections.alpha_of(inp))]),
+        *filter(None, [diagnosis.diagnosis_section(inp, fig_dir, ref, data, proto)]),
         *sections.ablation_sections(inp),
         sections.baselines_section(inp, ref, description, data),
         sections.per_class_section(inp, fig_dir, data),
         _examples_section(inputs, manifests, tab_dir, inp, data, browser_spec),
         provenance_section(inputs["benchmarks"], description, config_hash),
     ]
+    # The answer first: the summary opens the report and links down to every section.
+    top = summary.summary_section(inp, data, proto, small=data.test_too_small)
+    summary.add_links(top, sections_)
+    sections_.insert(0, top)
     for section in sections_:
         for t in section.tables:
             # Every table CSV names the data its numbers come from.

@@ -1,7 +1,10 @@
 """Sentences whose verdict is computed from the numbers (no hand-typed conclusion).
 
-A difference counts as significant when its paired bootstrap CI excludes 0 and p < alpha;
-otherwise the two models are reported as not significantly different.
+A difference reads as the protocol's verdict of its pair (avemo.evaluation.verdicts, from
+compare.json): "significantly above/below" only for ``effect`` (Holm-adjusted p < alpha and the
+interval on one side of 0), "equivalent" when the equivalence test passes inside the margin,
+otherwise "not distinguishable" (inconclusive). A pair outside every Holm family (exploratory)
+never reads as significant: its raw p is descriptive.
 
 Every finding names its data (``Data``): on real MELD (label rows equal to a published MELD
 label file, most clips on disk: ``avemo.meld_release``) a finding may say the study's result is
@@ -131,16 +134,30 @@ def too_small(*blocks: Mapping[str, Any] | None) -> bool:
 
 ABOVE = "significantly above"
 BELOW = "significantly below"
-SAME = "not significantly different from"
+EQUIVALENT = "equivalent (inside the protocol's margin) to"
+SAME = "not distinguishable (inconclusive) from"
 
 
-def relation(test: dict[str, float], alpha: float) -> str:
-    """How a stands to b given the paired test of a − b."""
-    if test["p_value"] < alpha and test["ci_low"] > 0:
-        return ABOVE
-    if test["p_value"] < alpha and test["ci_high"] < 0:
-        return BELOW
+def relation(test: dict[str, Any], alpha: float) -> str:
+    """How a stands to b given the paired test of a − b: its protocol verdict (``verdict``),
+    else its Holm-adjusted p (``p_holm``); a test with neither is in no family and never
+    significant."""
+    verdict = test.get("verdict")
+    if verdict is None and test.get("p_holm") is not None:
+        effect = test["p_holm"] < alpha and (test["ci_low"] > 0 or test["ci_high"] < 0)
+        verdict = "effect" if effect else "inconclusive"
+    if verdict == "effect":
+        return ABOVE if test["delta"] > 0 else BELOW
+    if verdict == "equivalent":
+        return EQUIVALENT
     return SAME
+
+
+def p_text(test: dict[str, Any]) -> str:
+    """ "p (Holm) = 0.003" for a family member, else the raw p marked as exploratory."""
+    if test.get("p_holm") is not None:
+        return f"p (Holm) = {fmt_p(test['p_holm'])}"
+    return f"p = {fmt_p(test['p_value'])} (exploratory, unadjusted)"
 
 
 def describe(
@@ -151,8 +168,9 @@ def describe(
     metric: str = "weighted F1",
     small: bool = False,
 ) -> str:
-    """ "a (0.300) is significantly below b (0.350): a − b = −0.050 [−0.08, −0.02], p = 0.001";
-    ``small``: too few utterances, so no verdict (only the numbers, marked as such)."""
+    """ "a (0.300) is significantly below b (0.350): a − b = −0.050 [−0.08, −0.02] (marginal
+    95% interval), p (Holm) = 0.001"; ``small``: too few utterances, so no verdict (only the
+    numbers, marked as such)."""
     if small:
         return (
             f"`{a}` ({fmt(test['a'])}) vs `{b}` ({fmt(test['b'])}) in test emotion {metric}: "
@@ -162,7 +180,8 @@ def describe(
     return (
         f"`{a}` ({fmt(test['a'])}) is {relation(test, alpha)} `{b}` ({fmt(test['b'])}) in "
         f"test emotion {metric}: a − b = {fmt(test['delta'], True)} "
-        f"[{fmt(test['ci_low'], True)}, {fmt(test['ci_high'], True)}], p = {fmt_p(test['p_value'])}"
+        f"[{fmt(test['ci_low'], True)}, {fmt(test['ci_high'], True)}] (marginal "
+        f"{1 - alpha:.0%} interval), {p_text(test)}"
     )
 
 
@@ -204,13 +223,15 @@ def fusion_verdict(
             {
                 BELOW: "is reproduced",
                 ABOVE: "is NOT reproduced (the naive fusion is above it)",
-                SAME: "is not confirmed (no significant difference)",
+                EQUIVALENT: "is NOT reproduced (the two are equivalent within the margin)",
+                SAME: "is not confirmed (inconclusive)",
             }
             if real
             else {
                 BELOW: "holds",
                 ABOVE: "does NOT hold (the naive fusion is above it)",
-                SAME: "is not confirmed (no significant difference)",
+                EQUIVALENT: "does NOT hold (the two are equivalent within the margin)",
+                SAME: "is not confirmed (inconclusive)",
             }
         )[before]
         text = (
@@ -232,10 +253,15 @@ def fusion_verdict(
         verdict = (
             "the fixes do not reverse the finding: fusion is still below the best single stream"
         )
+    elif before == BELOW and after == EQUIVALENT:
+        verdict = (
+            "the fixes close the gap without reversing it: the best fusion and the best "
+            "single stream are equivalent within the margin"
+        )
     elif before == BELOW:
         verdict = (
             "the fixes close the gap without reversing it: the best fusion and the best "
-            "single stream no longer differ significantly"
+            "single stream no longer differ significantly (inconclusive)"
         )
     else:
         verdict = (

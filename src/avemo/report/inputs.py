@@ -166,8 +166,11 @@ class ReportInputs:
 
 
 def _flip(entry: dict[str, Any]) -> dict[str, Any]:
-    def flip_test(t: dict[str, float]) -> dict[str, float]:
-        return {
+    def flip_sim(sim: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if not sim else {**sim, "low": -sim["high"], "high": -sim["low"]}
+
+    def flip_test(t: dict[str, Any]) -> dict[str, Any]:
+        out = {
             **t,
             "a": t["b"],
             "b": t["a"],
@@ -175,11 +178,18 @@ def _flip(entry: dict[str, Any]) -> dict[str, Any]:
             "ci_low": -t["ci_high"],
             "ci_high": -t["ci_low"],
         }
+        if "simultaneous" in t:
+            out["simultaneous"] = flip_sim(t["simultaneous"])
+        return out
 
     tests = {
         task: {m: flip_test(t) for m, t in block.items()} for task, block in entry["tests"].items()
     }
-    return {**entry, "a": entry["b"], "b": entry["a"], "spec": entry["spec"][::-1], "tests": tests}
+    flipped = {**entry, "a": entry["b"], "b": entry["a"], "spec": entry["spec"][::-1],
+               "tests": tests}
+    if "simultaneous" in entry:
+        flipped["simultaneous"] = flip_sim(entry["simultaneous"])
+    return flipped
 
 
 def check_keys(inputs: Mapping[str, Any]) -> None:

@@ -51,6 +51,13 @@ class Section:
     html: str = ""
 
 
+def anchor(title: str) -> str:
+    """The heading's link target, as GitHub derives it from a Markdown heading (report.html's
+    ``<h2 id>`` uses the same, so ``[text](#anchor)`` works in both)."""
+    slug = re.sub(r"[^\w\- ]", "", title.strip().lower(), flags=re.UNICODE)
+    return slug.replace(" ", "-")
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4g}"
@@ -100,7 +107,7 @@ figure{margin:1em 0} img{max-width:100%} figcaption{font-style:italic;color:#555
 def to_html(title: str, sections: list[Section]) -> str:
     body = [f"<h1>{html.escape(title)}</h1>"]
     for s in sections:
-        body.append(f"<h2>{html.escape(s.title)}</h2>")
+        body.append(f'<h2 id="{html.escape(anchor(s.title))}">{html.escape(s.title)}</h2>')
         for p in s.paragraphs:
             cls = ' class="banner"' if p.startswith("**") else ""
             body.append(f"<p{cls}>{_inline(p)}</p>")

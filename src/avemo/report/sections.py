@@ -45,11 +45,31 @@ def method_section(inp: ReportInputs) -> Section:
             f"Test numbers are mean ± std over training seeds, with the {level(inp)} percentile "
             f"bootstrap interval of the seed-mean over test utterances "
             f"({boot.get('n_resamples', '?')} resamples, seed {boot.get('seed', '?')}). "
-            "Differences between two models are paired bootstrap tests on the same utterances "
-            f'(a − b, {level(inp)} interval, two-sided p); "significant" means the interval '
-            f"excludes 0 and p < {alpha_of(inp):g}.",
+            + _tests_sentence(inp),
         ],
     )
+
+
+def _tests_sentence(inp: ReportInputs) -> str:
+    """How paired tests are decided: the protocol block compare.json was made under."""
+    proto = (inp.compare or {}).get("protocol")
+    boot = (inp.compare or {}).get("bootstrap") or {}
+    if not proto:
+        return ("Differences between two models are paired bootstrap tests on the same "
+                f"utterances (a − b, marginal {level(inp)} interval, two-sided p); a pair "
+                "reads as significant only when its Holm-adjusted p is below alpha and the "
+                "interval excludes 0.")
+    return (
+        "Differences between two models are paired bootstrap tests on the same utterances "
+        f"(a − b; one draw of test dialogues and training seeds serves both models; "
+        f"{boot.get('n_resamples', '?')} resamples), decided under the diagnosis protocol "
+        f"`{proto['hash']}` (docs/diagnosis.md): the study's claims (primary family) and the "
+        "diagnosis' factor effects (its own family) each get one verdict on test emotion "
+        "weighted F1 from Holm-adjusted p-values: **effect** (adjusted p < "
+        f"{proto['alpha']:g} and the interval on one side of 0), **equivalent** (adjusted "
+        f"equivalence test inside ±{proto['margin']:g}) or **inconclusive**. Every other "
+        "pair is exploratory: its p is descriptive. Intervals are marginal unless labelled "
+        "simultaneous.")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -144,15 +164,13 @@ def _pairs_table(
         per_csv = len(csv) // len(entries)
         per_shown = len(shown) // len(entries)
         csv["significant"] = csv["significant"].astype(object)
-        shown["significant"] = shown["significant"].astype(object)
         for i, t in enumerate(tiny):
             if t:
                 csv.loc[i * per_csv : (i + 1) * per_csv - 1, "significant"] = None
-                shown.loc[i * per_shown : (i + 1) * per_shown - 1, "significant"] = (
+                shown.loc[i * per_shown : (i + 1) * per_shown - 1, "verdict"] = (
                     "none: too few utterances"
                 )
         csv["too_small"] = [t for t in tiny for _ in range(per_csv)]
-        shown = shown.rename(columns={"significant": "verdict"})
         caption += " — WARNING: too few test utterances for statistics, no verdict"
     return Table(name, caption, csv, shown)
 

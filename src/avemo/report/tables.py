@@ -69,6 +69,8 @@ def qc_summary(qc_files: list[Path]) -> pd.DataFrame:
 
 HEADLINE = ("weighted_f1", "macro_f1", "accuracy")
 NAN = float("nan")
+# The one test per pair that carries a verdict (evaluation.compare.PRIMARY_ENDPOINT).
+ENDPOINT = ("emotion", "weighted_f1")
 
 
 def stats(metrics: dict[str, Any], task: str, metric: str, split: str = "test") -> dict[str, float]:
@@ -85,19 +87,6 @@ def stats(metrics: dict[str, Any], task: str, metric: str, split: str = "test") 
     low, high = (ci[task][metric]["low"], ci[task][metric]["high"]) if ci else (NAN, NAN)
     std = NAN if agg.get("std") is None else agg["std"]  # null: one seed, no spread
     return {"mean": agg["mean"], "std": std, "n": agg["n"], "ci_low": low, "ci_high": high}
-
-
-def one_class_seeds(metrics: dict[str, Any], task: str = "emotion",
-                    split: str = "test") -> list[str]:
-    """The seeds in which the model predicts one class for every ``split`` utterance (a
-    collapsed model: it scores the majority baseline, so a comparison with it measures the
-    collapse, not what the two models differ in). Read from each seed's confusion matrix."""
-    out = []
-    for seed, per in (metrics.get("seeds") or {}).items():
-        confusion = (per.get(split) or {}).get(task, {}).get("confusion")
-        if confusion is not None and sum(any(col) for col in zip(*confusion, strict=True)) == 1:
-            out.append(str(seed))
-    return out
 
 
 def fmt(x: float, signed: bool = False) -> str:
@@ -175,12 +164,16 @@ def pair_rows(
     metrics_shown: tuple[str, ...] = ("weighted_f1",),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Paired bootstrap tests (a − b), one row per pair and headline metric (CSV) and the
-    ``metrics_shown`` rows for display."""
+    ``metrics_shown`` rows for display. The verdict is the pair's protocol verdict (Holm-
+    adjusted, compare.json) on the endpoint (emotion weighted F1); every other row, and every
+    pair outside a Holm family, is descriptive: ``significant`` is null, never a raw-p call.
+    ``ci_low``/``ci_high`` are marginal intervals."""
     rows, shown = [], []
     for e in entries:
         for metric in HEADLINE:
             t = e["tests"][task][metric]
-            sig = bool(t["p_value"] < alpha and (t["ci_low"] > 0 or t["ci_high"] < 0))
+            verdict = t.get("verdict") if (task, metric) == ENDPOINT else None
+            sig = None if verdict is None else verdict == "effect"
             rows.append(
                 {
                     "a": e["a"],
@@ -194,6 +187,9 @@ def pair_rows(
                     "ci_low": t["ci_low"],
                     "ci_high": t["ci_high"],
                     "p_value": t["p_value"],
+                    "p_holm": t.get("p_holm") if (task, metric) == ENDPOINT else None,
+                    "family": e.get("family"),
+                    "verdict": verdict,
                     "n": e["n"],
                     "significant": sig,
                 }
@@ -206,10 +202,12 @@ def pair_rows(
                         "metric": f"{task} {metric.replace('_', ' ')}",
                         "a": fmt(t["a"]),
                         "b": fmt(t["b"]),
-                        "a − b [CI]": f"{fmt(t['delta'], True)} [{fmt(t['ci_low'], True)}, "
-                        f"{fmt(t['ci_high'], True)}]",
+                        "a − b [marginal CI]": f"{fmt(t['delta'], True)} "
+                        f"[{fmt(t['ci_low'], True)}, {fmt(t['ci_high'], True)}]",
                         "p": fmt_p(t["p_value"]),
-                        "significant": "yes" if sig else "no",
+                        "p (Holm)": fmt_p(NAN if t.get("p_holm") is None else t["p_holm"]),
+                        "verdict": verdict or f"none ({e.get('family') or 'exploratory'}: "
+                        "descriptive)",
                         "utterances": e["n"],
                     }
                 )
@@ -225,6 +223,9 @@ def pair_rows(
         "ci_low",
         "ci_high",
         "p_value",
+        "p_holm",
+        "family",
+        "verdict",
         "n",
         "significant",
     ]
