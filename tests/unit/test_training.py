@@ -297,9 +297,9 @@ def test_augmented_training_is_the_same_with_any_number_of_workers(
 ) -> None:
     """Augmentation is keyed by (seed, epoch, sample index), never by the process that loads
     the item: 0, 1 or 2 DataLoader workers (the rule's threads - 1) give the same run."""
-    # Workers are used on CUDA only: force them on so this CPU test covers that path.
-    for module in (engine, importlib.import_module("avemo.training.predict")):
-        monkeypatch.setattr(module, "loader_workers", lambda n, device: n)
+    # Workers are used on CUDA only: force them on so this CPU test covers that path (the
+    # engine's and prediction's loaders both take them from predict.loader_options).
+    monkeypatch.setattr(predict_mod, "loader_workers", lambda n, device: n)
     train_ds, dev_ds = _frames(24, "train", 0), _frames(12, "dev", 1)
     runs = []
     for workers in (0, 1, 2):
@@ -307,7 +307,8 @@ def test_augmented_training_is_the_same_with_any_number_of_workers(
         model = build_model("cnn5", base_width=4)
         out = tmp_path / f"w{workers}"
         train(model, train_ds, dev_ds, out, **{**TRAIN_KW, "epochs": 2, "num_workers": workers})
-        runs.append((log_without_time(out), predict(model, dev_ds, "cpu")))
+        runs.append((log_without_time(out),
+                     predict(model, dev_ds, "cpu", num_workers=workers)))
     for log, preds in runs[1:]:
         pd.testing.assert_frame_equal(runs[0][0], log, check_exact=True)
         pd.testing.assert_frame_equal(runs[0][1], preds, check_exact=True)
@@ -318,6 +319,27 @@ def test_no_loader_workers_on_cpu() -> None:
 
     assert loader_workers(3, torch.device("cpu")) == 0
     assert loader_workers(3, torch.device("cuda")) == 3
+
+
+def test_loader_options_pin_memory_and_workers_per_device() -> None:
+    """Pinned host memory (so non_blocking copies overlap) and workers on CUDA only; the
+    engine's train and eval loaders get them."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert predict_mod.loader_options(2, cpu) == {"num_workers": 0, "pin_memory": False}
+    assert predict_mod.loader_options(2, cuda) == {"num_workers": 2, "pin_memory": True}
+    ds = _frames(4, "train", 0)
+    for device, pinned, workers in ((cpu, False, 0), (cuda, True, 2)):
+        train_loader = engine._train_loader(ds, 2, 2, 0, 1, sampler=False, device=device)
+        eval_loader = predict_mod.make_eval_loader(ds, 2, 2, device)
+        for loader in (train_loader, eval_loader):
+            assert (loader.pin_memory, loader.num_workers) == (pinned, workers)
+
+
+def test_prediction_takes_the_engine_settings() -> None:
+    """Prediction and export get the batch size, workers and amp of the dev evaluation."""
+    s = EngineSettings(batch_size=7, amp=False, device="cpu")
+    assert predict_mod.eval_options(s, 3) == {"device": "cpu", "batch_size": 7,
+                                              "num_workers": 3, "amp": False}
 
 
 def test_weighted_f1_equals_sklearn() -> None:
@@ -347,15 +369,21 @@ def test_training_job_imports_neither_sklearn_nor_torchvision() -> None:
     assert out.strip() == "[]"
 
 
+def _augmented(ds: FrameDataset, i: int) -> torch.Tensor:
+    """Item ``i`` as the model sees it: uint8 frame and brightness, normalised."""
+    batch = predict_mod.to_device(ds.collate([ds[i]]), torch.device("cpu"))
+    return batch["x"][0]
+
+
 def test_augmentation_draws_depend_on_seed_epoch_and_index_only() -> None:
     ds = _frames(4, "train", 0)
     ds.set_epoch(3, 1)
-    a = ds[2]["x"]
+    a = _augmented(ds, 2)
     torch.rand(5)  # the global RNG plays no part
-    assert torch.equal(a, ds[2]["x"])
-    epoch1 = [ds[i]["x"] for i in range(4)]
+    assert torch.equal(a, _augmented(ds, 2))
+    epoch1 = [_augmented(ds, i) for i in range(4)]
     ds.set_epoch(3, 2)
-    assert any(not torch.equal(x, ds[i]["x"]) for i, x in enumerate(epoch1))
+    assert any(not torch.equal(x, _augmented(ds, i)) for i, x in enumerate(epoch1))
 
 
 class Interrupt(Exception):
@@ -479,7 +507,8 @@ def test_frame_model_trains_and_predicts_per_clip(tmp_path: Path) -> None:
     # Mean of the 3 frame logits, then softmax.
     model.eval()
     with torch.no_grad():
-        logits = model(dev.collate([dev[i] for i in range(3)]))["emotion"].mean(0)
+        batch = predict_mod.to_device(dev.collate([dev[i] for i in range(3)]), torch.device("cpu"))
+        logits = model(batch)["emotion"].mean(0)
     np.testing.assert_allclose(df.filter(like="p_emotion_").iloc[0], logits.softmax(0), atol=1e-5)
     for how in ("max", "vote"):
         p = predict(model, dev, "cpu", aggregate=how).filter(like="p_sentiment_")

@@ -251,6 +251,11 @@ class CrossAttention(_Aligned):
     ``key_padding_mask`` for padding and missing steps), residual + LayerNorm + FFN, masked
     mean pooling of each stream, concatenation -> MLP -> dual heads."""
 
+    # On CUDA nn.MultiheadAttention's backward goes through fused scaled-dot-product attention
+    # kernels, which are not guaranteed deterministic: this model trains with warn_only, and
+    # its summary (nondeterministic_ops) and the report say so (avemo.training.seed).
+    nondeterministic_cuda = "nn.MultiheadAttention backward (scaled dot-product attention)"
+
     def __init__(
         self,
         video_dim: int = 100,

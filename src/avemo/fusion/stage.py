@@ -26,7 +26,7 @@ from avemo.heap import trim_heap
 from avemo.labels import SPLITS
 from avemo.models.registry import build_model
 from avemo.training.engine import fit
-from avemo.training.predict import predict
+from avemo.training.predict import eval_options, predict, resolve_device
 from avemo.training.seed import seed_everything
 from avemo.training.settings import EngineSettings
 from avemo.training.stage import _fresh_start_if_config_changed
@@ -43,8 +43,9 @@ def _factors_of(name: str) -> dict[str, str]:
     return dict(registry.get(name).factors)
 
 
-def _write_predictions(model: nn.Module, ds: FusionDataset, path: Path, device: str) -> None:
-    df = predict(model, ds, device)
+def _write_predictions(model: nn.Module, ds: FusionDataset, path: Path,
+                       opts: dict[str, Any]) -> None:
+    df = predict(model, ds, **opts)
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
     trim_heap()
@@ -110,6 +111,7 @@ def train_fusion(
         missing = [s for s in SPLITS if s not in files]
         if missing:
             raise TrainingError(f"{model_name}: {what} lacks splits {missing}")
+    resolve_device(settings.device)  # device: cuda without a GPU fails here, before any work
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -147,15 +149,15 @@ def train_fusion(
         num_workers=num_workers,
     )
     trim_heap()
-    device = settings.device
+    opts = eval_options(settings, num_workers)
     for split in ("dev", "test"):
-        _write_predictions(net, data[split], out / f"predictions_{split}.parquet", device)
+        _write_predictions(net, data[split], out / f"predictions_{split}.parquet", opts)
     for modality in ("audio", "video"):
         _write_predictions(
             net,
             data["test"].without(modality),
             out / f"predictions_test_no_{modality}.parquet",
-            device,
+            opts,
         )
     summary = {
         "model": model_name,

@@ -13,8 +13,13 @@ class InputStandardizer(nn.Module):
     """Per-feature (x - mean) / std with train-split statistics kept in the state dict.
 
     Audio features span very different scales (eGeMAPS); storing the statistics with the model
-    means prediction always uses the training split's values.
+    means prediction always uses the training split's values. Standardised values are clamped
+    to ±``CLAMP``: a feature nearly constant on train (std at the 1e-6 floor) would otherwise
+    give a dev item a value beyond float16's range (65,504) at the first half-precision Linear.
+    Real features stay far inside the bound (it changes nothing there).
     """
+
+    CLAMP = 100.0
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -26,7 +31,7 @@ class InputStandardizer(nn.Module):
         self.std.copy_(torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        return ((x - self.mean) / self.std).clamp(-self.CLAMP, self.CLAMP)
 
 
 class AudioMLP(nn.Module):

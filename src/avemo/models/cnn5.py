@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from avemo.models.heads import DualHead
+from avemo.models.masking import SpatialPool
 
 
 class FrameEncoder(nn.Module):
@@ -25,7 +26,7 @@ class FrameEncoder(nn.Module):
             ]
             c_in = w
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = SpatialPool(1)  # global average, deterministic on CUDA
         self.out_dim = c_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

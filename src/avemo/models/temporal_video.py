@@ -58,10 +58,16 @@ class TemporalVideo(nn.Module):
         x = batch["x"]
         mask = batch.get("mask")
         mask = full_mask(x) if mask is None else mask
-        seq = encode_valid_frames(self.encoder, x, mask) if self.encoder is not None else x
+        seq = (encode_valid_frames(self.encoder, x, mask, batch.get("valid_idx"))
+               if self.encoder is not None else x)
         if self.gru is not None:
-            # Packing keeps padded steps out of the recurrence in both directions.
-            lengths = mask.sum(1).clamp_min(1).cpu()
+            # Packing keeps padded steps out of the recurrence in both directions. The collate
+            # function's lengths stay on the host (the engine's HOST_KEYS): computing them from
+            # the mask would read them back from the GPU at every batch.
+            lengths = batch.get("lengths")
+            if lengths is None or lengths.is_cuda:
+                lengths = mask.sum(1).cpu()
+            lengths = lengths.clamp_min(1)
             packed = pack_padded_sequence(seq, lengths, batch_first=True, enforce_sorted=False)
             out, _ = self.gru(packed)
             seq, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from avemo.models.heads import DualHead
+from avemo.models.masking import SpatialPool
 from avemo.models.vgg_backbone import build_vgg16_features
 
 
@@ -14,9 +15,13 @@ class VGG16(nn.Module):
 
     ``pool`` is the adaptive pooling grid before the heads (torchvision uses 7; 1 is global
     average pooling, a far smaller head). ``weights_used`` records which weights were loaded.
+    The heads read the pooled map flattened (pool 7: 25,088 values, the study's FC head); the
+    exported ``embedding`` is the map's spatial mean (512-D at full width), a compact frame
+    descriptor for fusion and clip means, the same at any ``pool``.
     """
 
     input_kind = "frame"
+    channels_last = True  # the engine keeps conv weights and frames NHWC on CUDA (tensor cores)
 
     def __init__(
         self,
@@ -37,8 +42,12 @@ class VGG16(nn.Module):
             frozen_blocks=frozen_blocks,
             batch_norm=batch_norm,
         )
-        self.pool = nn.AdaptiveAvgPool2d(pool)
+        self.pool = SpatialPool(pool)  # deterministic on CUDA for pool 1 or a 7x7 map
         self.head = DualHead(channels * pool * pool, hidden, dropout)
+        self.embedding_dim = channels
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.head(self.pool(self.features(batch["x"])).flatten(1))
+        fmap = self.features(batch["x"])
+        out = self.head(self.pool(fmap).flatten(1))
+        out["embedding"] = fmap.mean((2, 3)) if self.pool.size != 1 else out["embedding"]
+        return out

@@ -10,7 +10,10 @@ builds them (same modules, order and parameter names; tests compare the two).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -57,10 +60,49 @@ def weights_cache_path(weights: str) -> Path:
 
 
 def load_imagenet_features(weights: str) -> dict[str, torch.Tensor]:
-    """The ``features.*`` tensors of torchvision's VGG-16 weights (download or cache)."""
+    """The ``features.*`` tensors of torchvision's VGG-16 weights: read from the torch hub cache
+    when the file is there (no network needed), else downloaded into it."""
     url = weights_url(weights)
-    state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
+    state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True,
+                                               weights_only=True)
     return {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+
+
+def prefetch_weights(names: tuple[str, ...] = WEIGHT_CHOICES) -> list[Path]:
+    """Fill the torch hub cache with ``names`` (``make weights``, on a login node with internet,
+    before GPU jobs are queued on compute nodes that may have none); returns the cached files.
+    A file already there is verified by loading it, not fetched again."""
+    paths = []
+    for name in names:
+        try:
+            load_imagenet_features(name)
+        except Exception as exc:
+            path = weights_cache_path(name)
+            raise TrainingError(
+                f"cannot fetch VGG-16 {name} weights into {path} ({type(exc).__name__}: {exc}); "
+                f"run this where the internet is reachable, or download {weights_url(name)} "
+                f"and place it at {path}"
+            ) from exc
+        paths.append(weights_cache_path(name))
+    return paths
+
+
+# Off while a model is built to resume from a checkpoint: the checkpoint's weights replace the
+# pretrained ones anyway, so a resumed job neither needs the cache nor touches the network.
+_PRETRAINED = contextvars.ContextVar("avemo_load_pretrained", default=True)
+FROM_CHECKPOINT = "from the checkpoint"
+
+
+@contextlib.contextmanager
+def pretrained_weights(load: bool) -> Iterator[None]:
+    """Models built inside ``with pretrained_weights(False)`` skip loading pretrained weights;
+    their ``weights_used`` is :data:`FROM_CHECKPOINT` until the engine restores the
+    checkpoint's own record."""
+    token = _PRETRAINED.set(load)
+    try:
+        yield
+    finally:
+        _PRETRAINED.reset(token)
 
 
 def build_vgg16_features(
@@ -102,7 +144,9 @@ def build_vgg16_features(
     features = make_layers(cfg, batch_norm=batch_norm)
     _init_like_torchvision(features)
     weights_used = "none"
-    if weights is not None:
+    if weights is not None and not _PRETRAINED.get():
+        weights_used = FROM_CHECKPOINT  # Kaiming init above draws the same RNG either way
+    elif weights is not None:
         try:
             state = load_imagenet_features(weights)
         except Exception as exc:  # offline, proxy, corrupt cache: all mean "no weights here"
@@ -121,6 +165,17 @@ def build_vgg16_features(
     _freeze_blocks(features, frozen_blocks)
     out_channels = int([v for v in cfg if v != "M"][-1])
     return features, out_channels, weights_used
+
+
+def main() -> int:
+    """``python -m avemo.models.vgg_backbone``: :func:`prefetch_weights`, one line per file."""
+    try:
+        for path in prefetch_weights():
+            print(f"VGG-16 ImageNet weights cached: {path}")
+    except TrainingError as exc:
+        print(f"error: {exc}")
+        return 1
+    return 0
 
 
 def _init_like_torchvision(features: nn.Sequential) -> None:
@@ -142,3 +197,7 @@ def _freeze_blocks(features: nn.Sequential, n: int) -> None:
             p.requires_grad_(False)
         if isinstance(layer, nn.MaxPool2d):
             block += 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

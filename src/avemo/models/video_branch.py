@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from avemo.models.heads import DualHead
-from avemo.models.masking import encode_valid_frames, full_mask, masked_mean
+from avemo.models.masking import SpatialPool, encode_valid_frames, full_mask, masked_mean
 from avemo.models.vgg_backbone import build_vgg16_features
 
 
@@ -19,7 +19,7 @@ class _FrameFeatures(nn.Module):
     def __init__(self, features: nn.Sequential, channels: int, pool: int, emb_dim: int) -> None:
         super().__init__()
         self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(pool)
+        self.pool = SpatialPool(pool)  # deterministic on CUDA for pool 1 or a 7x7 map
         self.proj = nn.Linear(channels * pool * pool, emb_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -30,6 +30,7 @@ class VideoBranch(nn.Module):
     """Input kind ``frame_seq``: x [B,T,3,H,W] with mask [B,T]; ``embedding`` is 100-D."""
 
     input_kind = "frame_seq"
+    channels_last = True  # the engine keeps conv weights and frames NHWC on CUDA (tensor cores)
 
     def __init__(
         self,
@@ -58,7 +59,7 @@ class VideoBranch(nn.Module):
         x = batch["x"]
         mask = batch.get("mask")
         mask = full_mask(x) if mask is None else mask
-        seq = encode_valid_frames(self.frame, x, mask)
+        seq = encode_valid_frames(self.frame, x, mask, batch.get("valid_idx"))
         out = self.head(masked_mean(seq, mask))
         out["seq"] = seq
         return out

@@ -3,7 +3,9 @@
 Contents: ``model``, ``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``epoch`` (last
 completed epoch, 1-based; 0 before the first), ``best_score``, ``best_epoch``, ``bad_epochs``
 (patience counter), ``stopped`` (early stopping fired), ``history`` (log rows), ``rng`` (torch /
-numpy / python / cuda states), ``config_hash``, ``model_name``, ``weights_used``.
+numpy / python states and the current CUDA device's), ``config_hash``, ``model_name``,
+``weights_used`` (what the run started from: on resume it is taken from here, not from the
+rebuilt model), ``skipped_batches`` (optional: older checkpoints lack it).
 
 :func:`snapshot` and :func:`restore` are the engine's save and resume steps.
 """
@@ -45,7 +47,9 @@ def get_rng_state() -> dict[str, Any]:
         },
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # Only the device that trains: saving every visible GPU's state and restoring them
+        # all fails with "invalid device ordinal" on a node that shows fewer GPUs.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -58,7 +62,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     p = state["python"]
     random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        if isinstance(cuda, (list, tuple)):  # older checkpoints: one state per visible device
+            cuda = cuda[0] if cuda else None
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda)  # the current device, whichever index it has
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -113,6 +121,7 @@ def snapshot(
     """Everything needed to continue training exactly where it stands (see the module doc)."""
     return {
         **{k: progress[k] for k in PROGRESS_KEYS},
+        "skipped_batches": int(progress.get("skipped_batches", 0)),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -143,4 +152,7 @@ def restore(
     if ck.get("scaler"):  # empty when AMP was off
         scaler.load_state_dict(ck["scaler"])
     set_rng_state(ck["rng"])
-    return {k: ck[k] for k in PROGRESS_KEYS}
+    if ck.get("weights_used") is not None:
+        model.weights_used = ck["weights_used"]  # type: ignore[assignment]
+    return {**{k: ck[k] for k in PROGRESS_KEYS},
+            "skipped_batches": int(ck.get("skipped_batches", 0))}

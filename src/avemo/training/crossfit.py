@@ -33,14 +33,14 @@ from ..folds import out_of_fold_folds
 from ..heap import trim_heap
 from ..layout import embeddings_name
 from ..manifest import read_manifest, usable
-from ..models.registry import MODELS, build_model
+from ..models.registry import MODELS
 from .embedding_map import fit_affine, map_export, paired_rows, r2_score
 from .engine import fit
 from .inputs import SplitFiles, build_dataset
-from .predict import export_embeddings
+from .predict import eval_options, export_embeddings, resolve_device
 from .seed import seed_everything
 from .settings import EngineSettings
-from .stage import _fresh_start_if_config_changed
+from .stage import _fresh_start_if_config_changed, build_resumable
 
 DONE = "done.json"
 
@@ -99,6 +99,7 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
     kind = MODELS[model].input_kind
     settings = EngineSettings.from_mapping(
         engine, where=f"{model}'s engine (train.engine, train.models.{model}.engine)")
+    resolve_device(settings.device)  # device: cuda without a GPU fails here, before any work
     train = splits["train"]
     names = usable(read_manifest(train.manifest))["clip_name"].astype(str).tolist()
     fold, how = out_of_fold_folds(names, folds, seed)
@@ -119,8 +120,8 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
                                clips=frozenset(names) - held)
         train_ds = build_dataset(kind, fit_files, augment=True, max_len=max_len)
         seed_everything(seed * 1000 + k)
-        net = build_model(model, **model_params)
         _fresh_start_if_config_changed(fold_dir, config_hash)
+        net = build_resumable(model, fold_dir, model_params)
         result = fit(net, train_ds, dev_ds, fold_dir, settings, seed=seed * 1000 + k,
                      config_hash=config_hash, num_workers=num_workers)
         trim_heap()  # after each phase: its freed temporaries would otherwise stay resident
@@ -129,7 +130,7 @@ def cross_fit(model: str, seed: int, splits: dict[str, SplitFiles],
                                 (frozenset(names) - held, fit_export_name(fset))):
                 files = SplitFiles("train", train.manifest, frames=frames, clips=clips)
                 export_embeddings(net, build_dataset(kind, files, max_len=max_len),
-                                  fold_dir / name, settings.device)
+                                  fold_dir / name, **eval_options(settings, num_workers))
                 trim_heap()
         run = {"fold": k, "n_fit": len(names) - len(held), "n_held": len(held),
                "config_hash": config_hash, "held_digest": _digest(held),

@@ -1,10 +1,12 @@
 """Torch Datasets with one batch format for every model.
 
-Batch dict: ``x`` (float tensor), ``emotion`` / ``sentiment`` (long [B]), ``clip_name``
-(list[str]); sequence datasets add ``mask`` (bool [B,T], True = valid step), ``lengths``
-(long [B]) and ``t_s`` (float [B,T], NaN on padding). These classes know nothing of file
-formats: adapters turn FrameStore/AudioStore + manifest into their arrays, or into
-``LazyItems`` that read each item from its store when the loader asks for it.
+Batch dict: ``x`` (float tensor; frames: uint8 [...,3,H,W], with ``jitter`` (float [B]) on
+augmented splits, which the engine's ``to_device`` normalises on the device), ``emotion`` /
+``sentiment`` (long [B]), ``clip_name`` (list[str]); sequence datasets add ``mask`` (bool
+[B,T], True = valid step), ``lengths`` (long [B], kept on the host), ``valid_idx`` (long, the
+flat indices b*T+t of valid steps) and ``t_s`` (float [B,T], NaN on padding). These classes
+know nothing of file formats: adapters turn FrameStore/AudioStore + manifest into their
+arrays, or into ``LazyItems`` that read each item from its store when the loader asks for it.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 def frames_to_tensor(frames: np.ndarray, augment: bool,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 [...,H,W,3] -> ImageNet-normalised float [...,3,H,W]; light augmentation if asked,
-    drawn from ``generator`` (``item_generator``)."""
+    drawn from ``generator`` (``item_generator``). The reference for what the loaders now do in
+    two halves: :func:`frames_to_uint8` in the workers, ``predict.normalize_frames`` on the
+    device (tests check the two give equal values)."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
     x = x.movedim(-1, -3)
     if augment:
@@ -65,6 +69,21 @@ def frames_to_tensor(frames: np.ndarray, augment: bool,
         jitter = 0.8 + 0.4 * torch.rand((), generator=generator)
         x = (x * jitter).clamp_(0.0, 1.0)  # brightness
     return (x - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def frames_to_uint8(frames: np.ndarray, augment: bool, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 [...,H,W,3] -> (uint8 [...,3,H,W], brightness factor or None): the item as the
+    loader ships it, a quarter of float32's bytes through shared memory and to the GPU; the
+    engine normalises it on the device. Same draws, in the same order, as
+    :func:`frames_to_tensor`."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
+    jitter = None
+    if augment:
+        if torch.rand((), generator=generator) < 0.5:
+            x = x.flip(-1)
+        jitter = 0.8 + 0.4 * torch.rand((), generator=generator)
+    return x.contiguous(), jitter
 
 
 class LazyItems(Sequence):
@@ -120,12 +139,19 @@ class _Base(Dataset):
 
     @staticmethod
     def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
+        batch = {
             "x": torch.stack([it["x"] for it in items]),
             "emotion": torch.tensor([it["emotion"] for it in items], dtype=torch.long),
             "sentiment": torch.tensor([it["sentiment"] for it in items], dtype=torch.long),
             "clip_name": [it["clip_name"] for it in items],
         }
+        if "jitter" in items[0]:  # uint8 frames' brightness factors (augmented splits)
+            batch["jitter"] = torch.stack([it["jitter"] for it in items]).float()
+        return batch
+
+    @staticmethod
+    def _frame_item(x: torch.Tensor, jitter: torch.Tensor | None) -> dict[str, Any]:
+        return {"x": x} if jitter is None else {"x": x, "jitter": jitter}
 
 
 class FrameDataset(_Base):
@@ -150,9 +176,9 @@ class FrameDataset(_Base):
         self.augment = augment
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        x = frames_to_tensor(self.frames[i], self.augment,
-                             self._generator(i) if self.augment else None)
-        return {"x": x, **self._labels(i)}
+        x, jitter = frames_to_uint8(self.frames[i], self.augment,
+                                    self._generator(i) if self.augment else None)
+        return {**self._frame_item(x, jitter), **self._labels(i)}
 
 
 class VectorDataset(_Base):
@@ -199,9 +225,10 @@ def _pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         x[b, :n] = it["x"]
         t_s[b, :n] = it["t_s"]
     batch = _Base.collate([{**it, "x": torch.empty(0)} for it in items])
-    batch.update(
-        x=x, mask=torch.arange(t_max)[None, :] < lengths[:, None], lengths=lengths, t_s=t_s
-    )
+    mask = torch.arange(t_max)[None, :] < lengths[:, None]
+    # Built here on the host: the models' valid-frame gather then needs no GPU read-back.
+    batch.update(x=x, mask=mask, lengths=lengths, t_s=t_s,
+                 valid_idx=mask.flatten().nonzero().squeeze(1))
     return batch
 
 
@@ -294,8 +321,9 @@ class ClipSequenceDataset(SequenceDataset):
         clip = self.seqs[i]
         idx = self._steps(len(clip))
         if np.asarray(clip[:1]).dtype == np.uint8 and np.ndim(clip) == 4:
-            x = frames_to_tensor(np.asarray(clip)[idx], self.augment,
-                                 self._generator(i) if self.augment else None)
+            x, jitter = frames_to_uint8(np.asarray(clip)[idx], self.augment,
+                                        self._generator(i) if self.augment else None)
+            item = self._frame_item(x, jitter)
         else:
-            x = torch.from_numpy(np.asarray(clip, dtype=np.float32)[idx])
-        return {"x": x, "t_s": self._times(i, idx), **self._labels(i)}
+            item = {"x": torch.from_numpy(np.asarray(clip, dtype=np.float32)[idx])}
+        return {**item, "t_s": self._times(i, idx), **self._labels(i)}

@@ -31,13 +31,17 @@ from avemo.training.checkpoint import load_checkpoint, restore, save_checkpoint,
 from avemo.training.live import EpochLog
 from avemo.training.losses import MultiTaskLoss, balanced_sampler, class_counts
 from avemo.training.predict import (
+    amp_dtype,
+    autocast,
     clip_level,
     collect_outputs,
-    loader_workers,
+    float_outputs,
+    loader_options,
     resolve_device,
     to_device,
 )
-from avemo.training.seed import deterministic_mode, worker_init_fn
+from avemo.training.provenance import run_facts
+from avemo.training.seed import deterministic_mode, nondeterministic_ops, worker_init_fn
 from avemo.training.settings import EngineSettings
 
 LOG_COLUMNS = ["epoch", *EPOCH_METRICS]  # one history row per epoch (Progress.history)
@@ -73,7 +77,8 @@ def _make_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int) -> Sched
 
 
 def _train_loader(
-    ds: Dataset, batch_size: int, num_workers: int, seed: int, epoch: int, sampler: bool
+    ds: Dataset, batch_size: int, num_workers: int, seed: int, epoch: int, sampler: bool,
+    device: torch.device | None = None,
 ) -> DataLoader:
     # A fresh generator per (seed, epoch) makes each epoch's order independent of history,
     # so a resumed run draws exactly the batches an uninterrupted one would.
@@ -83,13 +88,15 @@ def _train_loader(
     kwargs: dict[str, Any] = {"shuffle": True}
     if sampler:
         kwargs = {"sampler": balanced_sampler(ds.emotion_idx, len(EMOTIONS), g)}  # type: ignore[attr-defined]
+    opts = (loader_options(num_workers, device) if device is not None
+            else {"num_workers": num_workers})
     return DataLoader(
         ds,
         batch_size=batch_size,
-        num_workers=num_workers,
         generator=g,
         worker_init_fn=worker_init_fn,
         collate_fn=getattr(ds, "collate", None),
+        **opts,
         **kwargs,
     )
 
@@ -99,6 +106,7 @@ class Progress:
     """Where training stands; saved in every checkpoint and restored on resume."""
 
     epoch: int = 0  # last completed epoch (1-based; 0: none yet)
+    skipped_batches: int = 0  # non-finite training batches skipped so far (all epochs)
     best_score: float = -1.0  # best dev emotion weighted F1 so far
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the last improvement (the patience counter)
@@ -132,12 +140,15 @@ class Optimization:
 
     @classmethod
     def create(
-        cls, model: nn.Module, s: EngineSettings, device: torch.device, amp: bool
+        cls, model: nn.Module, s: EngineSettings, device: torch.device,
+        dtype: torch.dtype | None,
     ) -> Optimization:
         params = [p for p in model.parameters() if p.requires_grad]
         opt = make_optimizer(params, s.lr, s.weight_decay, device)
         sched = _make_scheduler(s.scheduler, opt, s.epochs)
-        return cls(params, opt, sched, torch.amp.GradScaler("cuda", enabled=amp))
+        # Loss scaling only for float16 (narrow range); bfloat16 has float32's exponent.
+        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        return cls(params, opt, sched, scaler)
 
     def step_scheduler(self, dev_score: float) -> None:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -150,6 +161,12 @@ class Optimization:
         return float(self.optimizer.param_groups[0]["lr"])
 
 
+@dataclass
+class EpochResult:
+    loss: float  # mean training loss per item over the finite batches
+    skipped: int  # batches skipped for a non-finite loss or gradient
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
@@ -157,30 +174,54 @@ def train_one_epoch(
     optim: Optimization,
     device: torch.device,
     *,
-    amp: bool,
+    amp: torch.dtype | bool | None,
     grad_clip: float,
+    max_skipped: int = 0,
     desc: str = "",
-) -> float:
-    """One pass over ``loader``; the mean training loss per item."""
+) -> EpochResult:
+    """One pass over ``loader``. ``amp``: the autocast dtype (None: fp32; True: the device's
+    :func:`amp_dtype`). The loss is computed in fp32 on fp32 logits. A batch whose loss (or,
+    without loss scaling, gradient norm) is not finite is skipped, no update, and counted;
+    more than ``max_skipped`` in one epoch is a TrainingError. Under float16 the GradScaler
+    also skips steps with overflowing gradients by itself (and lowers its scale): those are
+    the scaler's routine, not counted."""
+    dtype = amp_dtype(device, True) if amp is True else (amp or None)
     model.train()
-    # Summed on the device: a .item() per batch would synchronise CUDA every step.
-    total, n = torch.zeros((), device=device), 0
+    channels_last = bool(getattr(model, "channels_last", False))
+    # Summed on the device: a .item() per batch for the sum would add a second sync per step.
+    total, n, skipped = torch.zeros((), device=device), 0, 0
     for batch in progress_bar(loader, desc=desc, unit="batch", leave=False):
-        batch = to_device(batch, device)
-        with torch.autocast(device.type, enabled=amp):
+        batch = to_device(batch, device, channels_last)
+        with autocast(device, dtype):
             outputs = model(batch)
-        loss = loss_fn(outputs, batch)
+        loss = loss_fn(float_outputs(outputs), batch)
         optim.optimizer.zero_grad(set_to_none=True)
-        optim.scaler.scale(loss).backward()
-        if grad_clip > 0:
-            optim.scaler.unscale_(optim.optimizer)  # clip the true gradients, not scaled ones
-            nn.utils.clip_grad_norm_(optim.params, grad_clip)
-        optim.scaler.step(optim.optimizer)
-        optim.scaler.update()
+        ok = torch.isfinite(loss)
+        if bool(ok):  # one read-back per step (GradScaler's step makes one too)
+            optim.scaler.scale(loss).backward()
+            if grad_clip > 0:
+                optim.scaler.unscale_(optim.optimizer)  # clip the true gradients, not scaled ones
+                norm = nn.utils.clip_grad_norm_(optim.params, grad_clip)
+                if not optim.scaler.is_enabled() and not bool(torch.isfinite(norm)):
+                    ok = torch.zeros((), dtype=torch.bool)
+            if bool(ok):
+                optim.scaler.step(optim.optimizer)
+                optim.scaler.update()
+        if not bool(ok):
+            optim.optimizer.zero_grad(set_to_none=True)
+            skipped += 1
+            if skipped > max_skipped:
+                raise TrainingError(
+                    f"{skipped} training batches in {desc or 'one epoch'} had a non-finite loss "
+                    f"or gradient (limit: train.engine.max_nonfinite_batches = {max_skipped}); "
+                    "lower the learning rate (train.engine.lr), check the input features for "
+                    "NaN/inf, or turn amp off"
+                )
+            continue
         b = len(batch["clip_name"])
         total += loss.detach().float() * b
         n += b
-    return float(total) / max(n, 1)
+    return EpochResult(float(total) / max(n, 1), skipped)
 
 
 def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
@@ -273,7 +314,9 @@ def fit(
     ``on_epoch_end(epoch)`` (1-based) runs after each epoch's checkpoint is written (tests use
     it to simulate interruptions). Seed before building the model so initial weights are
     reproducible too. ``num_workers`` DataLoader workers are used on CUDA only (see
-    :func:`~avemo.training.predict.loader_workers`). Returns the summary described in
+    :func:`~avemo.training.predict.loader_workers`), with pinned memory. On CUDA with
+    ``amp``: bfloat16 autocast where the GPU supports it, else float16 with loss scaling
+    (:func:`~avemo.training.predict.amp_dtype`). Returns the summary described in
     :func:`_summary`.
     """
     s = settings
@@ -288,12 +331,18 @@ def fit(
         # --cores. Process-wide: prediction and export after fit use it too.
         torch.set_num_threads(s.cpu_threads)
     amp = bool(s.amp) and device.type == "cuda"  # mixed precision only pays off on CUDA
-    with deterministic_mode(seed):
+    dtype = amp_dtype(device, amp)
+    # Strict determinism (an op without a deterministic kernel raises) except for models that
+    # declare such an op on CUDA (attention backward): those run, and the summary names it.
+    loose = nondeterministic_ops(model, device)
+    with deterministic_mode(seed, warn_only=bool(loose)):
         loss_fn = _make_loss(train_ds, s, device)
         if hasattr(model, "set_input_stats") and hasattr(train_ds, "feature_stats"):
             model.set_input_stats(*train_ds.feature_stats())  # train statistics only
         model.to(device)
-        optim = Optimization.create(model, s, device, amp)
+        if device.type == "cuda" and getattr(model, "channels_last", False):
+            model.to(memory_format=torch.channels_last)  # NHWC convolutions on tensor cores
+        optim = Optimization.create(model, s, device, dtype)
         progress, resumed_from = Progress(), None
         if (out / "last.pt").exists():
             saved = restore(out / "last.pt", model, optim.optimizer, optim.scheduler,
@@ -308,16 +357,18 @@ def fit(
             if progress.stopped:
                 break
             t0, lr = time.perf_counter(), optim.lr
-            loader = _train_loader(train_ds, s.batch_size, loader_workers(num_workers, device),
-                                   seed, epoch, sampler=s.imbalance == "sampler")
+            loader = _train_loader(train_ds, s.batch_size, num_workers, seed, epoch,
+                                   sampler=s.imbalance == "sampler", device=device)
             n_batches = len(loader)
-            train_loss = train_one_epoch(model, loader, loss_fn, optim, device, amp=amp,
-                                         grad_clip=s.grad_clip, desc=f"epoch {epoch}/{s.epochs}")
-            _check_finite(train_loss, epoch, out)
+            result = train_one_epoch(model, loader, loss_fn, optim, device, amp=dtype,
+                                     grad_clip=s.grad_clip, max_skipped=s.max_nonfinite_batches,
+                                     desc=f"epoch {epoch}/{s.epochs}")
+            progress.skipped_batches += result.skipped
+            _check_finite(result.loss, epoch, out)
             metrics = evaluate(model, dev_ds, device, loss_fn, batch_size=s.batch_size,
                                num_workers=num_workers, amp=amp, aggregate=s.aggregate)
             optim.step_scheduler(metrics["dev_emotion_wf1"])
-            row = {"epoch": epoch, "train_loss": train_loss, **metrics, "lr": lr,
+            row = {"epoch": epoch, "train_loss": result.loss, **metrics, "lr": lr,
                    "seconds": time.perf_counter() - t0}
             improved = progress.record(row, s.patience)
             ck = snapshot(asdict(progress), model, optim.optimizer, optim.scheduler,
@@ -328,7 +379,10 @@ def fit(
 
         log.close()
         _load_best(model, out)
-        return _summary(progress, resumed_from, model, device, amp, train_ds, dev_ds, n_batches)
+        summary = _summary(progress, resumed_from, model, device, amp, train_ds, dev_ds,
+                           n_batches)
+        summary.update(run_facts(device, dtype, model, loose))
+        return summary
 
 
 def _load_best(model: nn.Module, out: Path) -> None:
@@ -337,7 +391,10 @@ def _load_best(model: nn.Module, out: Path) -> None:
         raise TrainingError(
             f"{best} is missing although {out / 'last.pt'} exists; delete {out} and retrain"
         )
-    model.load_state_dict(load_checkpoint(best)["model"])
+    ck = load_checkpoint(best)
+    model.load_state_dict(ck["model"])
+    if ck.get("weights_used") is not None:  # what the run really started from
+        model.weights_used = ck["weights_used"]
 
 
 def _summary(
@@ -351,8 +408,10 @@ def _summary(
     n_batches: int | None,
 ) -> dict[str, Any]:
     """best_epoch, best_dev_emotion_wf1, best_dev_sentiment_wf1, epochs_run, stopped_early,
-    resumed_from_epoch, device, amp, weights_used, n_train, n_dev, batches_per_epoch (None
-    when no epoch ran in this call)."""
+    resumed_from_epoch, device, amp, weights_used (from the checkpoint: on resume, what the
+    first epoch started from), skipped_batches, n_train, n_dev, batches_per_epoch (None when no
+    epoch ran in this call); :func:`fit` adds the hardware facts of
+    :func:`avemo.training.provenance.run_facts`."""
     best_row = next(r for r in progress.history if r["epoch"] == progress.best_epoch)
     return {
         "best_epoch": progress.best_epoch,
@@ -364,6 +423,7 @@ def _summary(
         "device": str(device),
         "amp": amp,
         "weights_used": getattr(model, "weights_used", None),
+        "skipped_batches": progress.skipped_batches,
         "n_train": len(train_ds),  # type: ignore[arg-type]
         "n_dev": len(dev_ds),  # type: ignore[arg-type]
         "batches_per_epoch": n_batches,

@@ -11,28 +11,38 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
+def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False) -> None:
     """Seed python, numpy and torch (CPU and CUDA); optionally force deterministic kernels.
 
-    On CUDA some kernels (adaptive pooling backward, ...) have no deterministic version, so
-    there determinism is best effort (``warn_only``); on CPU it is strict.
+    Strict on CPU and CUDA: an op without a deterministic kernel raises instead of silently
+    varying (the models avoid adaptive pooling's backward for that, avemo.models.masking).
+    ``warn_only`` is for a model that declares such an op (:func:`nondeterministic_ops`).
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
         torch.backends.cudnn.benchmark = False
 
 
+def nondeterministic_ops(model: torch.nn.Module, device: torch.device) -> str | None:
+    """What in ``model`` has no deterministic kernel on ``device`` (the model's class attribute
+    ``nondeterministic_cuda``, e.g. attention backward), or None: that model then trains with
+    ``warn_only`` and its summary and the report say why two runs may differ."""
+    if device.type != "cuda":
+        return None
+    return getattr(model, "nondeterministic_cuda", None) or None
+
+
 @contextlib.contextmanager
-def deterministic_mode(seed: int) -> Iterator[None]:
+def deterministic_mode(seed: int, warn_only: bool = False) -> Iterator[None]:
     """``seed_everything(seed)`` for a block, then restore the deterministic-algorithms flag so
     training does not change the global torch setting for the rest of the process."""
     prev = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    seed_everything(seed)
+    seed_everything(seed, warn_only=warn_only)
     try:
         yield
     finally:

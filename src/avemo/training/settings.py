@@ -41,6 +41,7 @@ class EngineSettings:
     amp: bool = _DEFAULT["amp"]
     grad_clip: float = _DEFAULT["grad_clip"]
     cpu_threads: int = _DEFAULT["cpu_threads"]
+    max_nonfinite_batches: int = _DEFAULT["max_nonfinite_batches"]
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -20,9 +20,10 @@ from ..errors import TrainingError
 from ..heap import trim_heap
 from ..layout import embeddings_name
 from ..models.registry import MODELS, build_model
+from ..models.vgg_backbone import pretrained_weights
 from .engine import fit
 from .inputs import SplitFiles, build_dataset
-from .predict import export_embeddings, predict
+from .predict import eval_options, export_embeddings, predict, resolve_device
 from .seed import seed_everything
 from .settings import EngineSettings
 
@@ -41,6 +42,16 @@ def _fresh_start_if_config_changed(out_dir: Path, config_hash: str) -> None:
             for stale in ("last.pt", "best.pt"):  # the epoch log restarts with them
                 (out_dir / stale).unlink(missing_ok=True)
             print(f"{last}: checkpoint of another config ({old}); starting fresh", flush=True)
+
+
+def build_resumable(name: str, out_dir: Path, model_params: dict[str, Any], *kinds: str
+                    ) -> torch.nn.Module:
+    """``build_model``, but a run that will resume from ``out_dir/last.pt`` loads no pretrained
+    weights: the checkpoint overwrites them, and a compute node may have no internet. The
+    model's ``weights_used`` then comes from the checkpoint (the engine's restore)."""
+    resuming = (Path(out_dir) / "last.pt").exists()
+    with pretrained_weights(not resuming):
+        return build_model(name, *kinds, **model_params)
 
 
 def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: str | Path,
@@ -67,30 +78,31 @@ def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: 
         return build_dataset(kind, files or splits[split], features=features, augment=augment,
                              max_len=max_len)
 
+    resolve_device(settings.device)  # device: cuda without a GPU fails here, before any work
     train_ds, dev_ds = dataset("train", augment=True), dataset("dev")
     seed_everything(seed)
-    net = build_model(model, **model_params)
     _fresh_start_if_config_changed(out, config_hash)
+    net = build_resumable(model, out, model_params)
     result = fit(net, train_ds, dev_ds, out, settings, seed=seed, config_hash=config_hash,
                  num_workers=num_workers)
     trim_heap()  # after each phase: its freed temporaries would otherwise stay resident
-    device, aggregate = settings.device, settings.aggregate
+    opts = eval_options(settings, num_workers)
     for split in ("dev", "test"):
         ds = dev_ds if split == "dev" else dataset("test")
-        df = predict(net, ds, device, aggregate=aggregate)
+        df = predict(net, ds, aggregate=settings.aggregate, **opts)
         with atomic_path(out / f"predictions_{split}.parquet") as tmp:
             df.to_parquet(tmp, index=False)
         trim_heap()
     for split in ("train", "dev", "test"):
-        export_embeddings(net, dataset(split), out / embeddings_name(split, frame_set), device)
+        export_embeddings(net, dataset(split), out / embeddings_name(split, frame_set), **opts)
         trim_heap()
         for fset, dirs in (extra_frame_sets or {}).items():
             files = SplitFiles(split, splits[split].manifest, frames=dirs[split])
             export_embeddings(net, dataset(split, files=files),
-                              out / embeddings_name(split, fset), device)
+                              out / embeddings_name(split, fset), **opts)
             trim_heap()
     summary = {"model": model, "seed": seed, "config_hash": config_hash,
-               "weights_used": getattr(net, "weights_used", "n/a"),
                "seconds": round(time.perf_counter() - t0, 2), **result}
+    summary["weights_used"] = result.get("weights_used") or "n/a"
     write_json(out / "summary.json", summary)
     return summary
