@@ -758,3 +758,21 @@ def test_diagnosis_starts_from_the_collapse_and_keeps_every_row() -> None:
     assert shown["verdict"].tolist() == ["inconclusive", "effect", "equivalent"]
     assert shown["collapsed on dev: a / b (seeds)"].tolist()[0] == "3 / 3 of 3"
     assert "[simultaneous 99.67%]" in shown.columns
+
+
+def test_report_opens_with_its_summary(built: tuple[Path, Path, dict]) -> None:
+    from avemo.evaluation.protocol import load
+
+    root, out, _ = built
+    md = (out / "report.md").read_text()
+    first = md.split("\n## ", 2)[1]
+    assert first.startswith("Summary\n") and md.index("## Summary") < md.index("## 1. Data")
+    assert "**Data: the synthetic demo corpus.**" in first
+    assert f"protocol `{load().hash}`" in first
+    cmp = json.loads((root / "metrics" / "compare.json").read_text())
+    best = cmp["selection"]["single_stream"]["model"]
+    wf1 = _metrics(root, best)["ci"]["test"]["mean_over_seeds"]["emotion"]["weighted_f1"]
+    assert f"Best single stream (chosen on dev): `{best}`" in first
+    assert f"[{wf1['low']:.3f}, {wf1['high']:.3f}]" in first  # its interval, from the file
+    assert "Best fusion (chosen on dev):" in first
+    assert "[5. Fusion](#5-fusion)" in first and "[Provenance](#provenance)" in first

@@ -30,7 +30,9 @@
                 # inconclusive (avemo.evaluation.verdicts; null for exploratory pairs);
                 # simultaneous: {low, high, m, level}, the endpoint's Bonferroni interval
                 # over the family (ci_low/ci_high are marginal); paired_seeds: one seed draw
-                # served both models; all four also stored in tests.emotion.weighted_f1
+                # served both models; all four also stored in tests.emotion.weighted_f1;
+                # per_seed tests (descriptive) use n_resamples, the seed-mean tests the
+                # protocol's resamples
      "multiplicity": {"method": "holm", "endpoint": {"task", "metric"}, "alpha",
                       "primary": [[a, b], ...],      # resolved pairs in the family
                       "diagnosis": [[a, b], ...],    # the factor effects (own Holm family)
@@ -184,6 +186,8 @@ def compare_pairs(
     if primary is None:
         primary = default_primary(groups)
     proto: Protocol | None = None
+    # Seed-against-seed tests are descriptive (no verdict reads them): evaluation.n_resamples.
+    per_seed_resamples = n_resamples
     if protocol is not None:
         proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
         n_resamples, seed, alpha = proto.resamples, proto.resampling_seed, proto.alpha
@@ -221,6 +225,7 @@ def compare_pairs(
             min_dialogues=min_dialogues,
             margin=margin,
             paired_seeds=paired_seeds,
+            per_seed_resamples=per_seed_resamples,
         )
         entry.pop("schema_version", None)
         paired = entry.pop("bootstrap").get("paired_seeds", False)

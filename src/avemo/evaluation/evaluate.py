@@ -446,9 +446,12 @@ def paired_comparison(
     min_dialogues: int = MIN_DIALOGUES,
     margin: float | None = None,
     paired_seeds: bool = False,
+    per_seed_resamples: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """``compare_models``' result (not written) and the bootstrap differences of the
-    seed-mean tests, ``{task: {metric: deltas}}`` (for intervals decided over a family)."""
+    seed-mean tests, ``{task: {metric: deltas}}`` (for intervals decided over a family).
+    ``per_seed_resamples``: resamples of the seed-against-seed tests (descriptive, no verdict
+    reads them; None: ``n_resamples``)."""
     seeds_a, seeds_b = _as_seed_paths(paths_a), _as_seed_paths(paths_b)
     if names[0] == names[1]:
         raise DataStageError(f"compare_models needs two different names, got {list(names)}")
@@ -500,7 +503,7 @@ def paired_comparison(
                 [preds_a[pos_a.index(int(s))]],
                 [preds_b[pos_b.index(int(s))]],
                 len(labels),
-                boot,
+                {**boot, "n_resamples": per_seed_resamples or boot["n_resamples"]},
                 clusters,
                 small,
             )
