@@ -136,6 +136,10 @@ class Layout:
     def report_file(self, name: str) -> str:
         return self._p("report", name)
 
+    def report_flags(self) -> str:
+        """What was skipped and why (avemo.report.flags), one of the report's tables."""
+        return os.path.join(self.report_file("tables"), "flags.csv")
+
     # -- bookkeeping (not artefacts: not versioned by DVC) ---------------------------------------
     def log(self, job: str) -> str:
         return self._p("logs", f"{job}.log")

@@ -500,6 +500,9 @@ def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
                    for f in frame_sets(cfg)},
         "corpus": corpus_inputs(cfg),
         "protocol": protocol_file(cfg),
+        # What stages skipped or left at a default (avemo.report.flags).
+        "flags": [lay.late_json(m, s) for m in configured(cfg, "late_fusion")
+                  for s in seeds(cfg, m)],
     }
 
 

@@ -80,7 +80,6 @@ def test_meld_preset_asks_for_the_gpu_profile_and_cuda() -> None:
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A torch hub cache in tmp and a node without network: any download raises."""
-    torch.hub.set_dir(str(tmp_path / "hub"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
     def offline(*_: Any, **__: Any) -> None:
@@ -382,3 +381,33 @@ def test_cuda_facts_are_the_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     facts = run_facts(torch.device("cuda"), torch.bfloat16, nn.Linear(1, 1), None)
     assert facts["device_name"] == "NVIDIA H100 80GB HBM3"
     assert facts["amp_dtype"] == "bfloat16" and facts["cudnn_version"] == 91002
+
+
+def test_report_hardware_line_comes_from_the_training_summaries(tmp_path: Path) -> None:
+    """The report job runs on a CPU node: its hardware line names where training ran."""
+    import json
+
+    from avemo.report import provenance
+    from avemo.report.build import provenance_section
+
+    gpu = {"device": "cuda", "device_name": "NVIDIA A100-SXM4-80GB", "amp_dtype": "bfloat16",
+           "cudnn_version": 90100, "cuda_version": "12.8", "nondeterministic_ops": None}
+    files: dict[str, dict[str, Path]] = {}
+    for model, seeds, extra in (("vgg16", 3, {}), ("cross_attention", 1,
+                                {"nondeterministic_ops": "nn.MultiheadAttention backward"})):
+        for seed in range(seeds):
+            path = tmp_path / f"{model}{seed}.json"
+            path.write_text(json.dumps({**gpu, **extra}))
+            files.setdefault(model, {})[str(seed)] = path
+    runs = provenance.read_summaries(files)
+    line = provenance.training_hardware(runs)
+    assert line == "NVIDIA A100-SXM4-80GB (CUDA 12.8, cuDNN 90100, bfloat16): 4 runs"
+    notes = provenance.nondeterminism_notes(runs)
+    assert len(notes) == 1 and notes[0].startswith("`cross_attention` was trained with nn.Multi")
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    text = " ".join(provenance_section(bench, {"dataset": "meld"}, "h", files).paragraphs)
+    assert "Training hardware (from the training summaries): NVIDIA A100" in text
+    assert "no deterministic CUDA kernel" in text
+    cpu = provenance.training_hardware([{"device": "cpu", "device_name": "x86_64"}])
+    assert cpu == "x86_64 (CPU, fp32): 1 run"

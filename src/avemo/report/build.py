@@ -166,15 +166,20 @@ def qc_section(manifest_qc: PathLike, qc_clips: PathLike) -> Section:
 
 
 def provenance_section(
-    benchmarks: PathLike, description: dict[str, Any], config_hash: str
+    benchmarks: PathLike, description: dict[str, Any], config_hash: str,
+    summary_files: Mapping[str, Mapping[Any, Any]] | None = None,
 ) -> Section:
     data = ", ".join(f"{k}={v}" for k, v in description.items())
     times = provenance.stage_times(Path(benchmarks))
+    runs = provenance.read_summaries(summary_files)  # where training ran, not this job
     return Section(
         "Provenance",
         paragraphs=[
             f"Dataset: {data}. Config hash: `{config_hash}`. Code: `{provenance.git_commit()}`.",
-            f"Hardware: {provenance.hardware()}. Built {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",
+            f"Training hardware (from the training summaries): "
+            f"{provenance.training_hardware(runs)}. Report built on {provenance.hardware()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",
+            *provenance.nondeterminism_notes(runs),
         ],
         tables=[
             Table("packages", "Package versions", provenance.package_versions()),
@@ -263,7 +268,7 @@ def build_report(
         sections.baselines_section(inp, ref, description, data),
         sections.per_class_section(inp, fig_dir, data),
         _examples_section(inputs, manifests, tab_dir, inp, data, browser_spec),
-        provenance_section(inputs["benchmarks"], description, config_hash),
+        provenance_section(inputs["benchmarks"], description, config_hash, inputs["summaries"]),
     ]
     # The answer first: the summary opens the report and links down to every section.
     top = summary.summary_section(inp, data, proto, small=data.test_too_small)

@@ -12,7 +12,8 @@ The report reads only the files its rule declares, given as one mapping (``INPUT
      "predictions": {name: {seed: {split: path}}},  # dev/test predictions (per-example table)
      "frames": {set: {split: path}},            # frame stores (the error browser's thumbnails)
      "corpus": [path],                          # the clips (browser audio, via manifest paths)
-     "protocol": path}                          # the diagnosis protocol (verdict rule, hash)
+     "protocol": path,                          # the diagnosis protocol (verdict rule, hash)
+     "flags": [path]}                           # stage JSONs with a "flags" list (late.json)
 
 Which models the report covers comes from ``ReportModels`` (built from config by
 ``spec.report_params``). A group with no configured model is "not configured"; a configured
@@ -39,8 +40,10 @@ PathLike = str | os.PathLike[str]
 ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json
 INPUT_KEYS: tuple[str, ...] = (
     "manifests", "manifest_qc", "qc", "metrics", "compare", "summaries", "training_logs",
-    "benchmarks", "predictions", "frames", "corpus", "protocol",
+    "benchmarks", "predictions", "frames", "corpus", "protocol", "flags",
 )
+# Keys a caller may leave out (read as empty): what stages skipped (avemo.report.flags).
+OPTIONAL_KEYS: tuple[str, ...] = ("flags",)
 # {model: {seed (str): path}}: per-seed files of a run (summary.json).
 SeedFiles = Mapping[str, Mapping[str, PathLike]]
 # {model: {seed (str): {metric: path}}}: a run's DVCLive epoch histories.
@@ -193,8 +196,9 @@ def _flip(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_keys(inputs: Mapping[str, Any]) -> None:
-    """The report's inputs mapping holds exactly ``INPUT_KEYS``."""
-    missing = [k for k in INPUT_KEYS if k not in inputs]
+    """The report's inputs mapping holds exactly ``INPUT_KEYS`` (``OPTIONAL_KEYS`` may be
+    left out)."""
+    missing = [k for k in INPUT_KEYS if k not in inputs and k not in OPTIONAL_KEYS]
     unknown = sorted(set(inputs) - set(INPUT_KEYS))
     if missing or unknown:
         raise DataStageError(
