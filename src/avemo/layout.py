@@ -69,6 +69,10 @@ class Layout:
     def audio(self, split: str) -> str:
         return self._p("audio", split)
 
+    def speech(self, split: str) -> str:
+        """Per clip: speech share and activity-speech co-variation (avemo.audio.speech_share)."""
+        return self._p("speech", f"{split}.parquet")
+
     # -- model runs ----------------------------------------------------------------------------
     def run_dir(self, model: str, seed: object, group: str | None = None) -> str:
         """``models|fusion/{model}/seed{n}``; ``group`` given for wildcard patterns."""

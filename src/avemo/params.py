@@ -173,6 +173,10 @@ def audio(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def speech(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(cfg["speech"])
+
+
 def train(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
     """Everything that changes one model's training (its checkpoint's config hash)."""
     m = model_config(cfg, model)
@@ -266,6 +270,7 @@ _JOB_PARAMS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], dict[str
     "manifest": lambda c, w: manifest(c),
     "frames": lambda c, w: frames(c, w["fset"]),
     "audio": lambda c, w: audio(c),
+    "speech_share": lambda c, w: speech(c),
     "qc": lambda c, w: {},
     "train_visual": lambda c, w: train(c, w["model"]),
     "train_audio": lambda c, w: train(c, w["model"]),
@@ -309,6 +314,7 @@ def job_wildcards(cfg: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
         "manifest": [{}],
         "frames": [{"fset": f, "split": s} for f in frame_sets(cfg) for s in SPLITS],
         "audio": [{"split": s} for s in SPLITS],
+        "speech_share": [{"split": s} for s in SPLITS],
         **{rule: [{"model": m, "seed": s} for m in models for s in seeds]
            for rule, models in runs.items()},
         "crossfit": [{"model": m, "seed": s} for m in cross_fitted(cfg) for s in seeds],
@@ -499,6 +505,7 @@ def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "frames": {f: {sp: lay.frames(f, sp) for sp in PREDICTION_SPLITS}
                    for f in frame_sets(cfg)},
         "corpus": corpus_inputs(cfg),
+        "speech": {s: lay.speech(s) for s in SPLITS},
         "protocol": protocol_file(cfg),
         # What stages skipped or left at a default (avemo.report.flags).
         "flags": [lay.late_json(m, s) for m in configured(cfg, "late_fusion")

@@ -25,7 +25,7 @@ from avemo.evaluation.refs import group_members, referenced_models
 from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
 from avemo.layout import BASELINE_SEED, Layout
 from avemo.manifest import MANIFEST_COLUMNS
-from avemo.report import findings, reference, spec
+from avemo.report import findings, reference, sections, spec
 from avemo.report.build import build_report
 from avemo.report.inputs import ReportModels
 
@@ -102,6 +102,21 @@ def _manifest(split: str) -> pd.DataFrame:
     )
 
 
+def _speech(split: str) -> pd.DataFrame:
+    """A speech table (avemo.audio.speech_share.COLUMNS): shares 0.10, 0.20, ... cycling;
+    clips without audio (MISSING_AUDIO) get NaN."""
+    t = _truth(split)
+    n = len(t)
+    share = np.round(0.1 * (1 + np.arange(n) % 9), 3)
+    r = np.round(np.linspace(-0.2, 0.6, n), 3)
+    gone = t["clip_name"].isin(MISSING_AUDIO).to_numpy() & (split == "test")
+    return pd.DataFrame({
+        "split": split, "clip_name": t["clip_name"], "audio_s": 2.0,
+        "speech_share": np.where(gone, np.nan, share), "mean_prob": 0.5, "n_frames": 8,
+        "activity_speech_r": np.where(gone, np.nan, r), "reason": np.where(gone, "no_audio", ""),
+    })
+
+
 def _with_parent(path: str) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return Path(path)
@@ -119,6 +134,8 @@ def make_tree(root: Path, cfg: dict[str, Any] = CFG) -> Path:
     qc.assign(decoded_ok=True, frames_ok=True, audio_ok=True, n_frames=2, face_ratio=0.0)[
         ["split", "clip_name", "decoded_ok", "frames_ok", "audio_ok", "n_frames", "face_ratio"]
     ].to_csv(_with_parent(lay.qc_clips()), index=False)
+    for split in SPLITS:
+        _speech(split).to_parquet(_with_parent(lay.speech(split)))
     clips = _truth("test")[["clip_name"]].assign(mask=lambda d: ~d["clip_name"].isin(MISSING_AUDIO))
     subsets = audio_subsets_from_clips(clips)
     preds: dict[str, dict[int, dict[str, str]]] = {}
@@ -220,6 +237,7 @@ def report_inputs(root: Path, cfg: dict[str, Any] = CFG) -> dict[str, Any]:
                         for m in [*trained, *models.baselines]},
         "frames": {},  # no frame stores: the error browser shows no thumbnails
         "corpus": [],
+        "speech": {s: lay.speech(s) for s in SPLITS},
         "protocol": str(default_path()),
     }
 
@@ -289,6 +307,41 @@ def test_sections_tables_and_figures_exist(built: tuple[Path, Path, dict]) -> No
         assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG", fig
     assert "VGG-16 ran from scratch" in md
     assert "`late`" in md and "No training log" in md  # late fusion: no epoch log
+
+
+def test_speech_share_table_traces_to_the_speech_files(built: tuple[Path, Path, dict]) -> None:
+    root, out, _ = built
+    table = pd.read_csv(out / "tables" / "speech_share.csv").set_index("split")
+    assert list(table.index) == [*SPLITS, "all"]
+    for split in SPLITS:
+        df = pd.read_parquet(Layout(str(root)).speech(split))
+        row = table.loc[split]
+        assert row["clips"] == len(df) and row["with_audio"] == df["speech_share"].notna().sum()
+        assert row["speech_share_median"] == pytest.approx(df["speech_share"].median())
+        assert row["speech_share_q1"] == pytest.approx(df["speech_share"].quantile(0.25))
+        assert row["activity_speech_r_median"] == pytest.approx(
+            df["activity_speech_r"].median())
+    assert table.loc["test", "with_audio"] == N["test"] - len(MISSING_AUDIO)
+    data = _section((out / "report.md").read_text(), "1. Data", "2. Data quality")
+    assert "Speech share per clip" in data and "Median speech share" in data
+    # The fake shares' median is 0.5: "at most half", the event world's wording.
+    assert "as in the synthetic `event` world" in data
+    assert "VAD hears the generated voice only in part" in data  # synthetic data
+
+
+def test_speech_sentences_follow_the_fixed_cutoffs() -> None:
+    def words(share: float, r: float) -> str:
+        table = pd.DataFrame([{"split": "all", "speech_share_median": share,
+                               "activity_speech_r_median": r}])
+        return " ".join(sections.speech_sentences(table))
+
+    assert "`spread` world" in words(sections.SPREAD_SHARE, 0.0)
+    assert "barely co-varies" in words(0.9, sections.WEAK_R / 2)
+    assert "`event` world" in words(sections.EVENT_SHARE, 0.3)
+    assert "co-varies with speech over time (median r +0.300)" in words(0.3, 0.3)
+    middle = words((sections.SPREAD_SHARE + sections.EVENT_SHARE) / 2, float("nan"))
+    assert "most, but not all" in middle and "could not be compared" in middle
+    assert "not measured" in words(float("nan"), float("nan"))
 
 
 def test_html_is_self_contained(built: tuple[Path, Path, dict]) -> None:

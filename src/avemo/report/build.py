@@ -270,6 +270,7 @@ def build_report(
         _examples_section(inputs, manifests, tab_dir, inp, data, browser_spec),
         provenance_section(inputs["benchmarks"], description, config_hash, inputs["summaries"]),
     ]
+    sections.add_speech(sections_, inputs["speech"], data)  # into "1. Data"
     # The answer first: the summary opens the report and links down to every section.
     top = summary.summary_section(inp, data, proto, small=data.test_too_small)
     summary.add_links(top, sections_)

@@ -12,6 +12,7 @@ The report reads only the files its rule declares, given as one mapping (``INPUT
      "predictions": {name: {seed: {split: path}}},  # dev/test predictions (per-example table)
      "frames": {set: {split: path}},            # frame stores (the error browser's thumbnails)
      "corpus": [path],                          # the clips (browser audio, via manifest paths)
+     "speech": {split: path},                   # speech share per clip (avemo.audio.speech_share)
      "protocol": path,                          # the diagnosis protocol (verdict rule, hash)
      "flags": [path]}                           # stage JSONs with a "flags" list (late.json)
 
@@ -40,7 +41,7 @@ PathLike = str | os.PathLike[str]
 ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json
 INPUT_KEYS: tuple[str, ...] = (
     "manifests", "manifest_qc", "qc", "metrics", "compare", "summaries", "training_logs",
-    "benchmarks", "predictions", "frames", "corpus", "protocol", "flags",
+    "benchmarks", "predictions", "frames", "corpus", "protocol", "flags", "speech",
 )
 # Keys a caller may leave out (read as empty): what stages skipped (avemo.report.flags).
 OPTIONAL_KEYS: tuple[str, ...] = ("flags",)

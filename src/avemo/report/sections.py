@@ -11,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import DataStageError
 from ..evaluation.refs import SPLIT_SEP, VARIANT_SEP, variant_name
-from ..labels import EMOTIONS
+from ..labels import EMOTIONS, SPLITS
 from . import figures, findings, reference, tables
 from .findings import Data
 from .inputs import ReportInputs
@@ -735,3 +736,94 @@ def per_class_section(inp: ReportInputs, fig_dir: Path, data: Data | None = None
             )
         )
     return section
+
+
+# -- speech share (avemo.audio.speech_share) ------------------------------------------------------
+# Wording cut-offs, fixed before any corpus is read: a median share of at least SPREAD_SHARE is
+# "speech fills the clip" (the synthetic spread world), at most EVENT_SHARE "speech in part of
+# the clip" (the event world); |median r| below WEAK_R is "activity barely follows speech".
+SPREAD_SHARE, EVENT_SHARE, WEAK_R = 0.8, 0.5, 0.1
+
+
+def _quartiles(x: pd.Series) -> dict[str, float]:
+    x = x.dropna()
+    if x.empty:
+        return {"q1": NAN, "median": NAN, "q3": NAN}
+    q = x.quantile([0.25, 0.5, 0.75]).to_numpy()
+    return {"q1": float(q[0]), "median": float(q[1]), "q3": float(q[2])}
+
+
+def speech_table(speech: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per split (and all splits together): clips measured, quartiles of the speech share and
+    of the activity-speech correlation (clips where it is defined)."""
+    rows = []
+    for split, df in [*speech.items(), ("all", pd.concat(list(speech.values())))]:
+        share, r = _quartiles(df["speech_share"]), _quartiles(df["activity_speech_r"])
+        rows.append({
+            "split": split, "clips": len(df), "with_audio": int(df["speech_share"].notna().sum()),
+            **{f"speech_share_{k}": v for k, v in share.items()},
+            "clips_with_r": int(df["activity_speech_r"].notna().sum()),
+            **{f"activity_speech_r_{k}": v for k, v in r.items()},
+        })
+    return pd.DataFrame(rows)
+
+
+def read_speech(speech_files: Any) -> dict[str, pd.DataFrame]:
+    """Each split's speech table (``{split: path}``, avemo.audio.speech_share)."""
+    out = {}
+    for split in SPLITS:
+        path = (speech_files or {}).get(split)
+        if path is None or not Path(path).is_file():
+            raise DataStageError(f"report input {path or 'speech/' + split + '.parquet'}: no "
+                                 f"speech table for split {split}; rerun the speech_share stage")
+        out[split] = pd.read_parquet(path)
+    return out
+
+
+def add_speech(sections_: list[Section], speech_files: Any, data: Data | None = None) -> None:
+    """Append the speech-share sentences and table to the data section ("1. Data")."""
+    table = speech_table(read_speech(speech_files))
+    section = next(s for s in sections_ if s.title == "1. Data")
+    section.paragraphs.extend(speech_sentences(table, data))
+    section.tables.append(Table(
+        "speech_share",
+        "Speech share per clip (share of 32-ms frames the Silero VAD calls speech) and the "
+        "per-clip correlation r between the VAD's speech probability and visual activity at "
+        "the aligned frames: quartiles over clips",
+        table, display=table.round(3)))
+
+
+def speech_sentences(table: pd.DataFrame, data: Data | None = None) -> list[str]:
+    """What the speech share implies for alignment, in words (the ``all`` row)."""
+    row = table.set_index("split").loc["all"]
+    share, r = row["speech_share_median"], row["activity_speech_r_median"]
+    if math.isnan(share):
+        return ["No clip with usable audio: the speech share is not measured."]
+    if share >= SPREAD_SHARE:
+        world = ("speech fills most of a typical clip, as in the synthetic `spread` world: a "
+                 "window aligned to a frame hears nearly what the whole clip holds, so "
+                 "alignment can matter little here")
+    elif share <= EVENT_SHARE:
+        world = ("speech covers at most half of a typical clip, as in the synthetic `event` "
+                 "world: windows aligned to the frames can isolate when someone speaks, so "
+                 "alignment can matter")
+    else:
+        world = ("speech covers most, but not all, of a typical clip: alignment can matter "
+                 "only in the clips' silent parts")
+    out = [f"Median speech share {fmt(share)} (Silero VAD; quartiles per split below): "
+           f"{world}."]
+    if math.isnan(r):
+        out.append("Visual activity and speech could not be compared over time (too few "
+                   "frames per clip, or constant series).")
+    elif abs(r) < WEAK_R:
+        out.append(f"Visual activity barely co-varies with speech over time (median r "
+                   f"{fmt(r, signed=True)}): the frames tell an aligned model little about "
+                   "which window holds speech.")
+    else:
+        out.append(f"Visual activity co-varies with speech over time (median r "
+                   f"{fmt(r, signed=True)}): the frames carry a sign of when someone speaks.")
+    if data is not None and data.kind == findings.SYNTHETIC:
+        out.append("On the synthetic corpus the VAD hears the generated voice only in part "
+                   "(docs/corpus.md, \"Speech share\"): these shares understate the planted "
+                   "speech, most of all in the `spread` world.")
+    return out
