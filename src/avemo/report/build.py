@@ -32,6 +32,7 @@ from . import (
     summary,
     tables,
 )
+from . import flags as flag_notes
 from .findings import Data
 from .inputs import PathLike, ReportInputs, ReportModels, check_keys, load_inputs
 from .render import Figure, Section, Table, to_html, to_markdown
@@ -108,8 +109,10 @@ def data_section(
     manifest_files: Mapping[str, PathLike | pd.DataFrame],
     fig_dir: Path,
     data: Data | None = None,
+    flags: pd.DataFrame | None = None,
 ) -> Section:
     manifests = read_manifests(manifest_files)
+    flags = flags if flags is not None else pd.DataFrame(columns=flag_notes.FLAG_COLUMNS)
     emo = tables.class_counts(manifests, "emotion")
     sent = tables.class_counts(manifests, "sentiment")
     label = data.label if data else ""
@@ -119,9 +122,11 @@ def data_section(
     return Section(
         "1. Data",
         paragraphs=[
+            *flag_notes.flag_lines(flags),  # first: what was skipped and why
             f"Utterances per split{where}: " + ", ".join(f"{s} {n[s]}" for s in SPLITS) + "."
         ],
         tables=[
+            Table("flags", "What was skipped and why", flags),
             Table("emotion_counts", "Emotion labels per split", emo),
             Table("sentiment_counts", "Sentiment labels per split", sent),
             Table("durations", "Clip durations (container, seconds)", tables.durations(manifests)),
@@ -258,7 +263,9 @@ def build_report(
         sections.method_section(inp),
     ]
     sections_ += [
-        data_section(manifests, fig_dir, data),
+        data_section(manifests, fig_dir, data, flag_notes.flags_table(
+            flag_notes.stage_flags(inputs.get("flags") or []),
+            flag_notes.data_flags(manifests, data.min_utterances))),
         qc_section(inputs["manifest_qc"], inputs["qc"]),
         sections.visual_section(inp, fig_dir, ref, data),
         sections.audio_section(inp, fig_dir, data),
