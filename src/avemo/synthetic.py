@@ -47,7 +47,8 @@ Design of the data: a simulation study with planted causes
   label: joy<->surprise, anger<->disgust, sadness<->fear, fear->surprise, neutral->joy/sadness)
   and ``nuisance`` (scale of wobble, head motion, lighting, sensor and room noise, loudness).
   Defaults (``FACE_STRENGTH`` ... ``NUISANCE``) are calibrated on the demo preset so that the
-  best single stream lands at MELD-like scores with the face stream above the voice (docs/corpus.md).
+  best single stream lands at MELD-like scores with the face stream above the voice
+  (docs/corpus.md).
 * ``inject_defects`` reproduces MELD's known defects so quality control is exercised: a dev label
   row whose clip is missing, a train clip of garbage bytes, an orphan clip with no label row, a
   test clip stored as ``final_videos_testdia{D}_utt{U}.mp4``, and a clip without audio stream.

@@ -46,8 +46,9 @@ from avemo import params as P
 slow = pytest.mark.slow
 
 # The command that, after DVC has restored artefacts, records them as up to date for Snakemake
-# (see docs/dvc.md, "Build, push, pull"): Snakemake 9 compares mtimes whatever `rerun-triggers` says, and DVC does
-# not restore mtimes. Guarded by `dvc status`, so only what DVC vouches for is adopted.
+# (see docs/dvc.md, "Build, push, pull"): Snakemake 9 compares mtimes whatever
+# `rerun-triggers` says, and DVC does not restore mtimes. Guarded by `dvc status`, so only
+# what DVC vouches for is adopted.
 ADOPT = ("--touch", "--forceall", "--quiet")
 
 
@@ -597,8 +598,8 @@ def test_plots_show_confusion_and_learning_curves(built: Built) -> None:
     assert "dev_emotion_weighted_f1" in names and ".confusion.csv" in names, names
 
 
-# The sweep of docs/dvc.md (section "Sweeps"): one queued experiment per seed, run by a queue worker,
-# each in DVC's temporary copy of the repository.
+# The sweep of docs/dvc.md (section "Sweeps"): one queued experiment per seed, run by a queue
+# worker, each in DVC's temporary copy of the repository.
 SWEEP_SEEDS = ("1", "2")
 SWEEP_METRIC = "results/metrics/audio_mlp.json:aggregate.test.emotion.weighted_f1.mean"
 
@@ -612,7 +613,7 @@ class Sweep(NamedTuple):
 
 
 def _sweep(_: Path) -> Sweep:
-    """The sweep of docs/dvc.md, run in the background as soon as `built` is ready (see _exp_run)."""
+    """The sweep of docs/dvc.md, run in the background once `built` is ready (see _exp_run)."""
     built = early_dependency("built")
     clone = built.clone("clone_sweep")
     before = snapshot(clone / "results")

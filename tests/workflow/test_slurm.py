@@ -289,8 +289,8 @@ def test_jobs_carry_the_profiles_resources(runs, cluster, profile_settings):
 
 
 def test_efficiency_report_lists_the_runs_job_steps(runs, cluster):
-    """--slurm-efficiency-report (docs/slurm.md, "Efficiency report"): one CSV for the run, a row per
-    `srun` job step, named by the job's comment. An array's first task runs its job without
+    """--slurm-efficiency-report (docs/slurm.md, "Efficiency report"): one CSV for the run, a
+    row per `srun` job step, named by the job's comment. An array's first task runs its job without
     `srun` (no step: not in the report); the other tasks do, under the first task's comment."""
     reports = sorted(runs["efficiency"].glob("efficiency_report_*.csv"))
     assert len(reports) == 1, reports
