@@ -64,7 +64,13 @@ def test_video_branch_embedding_is_100d() -> None:
     assert out["seq"].shape == (B, 3, 100)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# The VGG stacks and the temporal model take most of the unit tier's time: `make test` runs
+# them, `make test-fast` (-m "not slow") leaves them out.
+HEAVY = {"vgg16", "video_branch", "temporal_video"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+                                  for n in sorted(MODELS)])
 def test_one_batch_overfit(name: str) -> None:
     torch.manual_seed(0)
     # VGG stacks as the demo trains them from scratch: with BatchNorm. The plain stack (meant
