@@ -825,5 +825,6 @@ def speech_sentences(table: pd.DataFrame, data: Data | None = None) -> list[str]
     if data is not None and data.kind == findings.SYNTHETIC:
         out.append("On the synthetic corpus the VAD hears the generated voice only in part "
                    "(docs/corpus.md, \"Speech share\"): these shares understate the planted "
-                   "speech, most of all in the `spread` world.")
+                   "speech, most of all in the `spread` world, and do not tell the two worlds "
+                   "apart.")
     return out
