@@ -17,7 +17,7 @@ STAMP   = $(VENV)/.avemo-installed
 FSTAMP  = $(VENV)/.avemo-test-tools-installed
 TSTAMP  = $(VENV)/.avemo-test-installed
 
-.PHONY: help setup demo test test-fast lint readme-table bench bench-demo bench-tests bench-scale planted dry-run clean pull adopt dvc-yaml
+.PHONY: help setup demo test test-fast lint readme-table bench bench-demo bench-tests bench-scale planted dry-run clean pull adopt dvc-yaml weights gpu-check
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,16 @@ bench-demo: $(STAMP)  ## time the demo from an empty folder -> docs/benchmarks.m
 # and the slowest tests; writes its section of docs/benchmarks.md.
 bench-tests: $(TSTAMP)  ## time the test suite -> docs/benchmarks.md
 	$(PY) benchmarks/suite.py
+
+# On the login node (it has internet; compute nodes often have none), before the first GPU job
+# is queued: VGG-16's ImageNet weights into the torch hub cache the jobs read (docs/gpu.md).
+weights: $(STAMP)  ## ImageNet weights into the torch hub cache (login node, before GPU jobs)
+	$(PY) -m avemo.models.vgg_backbone
+
+# On a GPU node: VGG-16 at 224 px for one epoch on a MELD-sized generated frame set, twice
+# (images/s, peak memory, AMP dtype, bit-identical?); writes its section of docs/benchmarks.md.
+gpu-check: $(STAMP)  ## the CUDA training path, measured on a GPU node -> docs/benchmarks.md
+	$(PY) benchmarks/gpu_check.py
 
 # The README's headline table, from the report that `make demo` wrote (results/report/tables/).
 readme-table: $(STAMP)  ## write the README's headline table from the demo's report

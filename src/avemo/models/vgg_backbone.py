@@ -154,9 +154,9 @@ def build_vgg16_features(
             if on_missing_weights == "error":
                 raise TrainingError(
                     f"cannot load VGG-16 {weights} weights ({type(exc).__name__}: {exc}). "
-                    f"Download {weights_url(weights)} and place the file "
-                    f"{path.name} at {path}, or set on_missing_weights: scratch in config.yaml "
-                    "to train from scratch"
+                    f"Run `make weights` where the internet is reachable (the login node), or "
+                    f"download {weights_url(weights)} and place the file {path.name} at {path}; "
+                    "or set on_missing_weights: scratch in config.yaml to train from scratch"
                 ) from exc
             weights_used = f"none (scratch: {weights} unavailable)"
         else:
