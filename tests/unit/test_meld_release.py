@@ -6,14 +6,17 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from avemo import meld_release
-from avemo.labels import EMOTIONS, SENTIMENTS, SPLITS
+from avemo.labels import EMOTIONS, LABEL_FILES, SENTIMENTS, SPLITS
 from avemo.meld import label_fingerprint, read_labels, write_labels
 from avemo.report import findings
 
@@ -135,3 +138,28 @@ def test_fingerprint_ignores_encoding_quoting_line_endings_and_order(tmp_path: P
     other = df.copy()
     other.at[5, "sentiment"] = next(s for s in SENTIMENTS if s != df.at[5, "sentiment"])
     assert label_fingerprint(other) != expected
+
+
+MELD_CLONE = os.environ.get("AVEMO_MELD_CLONE")  # a git clone of github.com/declare-lab/MELD
+
+
+@pytest.mark.skipif(not MELD_CLONE, reason="set AVEMO_MELD_CLONE to a clone of declare-lab/MELD")
+def test_packaged_fingerprints_are_those_of_the_meld_repository(tmp_path: Path) -> None:
+    """Against the published files themselves: the packaged fingerprints regenerate from the
+    repository, and its current labels beside a few clips are "MELD labels with N of M"."""
+    clone = Path(str(MELD_CLONE))
+    found = meld_release.fingerprints_of_clone(clone)
+    assert found == meld_release.load_published()["splits"]
+    manifests = {}
+    for i, split in enumerate(SPLITS):
+        rel = f"{meld_release.REPO_DIR}/{LABEL_FILES[split]}"
+        path = tmp_path / LABEL_FILES[split]
+        path.write_bytes(subprocess.run(["git", "-C", str(clone), "show", f"HEAD:{rel}"],
+                                        check=True, capture_output=True).stdout)
+        labels = read_labels(path)
+        manifests[split] = labels.assign(exists=np.arange(len(labels)) < 3 * (i == 0))
+    data = findings.identify(MELD_DESCRIPTION, manifests)
+    assert data.kind == findings.MELD_LABELS
+    assert data.name == "MELD labels with 3 of 13,708 clips available"
+    everything = {s: m.assign(exists=True) for s, m in manifests.items()}
+    assert findings.identify(MELD_DESCRIPTION, everything).kind == findings.MELD
