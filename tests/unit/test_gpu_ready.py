@@ -296,7 +296,8 @@ def test_dev_predictions_are_the_scores_that_chose_the_best_epoch(tmp_path: Path
 # ------------------------------------------------------------------ 5. reproducible pooling, RNG
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 1, 1), (2, 8, 3, 5), (4, 16, 7, 7), (2, 4, 14, 14)])
+@pytest.mark.parametrize("shape", [(2, 8, 1, 1), (2, 8, 3, 5), (4, 16, 7, 7), (2, 4, 14, 14),
+                                   (2, 4, 28, 21), (2, 4, 9, 9)])
 def test_spatial_pool_equals_adaptive_pooling_on_cpu(shape: tuple[int, ...]) -> None:
     x = torch.randn(*shape)
     assert torch.equal(spatial_pool(x, 1), nn.AdaptiveAvgPool2d(1)(x))

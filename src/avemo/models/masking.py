@@ -52,11 +52,16 @@ def spatial_pool(x: torch.Tensor, size: int) -> torch.Tensor:
     """``nn.AdaptiveAvgPool2d(size)(x)`` for a [N,C,H,W] map, without its backward where that
     is possible: adaptive average pooling has no deterministic CUDA backward kernel. Size 1 is a
     mean over the spatial dims; a map already ``size``×``size`` is returned as is (the pool is
-    the identity there, e.g. VGG-16's 7×7 map at 224 px). Equal values on CPU (tested)."""
+    the identity there, e.g. VGG-16's 7×7 map at 224 px); a map a whole multiple of ``size``
+    is average-pooled with fixed windows (the same windows). Equal values on CPU (tested). Any
+    other shape keeps adaptive pooling, which strict determinism refuses on CUDA in training."""
+    h, w = x.shape[-2:]
     if size == 1:
         return x.mean((2, 3), keepdim=True)
-    if x.shape[-2:] == (size, size):
+    if (h, w) == (size, size):
         return x
+    if h % size == 0 and w % size == 0:
+        return nn.functional.avg_pool2d(x, (h // size, w // size))
     return nn.functional.adaptive_avg_pool2d(x, size)
 
 

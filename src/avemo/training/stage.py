@@ -103,6 +103,5 @@ def train_stream(model: str, seed: int, splits: dict[str, SplitFiles], out_dir: 
             trim_heap()
     summary = {"model": model, "seed": seed, "config_hash": config_hash,
                "seconds": round(time.perf_counter() - t0, 2), **result}
-    summary["weights_used"] = result.get("weights_used") or "n/a"
     write_json(out / "summary.json", summary)
     return summary
