@@ -401,7 +401,8 @@ def clear_stale_snakemake_locks(results_dir: str | os.PathLike[str],
             lock.unlink()
     return (f"Removed Snakemake's lock ({lockdir}, {len(locks)} file(s)) left by an interrupted "
             f"run: pid {pid} on host {info.get('host')}, started {info.get('started', '?')}, "
-            f"no longer runs, and no run holds {ours}. Incomplete outputs are redone.")
+            f"no longer runs, and no run holds {ours}. What it left unfinished is redone "
+            f"(rerun-incomplete, set by the workflow's profiles).")
 
 
 def on_start(config: Mapping[str, Any]) -> ResultsLock | None:
