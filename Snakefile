@@ -14,6 +14,7 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from avemo import params as P  # noqa: E402
+from avemo import pretrained  # noqa: E402
 from avemo import registry  # noqa: E402
 from avemo import run_guard  # noqa: E402
 from avemo.labels import SPLITS  # noqa: E402
@@ -49,6 +50,10 @@ onstart:
     # Main process of a real run only (not dry-runs, not jobs re-running snakemake on a node):
     # lock results_dir until snakemake exits, remove temp files that killed jobs left.
     run_guard.on_start(config)
+    # Pretrained weights into the torch hub cache here, on the submitting (login) node, before
+    # any job is queued on compute nodes that may be offline; a no-op when no model wants them.
+    with run_guard.snakemake_errors():
+        pretrained.prefetch(config)
 
 
 L = P.layout(config)

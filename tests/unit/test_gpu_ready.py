@@ -412,3 +412,47 @@ def test_report_hardware_line_comes_from_the_training_summaries(tmp_path: Path) 
     assert "no deterministic CUDA kernel" in text
     cpu = provenance.training_hardware([{"device": "cpu", "device_name": "x86_64"}])
     assert cpu == "x86_64 (CPU, fp32): 1 run"
+
+
+def _meld_config(**vgg16_params: Any) -> dict[str, Any]:
+    from avemo.config import validate_config
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    overlay = yaml.safe_load((REPO / "workflow" / "presets" / "meld.yaml").read_text())
+
+    def merge(a: Any, b: Any) -> Any:
+        for k, v in b.items():
+            a[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    cfg = validate_config(merge(base, overlay))
+    cfg["train"]["models"]["vgg16"]["params"].update(vgg16_params)
+    return cfg
+
+
+def test_the_run_start_knows_which_weights_the_models_need() -> None:
+    from avemo import pretrained
+    from avemo.config import load_config
+
+    assert pretrained.needed(load_config(REPO / "config.yaml")) == {}  # the demo: none
+    assert pretrained.needed(_meld_config()) == {"IMAGENET1K_V1": "error"}
+    # scratch only when every model asking for them accepts it
+    assert pretrained.needed(_meld_config(on_missing_weights="scratch")) == {
+        "IMAGENET1K_V1": "error"}
+    cfg = _meld_config(on_missing_weights="scratch")
+    cfg["train"]["models"]["video_branch"]["params"]["on_missing_weights"] = "scratch"
+    assert pretrained.needed(cfg) == {"IMAGENET1K_V1": "scratch"}
+    assert "pretrained.prefetch(config)" in (REPO / "Snakefile").read_text()  # onstart
+
+
+def test_the_run_start_fills_the_cache_or_stops_before_the_queue(hub: Path) -> None:
+    from avemo import pretrained
+
+    with pytest.raises(TrainingError, match="make weights|internet"):
+        pretrained.prefetch(_meld_config())  # offline, empty cache, weights required
+    cfg = _meld_config(on_missing_weights="scratch")
+    cfg["train"]["models"]["video_branch"]["params"]["on_missing_weights"] = "scratch"
+    said: list[str] = []
+    assert pretrained.prefetch(cfg, log=said.append) == [] and "scratch" in said[0]
+    path = fill_cache()
+    assert pretrained.prefetch(_meld_config(), log=said.append) == [str(path)]
