@@ -187,3 +187,20 @@ def test_config_for_each_world_is_valid(planted, name: str) -> None:
     assert job["align_k"] == cfg["frames"]["sets"]["dense"]["uniform_k"]
     assert (job["n_train"], job["n_test"]) == (560, 360)
     assert cfg["fusion"]["diagnosis"] is True
+
+
+def test_sweep_says_where_detection_starts(planted) -> None:
+    def cmp(verdict: str) -> dict[str, Any]:
+        c = _cmp(planted, "h")
+        c["pairs"][0]["verdict"] = verdict
+        return c
+
+    sweep = list(planted.SWEEP)
+    results = {(1, "sweep_mouth1"): cmp("inconclusive"), (1, "sweep_mouth2"): cmp("effect"),
+               (1, "sweep_mouth3"): cmp("effect")}
+    line = planted.sweep_line(sweep, [1], results, "emotion", "weighted_f1")
+    assert "1: not detected, 2: detected, 3: detected" in line
+    assert "starts at mouth_motion 2" in line
+    results[1, "sweep_mouth3"] = cmp("inconclusive")
+    line = planted.sweep_line(sweep, [1], results, "emotion", "weighted_f1")
+    assert "cannot detect" in line
