@@ -101,3 +101,23 @@ def disk_full_error(exc: BaseException, output: str | os.PathLike[str],
         f"no space left on device: the disk holding {root} is full ({room}{need}). "
         f"Free space and run the same command again (finished steps are kept)."
     )
+
+
+def disk_full_notice(results_dir: str | os.PathLike[str],
+                     below: int = NEARLY_FULL_BYTES) -> str | None:
+    """The one-line notice for a run that failed on an all but full results disk, or None.
+
+    A job's own message goes to its log under results_dir: on a full disk that write can fail
+    too, and the user would see a failed job with an empty log. The main process (its output is
+    the terminal) says it instead.
+    """
+    root = results_root(results_dir)
+    try:
+        usage = shutil.disk_usage(root)
+    except OSError:
+        return None
+    if usage.free >= below:
+        return None
+    return (f"no space left on device: the disk holding {root} is full ({_size(usage.free)} "
+            f"free of {_size(usage.total)}). Free space and run the same command again "
+            f"(finished steps are kept).")

@@ -405,6 +405,17 @@ def clear_stale_snakemake_locks(results_dir: str | os.PathLike[str],
             f"(rerun-incomplete, set by the workflow's profiles).")
 
 
+def on_error(config: Mapping[str, Any]) -> str | None:
+    """After a failed run (``onerror:``): name a full results disk on the terminal, where the
+    failed job's own message may not have been written (its log is on that disk)."""
+    from .faults import disk_full_notice
+
+    notice = disk_full_notice(os.path.abspath(config["results_dir"]))
+    if notice is not None:
+        _logger().error(f"DiskFullError: {notice}")
+    return notice
+
+
 def on_start(config: Mapping[str, Any]) -> ResultsLock | None:
     """Lock results_dir for this run, then remove temporary entries left by killed jobs."""
     with snakemake_errors():

@@ -106,3 +106,21 @@ def test_results_root_is_the_folder_with_the_lock(tmp_path):
     (tmp_path / "r" / faults.LOCK_NAME).write_text("{}")
     assert faults.results_root(tmp_path / "r" / "models" / "x" / "seed0") == tmp_path / "r"
     assert faults.results_root(tmp_path / "elsewhere" / "out") == tmp_path
+
+
+def test_failed_run_on_a_full_disk_says_so_on_the_terminal(tmp_path, monkeypatch):
+    """onerror: the main process names the full disk (a job's log may not have been written)."""
+    from types import SimpleNamespace
+
+    from avemo import run_guard
+
+    errors: list[str] = []
+    monkeypatch.setattr(run_guard, "_logger", lambda: SimpleNamespace(error=errors.append))
+    cfg = {"results_dir": str(tmp_path / "results")}
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(faults.shutil, "disk_usage", lambda p: usage(8 << 30, 8 << 30, 0))
+    assert run_guard.on_error(cfg) is not None
+    assert errors == [f"DiskFullError: no space left on device: the disk holding {tmp_path} is "
+                      f"full (0 B free of 8.0 GiB). {FIX} (finished steps are kept)."]
+    monkeypatch.setattr(faults.shutil, "disk_usage", lambda p: usage(8 << 30, 1 << 30, 7 << 30))
+    assert run_guard.on_error(cfg) is None and len(errors) == 1  # a failure of another kind
