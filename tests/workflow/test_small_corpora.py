@@ -139,6 +139,42 @@ def test_small_corpus_ends_with_a_report_that_says_what_was_skipped(corpus, tmp_
     assert "never predicted: fear has 0 train clips" in data[:3000]
 
 
+# Loaded by every Python process of the run (PYTHONPATH): the manifest job's parquet writes find
+# the disk full, as they would on a full disk; Snakemake and other jobs are left alone.
+FULL_DISK_AT_MANIFEST = """
+import errno, os, sys
+if os.path.basename(sys.argv[0]) == "avemo" and sys.argv[1:2] == ["manifest"]:
+    import pandas as pd
+
+    def _full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    pd.DataFrame.to_parquet = _full
+"""
+
+
+def test_full_disk_at_a_stage_is_one_line(corpus, tmp_path):
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FULL_DISK_AT_MANIFEST)
+    (tmp_path / "work").mkdir()
+    work = _meld_workdir(tmp_path / "work", corpus)
+    env = tool_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(inject), env.get("PYTHONPATH")]))
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(work),
+           "--profile", str(REPO / "workflow" / "profiles" / "default"), "--cores", "1",
+           "results/manifest/qc.csv"]
+    proc = run_cmd(cmd, timeout=600, env=env)
+    text = output(proc)
+    assert proc.returncode != 0, text[-3000:]
+    lines = [ln for ln in text.splitlines() if "no space left on device" in ln]
+    assert lines and lines[0].startswith("avemo manifest: error: no space left on device: the "
+                                         f"disk holding {work / 'results'} is full ("), text[-3000:]
+    assert "Free space and run the same command again" in lines[0]
+    assert "Traceback" not in text and not re.search(r'^\s*File "', text, re.M), text[-3000:]
+    assert not list((work / "results" / "manifest").glob("*.parquet"))  # nothing half-written
+
+
 def test_key_written_twice_in_an_overlay_is_named_by_plain_snakemake(tmp_path):
     write_config(tmp_path)
     over = tmp_path / "over.yaml"
