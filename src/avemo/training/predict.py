@@ -58,9 +58,20 @@ def normalize_frames(x: torch.Tensor, jitter: torch.Tensor | None = None) -> tor
     if jitter is not None:
         y = y.mul_(jitter.to(y.device, torch.float32).view(-1, *([1] * (y.ndim - 1))))
         y = y.clamp_(0.0, 1.0)
-    mean = IMAGENET_MEAN.to(y.device)
-    std = IMAGENET_STD.to(y.device)
+    mean, std = _imagenet_stats(y.device)
     return (y - mean) / std
+
+
+_STATS: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Copied to each device once: a copy from pageable host memory per batch would wait for
+    # the GPU's queue to drain every time.
+    key = str(device)
+    if key not in _STATS:
+        _STATS[key] = (IMAGENET_MEAN.to(device), IMAGENET_STD.to(device))
+    return _STATS[key]
 
 
 def to_device(batch: dict[str, Any], device: torch.device,
@@ -189,7 +200,9 @@ def collect_outputs(
         put("emotion_true", batch["emotion"], n)
         put("sentiment_true", batch["sentiment"], n)
         inv = torch.tensor([order.setdefault(c, len(order)) for c in batch["clip_name"]],
-                           dtype=torch.long).to(device, non_blocking=True)
+                           dtype=torch.long)
+        # Pinned, so the copy is asynchronous (from pageable memory it waits for the GPU).
+        inv = (inv.pin_memory() if pin else inv).to(device, non_blocking=True)
         emb = out["embedding"].double()
         if emb_sum is None or len(order) > len(emb_sum):
             rows = max(len(order), total if names is None else len(order))
