@@ -388,6 +388,28 @@ def test_event_voice_and_mouth_where_planned(spawn: int) -> None:
     assert np.abs(wide[outside].astype(int) - frames[outside].astype(int)).max() == 0
 
 
+@pytest.mark.parametrize(("cue", "event", "distractor"), [
+    ("event_start", (0.0, 0.7), (1.5, 2.2)),
+    ("event_end", (2.3, 3.0), (0.4, 1.1)),
+])
+def test_event_at_the_clip_edge_renders_there(
+    cue: str, event: tuple[float, float], distractor: tuple[float, float]
+) -> None:
+    """An event that starts or ends the clip is heard and seen right up to that edge."""
+    plan = replace(
+        _event_plan(nuisance=0.3), cue=cue, event_start_s=event[0], event_end_s=event[1],
+        distractor_start_s=distractor[0], distractor_end_s=distractor[1])
+    audio, talk, _ = _render(plan)
+    sr = 16000
+    inner = (event[0] + 0.1, event[1] - 0.1)
+    gap = (min(event[1], distractor[1]) + 0.1, max(event[0], distractor[0]) - 0.1)
+    assert _rms_in(audio, sr, *inner) > 4 * _rms_in(audio, sr, *gap)
+    t = np.arange(plan.n_frames) / plan.fps
+    edge = (t < 0.3) if cue == "event_start" else (t > 2.7)
+    assert talk[edge].mean() > 0.1
+    assert talk[(t > gap[0]) & (t < gap[1])].max() == 0.0
+
+
 def test_sentiment_has_its_own_visual_cue() -> None:
     """Same clip, only the sentiment differs: the cheeks are redder when positive."""
     cheeks = {}
