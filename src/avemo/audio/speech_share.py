@@ -26,8 +26,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +86,37 @@ def speech_probs(waves: Sequence[np.ndarray], vad: Vad, batch_size: int = 32
     that little padding is computed."""
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(waves)
     order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-    for b in range(0, len(order), batch_size):
-        idx = [i for i in order[b:b + batch_size] if len(waves[i])]
-        if not idx:
-            continue
-        width = max(len(waves[i]) for i in idx)
-        width = math.ceil(width / VAD_HOP) * VAD_HOP
-        batch = torch.zeros(len(idx), width)
-        for row, i in enumerate(idx):
-            batch[row, : len(waves[i])] = torch.as_tensor(waves[i])
-        probs = vad(batch).float().numpy()
-        for row, i in enumerate(idx):
-            out[i] = probs[row, : math.ceil(len(waves[i]) / VAD_HOP)].astype(np.float32)
+    with _one_thread():
+        for b in range(0, len(order), batch_size):
+            _run_batch(waves, order[b:b + batch_size], vad, out)
     return out
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one thread: the VAD steps a small network through 32-ms chunks, where more
+    threads only wait on each other (three short clips: seconds on two threads, a tenth of a
+    second on one), and its numbers then never depend on the core count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_batch(waves: Sequence[np.ndarray], batch_ids: list[int], vad: Vad,
+               out: list[np.ndarray]) -> None:
+    idx = [i for i in batch_ids if len(waves[i])]
+    if not idx:
+        return
+    width = math.ceil(max(len(waves[i]) for i in idx) / VAD_HOP) * VAD_HOP
+    batch = torch.zeros(len(idx), width)
+    for row, i in enumerate(idx):
+        batch[row, : len(waves[i])] = torch.as_tensor(waves[i])
+    probs = vad(batch).float().numpy()
+    for row, i in enumerate(idx):
+        out[i] = probs[row, : math.ceil(len(waves[i]) / VAD_HOP)].astype(np.float32)
 
 
 def prob_at(probs: np.ndarray, t_s: np.ndarray) -> np.ndarray:
@@ -172,8 +191,6 @@ def measure_speech(
     split = str(manifest["split"].iloc[0]) if len(manifest) else ""
     store = FrameStore(frames_dir)
     vad = vad or load_vad()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the VAD's numbers never depend on the core count
     rows: list[dict[str, Any]] = []
     names = clips["clip_name"].astype(str).tolist()
     paths = clips["clip_path"].astype(str).tolist()
@@ -195,7 +212,6 @@ def measure_speech(
                 chunk = []
         rows += _measure_chunk(chunk, split, store, vad, threshold, batch_size)
     finally:
-        torch.set_num_threads(threads)
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
