@@ -398,6 +398,11 @@ def job_minutes(run: Path) -> dict[str, float]:
                       if any(tsv.stem.startswith(p) for p in prefixes)), "other")
         out[group] += float(lines[1].split("\t")[0]) / 60
     out["total"] = sum(out.values())
+    # Of the fusion jobs' time, how much is training inside the process (each summary's
+    # ``seconds``); the rest is a process per job: start-up, imports, loading, writing.
+    out["fusion: training in process"] = sum(
+        float(json.loads(f.read_text()).get("seconds") or 0.0)
+        for f in (run / "fusion").glob("*/seed*/summary.json")) / 60
     return out
 
 
@@ -600,7 +605,8 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
                          f"{'— (always speaking)' if auc is None else f'{auc:.2f}'} | "
                          f"{'–' if none is None else f'{none:.2f}'} |")
         if costs:
-            groups = [g for g, _ in COST_GROUPS] + ["other", "total"]
+            groups = [g for g, _ in COST_GROUPS] + ["other", "total",
+                                                    "fusion: training in process"]
             lines += ["", "Job minutes of each run by stage (Snakemake benchmark files):", "",
                       "| world | " + " | ".join(groups) + " |",
                       "| --- |" + " --- |" * len(groups)]

@@ -204,3 +204,22 @@ def test_sweep_says_where_detection_starts(planted) -> None:
     results[1, "sweep_mouth3"] = cmp("inconclusive")
     line = planted.sweep_line(sweep, [1], results, "emotion", "weighted_f1")
     assert "cannot detect" in line
+
+
+def test_job_minutes_groups_the_benchmark_files(planted, tmp_path: Path) -> None:
+    import json
+
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    for name, secs in [("synthetic_corpus", 60), ("frames_dense_train", 30), ("audio_dev", 30),
+                       ("train_audio_mlp_seed1", 120), ("fusion_dx7_aligned_seed1", 240),
+                       ("compare", 60)]:
+        (bench / f"{name}.tsv").write_text(f"s\th:m:s\n{secs}\t0:00:00\n")
+    seed = tmp_path / "fusion" / "dx7_aligned" / "seed1"
+    seed.mkdir(parents=True)
+    (seed / "summary.json").write_text(json.dumps({"seconds": 180}))
+    m = planted.job_minutes(tmp_path)
+    assert m["corpus"] == 1 and m["decode (manifest, frames, audio)"] == 1
+    assert m["stream models"] == 2 and m["fusion variants"] == 4
+    assert m["evaluate, compare, report"] == 1 and m["total"] == 9
+    assert m["fusion: training in process"] == 3
