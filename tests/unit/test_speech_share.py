@@ -129,3 +129,17 @@ def test_bad_settings_are_config_errors(worlds: dict[str, dict[str, Path]], tmp_
         ss.measure_speech("unused", "unused", tmp_path / "x.parquet", threshold=1.0)
     with pytest.raises(ConfigError, match="speech.batch_size"):
         ss.measure_speech("unused", "unused", tmp_path / "x.parquet", batch_size=0)
+
+
+def test_frames_without_activity_leave_r_undefined(worlds: dict[str, dict[str, Path]],
+                                                   tmp_path: Path) -> None:
+    """frames.activity_grid 0 writes no activity: the share is measured, r is NaN."""
+    root = worlds["event"]["speech"].parents[1]
+    extract_frames(root / "manifest" / "train.parquet", tmp_path / "frames",
+                   policy="uniform_k", uniform_k=8, size=32, activity_grid=0)
+    ss.measure_speech(root / "manifest" / "train.parquet", tmp_path / "frames",
+                      tmp_path / "speech.parquet")
+    df, full = pd.read_parquet(tmp_path / "speech.parquet"), pd.read_parquet(
+        worlds["event"]["speech"])
+    assert df["activity_speech_r"].isna().all() and (df["n_frames"] == 8).all()
+    pd.testing.assert_series_equal(df["speech_share"], full["speech_share"])

@@ -130,7 +130,8 @@ def prob_at(probs: np.ndarray, t_s: np.ndarray) -> np.ndarray:
 
 def activity_level(activity: np.ndarray) -> np.ndarray:
     """One number per frame from its ``T × grid²`` activity: the largest cell in absolute
-    value (a mouth or a brow moves in a few cells; a mean over all cells would drown it)."""
+    value (a mouth or a brow moves in a few cells; a mean over all cells would drown it).
+    No cells (no activity written): zeros, so the correlation is undefined."""
     if activity.size == 0:
         return np.zeros(len(activity), np.float32)
     return np.abs(activity).max(axis=1)
@@ -235,9 +236,14 @@ def _measure_chunk(chunk: list[tuple[str, np.ndarray | str]], split: str, store:
     waves = [w for _, w in chunk if not isinstance(w, str)]
     probs = iter(speech_probs(waves, vad, batch_size))
     rows = []
+    # frames.activity_grid 0 writes no activity: r is then undefined (NaN), the share is not.
+    with_activity = int(store.meta.get("activity_grid", 0)) > 0
     for name, wave in chunk:
-        if name in store:
+        if name in store and with_activity:
             activity, t_s = store.activity(name)
+        elif name in store:
+            t_s = store.frames_t_s(name)
+            activity = np.zeros((len(t_s), 0), np.float32)
         else:
             activity, t_s = np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
         if isinstance(wave, str):
