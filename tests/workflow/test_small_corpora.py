@@ -20,7 +20,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, REPO, run_cmd, snakemake, tool_env, write_config
+from conftest import (
+    BIN,
+    REPO,
+    early_dependency,
+    early_result,
+    run_cmd,
+    snakemake,
+    start_early,
+    tool_env,
+    write_config,
+)
 
 from avemo import params as P
 from avemo.config import load_config
@@ -33,16 +43,23 @@ def output(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny synthetic corpus, generated once: MELD's folders and label CSVs."""
-    work = tmp_path_factory.mktemp("tinycorpus")
+def _corpus(work: Path) -> Path:
+    """The tiny synthetic corpus: MELD's folders and label CSVs."""
     cfg = load_config(write_config(work))
     root = work / "MELD.Raw"
     proc = run_cmd([str(BIN / "avemo"), "synthetic", "--root", str(root), "--workers", "2",
                     "--params", json.dumps(P.synthetic(cfg))], timeout=600, env=tool_env())
     assert proc.returncode == 0, output(proc)[-3000:]
     return root
+
+
+start_early("small_corpus", _corpus)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic corpus, generated once (at collection, see `start_early`)."""
+    return early_result("small_corpus", tmp_path_factory)
 
 
 def _clip_names(root: Path, split: str) -> list[str]:
@@ -111,20 +128,32 @@ def test_empty_test_split_stops_at_the_manifest_with_one_line(corpus, tmp_path, 
     assert not (results / "frames").exists() and not (results / "models").exists()
 
 
-def test_small_corpus_ends_with_a_report_that_says_what_was_skipped(corpus, tmp_path):
-    """One dev clip, one test clip, no train clip of fear: the run finishes, and the report's
-    data section opens with the flags."""
-    root = tmp_path / "MELD.Raw"
-    shutil.copytree(corpus, root)
+def _small_run(work: Path) -> Path:
+    """One dev clip, one test clip, no train clip of fear: the whole run (two stream models,
+    late fusion, one seed). Starts at collection, once the corpus is there."""
+    root = work / "MELD.Raw"
+    shutil.copytree(early_dependency("small_corpus"), root)
     _keep_clips(root, "dev", 1)
     _keep_clips(root, "test", 1)
     train = pd.read_csv(root / LABEL_FILES["train"])
     assert (train["Emotion"] == "fear").any()  # the corpus has some: taking them away counts
     train[train["Emotion"] != "fear"].to_csv(root / LABEL_FILES["train"], index=False)
-
-    proc = snakemake(_meld_workdir(tmp_path, root), "--cores", "2", timeout=1500)
+    proc = snakemake(_meld_workdir(work, root), "--cores", "2", timeout=1500)
     assert proc.returncode == 0, output(proc)[-6000:]
-    report = tmp_path / "results" / "report"
+    return work
+
+
+start_early("small_run", _small_run, after=("small_corpus",))
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return early_result("small_run", tmp_path_factory)
+
+
+def test_small_corpus_ends_with_a_report_that_says_what_was_skipped(small_run):
+    """The run finishes, and the report's data section opens with the flags."""
+    report = small_run / "results" / "report"
     flags = pd.read_csv(report / "tables" / "flags.csv")
     steps = flags["step"].tolist()
     assert {"late fusion (weighted)", "late fusion (stacking)", "selection on dev",
@@ -134,7 +163,7 @@ def test_small_corpus_ends_with_a_report_that_says_what_was_skipped(corpus, tmp_
     late = flags[flags["step"] == "late fusion (weighted)"]["reason"].iloc[0]
     assert "dev has 1 utterance(s)" in late and "plain average" in late
     md = (report / "report.md").read_text()
-    data = md[md.index("1. Data"):]
+    data = md[md.index("## 1. Data"):]
     assert data.index("What was skipped and why") < data.index("Utterances per split"), data[:800]
     assert "never predicted: fear has 0 train clips" in data[:3000]
 
