@@ -250,8 +250,10 @@ def check_run(record: Mapping[str, Any] | None, cmp: Mapping[str, Any], current:
             "Rerun `make planted` (new seeds are derived from the new hash).")
 
 
-def load_run(work: Path, current: str) -> dict[str, Any]:
-    """A finished run's compare.json, refused when not made under ``current``."""
+def load_run(work: Path, current: str, seeds: list[int] | None = None,
+             preset: str | None = None) -> dict[str, Any]:
+    """A finished run's compare.json, refused when not made under ``current`` (or, when given,
+    with other training seeds or another preset than the page will state)."""
     path = work / "results" / "metrics" / "compare.json"
     if not path.is_file():
         raise ProtocolMismatch(f"{path}: no results; run `make planted` first")
@@ -259,6 +261,12 @@ def load_run(work: Path, current: str) -> dict[str, Any]:
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
     cmp = json.loads(path.read_text())
     check_run(record, cmp, current, str(path))
+    made = {"train_seeds": (record or {}).get("train_seeds"), "preset": (record or {}).get(
+        "preset")}
+    for key, want in (("train_seeds", seeds), ("preset", preset)):
+        if want is not None and made[key] != want:
+            raise ProtocolMismatch(f"{work}: run made with {key} {made[key]}, not {want}; "
+                                   "rerun with the same options or without --no-run")
     return cmp
 
 
@@ -666,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_world(work, w, c, seeds, a.preset, a.cores, proto.hash)
             elif not (work / "results" / "metrics" / "compare.json").is_file():
                 continue  # not run yet under this hash: nothing to write
-            results[c, w.name] = load_run(work, proto.hash)
+            results[c, w.name] = load_run(work, proto.hash, seeds, a.preset)
             run = work / "results"
             extras[c, w.name] = {**oracle_gain(run), "auc": timing_visibility(run),
                                  "no_frame": event_frames(run)}

@@ -125,6 +125,13 @@ def test_load_run_refuses_a_stale_folder(planted, tmp_path: Path) -> None:
     assert planted.load_run(work, "aaaaaaaaaaaa")["pairs"]
     with pytest.raises(planted.ProtocolMismatch):
         planted.load_run(work, "cccccccccccc")
+    (work / planted.RUN_RECORD).write_text(json.dumps(
+        {"protocol_hash": "aaaaaaaaaaaa", "train_seeds": [5, 6], "preset": "tiny"}))
+    assert planted.load_run(work, "aaaaaaaaaaaa", [5, 6], "tiny")["pairs"]
+    with pytest.raises(planted.ProtocolMismatch, match="train_seeds"):
+        planted.load_run(work, "aaaaaaaaaaaa", [5, 6, 7], "tiny")
+    with pytest.raises(planted.ProtocolMismatch, match="preset"):
+        planted.load_run(work, "aaaaaaaaaaaa", [5, 6], "planted")
 
 
 def test_effect_of_reads_verdicts_in_either_order(planted) -> None:
