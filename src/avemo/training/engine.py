@@ -181,7 +181,8 @@ def train_one_epoch(
 ) -> EpochResult:
     """One pass over ``loader``. ``amp``: the autocast dtype (None: fp32; True: the device's
     :func:`amp_dtype`). The loss is computed in fp32 on fp32 logits. A batch whose loss (or,
-    without loss scaling, gradient norm) is not finite is skipped, no update, and counted;
+    when gradients are clipped without loss scaling, whose gradient norm) is not finite makes
+    no update and is counted;
     more than ``max_skipped`` in one epoch is a TrainingError. Under float16 the GradScaler
     also skips steps with overflowing gradients by itself (and lowers its scale): those are
     the scaler's routine, not counted."""
@@ -196,19 +197,15 @@ def train_one_epoch(
             outputs = model(batch)
         loss = loss_fn(float_outputs(outputs), batch)
         optim.optimizer.zero_grad(set_to_none=True)
-        ok = torch.isfinite(loss)
-        if bool(ok):  # one read-back per step (GradScaler's step makes one too)
-            optim.scaler.scale(loss).backward()
-            if grad_clip > 0:
-                optim.scaler.unscale_(optim.optimizer)  # clip the true gradients, not scaled ones
-                norm = nn.utils.clip_grad_norm_(optim.params, grad_clip)
-                if not optim.scaler.is_enabled() and not bool(torch.isfinite(norm)):
-                    ok = torch.zeros((), dtype=torch.bool)
-            if bool(ok):
-                optim.scaler.step(optim.optimizer)
-                optim.scaler.update()
-        if not bool(ok):
-            optim.optimizer.zero_grad(set_to_none=True)
+        optim.scaler.scale(loss).backward()
+        bad = ~torch.isfinite(loss.detach())
+        if grad_clip > 0:
+            optim.scaler.unscale_(optim.optimizer)  # clip the true gradients, not scaled ones
+            norm = nn.utils.clip_grad_norm_(optim.params, grad_clip)
+            if not optim.scaler.is_enabled():  # float16's scaler checks gradients itself
+                bad |= ~torch.isfinite(norm)
+        skip = bool(bad)  # the one read-back per step (GradScaler's step makes one too)
+        if skip:
             skipped += 1
             if skipped > max_skipped:
                 raise TrainingError(
@@ -217,6 +214,14 @@ def train_one_epoch(
                     "lower the learning rate (train.engine.lr), check the input features for "
                     "NaN/inf, or turn amp off"
                 )
+        if skip and not optim.scaler.is_enabled():
+            optim.optimizer.zero_grad(set_to_none=True)  # no update from this batch
+            continue
+        # With float16 loss scaling the scaler skips a non-finite step itself (and lowers its
+        # scale); step and update keep its per-step bookkeeping consistent.
+        optim.scaler.step(optim.optimizer)
+        optim.scaler.update()
+        if skip:
             continue
         b = len(batch["clip_name"])
         total += loss.detach().float() * b
