@@ -37,7 +37,11 @@ from conftest import (
     tool_env,
     write_config,
 )
+from dvc_helpers import dvc, git
+from dvc_helpers import env as dvc_env
+from dvc_helpers import snakemake as sm_local
 from slurm_cluster import Cluster, ClusterUnavailable, slurm_cluster
+from test_dvc import ADOPT  # (and registers its DVC project build, `built`, used below)
 
 from avemo.labels import SPLITS
 
@@ -395,3 +399,113 @@ def test_cancelled_job_is_rerun_by_next_invocation(runs, cancelled: Cancelled):
     for ref in sorted((runs["slurm"] / target).iterdir()):
         if not ref.name.startswith(".snakemake"):
             _same_file(work / target / ref.name, ref, work, runs["slurm"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Built on the cluster, recorded in DVC (docs/slurm.md and docs/dvc.md, "Building on the
+# cluster, recording in DVC"): `snakemake --profile workflow/profiles/slurm` builds, then
+# `dvc commit -f` records what it built in dvc.lock, and `dvc push` stores it.
+
+DVC_CHANGE = ("evaluation", "n_resamples")  # read by every evaluation: one group job on SLURM
+
+
+class SlurmDvc(NamedTuple):
+    clone: Path  # a clone of test_dvc's DVC project (pulled, adopted), config changed
+    pending: dict[str, Any]  # dvc status --json before the SLURM run
+    built: subprocess.CompletedProcess[str]  # the SLURM run
+    jobs: list[dict[str, str]]  # sacct rows of the jobs it submitted
+    dry: str  # snakemake -n afterwards (nothing to do)
+    unrecorded: dict[str, Any]  # dvc status --json after it, before dvc commit
+    recorded: str  # dvc status after dvc commit -f
+    git_status: str  # git status --porcelain after committing config.yaml and dvc.lock
+    pushed: str  # dvc status -c after dvc push
+    pulled: Path  # a fresh clone of the result, dvc pull-ed
+    pulled_status: str  # dvc status there
+
+
+def _slurm_dvc(folder: Path) -> SlurmDvc | None:
+    """The DVC project of test_dvc.py (`built`: dvc repro, pushed) cloned and adopted as
+    `make pull` does, a config change committed, the rebuild submitted to the cluster of
+    `slurm_runs` with the SLURM profile, then recorded as docs/dvc.md says. An early build:
+    it waits for both (None without a cluster)."""
+    runs = early_dependency("slurm_runs")
+    if runs.skip:
+        return None
+    assert runs.cluster is not None and runs.profile is not None
+    built = early_dependency("built")
+    clone = built.clone("clone_slurm")
+    sm_local(clone, *ADOPT)
+    cfg_path = clone / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    section, key = DVC_CHANGE
+    cfg[section][key] += 10
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    git(clone, "commit", "-q", "-am", f"{section}.{key} + 10")
+    pending = json.loads(dvc(clone, "status", "--json").stdout)
+    # The project's own Snakefile and package (PYTHONPATH, as its DVC stages run), the SLURM
+    # profile of this cluster; `timeout -s KILL` as for every SLURM call here.
+    cmd = ["timeout", "-s", "KILL", str(SM_TIMEOUT), str(BIN / "snakemake"),
+           "--profile", str(runs.profile), "--slurm-init-seconds-before-status-checks", "2"]
+    env = {**dvc_env(clone), "SLURM_CONF": runs.cluster.env["SLURM_CONF"]}
+    proc = subprocess.run(cmd, cwd=clone, env=env, text=True, capture_output=True,
+                          timeout=SM_TIMEOUT + 30)
+    jobs = [r for r in runs.cluster.sacct("JobID,Comment,State,WorkDir")
+            if Path(r["WorkDir"]) == clone]
+    dry = sm_local(clone, "-n")
+    unrecorded = json.loads(dvc(clone, "status", "--json").stdout)
+    dvc(clone, "commit", "-f", "dvc.yaml")  # (the target: docs/dvc.md)
+    recorded = dvc(clone, "status").stdout
+    git(clone, "add", "dvc.lock")
+    git(clone, "commit", "-q", "-m", "built on SLURM, recorded by dvc commit")
+    git_status = git(clone, "status", "--porcelain").stdout
+    dvc(clone, "push")
+    pushed = dvc(clone, "status", "-c").stdout
+    pulled = built.root / "clone_slurm_pulled"
+    git(built.root, "clone", "-q", str(clone), str(pulled))
+    dvc(pulled, "pull")
+    pulled_status = dvc(pulled, "status").stdout
+    return SlurmDvc(clone, pending, proc, jobs, dry.stdout + dry.stderr, unrecorded, recorded,
+                    git_status, pushed, pulled, pulled_status)
+
+
+start_early("slurm_dvc", _slurm_dvc, after=("slurm_runs", "built"))
+
+
+@pytest.fixture(scope="module")
+def slurm_dvc(slurm_runs: SlurmRuns, tmp_path_factory: pytest.TempPathFactory) -> SlurmDvc:
+    res = early_result("slurm_dvc", tmp_path_factory)
+    assert res is not None  # (slurm_runs skips the test without a cluster)
+    return res
+
+
+def test_cluster_build_recorded_by_dvc_commit_and_pushed(slurm_dvc: SlurmDvc) -> None:
+    """docs/dvc.md, "Building on the cluster, recording in DVC": after a config change, DVC
+    flags the evaluations; Snakemake rebuilds them as SLURM jobs; until `dvc commit -f` DVC
+    still flags them (dvc.lock holds the old run); then `dvc status` is clean, git holds the
+    whole state, `dvc push` stores the cluster's files and a fresh clone pulls exactly them."""
+    r = slurm_dvc
+    text = r.built.stdout + r.built.stderr
+    assert r.built.returncode == 0, text[-6000:]
+    stale = {name for name in r.pending if name.startswith(("evaluate-", "evaluate_ablation-"))}
+    assert stale and "synthetic_corpus" not in r.pending, r.pending
+    # Built on the cluster: sbatch jobs from the clone, all completed; the evaluations ran
+    # there (each rewrites its log) and Snakemake has nothing left to do.
+    assert r.jobs and all(j["State"] == "COMPLETED" for j in r.jobs), r.jobs
+    assert any("evaluate" in j["Comment"] for j in r.jobs), r.jobs
+    assert "Nothing to be done" in r.dry, r.dry[-3000:]
+    assert stale <= set(r.unrecorded), r.unrecorded
+    # Recorded: dvc.lock now holds the new parameter and the cluster's files.
+    assert r.recorded.strip() == "Data and pipelines are up to date.", r.recorded
+    assert r.git_status == "", r.git_status
+    lock = yaml.safe_load((r.clone / "dvc.lock").read_text())["stages"]
+    section, key = DVC_CHANGE
+    new = yaml.safe_load((r.clone / "config.yaml").read_text())[section][key]
+    for name in stale:
+        assert lock[name]["params"]["config.yaml"][section][key] == new, name
+    # Pushed, and pulled back byte for byte in a fresh clone.
+    assert "in sync" in r.pushed, r.pushed
+    assert r.pulled_status.strip() == "Data and pipelines are up to date.", r.pulled_status
+    metrics = sorted((r.clone / "results" / "metrics").glob("*.json"))
+    assert metrics
+    for path in metrics:
+        assert (r.pulled / "results" / "metrics" / path.name).read_bytes() == path.read_bytes()
