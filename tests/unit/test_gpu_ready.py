@@ -456,3 +456,12 @@ def test_the_run_start_fills_the_cache_or_stops_before_the_queue(hub: Path) -> N
     assert pretrained.prefetch(cfg, log=said.append) == [] and "scratch" in said[0]
     path = fill_cache()
     assert pretrained.prefetch(_meld_config(), log=said.append) == [str(path)]
+
+
+def test_the_vgg_models_ask_for_channels_last() -> None:
+    """The engine converts these (conv weights and frames) to NHWC on CUDA only."""
+    for name in ("vgg16", "video_branch"):
+        assert build_model(name, weights=None, width_mult=0.0625).channels_last is True
+    assert not getattr(build_model("cnn5", base_width=4), "channels_last", False)
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    assert predict_mod.to_device({"x": x}, CPU, channels_last=True)["x"].is_contiguous()
