@@ -131,6 +131,32 @@ def test_an_overlay_writing_the_demos_outputs_is_refused(tmp_path: Path) -> None
     assert not (tmp_path / "same" / "dvc.yaml").exists()
 
 
+@pytest.mark.parametrize(("mine", "clash"), [
+    ("results/frames/study/train", True),  # the same path
+    ("results/models/m/seed${item}/best.pt", True),  # inside an out of any seed
+    ("results/models", True),  # holding an out
+    ("results/meld/models/m/seed${item}", False),
+    ("results/models/m2/seed0", False),
+])
+def test_overlay_outputs_meeting_dvc_yaml_are_found(tmp_path: Path, mine: str,
+                                                      clash: bool) -> None:
+    """What DVC refuses across two dvc.yaml files, found before writing: one path, or one
+    inside the other, `${...}` standing for any seed."""
+    from avemo.dvcgen import _check_apart
+    from avemo.errors import ConfigError
+
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "frames": {"cmd": "x", "outs": ["results/frames/study/train"]},
+        "train": {"foreach": "${train.seeds}",
+                  "do": {"cmd": "x", "outs": ["results/models/m/seed${item}"]}}}}))
+    doc = {"stages": {"s": {"foreach": [0], "do": {"cmd": "x", "outs": [mine]}}}}
+    if clash:
+        with pytest.raises(ConfigError, match="set results_dir in the overlay"):
+            _check_apart(doc, tmp_path)
+    else:
+        _check_apart(doc, tmp_path)
+
+
 @pytest.fixture(scope="module")
 def stages() -> dict[str, dict[str, Any]]:
     return resolved_stages(REPO)
