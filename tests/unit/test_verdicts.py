@@ -204,3 +204,33 @@ def test_compare_pairs_under_a_protocol_gives_every_family_member_a_verdict(
 
     with pytest.raises(ConfigError, match="max_family"):
         compare_pairs(pairs, preds, out, primary=[], diagnosis=pairs, protocol=proto_file)
+
+
+def test_a_family_of_too_small_pairs_has_no_simultaneous_interval(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from avemo.evaluation.compare import compare_pairs
+    from avemo.labels import EMOTIONS, SENTIMENTS
+
+    rng = np.random.default_rng(7)
+    n = 12  # 3 dialogues: too small
+    y = rng.integers(0, K, n)
+    preds: dict = {}
+    for m in ("a", "b"):
+        df = pd.DataFrame({"clip_name": [f"dia{i // 4}_utt{i % 4}" for i in range(n)],
+                           "emotion": [EMOTIONS[i] for i in y], "sentiment": SENTIMENTS[0]})
+        pe = _noisy(y, 0.5, rng)
+        for j, label in enumerate(EMOTIONS):
+            df[f"p_emotion_{label}"] = (pe == j).astype(float)
+        for j, label in enumerate(SENTIMENTS):
+            df[f"p_sentiment_{label}"] = float(j == 0)
+        p = tmp_path / m / "predictions_test.parquet"
+        p.parent.mkdir(parents=True)
+        df.to_parquet(p)
+        preds[m] = {0: {"test": p}}
+    out = tmp_path / "compare.json"
+    compare_pairs([["a", "b"]], preds, out, primary=[], diagnosis=[["a", "b"]],
+                  protocol=REPO / DEFAULT_PATH)
+    (entry,) = json.loads(out.read_text())["pairs"]
+    assert entry["too_small"] and entry["verdict"] == INCONCLUSIVE
+    assert entry["simultaneous"] is None and entry["p_holm"] is None

@@ -246,10 +246,14 @@ def compare_pairs(
             proto.check_family(m, f"the {name} family of compare.json")
         for i, decided in zip(members, family_verdicts(tests, alpha), strict=True):
             results[i].update(decided)
-            # Simultaneous over the family's tested members (Bonferroni), beside the marginal.
+            # Simultaneous over the family's tested members (Bonferroni), beside the marginal;
+            # none when no member is tested (every pair too small).
+            if m == 0:
+                results[i]["simultaneous"] = None
+                continue
             low, high = simultaneous_interval(endpoint_deltas[i], alpha, m)
             results[i]["simultaneous"] = {"low": low, "high": high, "m": m,
-                                          "level": 1.0 - alpha / max(m, 1)}
+                                          "level": 1.0 - alpha / m}
     for e, f in zip(results, families, strict=True):
         e["family"] = f
         for k in ("p_holm", "p_tost_holm", "verdict", "simultaneous"):
