@@ -76,3 +76,25 @@ def test_family_check(tmp_path: Path) -> None:
     p.check_family(p.max_family)
     with pytest.raises(ConfigError, match="max_family"):
         p.check_family(p.max_family + 1)
+
+
+def test_compare_and_report_jobs_depend_on_the_protocol_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from avemo import params as P
+    from avemo.config import load_config
+
+    cfg = load_config(REPO / "config.yaml")
+    monkeypatch.chdir(REPO)
+    # Inside the repository: relative, as dvc.yaml names it.
+    assert P.protocol_file(cfg) == DEFAULT_PATH
+    assert DEFAULT_PATH in P.flat(P.compare_inputs(cfg))
+    assert DEFAULT_PATH in P.report_files(cfg)
+    # Run from another folder (make planted's runs): the repository's file, absolute.
+    monkeypatch.chdir(tmp_path)
+    assert P.protocol_file(cfg) == str(REPO / DEFAULT_PATH)
+    own = tmp_path / "mine.yaml"
+    cfg["evaluation"]["protocol"] = str(own)
+    assert P.protocol_file(cfg) == "mine.yaml"
+    # The protocol is a file, not a job parameter of the evaluate stage.
+    assert "protocol" not in P.evaluation(cfg)
