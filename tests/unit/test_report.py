@@ -789,6 +789,7 @@ def _dx_row(kind: str, factor: str, a: str, b: str, delta: float, lo: float, hi:
             "sim_high": hi + 0.05, "sim_level": 0.9967, "p_holm": 0.9, "p_tost_holm": 0.9,
             "verdict": verdict, "tested": True, "too_small": False,
             "a_collapsed": a_collapsed, "a_seeds": 3, "b_collapsed": b_collapsed, "b_seeds": 3,
+            "a_prevented": max(b_collapsed - a_collapsed, 0),
             "collapse_p_holm": 1.0, "collapse_verdict": "inconclusive"}
 
 
@@ -805,7 +806,8 @@ def test_diagnosis_starts_from_the_collapse_and_keeps_every_row() -> None:
     text = section.why(df, 0.05, 0.95)
     assert text[0].startswith("the study's fusion (`concat_misaligned`) collapsed, predicting "
                               "one class for at least 95% of the dev clips, in 3 of 3 seeds")
-    assert "scaling change alone (`dx_scaled_only`) prevented that in 3 of 3" in text[0]
+    assert "scaling change alone (`dx_scaled_only`) prevented that in 3 of those 3 seeds" in (
+        text[0])
     assert "+0.100 [+0.050, +0.150] (marginal)" in text[0] and "**effect**" in text[0]
     assert "`dx1_crossfit`" not in text[0]  # it did not prevent the collapse
     assert any("smallest possible p is 0.25" in t for t in text)  # 3 seeds: no collapse verdict

@@ -76,6 +76,8 @@ def _row(inp: ReportInputs, effect: diagnosis.Effect, proto: Protocol,
         "a_seeds": len(ca),
         "b_collapsed": sum(cb.values()),
         "b_seeds": len(cb),
+        # Seeds where b collapsed and a did not (the same seed: variants are paired).
+        "a_prevented": sum(1 for seed, c in cb.items() if c and not ca.get(seed, True)),
     }
 
 
@@ -168,16 +170,13 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
     if k:
         head = (f"the study's fusion (`{study}`) collapsed, predicting {what}, in {k} of {n} "
                 "seeds")
-        fixes = []
-        for _, r in alone.iterrows():
-            prevented = k - int(r["a_collapsed"])
-            if prevented > 0:
-                fixes.append((prevented, r))
+        fixes = [(int(r["a_prevented"]), r) for _, r in alone.iterrows()
+                 if int(r["a_prevented"]) > 0]
         fixes.sort(key=lambda x: (-x[0], -x[1]["delta"]))
         if fixes:
             head += "; " + "; ".join(
-                f"{r['change']} alone (`{r['a']}`) prevented that in {m} of {k} and changed "
-                f"test weighted F1 by {_effect_text(r)}" for m, r in fixes)
+                f"{r['change']} alone (`{r['a']}`) prevented that in {m} of those {k} seeds "
+                f"and changed test weighted F1 by {_effect_text(r)}" for m, r in fixes)
         else:
             head += "; no factor switched alone prevented it"
         out.append(head)
