@@ -28,8 +28,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))  # the section writer is scale.py's
 
 import torch  # noqa: E402
+from scale import write_section  # noqa: E402
 
 from avemo.labels import EMOTIONS, SENTIMENTS  # noqa: E402
 from avemo.models import build_model  # noqa: E402
@@ -137,22 +139,6 @@ two runs are bit-identical):
 """
 
 
-def write_section(text: str, out: Path) -> None:
-    """Replace (or append) this script's section of ``out``; the other sections stay."""
-    doc = out.read_text(encoding="utf-8") if out.is_file() else "# Benchmarks\n"
-    chunks = doc.split("\n## ")
-    kept, placed = [chunks[0].rstrip("\n") + "\n"], False
-    for chunk in chunks[1:]:
-        if chunk.split("\n", 1)[0].strip() == SECTION:
-            kept.append(text.rstrip("\n") + "\n")
-            placed = True
-        else:
-            kept.append("## " + chunk.rstrip("\n") + "\n")
-    if not placed:
-        kept.append(text.rstrip("\n") + "\n")
-    out.write_text("\n".join(kept), encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -174,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check: no CUDA device on this machine (torch.cuda.is_available() is False); "
               "run it on a GPU node (--device cpu runs a tiny check of the script itself)")
         if a.note_absence and out is not None:
-            write_section(absence_section(), out)
+            write_section(absence_section(), out, SECTION)
         return 1
     device = resolve_device(a.device)
     n = a.images or meld_split_sizes(load_reference())["train"]
@@ -185,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(runs, n, a.size, s, a.width, a.workers, meld_sized=a.images is None)
     print(text)
     if out is not None:
-        write_section(text, out)
+        write_section(text, out, SECTION)
     return 0
 
 
