@@ -50,15 +50,15 @@ onstart:
     # Main process of a real run only (not dry-runs, not jobs re-running snakemake on a node):
     # lock results_dir until snakemake exits, remove temp files that killed jobs left.
     run_guard.on_start(config)
+    # Pretrained weights into the torch hub cache here, on the submitting (login) node, before
+    # any job is queued on compute nodes that may be offline; a no-op when no model wants them.
+    with run_guard.snakemake_errors():
+        pretrained.prefetch(config)
 
 
 onerror:
     # A job failed: if the results disk is full, say so here (the job's log is on that disk).
     run_guard.on_error(config)
-    # Pretrained weights into the torch hub cache here, on the submitting (login) node, before
-    # any job is queued on compute nodes that may be offline; a no-op when no model wants them.
-    with run_guard.snakemake_errors():
-        pretrained.prefetch(config)
 
 
 L = P.layout(config)

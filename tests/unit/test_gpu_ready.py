@@ -442,7 +442,11 @@ def test_the_run_start_knows_which_weights_the_models_need() -> None:
     cfg = _meld_config(on_missing_weights="scratch")
     cfg["train"]["models"]["video_branch"]["params"]["on_missing_weights"] = "scratch"
     assert pretrained.needed(cfg) == {"IMAGENET1K_V1": "scratch"}
-    assert "pretrained.prefetch(config)" in (REPO / "Snakefile").read_text()  # onstart
+    # In the onstart block (the run's start, before any job), not in another handler.
+    text = (REPO / "Snakefile").read_text()
+    onstart = text.split("\nonstart:\n", 1)[1].split("\n\n\n", 1)[0]
+    assert "pretrained.prefetch(config)" in onstart
+    assert text.count("pretrained.prefetch(config)") == 1
 
 
 def test_the_run_start_fills_the_cache_or_stops_before_the_queue(hub: Path) -> None:
