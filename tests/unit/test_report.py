@@ -790,7 +790,7 @@ def _dx_row(kind: str, factor: str, a: str, b: str, delta: float, lo: float, hi:
             "verdict": verdict, "tested": True, "too_small": False,
             "a_collapsed": a_collapsed, "a_seeds": 3, "b_collapsed": b_collapsed, "b_seeds": 3,
             "a_prevented": max(b_collapsed - a_collapsed, 0),
-            "collapse_p_holm": 1.0, "collapse_verdict": "inconclusive"}
+            "collapse_p": 1.0, "collapse_p_holm": 1.0, "collapse_verdict": "inconclusive"}
 
 
 def test_diagnosis_starts_from_the_collapse_and_keeps_every_row() -> None:
@@ -810,13 +810,27 @@ def test_diagnosis_starts_from_the_collapse_and_keeps_every_row() -> None:
         text[0])
     assert "+0.100 [+0.050, +0.150] (marginal)" in text[0] and "**effect**" in text[0]
     assert "`dx1_crossfit`" not in text[0]  # it did not prevent the collapse
-    assert any("smallest possible p is 0.25" in t for t in text)  # 3 seeds: no collapse verdict
+    # 3 seeds, 3 effects: 3 x 0.25, no collapse verdict
+    assert any("smallest possible adjusted p is 0.75" in t for t in text)
     assert any(t.startswith("equivalent within the margin") for t in text)
     shown = section._display(df, 0.05)
     # No row is dropped or relabelled: the collapsed pair keeps its own verdict.
     assert shown["verdict"].tolist() == ["inconclusive", "effect", "equivalent"]
     assert shown["collapsed on dev: a / b (seeds)"].tolist()[0] == "3 / 3 of 3"
     assert "[simultaneous 99.67%]" in shown.columns
+
+
+def test_collapse_floor_is_the_holm_adjusted_one() -> None:
+    """6 seeds: raw sign-test floor 2/64 < 0.05, but over 10 effects Holm's floor is 0.3125:
+    no collapse verdict is reachable, and the report must say so."""
+    from avemo.report import diagnosis as section
+
+    rows = [_dx_row("alone", "embeddings", "dx1_crossfit", "concat_misaligned", 0.0, -0.1,
+                    0.1, "inconclusive", 0, 6)] * 10
+    df = pd.DataFrame(rows).assign(b_seeds=6, a_seeds=6)
+    text = section.why(df, 0.05, 0.95)
+    assert any("Holm-adjusted over 10 effects" in t and "adjusted p is 0.312" in t
+               for t in text), text
 
 
 def test_report_opens_with_its_summary(built: tuple[Path, Path, dict]) -> None:

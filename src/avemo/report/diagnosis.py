@@ -180,11 +180,14 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
         else:
             head += "; no factor switched alone prevented it"
         out.append(head)
-        floor = verdicts.min_sign_test_p(n)
+        # The verdict reads the Holm-adjusted p: its floor is m times the raw one.
+        m = max(int(df["collapse_p"].notna().sum()), 1)
+        floor = min(1.0, m * verdicts.min_sign_test_p(n))
         if floor >= alpha:
             out.append(f"whether a factor changes the collapse is tested paired over seeds (exact "
-                       f"sign test); with {n} seeds its smallest possible p is {floor:.3g}, so "
-                       "no collapse difference can reach a verdict: it needs more seeds")
+                       f"sign test, Holm-adjusted over {m} effects); with {n} seeds its smallest "
+                       f"possible adjusted p is {floor:.3g}, so no collapse difference can reach "
+                       "a verdict: it needs more seeds")
     else:
         out.append(f"the study's fusion (`{study}`) did not collapse ({what} in 0 of {n} "
                    "seeds)")
