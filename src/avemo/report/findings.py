@@ -259,9 +259,11 @@ def fusion_verdict(
             "single stream are equivalent within the margin"
         )
     elif before == BELOW:
+        # Inconclusive is not "no difference": only an equivalence verdict closes the gap.
         verdict = (
-            "the fixes close the gap without reversing it: the best fusion and the best "
-            "single stream no longer differ significantly (inconclusive)"
+            "whether the fixes close the gap is undecided: the best fusion and the best "
+            "single stream no longer differ significantly, nor are they shown equivalent "
+            "(inconclusive)"
         )
     else:
         verdict = (
