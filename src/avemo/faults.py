@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from avemo.errors import DiskFullError
+from avemo.run_guard import LOCK_NAME  # the results-folder lock: marks results_dir
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 # Texts of a failed write whose exception carries no errno (pyarrow, torch's zip writer).
@@ -24,7 +25,6 @@ _FULL_TEXTS = ("No space left on device", "Disk quota exceeded")
 _TORCH_WRITE = ("PytorchStreamWriter failed writing file", "inline_container.cc",
                 "file write failed")
 NEARLY_FULL_BYTES = 1 << 30  # less free than this after a failed torch write: the disk was full
-LOCK_NAME = ".avemo.lock"  # run_guard's results-folder lock: marks results_dir
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
