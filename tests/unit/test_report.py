@@ -831,12 +831,46 @@ def test_collapse_floor_is_the_holm_adjusted_one() -> None:
     no collapse verdict is reachable, and the report must say so."""
     from avemo.report import diagnosis as section
 
-    rows = [_dx_row("alone", "embeddings", "dx1_crossfit", "concat_misaligned", 0.0, -0.1,
-                    0.1, "inconclusive", 0, 6)] * 10
+    rows = [_dx_row("alone", "embeddings", f"dx{i}", "concat_misaligned", 0.0, -0.1,
+                    0.1, "inconclusive", 0, 6) for i in range(10)]
     df = pd.DataFrame(rows).assign(b_seeds=6, a_seeds=6)
     text = section.why(df, 0.05, 0.95)
     assert any("Holm-adjusted over 10 effects" in t and "adjusted p is 0.312" in t
                for t in text), text
+    # A pair shown twice (a switch alone that is also a build-up step) is one test.
+    twice = pd.concat([df, df.iloc[[0]].assign(kind="step")], ignore_index=True)
+    assert any("Holm-adjusted over 10 effects" in t for t in section.why(twice, 0.05, 0.95))
+
+
+def test_collapse_is_tested_once_per_distinct_pair() -> None:
+    """The study collapses in every seed, one variant in none: the sign test of that pair is
+    Holm-adjusted over the distinct pairs (compare.json's family), not over the table's rows,
+    where the first build-up step repeats the embeddings switch."""
+    from types import SimpleNamespace
+
+    from avemo import diagnosis as dx
+    from avemo.evaluation.protocol import load
+    from avemo.report import diagnosis as section
+
+    one_class = [[5, 0], [5, 0]]
+    spread = [[5, 0], [0, 5]]
+
+    def metrics(conf: list) -> dict:
+        return {"aggregate": {"test": {"emotion": {"weighted_f1": {"mean": 0.5, "n": 6}}}},
+                "seeds": {str(s): {"dev": {"emotion": {"confusion": conf}}} for s in range(6)}}
+
+    effects = dx.effects()
+    names = {m for e in effects for m in (e.a, e.b)}
+    inp = SimpleNamespace(
+        pair=lambda a, b: None,
+        metrics={m: metrics(one_class if m == dx.STUDY_MODEL else spread) for m in names},
+        models=SimpleNamespace(diagnosis=sorted(names - {dx.STUDY_MODEL})))
+    df = section.effects_table(inp, load())
+    distinct = len({(e.a, e.b) for e in effects})
+    assert distinct < len(effects)  # the table repeats a pair
+    p = 2 / 2**6  # 6 of 6 seeds discordant, one way
+    # Every pair with the study as b has the smallest p; Holm's step multiplies the first by m.
+    assert df["collapse_p_holm"].min() == pytest.approx(distinct * p)
 
 
 def test_report_opens_with_its_summary(built: tuple[Path, Path, dict]) -> None:

@@ -86,11 +86,15 @@ def effects_table(inp: ReportInputs, proto: Protocol) -> pd.DataFrame:
     collapse = collapse_of(inp, proto)
     effects = diagnosis.effects()
     df = pd.DataFrame([_row(inp, e, proto, collapse) for e in effects])
-    tested = verdicts.collapse_effects(
-        [(collapse.get(e.a, {}), collapse.get(e.b, {})) for e in effects], proto.alpha)
-    df["collapse_p"] = [_num(t["p_value"]) for t in tested]
-    df["collapse_p_holm"] = [_num(t["p_holm"]) for t in tested]
-    df["collapse_verdict"] = [t["verdict"] for t in tested]
+    # Holm over distinct pairs, as compare.json's family: a pair shown twice (the first
+    # build-up step is also a switch alone) is one test, not two.
+    pairs = list(dict.fromkeys((e.a, e.b) for e in effects))
+    tested = dict(zip(pairs, verdicts.collapse_effects(
+        [(collapse.get(a, {}), collapse.get(b, {})) for a, b in pairs], proto.alpha),
+        strict=True))
+    df["collapse_p"] = [_num(tested[(e.a, e.b)]["p_value"]) for e in effects]
+    df["collapse_p_holm"] = [_num(tested[(e.a, e.b)]["p_holm"]) for e in effects]
+    df["collapse_verdict"] = [tested[(e.a, e.b)]["verdict"] for e in effects]
     df["protocol"] = proto.hash
     return df
 
@@ -181,7 +185,7 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
             head += "; no factor switched alone prevented it"
         out.append(head)
         # The verdict reads the Holm-adjusted p: its floor is m times the raw one.
-        m = max(int(df["collapse_p"].notna().sum()), 1)
+        m = max(len(df.loc[df["collapse_p"].notna(), ["a", "b"]].drop_duplicates()), 1)
         floor = min(1.0, m * verdicts.min_sign_test_p(n))
         if floor >= alpha:
             out.append(f"whether a factor changes the collapse is tested paired over seeds (exact "
