@@ -839,7 +839,9 @@ def test_collapse_floor_is_the_holm_adjusted_one() -> None:
                for t in text), text
     # A pair shown twice (a switch alone that is also a build-up step) is one test.
     twice = pd.concat([df, df.iloc[[0]].assign(kind="step")], ignore_index=True)
-    assert any("Holm-adjusted over 10 effects" in t for t in section.why(twice, 0.05, 0.95))
+    said = section.why(twice, 0.05, 0.95)
+    assert any("Holm-adjusted over 10 effects" in t for t in said)
+    assert any(t.startswith("10 of 10 factor effects are inconclusive") for t in said), said
 
 
 def test_collapse_is_tested_once_per_distinct_pair() -> None:

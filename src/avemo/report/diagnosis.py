@@ -204,9 +204,10 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
             out.append(f"{words}: " + "; ".join(
                 f"{r['change']} ({KIND_LABEL[r['kind']]}, {fmt(r['delta'], True)})"
                 for _, r in rows.iterrows()))
-    n_inc = int((main["verdict"] == verdicts.INCONCLUSIVE).sum())
-    out.append(f"{n_inc} of {len(main)} factor effects are inconclusive (neither an effect nor "
-               "equivalent: not evidence that the factor does not matter)")
+    distinct = main.drop_duplicates(["a", "b"])  # a pair shown twice is one effect
+    n_inc = int((distinct["verdict"] == verdicts.INCONCLUSIVE).sum())
+    out.append(f"{n_inc} of {len(distinct)} factor effects are inconclusive (neither an effect "
+               "nor equivalent: not evidence that the factor does not matter)")
     step = _row_of(df, "step", "alignment")
     controls = df[df["kind"] == "control"]
     if step is not None and len(controls) == 2:
