@@ -177,6 +177,14 @@ def test_amp_dtype_is_bfloat16_where_supported(monkeypatch: pytest.MonkeyPatch, 
     assert optim.scaler.is_enabled() == (want == torch.float16)  # loss scaling for fp16 only
 
 
+def test_amp_dtype_is_float16_where_bfloat16_is_only_emulated(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A V100 or T4: torch's default check says yes (emulation), the native check says no."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: including_emulation)
+    assert predict_mod.amp_dtype(torch.device("cuda"), True) == torch.float16
+
+
 def test_standardised_inputs_are_clamped_so_fp16_cannot_overflow() -> None:
     norm = InputStandardizer(3)
     norm.set_stats(np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 2.0]))  # feature 0: constant

@@ -111,10 +111,13 @@ def loader_options(num_workers: int, device: torch.device) -> dict[str, Any]:
 
 def amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     """The autocast dtype: None (fp32) off CUDA or with amp off; bfloat16 where the GPU has it
-    natively (Ampere and later: fp32's range, no loss scaling), else float16 with GradScaler."""
+    natively (Ampere and later: fp32's range, no loss scaling), else float16 with GradScaler.
+    ``including_emulation=False``: by default torch also says yes on older GPUs (V100, T4) that
+    only emulate bfloat16, slower than their native float16."""
     if not amp or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    native = torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if native else torch.float16
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
