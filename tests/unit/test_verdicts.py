@@ -234,3 +234,41 @@ def test_a_family_of_too_small_pairs_has_no_simultaneous_interval(tmp_path: Path
     (entry,) = json.loads(out.read_text())["pairs"]
     assert entry["too_small"] and entry["verdict"] == INCONCLUSIVE
     assert entry["simultaneous"] is None and entry["p_holm"] is None
+
+
+def test_a_too_small_member_gets_no_simultaneous_interval(tmp_path: Path) -> None:
+    """A family of one tested pair and one too small: the tested one's interval is at level
+    1 - alpha / 1; the small one is not among the intervals that level covers, so it has none."""
+    import pandas as pd
+
+    from avemo.evaluation.compare import compare_pairs
+    from avemo.labels import EMOTIONS, SENTIMENTS
+
+    rng = np.random.default_rng(8)
+    n = 300
+    y = rng.integers(0, K, n)
+    clips = [f"dia{i // 5}_utt{i % 5}" for i in range(n)]
+    preds: dict = {}
+    # "few" scores only 12 clips (3 dialogues): its pair with "a" is too small.
+    for m, keep in (("a", n), ("b", n), ("few", 12)):
+        df = pd.DataFrame({"clip_name": clips, "emotion": [EMOTIONS[i] for i in y],
+                           "sentiment": SENTIMENTS[0]})
+        pe = _noisy(y, 0.5, rng)
+        for j, label in enumerate(EMOTIONS):
+            df[f"p_emotion_{label}"] = (pe == j).astype(float)
+        for j, label in enumerate(SENTIMENTS):
+            df[f"p_sentiment_{label}"] = float(j == 0)
+        p = tmp_path / m / "predictions_test.parquet"
+        p.parent.mkdir(parents=True)
+        df.iloc[:keep].to_parquet(p)
+        preds[m] = {0: {"test": p}}
+    out = tmp_path / "compare.json"
+    raw = yaml.safe_load((REPO / DEFAULT_PATH).read_text())
+    raw["resampling"].update(resamples=999, max_family=1)
+    proto_file = tmp_path / "protocol.yaml"
+    proto_file.write_text(yaml.safe_dump(raw))
+    pairs = [["b", "a"], ["few", "a"]]
+    compare_pairs(pairs, preds, out, primary=[], diagnosis=pairs, protocol=proto_file)
+    by = {(e["a"], e["b"]): e for e in json.loads(out.read_text())["pairs"]}
+    assert not by["b", "a"]["too_small"] and by["b", "a"]["simultaneous"]["m"] == 1
+    assert by["few", "a"]["too_small"] and by["few", "a"]["simultaneous"] is None

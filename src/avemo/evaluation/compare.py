@@ -247,8 +247,8 @@ def compare_pairs(
         for i, decided in zip(members, family_verdicts(tests, alpha), strict=True):
             results[i].update(decided)
             # Simultaneous over the family's tested members (Bonferroni), beside the marginal;
-            # none when no member is tested (every pair too small).
-            if m == 0:
+            # none for a member too small to test: it is not one of the m the level covers.
+            if results[i]["too_small"]:
                 results[i]["simultaneous"] = None
                 continue
             low, high = simultaneous_interval(endpoint_deltas[i], alpha, m)
