@@ -71,6 +71,18 @@ def test_missing_file_and_key_name_what_to_fix(tmp_path: Path) -> None:
         load(f)
 
 
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("version", "one", "version = 'one'; use a whole number"),
+    ("resampling__seed", None, "resampling.seed = None; use a whole number"),
+    ("endpoint", "emotion", "endpoint = 'emotion'; use a mapping"),
+    ("effects", None, "effects = None; use a list"),
+])
+def test_a_value_of_the_wrong_type_is_a_config_error(tmp_path: Path, key: str, value: object,
+                                                     says: str) -> None:
+    with pytest.raises(ConfigError, match=says.replace("(", r"\(")):
+        load(_edited(tmp_path, **{key: value}))
+
+
 def test_family_check(tmp_path: Path) -> None:
     p = load()
     p.check_family(p.max_family)

@@ -110,6 +110,21 @@ def _number(raw: dict[str, Any], path: Path, *keys: str, low: float, high: float
     return float(v)
 
 
+def _whole(raw: dict[str, Any], path: Path, *keys: str) -> int:
+    v = _get(raw, path, *keys)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"protocol {path}: {'.'.join(keys)} = {v!r}; use a whole number")
+    return v
+
+
+def _items(raw: dict[str, Any], path: Path, key: str, kind: type) -> Any:
+    v = _get(raw, path, key)
+    if not isinstance(v, kind):
+        what = "a mapping of keys" if kind is dict else "a list"
+        raise ConfigError(f"protocol {path}: {key} = {v!r}; use {what} (as in {DEFAULT_PATH})")
+    return v
+
+
 def load(path: PathLike | None = None) -> Protocol:
     """Read, check and hash the protocol file (``None``: the repository's ``DEFAULT_PATH``).
 
@@ -146,26 +161,26 @@ def load(path: PathLike | None = None) -> Protocol:
             f"p of {max_family} tests is {max_family * 2.0 / (resamples + 1.0):.4g}, above "
             f"alpha / {MIN_P_HEADROOM:g} = {alpha / MIN_P_HEADROOM:.4g}; raise resamples"
         )
-    verdicts = tuple(str(v) for v in _get(raw, p, "verdicts"))
+    verdicts = tuple(str(v) for v in _items(raw, p, "verdicts", list))
     if verdicts != VERDICTS:
         raise ConfigError(f"protocol {p}: verdicts {list(verdicts)}; the code decides "
                           f"{list(VERDICTS)} (docs/diagnosis.md)")
-    endpoint = {str(k): str(v) for k, v in _get(raw, p, "endpoint").items()}
+    endpoint = {str(k): str(v) for k, v in _items(raw, p, "endpoint", dict).items()}
     return Protocol(
         path=str(p),
         hash=file_hash(p),
-        version=int(_get(raw, p, "version")),
+        version=_whole(raw, p, "version"),
         endpoint=endpoint,
         factors=factors,
         design=str(_get(raw, p, "design")),
-        effects=tuple(str(e) for e in _get(raw, p, "effects")),
+        effects=tuple(str(e) for e in _items(raw, p, "effects", list)),
         family=str(_get(raw, p, "family")),
         alpha=alpha,
         resamples=resamples,
-        resampling_seed=int(_get(raw, p, "resampling", "seed")),
+        resampling_seed=_whole(raw, p, "resampling", "seed"),
         paired_seeds=bool(_get(raw, p, "resampling", "paired_seeds")),
         max_family=max_family,
-        intervals=tuple(str(i) for i in _get(raw, p, "intervals")),
+        intervals=tuple(str(i) for i in _items(raw, p, "intervals", list)),
         margin=_number(raw, p, "equivalence_margin", low=0.0, high=1.0),
         collapse_share=_number(raw, p, "collapse", "share", low=0.0, high=1.0 + 1e-9),
         collapse_split=str(_get(raw, p, "collapse", "split")),
