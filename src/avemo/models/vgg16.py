@@ -44,7 +44,6 @@ class VGG16(nn.Module):
         )
         self.pool = SpatialPool(pool)  # deterministic on CUDA for pool 1 or a 7x7 map
         self.head = DualHead(channels * pool * pool, hidden, dropout)
-        self.embedding_dim = channels
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fmap = self.features(batch["x"])
