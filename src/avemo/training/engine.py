@@ -78,7 +78,7 @@ def _make_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int) -> Sched
 
 def _train_loader(
     ds: Dataset, batch_size: int, num_workers: int, seed: int, epoch: int, sampler: bool,
-    device: torch.device | None = None,
+    device: torch.device,
 ) -> DataLoader:
     # A fresh generator per (seed, epoch) makes each epoch's order independent of history,
     # so a resumed run draws exactly the batches an uninterrupted one would.
@@ -88,15 +88,13 @@ def _train_loader(
     kwargs: dict[str, Any] = {"shuffle": True}
     if sampler:
         kwargs = {"sampler": balanced_sampler(ds.emotion_idx, len(EMOTIONS), g)}  # type: ignore[attr-defined]
-    opts = (loader_options(num_workers, device) if device is not None
-            else {"num_workers": num_workers})
     return DataLoader(
         ds,
         batch_size=batch_size,
         generator=g,
         worker_init_fn=worker_init_fn,
         collate_fn=getattr(ds, "collate", None),
-        **opts,
+        **loader_options(num_workers, device),
         **kwargs,
     )
 

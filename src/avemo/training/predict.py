@@ -124,18 +124,16 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def make_eval_loader(ds: Dataset, batch_size: int, num_workers: int = 0,
-                     device: torch.device | None = None) -> DataLoader:
+def make_eval_loader(ds: Dataset, batch_size: int, num_workers: int,
+                     device: torch.device) -> DataLoader:
     # A fixed generator keeps evaluation from drawing on the global RNG (resume exactness).
-    opts = (loader_options(num_workers, device) if device is not None
-            else {"num_workers": num_workers})
     return DataLoader(
         ds,
         batch_size=batch_size,
         shuffle=False,
         collate_fn=getattr(ds, "collate", None),
         generator=torch.Generator().manual_seed(0),
-        **opts,
+        **loader_options(num_workers, device),
     )
 
 
