@@ -844,6 +844,16 @@ def test_collapse_floor_is_the_holm_adjusted_one() -> None:
     assert any(t.startswith("10 of 10 factor effects are inconclusive") for t in said), said
 
 
+def test_no_dev_confusion_is_not_read_as_no_collapse() -> None:
+    from avemo.report import diagnosis as section
+
+    df = pd.DataFrame([_dx_row("alone", "scaling", "dx_scaled_only", "concat_misaligned", 0.1,
+                               0.05, 0.15, "effect", 0, 0)]).assign(a_seeds=0, b_seeds=0)
+    text = section.why(df, 0.05, 0.95)
+    assert "collapsed is not measured" in text[0]
+    assert not any("did not collapse" in t for t in text)
+
+
 def test_collapse_is_tested_once_per_distinct_pair() -> None:
     """The study collapses in every seed, one variant in none: the sign test of that pair is
     Holm-adjusted over the distinct pairs (compare.json's family), not over the table's rows,

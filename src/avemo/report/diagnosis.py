@@ -192,6 +192,9 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
                        f"sign test, Holm-adjusted over {m} effects); with {n} seeds its smallest "
                        f"possible adjusted p is {floor:.3g}, so no collapse difference can reach "
                        "a verdict: it needs more seeds")
+    elif n == 0:  # no seed has a dev confusion matrix: nothing is known about collapse
+        out.append(f"whether the study's fusion (`{study}`) collapsed is not measured: no "
+                   "seed has a dev confusion matrix")
     else:
         out.append(f"the study's fusion (`{study}`) did not collapse ({what} in 0 of {n} "
                    "seeds)")
