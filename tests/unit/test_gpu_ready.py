@@ -229,6 +229,16 @@ def test_a_non_finite_batch_is_skipped_and_counted(tmp_path: Path) -> None:
                      max_nonfinite_batches=0, **kw)
 
 
+def test_an_epoch_whose_every_batch_is_skipped_stops_the_run(tmp_path: Path) -> None:
+    """Within the limit, but no batch made an update: not a train loss of 0.0."""
+    train_ds, dev_ds = _vectors(8, list(range(8))), _vectors(8, [], "dev")
+    seed_everything(0)
+    kw = {**KW, "scheduler": "none", "imbalance": "none"}
+    with pytest.raises(TrainingError, match="training loss became nan in epoch 1"):
+        engine.train(_Poisoned(), train_ds, dev_ds, tmp_path, seed=0,
+                     max_nonfinite_batches=5, **kw)
+
+
 # ------------------------------------------------------------------ 4. throughput
 
 

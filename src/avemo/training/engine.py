@@ -161,7 +161,7 @@ class Optimization:
 
 @dataclass
 class EpochResult:
-    loss: float  # mean training loss per item over the finite batches
+    loss: float  # mean training loss per item over the finite batches (NaN: none was)
     skipped: int  # batches skipped for a non-finite loss or gradient
 
 
@@ -224,7 +224,9 @@ def train_one_epoch(
         b = len(batch["clip_name"])
         total += loss.detach().float() * b
         n += b
-    return EpochResult(float(total) / max(n, 1), skipped)
+    # No finite batch at all: NaN, not 0.0 (a perfect-looking loss for an epoch that made no
+    # update); fit's finiteness check then stops the run.
+    return EpochResult(float(total) / n if n else float("nan"), skipped)
 
 
 def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
