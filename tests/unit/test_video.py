@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 import av
+import av.logging
 import cv2
 import numpy as np
 import pandas as pd
@@ -193,6 +194,17 @@ def test_decoded_frames_match_timestamps(decode, corpus: dict[str, Path]) -> Non
     np.testing.assert_allclose(d.times, d.frame_numbers / 25.0, atol=1e-6)
     assert np.all(np.abs(d.times - want) <= 0.5 / 25 + 1e-6)
     assert d.duration_s == pytest.approx(7.0, abs=0.05)
+
+
+def test_decoding_routes_libav_logs_away_from_python(corpus: dict[str, Path]) -> None:
+    # `import torchvision` sets PyAV's log level: libav's decoding threads would then call into
+    # Python at stream close, where the main thread holds the GIL (a hang, seen in the suite).
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        decode_pyav(corpus["dia0_utt1"], [0.0, 1.0])
+        assert av.logging.get_level() is None
+    finally:
+        av.logging.set_level(None)
 
 
 def test_unsorted_and_sparse_times_seek(corpus: dict[str, Path]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import av
+import av.logging
 import cv2
 import numpy as np
 
@@ -22,6 +23,18 @@ from avemo.errors import ClipError
 # of several decoding side by side sets 1 (`set_decode_threads`): the processes already keep
 # the cores busy, and each one's own threads would only compete with the others.
 _DECODE_THREADS = 0
+
+
+def libav_logs_off() -> None:
+    """Route libav's log messages nowhere instead of into Python (PyAV's default).
+
+    ``import torchvision`` sets PyAV's log level, which installs a callback that takes the GIL.
+    A libav decoding thread that logs while the main thread holds the GIL in
+    ``avcodec_free_context`` (closing a stream) then waits on the GIL forever, and so does the
+    process (PyAV-Org/PyAV#751, #909). Called before each decode: any import may have set it.
+    """
+    if av.logging.get_level() is not None:
+        av.logging.set_level(None)
 
 
 def set_decode_threads(n: int) -> None:
@@ -145,6 +158,7 @@ def decode_pyav(path: str | os.PathLike[str], times: Sequence[float] | np.ndarra
     """PyAV backend of ``frames_at`` (also reports the decoded duration)."""
     req = _check_times(path, times)
     picker = _Picker(req)
+    libav_logs_off()
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
