@@ -230,3 +230,20 @@ def test_job_minutes_groups_the_benchmark_files(planted, tmp_path: Path) -> None
     assert m["stream models"] == 2 and m["fusion variants"] == 4
     assert m["evaluate, compare, report"] == 1 and m["total"] == 9
     assert m["fusion: training in process"] == 3
+
+
+def test_a_missed_detection_in_the_sweep_is_its_result_not_a_failed_check(planted) -> None:
+    cmp = _cmp(planted, "abcdef012345", verdict="inconclusive")  # alignment not detected
+    cmp["pairs"][1]["verdict"] = "inconclusive"  # cross-fitting: not worse
+    extras = {"oracle": 0.6, "all": 0.5, "auc": None, "no_frame": None}
+
+    def ok_for(name: str) -> bool:
+        world = [w for w in (*planted.WORLDS, *planted.SWEEP) if w.name == name]
+        _, ok = planted.page(_protocol(), [11], [1, 2, 3, 4, 5], "planted", world,
+                             {(11, name): cmp}, {(11, name): extras}, {})
+        return ok
+
+    assert ok_for("sweep_mouth1")  # where detection starts is what the sweep measures
+    assert not ok_for("event")  # in a confirmation world the same miss fails the check
+    cmp["pairs"][2]["verdict"] = "effect"  # an unplanted factor read as an effect
+    assert not ok_for("sweep_mouth1")  # specificity counts in the sweep too
