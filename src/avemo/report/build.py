@@ -8,7 +8,6 @@ module docstring); a group with no configured model says "Not configured".
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -182,8 +181,7 @@ def provenance_section(
         paragraphs=[
             f"Dataset: {data}. Config hash: `{config_hash}`. Code: `{provenance.git_commit()}`.",
             f"Training hardware (from the training summaries): "
-            f"{provenance.training_hardware(runs)}. Report built on {provenance.hardware()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",
+            f"{provenance.training_hardware(runs)}. Report built on {provenance.hardware()}.",
             *provenance.nondeterminism_notes(runs),
         ],
         tables=[
