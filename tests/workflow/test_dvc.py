@@ -225,7 +225,8 @@ def test_code_deps_are_the_modules_the_job_imports(stages: dict[str, dict[str, A
         covered = {f for d in src for f in ([REPO / d] if d.endswith(".py")
                                            else (REPO / d).rglob("*.py"))}
         command = {"synthetic_corpus": "synthetic", "download_meld": "download",
-                   "late_fusion": "late", "evaluate_ablation": "evaluate"}.get(rule, rule)
+                   "late_fusion": "late", "evaluate_ablation": "evaluate",
+                   "speech_share": "speech"}.get(rule, rule)
         command = "train" if rule.startswith("train_") else command
         model = wild[0] if rule in ("train_visual", "train_audio", "crossfit", "fusion",
                                     "late_fusion", "baseline") else None
