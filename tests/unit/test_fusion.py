@@ -741,3 +741,16 @@ def test_embedding_file_read_without_steps_still_checks_the_file(tmp_path: Path)
     np.savez(tmp_path / "f.npz", **{k: v for k, v in arrays.items() if k != "seq"})
     with pytest.raises(DataStageError, match="lacks key"):
         EmbeddingFile.read(tmp_path / "f.npz", seq=False)
+
+
+def test_unscaled_fusion_passes_raw_features_through_unclipped() -> None:
+    # The study's fusion concatenates raw features (eGeMAPS values in the thousands): its
+    # identity standardiser must not clip them, or scaling would be switched on by the back door.
+    from avemo.fusion.models import ConcatMisaligned
+
+    raw = torch.tensor([[1400.0, -2500.0, 0.5]])
+    unscaled = ConcatMisaligned(video_dim=3, audio_dim=3, scaling=False)
+    assert torch.equal(unscaled.norm_a(raw), raw) and torch.equal(unscaled.norm_v(raw), raw)
+    scaled = ConcatMisaligned(video_dim=3, audio_dim=3, scaling=True)
+    scaled.norm_a.set_stats(np.zeros(3), np.full(3, 1e-6))  # near-constant train features
+    assert scaled.norm_a(raw).abs().max().item() == scaled.norm_a.CLAMP

@@ -48,10 +48,10 @@ class _Fusion(nn.Module):
 
     def __init__(self, video_dim: int, audio_dim: int, scaling: bool = True) -> None:
         super().__init__()
-        self.norm_v = InputStandardizer(video_dim)
-        self.norm_a = InputStandardizer(audio_dim)
-        # The diagnosis' scaling factor: off keeps the identity (the study concatenated raw
-        # features of very different scales).
+        # The diagnosis' scaling factor: off keeps the identity, unclipped (the study
+        # concatenated raw features of very different scales).
+        self.norm_v = InputStandardizer(video_dim, clamp=scaling)
+        self.norm_a = InputStandardizer(audio_dim, clamp=scaling)
         self.scaling = scaling
 
     def set_input_stats(self, stats: Stats) -> None:

@@ -16,22 +16,26 @@ class InputStandardizer(nn.Module):
     means prediction always uses the training split's values. Standardised values are clamped
     to ±``CLAMP``: a feature nearly constant on train (std at the 1e-6 floor) would otherwise
     give a dev item a value beyond float16's range (65,504) at the first half-precision Linear.
-    Real features stay far inside the bound (it changes nothing there).
+    Real features stay far inside the bound (it changes nothing there). ``clamp=False`` for a
+    standardiser that stays the identity (a fusion model without per-modality scaling): raw
+    features are not standardised, and clipping them would scale them after all.
     """
 
     CLAMP = 100.0
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, clamp: bool = True) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
+        self.clamp = clamp
 
     def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.std.copy_(torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean) / self.std).clamp(-self.CLAMP, self.CLAMP)
+        z = (x - self.mean) / self.std
+        return z.clamp(-self.CLAMP, self.CLAMP) if self.clamp else z
 
 
 class AudioMLP(nn.Module):
