@@ -35,6 +35,34 @@ def _decide(y: np.ndarray, a: list[np.ndarray], b: list[np.ndarray], margin: flo
     return decided["verdict"]
 
 
+def _write_preds(path: Path, clips: list[str], y: np.ndarray, emotion_pred: np.ndarray,
+                 sentiment: np.ndarray | None = None) -> Path:
+    """A predictions_test.parquet whose probabilities are one-hot on the given predictions
+    (sentiment: true and predicted neutral unless given)."""
+    import pandas as pd
+
+    from avemo.labels import EMOTIONS, SENTIMENTS
+
+    ys = np.zeros(len(clips), int) if sentiment is None else sentiment
+    df = pd.DataFrame({"clip_name": clips, "emotion": [EMOTIONS[i] for i in y],
+                       "sentiment": [SENTIMENTS[i] for i in ys]})
+    for task, labels, pred in (("emotion", EMOTIONS, emotion_pred), ("sentiment", SENTIMENTS, ys)):
+        for j, label in enumerate(labels):
+            df[f"p_{task}_{label}"] = (np.asarray(pred) == j).astype(float)
+    path.parent.mkdir(parents=True)
+    df.to_parquet(path)
+    return path
+
+
+def _protocol_file(tmp_path: Path, **resampling: int) -> Path:
+    """The repository's protocol with ``resampling`` changed, written under ``tmp_path``."""
+    raw = yaml.safe_load((REPO / DEFAULT_PATH).read_text())
+    raw["resampling"].update(resampling)
+    out = tmp_path / "protocol.yaml"
+    out.write_text(yaml.safe_dump(raw))
+    return out
+
+
 def test_identical_predictions_are_equivalent() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 400)
@@ -156,15 +184,9 @@ def test_collapse_is_read_from_dev_and_tested_paired_over_seeds() -> None:
 def test_compare_pairs_under_a_protocol_gives_every_family_member_a_verdict(
     tmp_path: Path,
 ) -> None:
-    import pandas as pd
-
     from avemo.evaluation.compare import compare_pairs
-    from avemo.labels import EMOTIONS, SENTIMENTS
 
-    raw = yaml.safe_load((REPO / DEFAULT_PATH).read_text())
-    raw["resampling"].update(resamples=1999, max_family=2)
-    proto_file = tmp_path / "protocol.yaml"
-    proto_file.write_text(yaml.safe_dump(raw))
+    proto_file = _protocol_file(tmp_path, resamples=1999, max_family=2)
     rng = np.random.default_rng(6)
     n = 300
     y = rng.integers(0, K, n)
@@ -176,14 +198,8 @@ def test_compare_pairs_under_a_protocol_gives_every_family_member_a_verdict(
     preds: dict = {}
     for m, per_seed in models.items():
         for s, pe in enumerate(per_seed):
-            df = pd.DataFrame({"clip_name": clips, "emotion": [EMOTIONS[i] for i in y],
-                               "sentiment": [SENTIMENTS[i] for i in ys]})
-            for task, labels, pred in (("emotion", EMOTIONS, pe), ("sentiment", SENTIMENTS, ys)):
-                for j, label in enumerate(labels):
-                    df[f"p_{task}_{label}"] = (np.asarray(pred) == j).astype(float)
-            p = tmp_path / m / f"seed{s}" / "predictions_test.parquet"
-            p.parent.mkdir(parents=True)
-            df.to_parquet(p)
+            p = _write_preds(tmp_path / m / f"seed{s}" / "predictions_test.parquet", clips, y,
+                             pe, ys)
             preds.setdefault(m, {})[s] = {"test": p}
     out = tmp_path / "compare.json"
     pairs = [["same", "a"], ["good", "a"], ["good", "same"]]
@@ -207,27 +223,15 @@ def test_compare_pairs_under_a_protocol_gives_every_family_member_a_verdict(
 
 
 def test_a_family_of_too_small_pairs_has_no_simultaneous_interval(tmp_path: Path) -> None:
-    import pandas as pd
-
     from avemo.evaluation.compare import compare_pairs
-    from avemo.labels import EMOTIONS, SENTIMENTS
 
     rng = np.random.default_rng(7)
     n = 12  # 3 dialogues: too small
     y = rng.integers(0, K, n)
-    preds: dict = {}
-    for m in ("a", "b"):
-        df = pd.DataFrame({"clip_name": [f"dia{i // 4}_utt{i % 4}" for i in range(n)],
-                           "emotion": [EMOTIONS[i] for i in y], "sentiment": SENTIMENTS[0]})
-        pe = _noisy(y, 0.5, rng)
-        for j, label in enumerate(EMOTIONS):
-            df[f"p_emotion_{label}"] = (pe == j).astype(float)
-        for j, label in enumerate(SENTIMENTS):
-            df[f"p_sentiment_{label}"] = float(j == 0)
-        p = tmp_path / m / "predictions_test.parquet"
-        p.parent.mkdir(parents=True)
-        df.to_parquet(p)
-        preds[m] = {0: {"test": p}}
+    clips = [f"dia{i // 4}_utt{i % 4}" for i in range(n)]
+    preds = {m: {0: {"test": _write_preds(tmp_path / m / "predictions_test.parquet", clips, y,
+                                          _noisy(y, 0.5, rng))}}
+             for m in ("a", "b")}
     out = tmp_path / "compare.json"
     compare_pairs([["a", "b"]], preds, out, primary=[], diagnosis=[["a", "b"]],
                   protocol=REPO / DEFAULT_PATH)
@@ -239,10 +243,7 @@ def test_a_family_of_too_small_pairs_has_no_simultaneous_interval(tmp_path: Path
 def test_a_too_small_member_gets_no_simultaneous_interval(tmp_path: Path) -> None:
     """A family of one tested pair and one too small: the tested one's interval is at level
     1 - alpha / 1; the small one is not among the intervals that level covers, so it has none."""
-    import pandas as pd
-
     from avemo.evaluation.compare import compare_pairs
-    from avemo.labels import EMOTIONS, SENTIMENTS
 
     rng = np.random.default_rng(8)
     n = 300
@@ -251,22 +252,12 @@ def test_a_too_small_member_gets_no_simultaneous_interval(tmp_path: Path) -> Non
     preds: dict = {}
     # "few" scores only 12 clips (3 dialogues): its pair with "a" is too small.
     for m, keep in (("a", n), ("b", n), ("few", 12)):
-        df = pd.DataFrame({"clip_name": clips, "emotion": [EMOTIONS[i] for i in y],
-                           "sentiment": SENTIMENTS[0]})
         pe = _noisy(y, 0.5, rng)
-        for j, label in enumerate(EMOTIONS):
-            df[f"p_emotion_{label}"] = (pe == j).astype(float)
-        for j, label in enumerate(SENTIMENTS):
-            df[f"p_sentiment_{label}"] = float(j == 0)
-        p = tmp_path / m / "predictions_test.parquet"
-        p.parent.mkdir(parents=True)
-        df.iloc[:keep].to_parquet(p)
+        p = _write_preds(tmp_path / m / "predictions_test.parquet", clips[:keep], y[:keep],
+                         pe[:keep])
         preds[m] = {0: {"test": p}}
     out = tmp_path / "compare.json"
-    raw = yaml.safe_load((REPO / DEFAULT_PATH).read_text())
-    raw["resampling"].update(resamples=999, max_family=1)
-    proto_file = tmp_path / "protocol.yaml"
-    proto_file.write_text(yaml.safe_dump(raw))
+    proto_file = _protocol_file(tmp_path, resamples=999, max_family=1)
     pairs = [["b", "a"], ["few", "a"]]
     compare_pairs(pairs, preds, out, primary=[], diagnosis=pairs, protocol=proto_file)
     by = {(e["a"], e["b"]): e for e in json.loads(out.read_text())["pairs"]}
