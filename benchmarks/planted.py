@@ -43,10 +43,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from avemo import diagnosis  # noqa: E402
 from avemo.errors import ConfigError  # noqa: E402
 from avemo.evaluation import protocol as protocol_mod  # noqa: E402
+from avemo.evaluation import sensitivity  # noqa: E402
 
 # The models the three planted checks compare, named by the diagnosis itself.
 _STEP = {e.factor: e for e in diagnosis.effects() if e.kind == "step"}
@@ -110,6 +112,7 @@ class Expectation:
     b: str
     rule: str
     role: str = field(default="")  # detection (a planted effect) | specificity (none planted)
+    key: str = field(default="")  # how the report finds the check (avemo.evaluation.sensitivity)
 
 
 RULES: dict[str, str] = {
@@ -127,11 +130,12 @@ def expected(world: World) -> list[Expectation]:
     (shuffled - pooled windows: no planted cause) never an effect."""
     align = ("effect+", "detection") if world.event else ("equivalent", "specificity")
     return [
-        Expectation("alignment: aligned − time-shuffled windows", ALIGNED, SHUFFLED, *align),
+        Expectation("alignment: aligned − time-shuffled windows", ALIGNED, SHUFFLED, *align,
+                    key=sensitivity.ALIGNMENT),
         Expectation("cross-fitting: cross-fitted − in-sample train embeddings (alone)",
-                    CROSSFIT_ALONE, STUDY, "not effect-", "specificity"),
+                    CROSSFIT_ALONE, STUDY, "not effect-", "specificity", key="crossfit"),
         Expectation("unplanted (negative control): time-shuffled − pooled windows",
-                    SHUFFLED, POOLED, "not effect", "specificity"),
+                    SHUFFLED, POOLED, "not effect", "specificity", key=sensitivity.UNPLANTED),
     ]
 
 
@@ -414,6 +418,88 @@ def job_minutes(run: Path) -> dict[str, float]:
     return out
 
 
+def work_minutes(run: Path) -> float:
+    """The run's job minutes with each training job's wall time replaced by its in-process
+    seconds (``benchmarks/demo.py``'s floor: ``own_seconds``); every other job counts whole.
+    What no scheduling can remove: the floor of the run's job time."""
+    from demo import MODEL_STAGES, own_seconds
+    from scale import read_jobs
+
+    jobs = read_jobs(run.parent)
+    modelled = sum(j["s"] for name, j in jobs.items() if name.split("_")[0] in MODEL_STAGES)
+    total = sum(j["s"] for j in jobs.values())
+    return (total - modelled + sum(own_seconds(run).values())) / 60
+
+
+COST_SECTION = "The planted confirmation (make planted): cost and its floor"
+
+
+def cost_section(protocol_hash: str, preset: str, seeds: list[int], cores: int,
+                 costs: Mapping[tuple[int, str], Mapping[str, float]]) -> str:
+    """docs/benchmarks.md's section on what the confirmation costs, from its runs' files
+    (``costs``: per run the ``job_minutes`` groups, ``wall`` and ``work`` minutes)."""
+    rows = [f"## {COST_SECTION}", "",
+            f"Every world of `make planted` under protocol `{protocol_hash}` (preset `{preset}`, "
+            f"{len(seeds)} training seeds, {cores} cores), written by `benchmarks/planted.py` "
+            "from its runs' Snakemake benchmark files and each training job's `summary.json` "
+            "(in-process seconds). Work inside the jobs: job time with each training job's "
+            "wall time replaced by its in-process seconds; the rest of the job time is a "
+            "process per job (start-up, imports, loading, writing).", "",
+            "| world | wall (min) | job time (min) | work inside the jobs (min) | "
+            "process per job (min) | fusion variants (job min) |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    wall = job = work = 0.0
+    for (c, name), m in costs.items():
+        wall, job, work = wall + m["wall"], job + m["total"], work + m["work"]
+        rows.append(f"| `{name}` (corpus {c}) | {m['wall']:.1f} | {m['total']:.1f} | "
+                    f"{m['work']:.1f} | {m['total'] - m['work']:.1f} | "
+                    f"{m['fusion variants']:.1f} |")
+    rows.append(f"| all | {wall:.1f} | {job:.1f} | {work:.1f} | {job - work:.1f} | "
+                f"{sum(m['fusion variants'] for m in costs.values()):.1f} |")
+    floor = work / cores
+    rows += ["", f"The confirmation took {wall:.0f} min wall on {cores} cores. Its floor: the "
+             f"work inside the jobs alone is {work:.0f} job-minutes, so at least "
+             f"{floor:.0f} min wall on {cores} cores even with every core busy all the time and "
+             "no process per job. A 60-minute budget for every world is "
+             + ("below that floor." if floor > 60 else "above that floor.")
+             + f" A process per job costs {job - work:.0f} job-minutes "
+             f"({(job - work) / job:.0%} of the job time): training the fusion variants in one "
+             "process could save at most that. Every world changes the clips themselves (the "
+             "cue moves the voice and the mouth), so the corpus, the decoded inputs and the "
+             "stream models are built once per world and cannot be shared across worlds.", ""]
+    return "\n".join(rows)
+
+
+def record(protocol_hash: str, corpus_seeds: list[int], seeds: list[int], preset: str,
+           worlds: list[World], results: Mapping[tuple[int, str], Mapping[str, Any]],
+           extras: Mapping[tuple[int, str], Mapping[str, Any]], protocol: Any) -> dict[str, Any]:
+    """What the report reads (avemo.evaluation.sensitivity): per run its world, the verdict of
+    each check and whether it is what the world implies, and how visible the timing was."""
+    task, metric = protocol.endpoint.get("task", "emotion"), protocol.endpoint.get(
+        "metric", "weighted_f1")
+    out = []
+    for w in worlds:
+        for c in corpus_seeds:
+            cmp = results.get((c, w.name))
+            if cmp is None:
+                continue
+            checks = []
+            for x in expected(w):
+                t = effect_of(cmp, x.a, x.b, task, metric)
+                checks.append({"key": x.key, "label": x.label, "role": x.role,
+                               "implied": RULES[x.rule], **t,
+                               "as_implied": meets(x.rule, t["verdict"], t["delta"])})
+            x = extras.get((c, w.name), {})
+            out.append({"name": w.name, "corpus_seed": c, "planted": w.planted,
+                        "event": w.event, "sweep": w.sweep, "settings": w.settings,
+                        "timing_auc": x.get("auc"),
+                        "headroom": (x["oracle"] - x["all"]) if "oracle" in x else None,
+                        "checks": checks})
+    return {"protocol_hash": protocol_hash, "preset": preset, "corpus_seeds": corpus_seeds,
+            "train_seeds": seeds, "endpoint": {"task": task, "metric": metric},
+            "worlds": out}
+
+
 # -- the page ----------------------------------------------------------------------------------
 
 def fmt(x: float | None) -> str:
@@ -683,13 +769,25 @@ def main(argv: list[str] | None = None) -> int:
             run = work / "results"
             extras[c, w.name] = {**oracle_gain(run), "auc": timing_visibility(run),
                                  "no_frame": event_frames(run)}
-            costs[c, w.name] = job_minutes(run)
+            wall = json.loads((work / "wall_seconds.json").read_text())["seconds"] \
+                if (work / "wall_seconds.json").is_file() else math.nan
+            costs[c, w.name] = {**job_minutes(run), "wall": wall / 60,
+                                "work": work_minutes(run)}
     text, ok = page(proto, corpus_seeds, seeds, a.preset, worlds, results, extras, costs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     (root / "cost.json").parent.mkdir(parents=True, exist_ok=True)
     (root / "cost.json").write_text(json.dumps(
         {f"{c}/{n}": m for (c, n), m in costs.items()}, indent=1))
+    if not a.smoke and not a.out and results:
+        # The report's reading of this page (avemo.evaluation.sensitivity) and the cost's
+        # section of docs/benchmarks.md, from the same runs.
+        sensitivity.write(REPO / sensitivity.DEFAULT_PATH, record(
+            proto.hash, corpus_seeds, seeds, a.preset, worlds, results, extras, proto))
+        from scale import write_section
+
+        write_section(cost_section(proto.hash, a.preset, seeds, a.cores, costs),
+                      REPO / "docs" / "benchmarks.md", COST_SECTION)
     print(text)
     return 0 if ok else 1
 

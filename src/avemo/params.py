@@ -227,19 +227,34 @@ def evaluation(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ev[k] for k in ev if k not in ("compare", "primary", "protocol")}
 
 
-def protocol_file(cfg: Mapping[str, Any]) -> str:
-    """The diagnosis protocol file (``evaluation.protocol``; null: the repository's), as a
-    rule input: relative to the working directory when it lies inside it (so dvc.yaml names
-    ``workflow/protocol/diagnosis.yaml``), else absolute (a run in another directory)."""
-    from .evaluation.protocol import default_path
-
-    given = (cfg.get("evaluation") or {}).get("protocol")
-    path = Path(given) if given else default_path()
+def _rule_input(path: Path) -> str:
+    """A repository file as a rule input: relative to the working directory when it lies
+    inside it (so dvc.yaml names ``workflow/protocol/...``), else absolute (a run in another
+    directory)."""
     if path.is_absolute():
         try:
             return str(path.resolve().relative_to(Path.cwd().resolve()))
         except ValueError:
             return str(path)
+    return str(path)
+
+
+def protocol_file(cfg: Mapping[str, Any]) -> str:
+    """The diagnosis protocol file (``evaluation.protocol``; null: the repository's), as a
+    rule input (``_rule_input``)."""
+    from .evaluation.protocol import default_path
+
+    given = (cfg.get("evaluation") or {}).get("protocol")
+    return _rule_input(Path(given) if given else default_path())
+
+
+def planted_file() -> str | None:
+    """The planted check's record (``workflow/protocol/planted.json``, written by
+    ``make planted``) as a rule input, or None where there is none."""
+    from .evaluation.sensitivity import default_path
+
+    path = default_path()
+    return _rule_input(path) if path.is_file() else None
     return str(path)
 
 
@@ -507,6 +522,8 @@ def report_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "corpus": corpus_inputs(cfg),
         "speech": {s: lay.speech(s) for s in SPLITS},
         "protocol": protocol_file(cfg),
+        # What the protocol detected on planted worlds (the diagnosis section says so).
+        "planted": planted_file(),
         # What stages skipped or left at a default (avemo.report.flags).
         "flags": [lay.late_json(m, s) for m in configured(cfg, "late_fusion")
                   for s in seeds(cfg, m)],

@@ -247,3 +247,48 @@ def test_a_missed_detection_in_the_sweep_is_its_result_not_a_failed_check(plante
     assert not ok_for("event")  # in a confirmation world the same miss fails the check
     cmp["pairs"][2]["verdict"] = "effect"  # an unplanted factor read as an effect
     assert not ok_for("sweep_mouth1")  # specificity counts in the sweep too
+
+
+def test_work_minutes_replaces_training_jobs_by_their_in_process_time(planted,
+                                                                     tmp_path: Path) -> None:
+    import json
+
+    run = tmp_path / "results"
+    bench = run / "benchmarks"
+    bench.mkdir(parents=True)
+    for name, secs in [("synthetic_corpus", 60), ("train_video_branch_seed1", 120),
+                       ("fusion_dx7_aligned_seed1", 240), ("compare", 60)]:
+        (bench / f"{name}.tsv").write_text(f"s\tmax_rss\n{secs}\t1\n")
+    for folder, model, secs in [("models", "video_branch", 60), ("fusion", "dx7_aligned", 180)]:
+        seed = run / folder / model / "seed1"
+        seed.mkdir(parents=True)
+        (seed / "summary.json").write_text(json.dumps({"seconds": secs}))
+    # corpus and compare count whole (2 min); the training jobs by their own 1 + 3 min
+    assert planted.work_minutes(run) == pytest.approx(6.0)
+
+
+def test_cost_section_states_the_floor_against_the_budget(planted) -> None:
+    run = {"total": 100.0, "work": 90.0, "wall": 55.0, "fusion variants": 30.0}
+    text = planted.cost_section("abcdef012345", "planted", [1, 2, 3, 4, 5], 2,
+                                {(11, "event"): run, (11, "spread"): run})
+    assert "| all | 110.0 | 200.0 | 180.0 | 20.0 | 60.0 |" in text
+    assert "at least 90 min wall on 2 cores" in text and "below that floor" in text
+    small = {(11, "event"): {**run, "work": 60.0}}
+    assert "above that floor" in planted.cost_section("abcdef012345", "planted", [1], 2, small)
+
+
+def test_record_holds_each_check_as_the_page_reads_it(planted) -> None:
+    from avemo.evaluation import sensitivity
+
+    cmp = _cmp(planted, "abcdef012345")
+    world = [w for w in planted.WORLDS if w.name == "event"]
+    rec = planted.record("abcdef012345", [11], [1, 2, 3, 4, 5], "planted", world,
+                         {(11, "event"): cmp},
+                         {(11, "event"): {"oracle": 0.6, "all": 0.5, "auc": 0.9}}, _protocol())
+    (w,) = rec["worlds"]
+    assert rec["protocol_hash"] == "abcdef012345" and w["timing_auc"] == 0.9
+    assert w["headroom"] == pytest.approx(0.1)
+    align = next(c for c in w["checks"] if c["key"] == sensitivity.ALIGNMENT)
+    assert align["verdict"] == "effect" and align["as_implied"] is True
+    text = " ".join(sensitivity.sentences(rec, "abcdef012345"))
+    assert "positive effect in 1 of 1 worlds" in text

@@ -205,6 +205,8 @@ def test_diagnosis_runs_cross_fitted_and_is_reported(tiny_run):
     assert late["dev_predictions"].startswith("out of fold")
     md = (r / "report" / "report.md").read_text()
     assert "## Why the fusion failed" in md and "fusion_waterfall.png" in md
+    # beside the verdicts, what the same protocol detected where a cause was planted
+    assert "**What this diagnosis can detect (synthetic worlds" in md
     table = pd.read_csv(r / "report" / "tables" / "fusion_factors.csv")
     assert len(table) == len(diagnosis.effects()) and set(table["dataset"]) == {
         "synthetic demo corpus"}

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..atomic import atomic_path, write_text
 from ..errors import DataStageError
+from ..evaluation import sensitivity
 from ..evaluation.protocol import load as load_protocol
 from ..labels import SPLITS
 from ..manifest import read_manifest
@@ -268,7 +269,8 @@ def build_report(
         sections.visual_section(inp, fig_dir, ref, data),
         sections.audio_section(inp, fig_dir, data),
         sections.fusion_section(inp, fig_dir, data),
-        *filter(None, [diagnosis.diagnosis_section(inp, fig_dir, ref, data, proto)]),
+        *filter(None, [diagnosis.diagnosis_section(
+            inp, fig_dir, ref, data, proto, sensitivity.load(inputs.get("planted")))]),
         *sections.ablation_sections(inp),
         sections.baselines_section(inp, ref, description, data),
         sections.per_class_section(inp, fig_dir, data),

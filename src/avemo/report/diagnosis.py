@@ -10,13 +10,14 @@ effect and tested paired over seeds; no row is dropped or relabelled because of 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .. import diagnosis, registry
-from ..evaluation import verdicts
+from ..evaluation import sensitivity, verdicts
 from ..evaluation.protocol import Protocol
 from . import figures
 from .findings import Data
@@ -240,14 +241,20 @@ def summary(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
 
 
 def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], data: Data,
-                      proto: Protocol) -> Section | None:
-    """The section, or None when the diagnosis is not configured."""
+                      proto: Protocol, planted: Mapping[str, Any] | None = None
+                      ) -> Section | None:
+    """The section, or None when the diagnosis is not configured. ``planted``: the planted
+    check's record (avemo.evaluation.sensitivity): what this protocol detects where the cause
+    is known, said beside this data's verdicts."""
     if not inp.models.diagnosis or diagnosis.STUDY_MODEL not in inp.models.fusion:
         return None
     alpha = proto.alpha
     section = Section(TITLE)
     df = effects_table(inp, proto)
     section.paragraphs += [data.finding(s) for s in why(df, alpha, proto.collapse_share)]
+    section.paragraphs.append("**What this diagnosis can detect (synthetic worlds with a planted "
+                              "cause, not this data):** "
+                              + "; ".join(sensitivity.sentences(planted, proto.hash)) + ".")
     explanation = (ref.get("study") or {}).get("explanation")
     if explanation:
         section.paragraphs.append(f"**The study's explanation (quoted, not measured here):** "

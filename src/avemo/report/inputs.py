@@ -14,6 +14,8 @@ The report reads only the files its rule declares, given as one mapping (``INPUT
      "corpus": [path],                          # the clips (browser audio, via manifest paths)
      "speech": {split: path},                   # speech share per clip (avemo.audio.speech_share)
      "protocol": path,                          # the diagnosis protocol (verdict rule, hash)
+     "planted": path | None,                    # what it detected on planted worlds
+                                                # (avemo.evaluation.sensitivity)
      "flags": [path]}                           # stage JSONs with a "flags" list (late.json)
 
 Which models the report covers comes from ``ReportModels`` (built from config by
@@ -41,10 +43,11 @@ PathLike = str | os.PathLike[str]
 ABLATIONS: tuple[str, ...] = ("no_audio", "no_video")  # metrics/<model>@<ablation>.json
 INPUT_KEYS: tuple[str, ...] = (
     "manifests", "manifest_qc", "qc", "metrics", "compare", "summaries", "training_logs",
-    "benchmarks", "predictions", "frames", "corpus", "protocol", "flags", "speech",
+    "benchmarks", "predictions", "frames", "corpus", "protocol", "flags", "speech", "planted",
 )
-# Keys a caller may leave out (read as empty): what stages skipped (avemo.report.flags).
-OPTIONAL_KEYS: tuple[str, ...] = ("flags",)
+# Keys a caller may leave out (read as empty): what stages skipped (avemo.report.flags), the
+# planted check's record.
+OPTIONAL_KEYS: tuple[str, ...] = ("flags", "planted")
 # {model: {seed (str): path}}: per-seed files of a run (summary.json).
 SeedFiles = Mapping[str, Mapping[str, PathLike]]
 # {model: {seed (str): {metric: path}}}: a run's DVCLive epoch histories.

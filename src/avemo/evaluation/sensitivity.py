@@ -1,0 +1,118 @@
+"""What the frozen diagnosis can detect: the planted check's record (``make planted``).
+
+``benchmarks/planted.py`` runs the diagnosis protocol on synthetic worlds where the cause is
+known and writes, beside ``docs/planted.md``, a machine-readable record of what each world gave
+(``workflow/protocol/planted.json``, committed like the page). The report reads it to say, next
+to its own alignment verdict, what the diagnosis detected where alignment was planted and from
+how much visible mouth motion: an inconclusive alignment verdict on real data reads
+differently when the same protocol missed a planted effect of that size.
+
+The record is only read against the protocol it was made under (``protocol_hash``); under any
+other protocol the report says the check has to be rerun and quotes nothing from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_json
+
+# Relative to the repository root, next to the protocol it measures.
+DEFAULT_PATH = "workflow/protocol/planted.json"
+PAGE = "docs/planted.md"
+ALIGNMENT = "alignment"  # the check key of aligned - time-shuffled windows
+UNPLANTED = "unplanted"  # the negative control's check key
+
+PathLike = str | os.PathLike[str]
+
+
+def default_path() -> Path:
+    """The repository's record (next to the package in a checkout), else cwd-relative."""
+    here = Path(__file__).resolve().parents[3] / DEFAULT_PATH
+    return here if here.is_file() else Path(DEFAULT_PATH)
+
+
+def write(path: PathLike, record: Mapping[str, Any]) -> None:
+    write_json(Path(path), dict(record))
+
+
+def load(path: PathLike | None) -> dict[str, Any] | None:
+    """The record, or None when there is no file (no planted check has been run)."""
+    if path is None or not Path(path).is_file():
+        return None
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _check(world: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    return next((c for c in world.get("checks", []) if c.get("key") == key), None)
+
+
+def _names(worlds: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"`{w['name']}`" for w in worlds)
+
+
+def _auc(world: Mapping[str, Any]) -> str:
+    auc = world.get("timing_auc")
+    return "" if auc is None else f" (timing visible in frame activity: test ROC AUC {auc:.2f})"
+
+
+def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]:
+    """Plain sentences on what the protocol detected where causes were planted; one sentence
+    saying the check is missing or stale when the record is absent or made under another
+    protocol."""
+    if record is None:
+        return [f"No planted check has been run under this protocol ({PAGE}): how large an "
+                "alignment effect this diagnosis can detect is not measured; run `make planted`."]
+    made = record.get("protocol_hash")
+    if made != protocol_hash:
+        return [f"The planted check ({PAGE}) was run under protocol `{made}`, not this one "
+                f"(`{protocol_hash}`): what it detected does not apply here; run `make planted`."]
+    worlds = list(record.get("worlds", []))
+    seeds = len(record.get("train_seeds", []))
+    head = (f"On planted synthetic worlds under this protocol ({PAGE}; {seeds} training seeds "
+            "never used while it was developed)")
+    out: list[str] = []
+    checked = [w for w in worlds if w.get("event") and not w.get("sweep")]
+    if checked:
+        hit = [w for w in checked if (_check(w, ALIGNMENT) or {}).get("as_implied")]
+        missed = [w for w in checked if w not in hit]
+        text = (f"{head}, aligned − time-shuffled windows was read as a positive effect in "
+                f"{len(hit)} of {len(checked)} worlds where the target speaks in a short event")
+        if missed:
+            text += f" (missed in {_names(missed)})"
+        out.append(text)
+    else:
+        out.append(f"{head}, no world with a short event was run")
+    spread = [w for w in worlds if not w.get("event") and not w.get("sweep")]
+    for w in spread:
+        c = _check(w, ALIGNMENT)
+        if c is not None:
+            out.append(f"where the target speaks throughout (`{w['name']}`) it was read as "
+                       f"**{c['verdict']}** (implied: equivalent)")
+    control = [w for w in worlds if _check(w, UNPLANTED) is not None]
+    if control:
+        false = [w for w in control if _check(w, UNPLANTED)["verdict"] == "effect"]
+        out.append(f"the unplanted negative control was called an effect in {len(false)} of "
+                   f"{len(control)} worlds")
+    sweep = sorted((w for w in worlds if w.get("sweep")),
+                   key=lambda w: float(w["settings"].get("mouth_motion", 0)))
+    if sweep:
+        parts = []
+        for w in sweep:
+            c = _check(w, ALIGNMENT) or {}
+            word = "detected" if c.get("as_implied") else f"missed ({c.get('verdict', '–')})"
+            parts.append(f"mouth_motion {float(w['settings'].get('mouth_motion', 0)):g}: "
+                         f"{word}{_auc(w)}")
+        detected = [w for w in sweep if (_check(w, ALIGNMENT) or {}).get("as_implied")]
+        text = ("at the configuration's voice strength, the sensitivity sweep gave " +
+                "; ".join(parts))
+        if len(detected) < len(sweep):
+            text += (". Where speakers' mouths show their timing less clearly than in the "
+                     "worlds where it was detected, an inconclusive alignment verdict is not "
+                     "evidence that timing does not matter")
+        out.append(text)
+    return out

@@ -1,0 +1,54 @@
+"""avemo.evaluation.sensitivity: the report's reading of the planted check's record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from avemo.evaluation import sensitivity
+
+
+def _world(name: str, hit: bool, *, event: bool = True, sweep: bool = False,
+           mouth: float = 3.0, control: str = "inconclusive",
+           auc: float | None = 0.9) -> dict[str, Any]:
+    verdict = ("effect" if hit else "inconclusive") if event else (
+        "equivalent" if hit else "inconclusive")
+    return {"name": name, "event": event, "sweep": sweep, "timing_auc": auc,
+            "settings": {"mouth_motion": mouth},
+            "checks": [{"key": sensitivity.ALIGNMENT, "verdict": verdict, "as_implied": hit},
+                       {"key": sensitivity.UNPLANTED, "verdict": control,
+                        "as_implied": control != "effect"}]}
+
+
+def _record(*worlds: dict[str, Any], hash_: str = "abc123") -> dict[str, Any]:
+    return {"protocol_hash": hash_, "train_seeds": [1, 2, 3, 4, 5], "worlds": list(worlds)}
+
+
+def test_absent_or_stale_records_say_so_and_quote_nothing() -> None:
+    (none,) = sensitivity.sentences(None, "abc123")
+    assert "No planted check" in none and "make planted" in none
+    (stale,) = sensitivity.sentences(_record(_world("event", True), hash_="old000"), "abc123")
+    assert "`old000`, not this one (`abc123`)" in stale and "1 of 1" not in stale
+
+
+def test_detections_misses_and_the_sweep_limit() -> None:
+    rec = _record(_world("event", True), _world("event_start", False),
+                  _world("spread", True, event=False, auc=None),
+                  _world("sweep_mouth1", False, sweep=True, mouth=1.0, auc=0.6),
+                  _world("sweep_mouth3", True, sweep=True, mouth=3.0, control="effect"))
+    text = " ".join(sensitivity.sentences(rec, "abc123"))
+    assert "positive effect in 1 of 2 worlds" in text and "missed in `event_start`" in text
+    assert "(`spread`) it was read as **equivalent**" in text
+    assert "control was called an effect in 1 of 5 worlds" in text
+    assert "mouth_motion 1: missed (inconclusive) (timing visible" in text
+    assert "ROC AUC 0.60" in text and "mouth_motion 3: detected" in text
+    assert "not evidence that timing does not matter" in text
+
+
+def test_every_sweep_point_detected_adds_no_caveat(tmp_path: Path) -> None:
+    rec = _record(_world("sweep_mouth1", True, sweep=True, mouth=1.0))
+    sensitivity.write(tmp_path / "planted.json", rec)
+    text = " ".join(sensitivity.sentences(sensitivity.load(tmp_path / "planted.json"),
+                                          "abc123"))
+    assert "mouth_motion 1: detected" in text and "not evidence" not in text
+    assert sensitivity.load(tmp_path / "missing.json") is None
