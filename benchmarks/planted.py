@@ -431,6 +431,45 @@ def work_minutes(run: Path) -> float:
     return (total - modelled + sum(own_seconds(run).values())) / 60
 
 
+AUDIO_JOBS = ("audio_", "train_audio_")  # the audio stage and the audio stream models
+
+
+def audio_cost(run: Path) -> tuple[float, str]:
+    """(job minutes of the audio stage and audio models, a digest of the audio features they
+    read): two runs with the same digest decoded the same sound and could share that work."""
+    import hashlib
+
+    from scale import read_jobs
+
+    minutes = sum(j["s"] for name, j in read_jobs(run.parent).items()
+                  if name.startswith(AUDIO_JOBS)) / 60
+    digest = hashlib.sha256()
+    for f in sorted((run / "audio").glob("*/*.npy")):
+        digest.update(f.relative_to(run).as_posix().encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return minutes, digest.hexdigest()[:16]
+
+
+def shared_audio_line(costs: Mapping[tuple[int, str], Mapping[str, Any]]) -> str:
+    """What sharing the audio between runs with byte-identical audio features would save."""
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for (_, name), m in costs.items():
+        if m.get("audio_digest"):
+            groups.setdefault(m["audio_digest"], []).append((name, m["audio"]))
+    shared = [g for g in groups.values() if len(g) > 1]
+    if not shared:
+        return ("No two runs have byte-identical audio features: every world changes the "
+                "sound, so the audio stage and models cannot be shared either.")
+    save = sum(sum(sorted(m for _, m in g)[:-1]) for g in shared)
+    names = "; ".join(", ".join(f"`{n}`" for n, _ in g) for g in shared)
+    return (f"Runs with byte-identical audio features (the same sound, only the video differs: "
+            f"{names}) could share the audio stage and audio models: at most {save:.1f} "
+            "job-minutes saved. Everything else (corpus, frames, video models, fusion) changes "
+            "with the world.")
+
+
 COST_SECTION = "The planted confirmation (make planted): cost and its floor"
 
 
@@ -464,9 +503,7 @@ def cost_section(protocol_hash: str, preset: str, seeds: list[int], cores: int,
              + ("below that floor." if floor > 60 else "above that floor.")
              + f" A process per job costs {job - work:.0f} job-minutes "
              f"({(job - work) / job:.0%} of the job time): training the fusion variants in one "
-             "process could save at most that. Every world changes the clips themselves (the "
-             "cue moves the voice and the mouth), so the corpus, the decoded inputs and the "
-             "stream models are built once per world and cannot be shared across worlds.", ""]
+             "process could save at most that. " + shared_audio_line(costs), ""]
     return "\n".join(rows)
 
 
@@ -771,8 +808,10 @@ def main(argv: list[str] | None = None) -> int:
                                  "no_frame": event_frames(run)}
             wall = json.loads((work / "wall_seconds.json").read_text())["seconds"] \
                 if (work / "wall_seconds.json").is_file() else math.nan
+            audio, digest = audio_cost(run)
             costs[c, w.name] = {**job_minutes(run), "wall": wall / 60,
-                                "work": work_minutes(run)}
+                                "work": work_minutes(run), "audio": audio,
+                                "audio_digest": digest}
     text, ok = page(proto, corpus_seeds, seeds, a.preset, worlds, results, extras, costs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

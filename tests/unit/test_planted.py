@@ -292,3 +292,30 @@ def test_record_holds_each_check_as_the_page_reads_it(planted) -> None:
     assert align["verdict"] == "effect" and align["as_implied"] is True
     text = " ".join(sensitivity.sentences(rec, "abcdef012345"))
     assert "positive effect in 1 of 1 worlds" in text
+
+
+def test_only_runs_with_identical_audio_are_counted_as_sharable(planted,
+                                                               tmp_path: Path) -> None:
+    import numpy as np
+
+    def run(name: str, values: list[float]) -> Path:
+        r = tmp_path / name / "results"
+        (r / "audio" / "train").mkdir(parents=True)
+        (r / "benchmarks").mkdir()
+        np.save(r / "audio" / "train" / "utterance.npy", np.array(values))
+        (r / "benchmarks" / "audio_train.tsv").write_text("s\tmax_rss\n60\t1\n")
+        (r / "benchmarks" / "train_audio_mlp_seed1.tsv").write_text("s\tmax_rss\n30\t1\n")
+        (r / "benchmarks" / "fusion_x_seed1.tsv").write_text("s\tmax_rss\n600\t1\n")
+        return r
+
+    costs = {}
+    for name, values in [("sweep_mouth1", [1.0, 2.0]), ("sweep_mouth2", [1.0, 2.0]),
+                         ("event", [3.0, 4.0])]:
+        minutes, digest = planted.audio_cost(run(name, values))
+        assert minutes == pytest.approx(1.5)  # the fusion job is not audio work
+        costs[11, name] = {"audio": minutes, "audio_digest": digest}
+    line = planted.shared_audio_line(costs)
+    assert "`sweep_mouth1`, `sweep_mouth2`" in line and "at most 1.5 job-minutes" in line
+    assert "`event`" not in line
+    del costs[11, "sweep_mouth2"]
+    assert planted.shared_audio_line(costs).startswith("No two runs")
