@@ -255,8 +255,3 @@ def _measure_chunk(chunk: list[tuple[str, np.ndarray | str]], split: str, store:
                      **clip_measures(next(probs), threshold, t_s, activity),
                      "n_frames": len(t_s), "reason": ""})
     return rows
-
-
-def read_speech(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """One ``speech/{split}.parquet``."""
-    return pd.read_parquet(path)
