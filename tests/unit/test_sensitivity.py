@@ -52,3 +52,11 @@ def test_every_sweep_point_detected_adds_no_caveat(tmp_path: Path) -> None:
                                           "abc123"))
     assert "mouth_motion 1: detected" in text and "not evidence" not in text
     assert sensitivity.load(tmp_path / "missing.json") is None
+
+
+def test_the_summary_paragraph_is_the_first_sentence_only() -> None:
+    rec = _record(_world("event", True), _world("sweep_mouth1", False, sweep=True, mouth=1.0))
+    full = sensitivity.paragraph(rec, "abc123")
+    first = sensitivity.paragraph(rec, "abc123", first=True)
+    assert full.startswith("**What this diagnosis can detect") and "mouth_motion 1" in full
+    assert "1 of 1 worlds" in first and "mouth_motion" not in first and first.endswith(".")

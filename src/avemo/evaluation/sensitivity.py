@@ -116,3 +116,10 @@ def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]
                      "evidence that timing does not matter")
         out.append(text)
     return out
+
+
+def paragraph(record: Mapping[str, Any] | None, protocol_hash: str, first: bool = False) -> str:
+    """The report's labelled paragraph: every sentence, or only the first (the summary's)."""
+    said = sentences(record, protocol_hash)
+    return ("**What this diagnosis can detect (synthetic worlds with a planted cause, not this "
+            f"data):** {'; '.join(said[:1] if first else said)}.")

@@ -257,6 +257,7 @@ def build_report(
     meld_sizes = reference.meld_split_sizes(ref)
     data = findings.identify(description, manifests, min_utterances)
     proto = load_protocol(inputs["protocol"])
+    planted = sensitivity.load(inputs.get("planted"))
     sections_ = [
         Section("About these numbers", paragraphs=_banner(description, data, meld_sizes)),
         sections.method_section(inp),
@@ -270,7 +271,7 @@ def build_report(
         sections.audio_section(inp, fig_dir, data),
         sections.fusion_section(inp, fig_dir, data),
         *filter(None, [diagnosis.diagnosis_section(
-            inp, fig_dir, ref, data, proto, sensitivity.load(inputs.get("planted")))]),
+            inp, fig_dir, ref, data, proto, planted)]),
         *sections.ablation_sections(inp),
         sections.baselines_section(inp, ref, description, data),
         sections.per_class_section(inp, fig_dir, data),
@@ -279,7 +280,7 @@ def build_report(
     ]
     sections.add_speech(sections_, inputs["speech"], data)  # into "1. Data"
     # The answer first: the summary opens the report and links down to every section.
-    top = summary.summary_section(inp, data, proto, small=data.test_too_small)
+    top = summary.summary_section(inp, data, proto, small=data.test_too_small, planted=planted)
     summary.add_links(top, sections_)
     sections_.insert(0, top)
     for section in sections_:

@@ -252,9 +252,7 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
     section = Section(TITLE)
     df = effects_table(inp, proto)
     section.paragraphs += [data.finding(s) for s in why(df, alpha, proto.collapse_share)]
-    section.paragraphs.append("**What this diagnosis can detect (synthetic worlds with a planted "
-                              "cause, not this data):** "
-                              + "; ".join(sensitivity.sentences(planted, proto.hash)) + ".")
+    section.paragraphs.append(sensitivity.paragraph(planted, proto.hash))
     explanation = (ref.get("study") or {}).get("explanation")
     if explanation:
         section.paragraphs.append(f"**The study's explanation (quoted, not measured here):** "

@@ -7,7 +7,11 @@ the hash of the file the verdicts were decided under.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .. import diagnosis as dx
+from ..evaluation import sensitivity
 from ..evaluation.protocol import Protocol
 from . import diagnosis, findings
 from .findings import Data
@@ -29,10 +33,12 @@ def _model(inp: ReportInputs, group: str, label: str) -> str | None:
 
 
 def summary_section(inp: ReportInputs, data: Data, proto: Protocol,
-                    small: bool = False) -> Section:
+                    small: bool = False, planted: Mapping[str, Any] | None = None) -> Section:
     """The answer to "why did the fusion fail" as the verdicts say, the best single stream
     and the best fusion with intervals, the data's name, the protocol's hash. ``small``: too
-    few test utterances, so the answer carries no verdict."""
+    few test utterances, so the answer carries no verdict. ``planted``: the planted check's
+    record (avemo.evaluation.sensitivity): its first sentence says what the protocol detects
+    where the cause is known."""
     section = Section(TITLE)
     section.paragraphs.append(
         f"**Data: {data.name}.** Verdicts under the diagnosis protocol `{proto.hash}` "
@@ -57,6 +63,7 @@ def summary_section(inp: ReportInputs, data: Data, proto: Protocol,
         if why:
             section.paragraphs.append("**Why the fusion failed, as the verdicts say:**")
             section.paragraphs += [data.finding(s) for s in why]
+            section.paragraphs.append(sensitivity.paragraph(planted, proto.hash, first=True))
     return section
 
 
