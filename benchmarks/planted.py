@@ -133,7 +133,7 @@ def expected(world: World) -> list[Expectation]:
         Expectation("alignment: aligned − time-shuffled windows", ALIGNED, SHUFFLED, *align,
                     key=sensitivity.ALIGNMENT),
         Expectation("cross-fitting: cross-fitted − in-sample train embeddings (alone)",
-                    CROSSFIT_ALONE, STUDY, "not effect-", "specificity", key="crossfit"),
+                    CROSSFIT_ALONE, STUDY, "not effect-", "specificity", key=sensitivity.CROSSFIT),
         Expectation("unplanted (negative control): time-shuffled − pooled windows",
                     SHUFFLED, POOLED, "not effect", "specificity", key=sensitivity.UNPLANTED),
     ]

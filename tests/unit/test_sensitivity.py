@@ -16,6 +16,8 @@ def _world(name: str, hit: bool, *, event: bool = True, sweep: bool = False,
     return {"name": name, "event": event, "sweep": sweep, "timing_auc": auc,
             "settings": {"mouth_motion": mouth},
             "checks": [{"key": sensitivity.ALIGNMENT, "verdict": verdict, "as_implied": hit},
+                       {"key": sensitivity.CROSSFIT, "verdict": "effect",
+                        "as_implied": name != "spread"},
                        {"key": sensitivity.UNPLANTED, "verdict": control,
                         "as_implied": control != "effect"}]}
 
@@ -40,6 +42,7 @@ def test_detections_misses_and_the_sweep_limit() -> None:
     assert "positive effect in 1 of 2 worlds" in text and "missed in `event_start`" in text
     assert "(`spread`) it was read as **equivalent**" in text
     assert "control was called an effect in 1 of 5 worlds" in text
+    assert "negative effect in 1 of 5 worlds (`spread`)" in text
     assert "mouth_motion 1: missed (inconclusive) (timing visible" in text
     assert "ROC AUC 0.60" in text and "mouth_motion 3: detected" in text
     assert "not evidence that timing does not matter" in text

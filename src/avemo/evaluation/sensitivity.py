@@ -26,6 +26,7 @@ DEFAULT_PATH = "workflow/protocol/planted.json"
 PAGE = "docs/planted.md"
 ALIGNMENT = "alignment"  # the check key of aligned - time-shuffled windows
 UNPLANTED = "unplanted"  # the negative control's check key
+CROSSFIT = "crossfit"  # cross-fitted − in-sample train embeddings, switched alone
 
 PathLike = str | os.PathLike[str]
 
@@ -98,6 +99,12 @@ def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]
         false = [w for w in control if _check(w, UNPLANTED)["verdict"] == "effect"]
         out.append(f"the unplanted negative control was called an effect in {len(false)} of "
                    f"{len(control)} worlds")
+    crossfit = [w for w in worlds if _check(w, CROSSFIT) is not None]
+    if crossfit:
+        worse = [w for w in crossfit if not _check(w, CROSSFIT).get("as_implied")]
+        out.append("cross-fitting the train embeddings, switched alone at the study's other "
+                   f"levels, was read as a negative effect in {len(worse)} of {len(crossfit)} "
+                   "worlds" + (f" ({_names(worse)})" if worse else ""))
     sweep = sorted((w for w in worlds if w.get("sweep")),
                    key=lambda w: float(w["settings"].get("mouth_motion", 0)))
     if sweep:
