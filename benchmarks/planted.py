@@ -387,6 +387,28 @@ def event_frames(run: Path) -> float | None:
     return float((test["event_frames_dense"] == 0).mean())
 
 
+def collapse_counts(run: Path, share: float, split: str = "dev", task: str = "emotion"
+                    ) -> dict[str, tuple[int, int]]:
+    """``{fusion model: (seeds collapsed, seeds)}`` under the protocol's rule (one class takes
+    at least ``share`` of the seed's ``split`` predictions: ``verdicts.top_share``), read
+    from each seed's predictions (the confirmation builds no per-model metrics JSON)."""
+    import pandas as pd
+
+    from avemo.evaluation.verdicts import top_share
+
+    out = {}
+    for model in sorted(p for p in (run / "fusion").iterdir() if p.is_dir()):
+        flags = []
+        for f in sorted(model.glob(f"seed*/predictions_{split}.parquet")):
+            df = pd.read_parquet(f)
+            cols = [c for c in df.columns if c.startswith(f"p_{task}_")]
+            counts = np.bincount(df[cols].to_numpy().argmax(axis=1), minlength=len(cols))
+            flags.append(top_share([counts]) >= share)
+        if flags:
+            out[model.name] = (sum(flags), len(flags))
+    return out
+
+
 # -- cost ------------------------------------------------------------------------------------
 
 COST_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -717,14 +739,24 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
         sweep = [w for w in worlds if w.sweep]
         if sweep:
             lines += ["", sweep_line(sweep, corpus_seeds, results, task, metric)]
-        lines += ["", "Every effect of the family, as it came out (no row dropped):", "",
-                  "| world | a − b | Δ [marginal 95% CI] | p (Holm) | verdict |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += ["", "Every effect of the family, as it came out (no row dropped), with the "
+                  "seeds in which each model collapsed on dev (the protocol's rule; "
+                  "descriptive here):", "",
+                  "| world | a − b | Δ [marginal 95% CI] | p (Holm) | verdict | "
+                  "collapsed on dev: a, b |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for (c, name), cmp in results.items():
+            collapse = extras.get((c, name), {}).get("collapse", {})
+
+            def seeds(m: str, collapse: Mapping[str, tuple[int, int]] = collapse) -> str:
+                k = collapse.get(m)
+                return "–" if k is None else f"{k[0]}/{k[1]}"
+
             for r in family_rows(cmp, task, metric):
                 lines.append(f"| `{name}`{note(c)} | `{r['a']}` − `{r['b']}` | "
                              f"{fmt(r['delta'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] | "
-                             f"{fmt_p(r['p_holm'])} | {r['verdict']} |")
+                             f"{fmt_p(r['p_holm'])} | {r['verdict']} | "
+                             f"{seeds(r['a'])}, {seeds(r['b'])} |")
         lines += ["", "What each world planted, measured without fusion: test weighted F1 of a "
                   "logistic regression on the audio windows inside the target's event (oracle "
                   "timing, truth file) vs all windows; how visible the event is in the video "
@@ -805,7 +837,10 @@ def main(argv: list[str] | None = None) -> int:
             results[c, w.name] = load_run(work, proto.hash, seeds, a.preset)
             run = work / "results"
             extras[c, w.name] = {**oracle_gain(run), "auc": timing_visibility(run),
-                                 "no_frame": event_frames(run)}
+                                 "no_frame": event_frames(run),
+                                 "collapse": collapse_counts(run, proto.collapse_share,
+                                                             proto.collapse_split,
+                                                             proto.collapse_task)}
             wall = json.loads((work / "wall_seconds.json").read_text())["seconds"] \
                 if (work / "wall_seconds.json").is_file() else math.nan
             audio, digest = audio_cost(run)

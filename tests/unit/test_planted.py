@@ -319,3 +319,22 @@ def test_only_runs_with_identical_audio_are_counted_as_sharable(planted,
     assert "`event`" not in line
     del costs[11, "sweep_mouth2"]
     assert planted.shared_audio_line(costs).startswith("No two runs")
+
+
+def test_collapse_counts_apply_the_protocol_rule_to_dev_predictions(planted,
+                                                                     tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    def seed(model: str, n: int, top: int) -> None:
+        d = tmp_path / "fusion" / model / f"seed{n}"
+        d.mkdir(parents=True)
+        probs = np.full((20, 3), 0.1)
+        probs[np.arange(20), [0] * top + [1] * (20 - top)] = 0.8  # `top` clips go to class 0
+        pd.DataFrame(probs, columns=[f"p_emotion_{c}" for c in "abc"]).to_parquet(
+            d / "predictions_dev.parquet")
+
+    seed("study", 1, 20)  # all one class: collapsed
+    seed("study", 2, 19)  # 95 %: collapsed (at least the share)
+    seed("scaled", 1, 18)  # 90 %: not
+    assert planted.collapse_counts(tmp_path, 0.95) == {"scaled": (0, 1), "study": (2, 2)}
