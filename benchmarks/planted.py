@@ -290,8 +290,24 @@ def effect_of(cmp: Mapping[str, Any], a: str, b: str, task: str = "emotion",
                                    "before the protocol's verdicts; rerun")
         return {"delta": -t["delta"] if flip else t["delta"], "ci_low": lo, "ci_high": hi,
                 "p_holm": e.get("p_holm"), "verdict": e.get("verdict") or "inconclusive",
-                "too_small": bool(e.get("too_small"))}
+                "too_small": bool(e.get("too_small")),
+                "family_size": (t.get("simultaneous") or e.get("simultaneous") or {}).get("m")}
     raise ProtocolMismatch(f"compare.json has no pair {a} vs {b}: the diagnosis did not run")
+
+
+def detectable(t: Mapping[str, Any], alpha: float, power: float = 0.8) -> float | None:
+    """About the smallest difference this run could read as an effect with ``power``: the
+    interval's standard error (its width over 2 z(1 - alpha/2)) times z(1 - alpha/(2m)) +
+    z(power), m the family size (Bonferroni: no larger than what Holm needs). Descriptive: it
+    says how large a planted effect has to be for this design, not whether one was there."""
+    from statistics import NormalDist
+
+    m = t.get("family_size")
+    if not m or t.get("ci_low") is None or t.get("ci_high") is None:
+        return None
+    z = NormalDist().inv_cdf
+    se = (t["ci_high"] - t["ci_low"]) / (2 * z(1 - alpha / 2))
+    return (z(1 - alpha / (2 * m)) + z(power)) * se
 
 
 def family_rows(cmp: Mapping[str, Any], task: str, metric: str) -> list[dict[str, Any]]:
@@ -547,6 +563,7 @@ def record(protocol_hash: str, corpus_seeds: list[int], seeds: list[int], preset
                 t = effect_of(cmp, x.a, x.b, task, metric)
                 checks.append({"key": x.key, "label": x.label, "role": x.role,
                                "implied": RULES[x.rule], **t,
+                               "detectable": detectable(t, protocol.alpha),
                                "as_implied": meets(x.rule, t["verdict"], t["delta"])})
             x = extras.get((c, w.name), {})
             out.append({"name": w.name, "corpus_seed": c, "planted": w.planted,
@@ -563,6 +580,10 @@ def record(protocol_hash: str, corpus_seeds: list[int], seeds: list[int], preset
 
 def fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:+.3f}"
+
+
+def fmt_size(x: float | None) -> str:
+    return "–" if x is None else f"±{x:.3f}"
 
 
 def fmt_p(p: float | None) -> str:
@@ -710,8 +731,12 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
         lines += [f"No confirmation run has been made under protocol `{protocol.hash}`: "
                   "this page claims no result. Run `make planted`.", ""]
     else:
-        lines += ["| world | check | implied verdict | Δ [marginal 95% CI] | p (Holm) | "
-                  "verdict | as implied |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["Detectable: about the smallest difference the run could read as an effect "
+                  "with 80 % power, from its own interval width and the family size "
+                  "(`detectable`; descriptive).", "",
+                  "| world | check | implied verdict | Δ [marginal 95% CI] | p (Holm) | "
+                  "verdict | as implied | detectable |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         tallies: dict[tuple[str, str], list[int]] = {}
         for w in worlds:
             for c in corpus_seeds:
@@ -730,7 +755,8 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
                         f"| `{w.name}`{note(c)} | {x.label} | {RULES[x.rule]} | "
                         f"{fmt(t['delta'])} [{fmt(t['ci_low'])}, {fmt(t['ci_high'])}] | "
                         f"{fmt_p(t['p_holm'])} | {t['verdict']} | "
-                        f"{'yes' if hit else '**no**'} |")
+                        f"{'yes' if hit else '**no**'} | "
+                        f"{fmt_size(detectable(t, protocol.alpha))} |")
         lines += ["", "Rates over corpus replicates (detection for alignment in event worlds, "
                   "otherwise the share giving the implied verdict):", "",
                   "| world | check | as implied |", "| --- | --- | --- |"]

@@ -338,3 +338,14 @@ def test_collapse_counts_apply_the_protocol_rule_to_dev_predictions(planted,
     seed("study", 2, 19)  # 95 %: collapsed (at least the share)
     seed("scaled", 1, 18)  # 90 %: not
     assert planted.collapse_counts(tmp_path, 0.95) == {"scaled": (0, 1), "study": (2, 2)}
+
+
+def test_detectable_size_grows_with_the_interval_and_the_family(planted) -> None:
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf
+    t = {"ci_low": -0.0392, "ci_high": 0.0392, "family_size": 1}  # a standard error of 0.02
+    assert planted.detectable(t, 0.05) == pytest.approx((z(0.975) + z(0.8)) * 0.02, rel=1e-3)
+    assert planted.detectable({**t, "family_size": 14}, 0.05) > planted.detectable(t, 0.05)
+    assert planted.detectable({**t, "ci_low": -0.0784}, 0.05) > planted.detectable(t, 0.05)
+    assert planted.detectable({**t, "family_size": None}, 0.05) is None

@@ -15,7 +15,8 @@ def _world(name: str, hit: bool, *, event: bool = True, sweep: bool = False,
         "equivalent" if hit else "inconclusive")
     return {"name": name, "event": event, "sweep": sweep, "timing_auc": auc,
             "settings": {"mouth_motion": mouth},
-            "checks": [{"key": sensitivity.ALIGNMENT, "verdict": verdict, "as_implied": hit},
+            "checks": [{"key": sensitivity.ALIGNMENT, "verdict": verdict, "as_implied": hit,
+                        "delta": 0.12 if hit else 0.03, "detectable": 0.05},
                        {"key": sensitivity.CROSSFIT, "verdict": "effect",
                         "as_implied": name != "spread"},
                        {"key": sensitivity.UNPLANTED, "verdict": control,
@@ -39,7 +40,8 @@ def test_detections_misses_and_the_sweep_limit() -> None:
                   _world("sweep_mouth1", False, sweep=True, mouth=1.0, auc=0.6),
                   _world("sweep_mouth3", True, sweep=True, mouth=3.0, control="effect"))
     text = " ".join(sensitivity.sentences(rec, "abc123"))
-    assert "positive effect in 1 of 2 worlds" in text and "missed in `event_start`" in text
+    assert "positive effect in 1 of 2 worlds" in text
+    assert "missed in `event_start` (+0.030, where about 0.050 was detectable)" in text
     assert "(`spread`) it was read as **equivalent**" in text
     assert "control was called an effect in 1 of 5 worlds" in text
     assert "negative effect in 1 of 5 worlds (`spread`)" in text

@@ -56,6 +56,16 @@ def _names(worlds: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"`{w['name']}`" for w in worlds)
 
 
+def _miss(world: Mapping[str, Any]) -> str:
+    """A missed world, with its difference against the size the run could detect."""
+    c = _check(world, ALIGNMENT) or {}
+    if c.get("delta") is None:
+        return f"`{world['name']}`"
+    size = c.get("detectable")
+    return (f"`{world['name']}` ({c['delta']:+.3f}"
+            + ("" if size is None else f", where about {size:.3f} was detectable") + ")")
+
+
 def _auc(world: Mapping[str, Any]) -> str:
     auc = world.get("timing_auc")
     return "" if auc is None else f" (timing visible in frame activity: test ROC AUC {auc:.2f})"
@@ -84,7 +94,7 @@ def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]
         text = (f"{head}, aligned − time-shuffled windows was read as a positive effect in "
                 f"{len(hit)} of {len(checked)} worlds where the target speaks in a short event")
         if missed:
-            text += f" (missed in {_names(missed)})"
+            text += "; missed in " + " and ".join(_miss(w) for w in missed)
         out.append(text)
     else:
         out.append(f"{head}, no world with a short event was run")
