@@ -45,9 +45,21 @@ def test_detections_misses_and_the_sweep_limit() -> None:
     assert "(`spread`) it was read as **equivalent**" in text
     assert "control was called an effect in 1 of 5 worlds" in text
     assert "negative effect in 1 of 5 worlds (`spread`)" in text
-    assert "mouth_motion 1: missed (inconclusive) (timing visible" in text
-    assert "ROC AUC 0.60" in text and "mouth_motion 3: detected" in text
+    assert "mouth_motion 1: missed (inconclusive; timing visible at test ROC AUC 0.60)" in text
+    assert "mouth_motion 3: detected" in text and "less clearly" in text
     assert "not evidence that timing does not matter" in text
+
+
+def test_a_sweep_missed_everywhere_names_the_effect_size_it_needed() -> None:
+    def with_room(w: dict[str, Any], room: float) -> dict[str, Any]:
+        return {**w, "headroom": room}
+
+    rec = _record(with_room(_world("event", True), 0.24),
+                  with_room(_world("sweep_mouth1", False, sweep=True, mouth=1.0), 0.15),
+                  with_room(_world("sweep_mouth3", False, sweep=True, mouth=3.0), 0.15))
+    text = " ".join(sensitivity.sentences(rec, "abc123"))
+    assert "worth up to +0.150 weighted F1 there" in text and "at least +0.240" in text
+    assert "below what this design detects" in text and "less clearly" not in text
 
 
 def test_every_sweep_point_detected_adds_no_caveat(tmp_path: Path) -> None:
