@@ -41,11 +41,12 @@ def test_detections_misses_and_the_sweep_limit() -> None:
                   _world("sweep_mouth3", True, sweep=True, mouth=3.0, control="effect"))
     text = " ".join(sensitivity.sentences(rec, "abc123"))
     assert "positive effect in 1 of 2 worlds" in text
-    assert "missed in `event_start` (+0.030, where about 0.050 was detectable)" in text
+    assert "not detected in `event_start` (+0.030, where about 0.050 was detectable)" in text
     assert "(`spread`) it was read as **equivalent**" in text
     assert "control was called an effect in 1 of 5 worlds" in text
     assert "negative effect in 1 of 5 worlds (`spread`)" in text
-    assert "mouth_motion 1: missed (inconclusive; timing visible at test ROC AUC 0.60)" in text
+    assert ("mouth_motion 1: not detected (inconclusive; timing visible at test ROC AUC 0.60)"
+            in text)
     assert "mouth_motion 3: detected" in text and "less clearly" in text
     assert "not evidence that timing does not matter" in text
 

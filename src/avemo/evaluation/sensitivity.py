@@ -5,7 +5,7 @@ known and writes, beside ``docs/planted.md``, a machine-readable record of what 
 (``workflow/protocol/planted.json``, committed like the page). The report reads it to say, next
 to its own alignment verdict, what the diagnosis detected where alignment was planted and from
 how much visible mouth motion: an inconclusive alignment verdict on real data reads
-differently when the same protocol missed a planted effect of that size.
+differently when the same protocol did not detect a planted effect of that size.
 
 The record is only read against the protocol it was made under (``protocol_hash``); under any
 other protocol the report says the check has to be rerun and quotes nothing from it.
@@ -56,8 +56,9 @@ def _names(worlds: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"`{w['name']}`" for w in worlds)
 
 
-def _miss(world: Mapping[str, Any]) -> str:
-    """A missed world, with its difference against the size the run could detect."""
+def _undetected(world: Mapping[str, Any]) -> str:
+    """A world where alignment went undetected: its difference against the size the run could
+    detect."""
     c = _check(world, ALIGNMENT) or {}
     if c.get("delta") is None:
         return f"`{world['name']}`"
@@ -82,15 +83,15 @@ def _sweep_text(sweep: Sequence[Mapping[str, Any]],
         if _hit(w):
             word = "detected" + (f" ({seen})" if seen else "")
         else:
-            word = f"missed ({c.get('verdict', '–')}" + (f"; {seen}" if seen else "") + ")"
+            word = f"not detected ({c.get('verdict', '–')}" + (f"; {seen}" if seen else "") + ")"
         parts.append(f"mouth_motion {float(w['settings'].get('mouth_motion', 0)):g}: {word}")
     text = "at the configuration's voice strength, the sensitivity sweep gave " + "; ".join(parts)
-    missed = [w for w in sweep if not _hit(w)]
-    if not missed:
+    undetected = [w for w in sweep if not _hit(w)]
+    if not undetected:
         return text
-    room = [w["headroom"] for w in missed if w.get("headroom") is not None]
+    room = [w["headroom"] for w in undetected if w.get("headroom") is not None]
     found = [w["headroom"] for w in detected_worlds if w.get("headroom") is not None]
-    if len(missed) == len(sweep) and room and found:
+    if len(undetected) == len(sweep) and room and found:
         text += (f". Knowing the timing was worth up to {max(room):+.3f} weighted F1 there "
                  f"(an oracle on the event's audio), against at least {min(found):+.3f} in the "
                  "worlds where alignment was detected: an alignment effect of that size is below "
@@ -121,11 +122,11 @@ def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]
     checked = [w for w in worlds if w.get("event") and not w.get("sweep")]
     if checked:
         hit = [w for w in checked if (_check(w, ALIGNMENT) or {}).get("as_implied")]
-        missed = [w for w in checked if w not in hit]
+        undetected = [w for w in checked if w not in hit]
         text = (f"{head}, aligned − time-shuffled windows was read as a positive effect in "
                 f"{len(hit)} of {len(checked)} worlds where the target speaks in a short event")
-        if missed:
-            text += "; missed in " + " and ".join(_miss(w) for w in missed)
+        if undetected:
+            text += "; not detected in " + " and ".join(_undetected(w) for w in undetected)
         out.append(text)
     else:
         out.append(f"{head}, no world with a short event was run")
