@@ -223,7 +223,8 @@ def run_world(work: Path, world: World, corpus_seed: int, seeds: list[int], pres
     (work / "config.yaml").write_text(yaml.safe_dump(
         config_for(world, corpus_seed, seeds, preset), sort_keys=False))
     record = {"protocol_hash": protocol_hash, "world": world.name, "settings": world.settings,
-              "corpus_seed": corpus_seed, "train_seeds": list(seeds), "preset": preset}
+              "corpus_seed": corpus_seed, "train_seeds": list(seeds), "preset": preset,
+              "cores": cores}
     (work / RUN_RECORD).write_text(json.dumps(record, indent=1))
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -586,6 +587,11 @@ def fmt_size(x: float | None) -> str:
     return "–" if x is None else f"±{x:.3f}"
 
 
+def fmt_seeds(k: tuple[int, int] | None) -> str:
+    """Seeds collapsed of seeds, or – for a model without predictions (a stream)."""
+    return "–" if k is None else f"{k[0]}/{k[1]}"
+
+
 def fmt_p(p: float | None) -> str:
     return "–" if p is None else (f"{p:.3g}" if p >= 0.001 else f"{p:.1e}")
 
@@ -777,16 +783,12 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
                   "| --- | --- | --- | --- | --- | --- |"]
         for (c, name), cmp in results.items():
             collapse = extras.get((c, name), {}).get("collapse", {})
-
-            def seeds(m: str, collapse: Mapping[str, tuple[int, int]] = collapse) -> str:
-                k = collapse.get(m)
-                return "–" if k is None else f"{k[0]}/{k[1]}"
-
             for r in family_rows(cmp, task, metric):
                 lines.append(f"| `{name}`{note(c)} | `{r['a']}` − `{r['b']}` | "
                              f"{fmt(r['delta'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] | "
                              f"{fmt_p(r['p_holm'])} | {r['verdict']} | "
-                             f"{seeds(r['a'])}, {seeds(r['b'])} |")
+                             f"{fmt_seeds(collapse.get(r['a']))}, "
+                             f"{fmt_seeds(collapse.get(r['b']))} |")
         lines += ["", "What each world planted, measured without fusion: test weighted F1 of a "
                   "logistic regression on the audio windows inside the target's event (oracle "
                   "timing, truth file) vs all windows; how visible the event is in the video "
@@ -857,6 +859,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[int, str], dict[str, Any]] = {}
     extras: dict[tuple[int, str], dict[str, Any]] = {}
     costs: dict[tuple[int, str], dict[str, float]] = {}
+    cores: set[int] = set()
     for c in corpus_seeds:
         for w in worlds:
             work = run_dir(root, proto.hash, c, w.name)
@@ -873,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                                                              proto.collapse_task)}
             wall = json.loads((work / "wall_seconds.json").read_text())["seconds"] \
                 if (work / "wall_seconds.json").is_file() else math.nan
+            # the cores the run was made on (runs recorded before this field: the option's)
+            cores.add(json.loads((work / RUN_RECORD).read_text()).get("cores", a.cores))
             audio, digest = audio_cost(run)
             costs[c, w.name] = {**job_minutes(run), "wall": wall / 60,
                                 "work": work_minutes(run), "audio": audio,
@@ -890,7 +895,10 @@ def main(argv: list[str] | None = None) -> int:
             proto.hash, corpus_seeds, seeds, a.preset, worlds, results, extras, proto))
         from scale import write_section
 
-        write_section(cost_section(proto.hash, a.preset, seeds, a.cores, costs),
+        if len(cores) > 1:
+            raise SystemExit(f"runs made on different core counts {sorted(cores)}: their wall "
+                             "times do not add up; rerun them with one --cores")
+        write_section(cost_section(proto.hash, a.preset, seeds, cores.pop(), costs),
                       REPO / "docs" / "benchmarks.md", COST_SECTION)
     print(text)
     return 0 if ok else 1

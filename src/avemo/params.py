@@ -255,7 +255,6 @@ def planted_file() -> str | None:
 
     path = default_path()
     return _rule_input(path) if path.is_file() else None
-    return str(path)
 
 
 def dataset_description(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]
     out: list[str] = []
     checked = [w for w in worlds if w.get("event") and not w.get("sweep")]
     if checked:
-        hit = [w for w in checked if (_check(w, ALIGNMENT) or {}).get("as_implied")]
+        hit = [w for w in checked if _hit(w)]
         undetected = [w for w in checked if w not in hit]
         text = (f"{head}, aligned − time-shuffled windows was read as a positive effect in "
                 f"{len(hit)} of {len(checked)} worlds where the target speaks in a short event")
