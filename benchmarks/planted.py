@@ -50,13 +50,15 @@ from avemo.errors import ConfigError  # noqa: E402
 from avemo.evaluation import protocol as protocol_mod  # noqa: E402
 from avemo.evaluation import sensitivity  # noqa: E402
 
-# The models the three planted checks compare, named by the diagnosis itself.
-_STEP = {e.factor: e for e in diagnosis.effects() if e.kind == "step"}
-ALIGNED, POOLED = _STEP["alignment"].a, _STEP["alignment"].b
+# The effects the three planted checks read, named by the diagnosis itself.
+_STEP = {e.factor: e.pair for e in diagnosis.chain()}
+ALIGNED, POOLED = _STEP["alignment"]  # type: ignore[misc]
 SHUFFLED = diagnosis.control_model()
 STUDY = diagnosis.STUDY_MODEL
-CROSSFIT_ALONE = next(e.a for e in diagnosis.effects()
-                      if e.kind == "alone" and e.factor == "embeddings")
+_EFFECTS = {e.name: e for e in diagnosis.effects()}
+ALIGNMENT = next(n for n, e in _EFFECTS.items() if e.pair == (ALIGNED, SHUFFLED))
+UNPLANTED = next(n for n, e in _EFFECTS.items() if e.pair == (SHUFFLED, POOLED))
+CROSSFIT = next(n for n, e in _EFFECTS.items() if e.kind == "main" and e.factor == "embeddings")
 
 # The check's corpus: train and dev twice the demo's, a test split four times the demo's (the
 # test split sets the power of a paired difference; history below).
@@ -104,12 +106,11 @@ SWEEP: tuple[World, ...] = tuple(
 
 @dataclass(frozen=True)
 class Expectation:
-    """A verdict a world implies for the paired effect ``a - b``; ``rule`` is one of
-    ``RULES``."""
+    """A verdict a world implies for the diagnosis effect named ``effect``
+    (avemo.diagnosis.effects); ``rule`` is one of ``RULES``."""
 
     label: str
-    a: str
-    b: str
+    effect: str
     rule: str
     role: str = field(default="")  # detection (a planted effect) | specificity (none planted)
     key: str = field(default="")  # how the report finds the check (avemo.evaluation.sensitivity)
@@ -126,16 +127,16 @@ RULES: dict[str, str] = {
 def expected(world: World) -> list[Expectation]:
     """The verdicts ``world`` implies: alignment (aligned - time-shuffled windows) an effect
     where the target speaks in an event, equivalent where it speaks throughout; cross-fitting
-    the train embeddings (switched alone from the study) not worse; the time-shuffled control
-    (shuffled - pooled windows: no planted cause) never an effect."""
+    the train embeddings (its main effect over the fraction) not worse; the time-shuffled
+    control (shuffled - pooled windows: no planted cause) never an effect."""
     align = ("effect+", "detection") if world.event else ("equivalent", "specificity")
     return [
-        Expectation("alignment: aligned − time-shuffled windows", ALIGNED, SHUFFLED, *align,
+        Expectation("alignment: aligned − time-shuffled windows", ALIGNMENT, *align,
                     key=sensitivity.ALIGNMENT),
-        Expectation("cross-fitting: cross-fitted − in-sample train embeddings (alone)",
-                    CROSSFIT_ALONE, STUDY, "not effect-", "specificity", key=sensitivity.CROSSFIT),
+        Expectation("cross-fitting: cross-fitted − in-sample train embeddings (main effect)",
+                    CROSSFIT, "not effect-", "specificity", key=sensitivity.CROSSFIT),
         Expectation("unplanted (negative control): time-shuffled − pooled windows",
-                    SHUFFLED, POOLED, "not effect", "specificity", key=sensitivity.UNPLANTED),
+                    UNPLANTED, "not effect", "specificity", key=sensitivity.UNPLANTED),
     ]
 
 
@@ -275,24 +276,38 @@ def load_run(work: Path, current: str, seeds: list[int] | None = None,
     return cmp
 
 
-def effect_of(cmp: Mapping[str, Any], a: str, b: str, task: str = "emotion",
+def _test_of(e: Mapping[str, Any], t: Mapping[str, Any], flip: bool, what: str
+             ) -> dict[str, Any]:
+    if e.get("verdict") is None and e.get("p_holm") is not None:
+        raise ProtocolMismatch(f"compare.json {what} has no verdict: made before the "
+                               "protocol's verdicts; rerun")
+    lo, hi = (-t["ci_high"], -t["ci_low"]) if flip else (t["ci_low"], t["ci_high"])
+    return {"delta": -t["delta"] if flip else t["delta"], "ci_low": lo, "ci_high": hi,
+            "p_holm": e.get("p_holm"), "verdict": e.get("verdict") or "inconclusive",
+            "too_small": bool(e.get("too_small")),
+            "family_size": (t.get("simultaneous") or e.get("simultaneous") or {}).get("m")}
+
+
+def effect_of(cmp: Mapping[str, Any], effect: str, task: str = "emotion",
               metric: str = "weighted_f1") -> dict[str, Any]:
-    """The paired effect ``a - b`` from a compare.json: delta, marginal interval, Holm p, and
-    the protocol's verdict (``effect`` | ``equivalent`` | ``inconclusive``), sign-flipped when
-    the file stores ``b - a``. The one place that reads verdicts."""
+    """The diagnosis effect named ``effect`` (avemo.diagnosis.effects) from a compare.json:
+    delta, marginal interval, Holm p and the protocol's verdict (``effect`` | ``equivalent``
+    | ``inconclusive``). A paired effect ``a - b`` is read from the pairs (sign-flipped when the
+    file stores ``b - a``), a contrast from the contrasts. The one place that reads verdicts."""
+    known = _EFFECTS.get(effect)
+    if known is None:
+        raise ValueError(f"unknown diagnosis effect {effect!r}; known: {list(_EFFECTS)}")
+    if known.pair is None:
+        for e in cmp.get("contrasts", []):
+            if e["name"] == effect:
+                return _test_of(e, e["tests"][task][metric], False, f"contrast {effect}")
+        raise ProtocolMismatch(f"compare.json has no contrast {effect!r}: the diagnosis did "
+                               "not run under this design")
+    a, b = known.pair
     for e in cmp["pairs"]:
-        if {e["a"], e["b"]} != {a, b}:
-            continue
-        t = e["tests"][task][metric]
-        flip = (e["a"], e["b"]) == (b, a)
-        lo, hi = (-t["ci_high"], -t["ci_low"]) if flip else (t["ci_low"], t["ci_high"])
-        if e.get("verdict") is None and e.get("p_holm") is not None:
-            raise ProtocolMismatch(f"compare.json pair {a} vs {b} has no verdict: made "
-                                   "before the protocol's verdicts; rerun")
-        return {"delta": -t["delta"] if flip else t["delta"], "ci_low": lo, "ci_high": hi,
-                "p_holm": e.get("p_holm"), "verdict": e.get("verdict") or "inconclusive",
-                "too_small": bool(e.get("too_small")),
-                "family_size": (t.get("simultaneous") or e.get("simultaneous") or {}).get("m")}
+        if {e["a"], e["b"]} == {a, b}:
+            return _test_of(e, e["tests"][task][metric], (e["a"], e["b"]) == (b, a),
+                            f"pair {a} vs {b}")
     raise ProtocolMismatch(f"compare.json has no pair {a} vs {b}: the diagnosis did not run")
 
 
@@ -312,13 +327,10 @@ def detectable(t: Mapping[str, Any], alpha: float, power: float = 0.8) -> float 
 
 
 def family_rows(cmp: Mapping[str, Any], task: str, metric: str) -> list[dict[str, Any]]:
-    """Every effect of the protocol's family (every pair with a verdict), in file order."""
-    out = []
-    for e in cmp["pairs"]:
-        if e.get("p_holm") is None and e.get("verdict") is None:
-            continue  # exploratory pair: not in the family
-        out.append({"a": e["a"], "b": e["b"], **effect_of(cmp, e["a"], e["b"], task, metric)})
-    return out
+    """Every effect of the protocol's family (avemo.diagnosis.effects), in its order, with
+    the models at its positive (``a``) and negative (``b``) side."""
+    return [{"name": name, "a": e.half(1), "b": e.half(-1),
+             **effect_of(cmp, name, task, metric)} for name, e in _EFFECTS.items()]
 
 
 # -- measures without fusion (the world's own truth) -----------------------------------------
@@ -561,7 +573,7 @@ def record(protocol_hash: str, corpus_seeds: list[int], seeds: list[int], preset
                 continue
             checks = []
             for x in expected(w):
-                t = effect_of(cmp, x.a, x.b, task, metric)
+                t = effect_of(cmp, x.effect, task, metric)
                 checks.append({"key": x.key, "label": x.label, "role": x.role,
                                "implied": RULES[x.rule], **t,
                                "detectable": detectable(t, protocol.alpha),
@@ -596,6 +608,14 @@ def fmt_p(p: float | None) -> str:
     return "–" if p is None else (f"{p:.3g}" if p >= 0.001 else f"{p:.1e}")
 
 
+def pooled_seeds(collapse: Mapping[str, tuple[int, int]], models: list[str]
+                 ) -> tuple[int, int] | None:
+    """Seeds collapsed of seeds, summed over ``models`` (the side of a contrast); None when
+    none of them has predictions."""
+    known = [collapse[m] for m in models if m in collapse]
+    return (sum(k for k, _ in known), sum(n for _, n in known)) if known else None
+
+
 def rate_cell(hits: int, n: int) -> str:
     """k/n with the Monte Carlo SE of the rate, sqrt(p (1 - p) / n), when n > 1."""
     if n == 0:
@@ -611,7 +631,7 @@ def sweep_line(sweep: list[World], corpus_seeds: list[int],
     alignment reads a positive effect at every larger setting too, in every corpus replicate."""
     detected = {}
     for w in sorted(sweep, key=lambda w: w.settings["mouth_motion"]):
-        hits = [meets("effect+", (t := effect_of(results[c, w.name], ALIGNED, SHUFFLED, task,
+        hits = [meets("effect+", (t := effect_of(results[c, w.name], ALIGNMENT, task,
                                                   metric))["verdict"], t["delta"])
                 for c in corpus_seeds if (c, w.name) in results]
         if hits:
@@ -711,7 +731,8 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
         f"Paired differences of test {task} {metric.replace('_', ' ')} (mean over training "
         "seeds) between two fusion variants that differ in one factor: alignment "
         f"(`{ALIGNED}` − `{SHUFFLED}`: aligned against the same windows shuffled in time), "
-        f"cross-fitting (`{CROSSFIT_ALONE}` − `{STUDY}`), the negative control "
+        "cross-fitting (its main effect over the 16 runs of the 2^(5−1) fraction), the "
+        "negative control "
         f"(`{SHUFFLED}` − `{POOLED}`: no cause is planted in shuffling), and every other effect "
         "of the protocol's family.",
         "",
@@ -754,7 +775,7 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
                 if cmp is None:
                     continue
                 for x in expected(w):
-                    t = effect_of(cmp, x.a, x.b, task, metric)
+                    t = effect_of(cmp, x.effect, task, metric)
                     hit = meets(x.rule, t["verdict"], t["delta"])
                     # The sweep measures where detection starts: a miss there is its result,
                     # not a failed check; its specificity rows are checks like any other.
@@ -778,17 +799,19 @@ def page(protocol: Any, corpus_seeds: list[int], seeds: list[int], preset: str,
         lines += ["", "Every effect of the family, as it came out (no row dropped), with the "
                   "seeds in which each model collapsed on dev (the protocol's rule; "
                   "descriptive here):", "",
-                  "| world | a − b | Δ [marginal 95% CI] | p (Holm) | verdict | "
-                  "collapsed on dev: a, b |",
+                  "| world | effect (a − b) | Δ [marginal 95% CI] | p (Holm) | verdict | "
+                  "collapsed on dev: a, b (seeds, summed over a contrast's runs) |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for (c, name), cmp in results.items():
             collapse = extras.get((c, name), {}).get("collapse", {})
             for r in family_rows(cmp, task, metric):
-                lines.append(f"| `{name}`{note(c)} | `{r['a']}` − `{r['b']}` | "
+                what = (f"`{r['a'][0]}` − `{r['b'][0]}`" if len(r["a"]) == 1
+                        else f"{r['name']} ({len(r['a'])} − {len(r['b'])} runs)")
+                lines.append(f"| `{name}`{note(c)} | {what} | "
                              f"{fmt(r['delta'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] | "
                              f"{fmt_p(r['p_holm'])} | {r['verdict']} | "
-                             f"{fmt_seeds(collapse.get(r['a']))}, "
-                             f"{fmt_seeds(collapse.get(r['b']))} |")
+                             f"{fmt_seeds(pooled_seeds(collapse, r['a']))}, "
+                             f"{fmt_seeds(pooled_seeds(collapse, r['b']))} |")
         lines += ["", "What each world planted, measured without fusion: test weighted F1 of a "
                   "logistic regression on the audio windows inside the target's event (oracle "
                   "timing, truth file) vs all windows; how visible the event is in the video "

@@ -1,12 +1,16 @@
-"""Why the study's fusion failed: its setup as factors, each switched alone and then built up.
+"""Why the study's fusion failed: its setup as factors, estimated from a fractional factorial.
 
 The study concatenated a sparse-frame video embedding (exported by the model just fitted on
 the same clips) with a 192-D whole-clip audio vector, unscaled, with a smaller training budget
 than the streams, and blamed temporal misalignment. Each of those choices is a factor here,
 with the study's level first. An early-fusion model *is* a set of factor levels (its registry
 entry carries them), so the diagnosis variants are ordinary registry entries trained for every
-seed, and the report's effects are paired comparisons between variants that differ in exactly
-one factor (``effects``).
+seed. The five independent factors are crossed in the 16 runs of a 2^(5-1) fraction (the study
+among them, ``fraction``): their main effects and two-factor interactions are contrasts over
+the runs, none depending on an order of switching. The nested factors (activity, alignment,
+architecture need dense frames and windowed audio) are paired differences within that parent
+level, the last steps of a build-up from the study (``chain``: the waterfall, one path of many,
+shown but not decided on). ``effects`` is the protocol's family.
 
 - ``embeddings``: train-split video embeddings from the model fitted on those clips
   (``in_sample``, the study) or out of fold (``cross_fitted``, ``fusion.cross_fit_folds``
@@ -36,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .evaluation import design
 
 FACTORS: dict[str, tuple[str, ...]] = {
     "embeddings": ("in_sample", "cross_fitted"),
@@ -61,9 +66,13 @@ CHAIN: tuple[tuple[str, str], ...] = (
     ("alignment", "aligned"),
     ("architecture", "cross_attention"),
 )
-# Factors also switched alone from the study (activity, alignment and architecture need the
-# dense, windowed inputs, so they appear only in the build-up).
-ALONE: tuple[str, ...] = ("embeddings", "scaling", "budget", "video", "audio")
+# The independent factors (any combination of levels is a model): their effects come from the
+# 2^(5-1) fraction (avemo.evaluation.design). The nested ones exist only with dense frames and
+# windowed audio: their effects are estimated within that parent level (the build-up's steps).
+INDEPENDENT: tuple[str, ...] = design.INDEPENDENT
+NESTED: tuple[str, ...] = ("activity", "alignment", "architecture")
+# The protocol's ``design`` this code estimates (avemo.evaluation.protocol refuses another).
+DESIGN = "fractional_factorial"
 # The negative control replaces the alignment step: same windows, time shuffled in the clip.
 CONTROL: tuple[str, str] = ("alignment", "shuffled")
 
@@ -139,45 +148,89 @@ class Variant:
 
 @dataclass(frozen=True)
 class Effect:
-    """One row of the report's factor table: ``a`` - ``b`` differ in ``factor`` only.
+    """One effect of the diagnosis: a contrast ``sum_m c_m score(m)`` over models' scores.
 
-    ``kind``: ``alone`` (switched alone from the study), ``step`` (one step of the build-up)
-    or ``control`` (the time-shuffled negative control, and alignment against it).
+    ``kind``: ``main`` (an independent factor's main effect over the fraction), ``interaction``
+    (two independent factors'), ``step`` (one step of the build-up: a pair that differs in one
+    factor), ``control`` (the time-shuffled negative control, and alignment against it).
+    ``weights``: ``((model, c), ...)``; a pair ``a - b`` is ``((a, 1.0), (b, -1.0))``.
+    ``name``: unique within the diagnosis (compare.json's key for a contrast).
     """
 
-    a: str
-    b: str
+    name: str
     factor: str
     kind: str
     label: str
+    weights: tuple[tuple[str, float], ...]
+
+    @property
+    def pair(self) -> tuple[str, str] | None:
+        """``(a, b)`` when the effect is a paired difference ``a - b``, else None."""
+        if len(self.weights) == 2 and self.weights[0][1] == 1.0 and self.weights[1][1] == -1.0:
+            return self.weights[0][0], self.weights[1][0]
+        return None
+
+    @property
+    def models(self) -> list[str]:
+        return [m for m, _ in self.weights]
+
+    def half(self, sign: int) -> list[str]:
+        """The models with a positive (``sign`` 1) or negative (-1) coefficient."""
+        return [m for m, c in self.weights if c * sign > 0]
+
+
+def _pair(a: str, b: str, factor: str, kind: str, label: str) -> Effect:
+    return Effect(f"{a} − {b}", factor, kind, label, ((a, 1.0), (b, -1.0)))
 
 
 def _name(i: int | None, tag: str) -> str:
     return f"dx{i}_{tag}" if i is not None else f"dx_{tag}_only"
 
 
-def variants() -> list[Variant]:
-    """Every diagnosis variant (the study itself is ``STUDY_MODEL``, a named model)."""
+def _chain_variants() -> list[Variant]:
     out: list[Variant] = []
     levels: dict[str, str] = {}
-    chain_names: dict[str, str] = {}
     for i, (factor, level) in enumerate(CHAIN, start=1):
         levels = {**levels, factor: level}
-        name = _name(i, TAGS[factor, level])
-        chain_names[factor] = name
-        out.append(Variant(name, complete(levels), f"build-up step {i}: + {LABELS[factor]}"))
+        out.append(Variant(_name(i, TAGS[factor, level]), complete(levels),
+                           f"build-up step {i}: + {LABELS[factor]}"))
         if factor == CONTROL[0]:
             control = {**levels, CONTROL[0]: CONTROL[1]}
             out.append(Variant(_name(i, TAGS[CONTROL]), complete(control),
                                f"negative control of step {i}: the same windows, time "
                                "shuffled within the clip"))
-    first = CHAIN[0][0]
-    for factor in ALONE:
-        if factor == first:  # step 1 is already this factor alone
-            continue
-        level = dict(CHAIN)[factor]
-        out.append(Variant(_name(None, TAGS[factor, level]), complete({factor: level}),
-                           f"the study with only {LABELS[factor]}"))
+    return out
+
+
+def _key(levels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(complete(levels).items()))
+
+
+def fraction() -> list[tuple[str, dict[str, str]]]:
+    """The 2^(5-1) fraction's 16 runs in design order (``avemo.evaluation.design.runs``), each
+    ``(model name, levels)``: the study, build-up steps with the same levels, or ``dxf_<tags>``
+    (the levels switched from the study's)."""
+    named = {_key(v.factors): v.name for v in _chain_variants()}
+    named[_key(STUDY)] = STUDY_MODEL
+    x = design.runs(INDEPENDENT)
+    out = []
+    for levels in design.levels_of(x, INDEPENDENT, FACTORS):
+        full = complete(levels)
+        switched = [TAGS[f, lv] for f, lv in levels.items() if lv != STUDY[f]]
+        out.append((named.get(_key(full), "dxf_" + "_".join(switched)), full))
+    return out
+
+
+def variants() -> list[Variant]:
+    """Every diagnosis variant (the study itself is ``STUDY_MODEL``, a named model): the
+    build-up and its control, then the fraction's runs that are not build-up steps."""
+    out = _chain_variants()
+    known = {v.name for v in out} | {STUDY_MODEL}
+    for name, levels in fraction():
+        if name not in known:
+            switched = ", ".join(LABELS[f] for f in INDEPENDENT if levels[f] != STUDY[f])
+            out.append(Variant(name, levels, f"a run of the 2^(5-1) fraction: the study with "
+                                             f"{switched}"))
     return out
 
 
@@ -185,37 +238,57 @@ def variant_names() -> list[str]:
     return [v.name for v in variants()]
 
 
-def effects() -> list[Effect]:
-    """The factor table's rows, each a pair of models that differ in exactly one factor."""
-    by_levels = {tuple(sorted(v.factors.items())): v.name for v in variants()}
-    by_levels[tuple(sorted(STUDY.items()))] = STUDY_MODEL
-
-    def name_of(levels: Mapping[str, str]) -> str:
-        return by_levels[tuple(sorted(complete(levels).items()))]
-
+def chain() -> list[Effect]:
+    """The build-up from the study, one factor per step (the waterfall's bars: one path of
+    many; the steps of the independent factors are descriptive, the design decides them)."""
+    by_levels = {_key(v.factors): v.name for v in variants()}
+    by_levels[_key(STUDY)] = STUDY_MODEL
     out: list[Effect] = []
-    for factor in ALONE:
-        level = dict(CHAIN)[factor]
-        out.append(Effect(name_of({factor: level}), STUDY_MODEL, factor, "alone", LABELS[factor]))
     levels: dict[str, str] = {}
     for factor, level in CHAIN:
         before = dict(levels)
         levels[factor] = level
-        out.append(Effect(name_of(levels), name_of(before), factor, "step", LABELS[factor]))
+        out.append(_pair(by_levels[_key(levels)], by_levels[_key(before)], factor, "step",
+                         LABELS[factor]))
+    return out
+
+
+def effects() -> list[Effect]:
+    """The diagnosis family (protocol ``design: fractional_factorial``): the 5 main effects
+    and 10 two-factor interactions of the independent factors over the fraction, then the
+    nested factors within their parent level (the build-up's steps after the independent
+    factors) with the negative control and alignment against it."""
+    runs = fraction()
+    names = [n for n, _ in runs]
+    out: list[Effect] = []
+    for name, c in design.contrasts(design.runs(INDEPENDENT), INDEPENDENT).items():
+        weights = tuple((m, float(w)) for m, w in zip(names, c, strict=True))
+        if name in FACTORS:
+            out.append(Effect(f"main: {name}", name, "main",
+                              f"{LABELS[name]} (main effect)", weights))
+        else:
+            a, b = name.split("×")
+            out.append(Effect(f"interaction: {name}", name, "interaction",
+                              f"{a} × {b} (interaction)", weights))
+    steps = {e.factor: e for e in chain()}
+    for factor in NESTED:
+        step = steps[factor]
+        a, b = step.pair  # type: ignore[misc]
+        out.append(step)
         if factor == CONTROL[0]:
-            shuffled = {**levels, CONTROL[0]: CONTROL[1]}
-            out.append(Effect(name_of(shuffled), name_of(before), factor, "control",
-                              "pooled → the same windows, time shuffled (negative control)"))
-            out.append(Effect(name_of(levels), name_of(shuffled), factor, "control",
-                              "time-shuffled windows → aligned windows"))
+            shuffled = control_model()
+            out.append(_pair(shuffled, b, factor, "control",
+                             "pooled → the same windows, time shuffled (negative control)"))
+            out.append(_pair(a, shuffled, factor, "control",
+                             "time-shuffled windows → aligned windows"))
     return out
 
 
 def chain_models() -> list[str]:
     """The build-up in order, from the study to the last step (the waterfall's bars)."""
-    return [STUDY_MODEL, *(e.a for e in effects() if e.kind == "step")]
+    return [STUDY_MODEL, *(e.pair[0] for e in chain())]  # type: ignore[index]
 
 
 def control_model() -> str:
     """The negative control's variant (the alignment step with shuffled windows)."""
-    return next(v.name for v in variants() if v.factors["alignment"] == CONTROL[1])
+    return next(v.name for v in _chain_variants() if v.factors["alignment"] == CONTROL[1])

@@ -481,11 +481,15 @@ def compare_inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     referenced model's predictions per seed, and the metrics of every model a ``best:*`` pair
     may choose from."""
     from .evaluation.refs import referenced_models
-    from .report.spec import comparison_pairs, model_groups
+    from .report.spec import comparison_pairs, diagnosis_contrasts, model_groups
 
     lay, groups = layout(cfg), model_groups(cfg)
     predictions: dict[str, Any] = {}
-    for name, splits in referenced_models(comparison_pairs(cfg), groups).items():
+    referenced = referenced_models(comparison_pairs(cfg), groups)
+    for spec in diagnosis_contrasts(cfg):  # the design's runs: their test predictions
+        for m in spec["weights"]:
+            referenced.setdefault(m, set()).add("test")
+    for name, splits in referenced.items():
         predictions[name] = {
             str(seed): {s: lay.predictions(name, seed, s) for s in sorted(splits)}
             for seed in seeds(cfg, name)

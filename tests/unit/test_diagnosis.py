@@ -27,20 +27,59 @@ def cfg() -> dict:
     return load_config(REPO / "config.yaml")
 
 
-def test_every_effect_differs_in_exactly_its_factor() -> None:
-    levels = {registry.get(n).name: dict(registry.get(n).factors)
-              for n in [diagnosis.STUDY_MODEL, *registry.diagnostic_names()]}
+def _levels() -> dict[str, dict[str, str]]:
+    return {registry.get(n).name: dict(registry.get(n).factors)
+            for n in [diagnosis.STUDY_MODEL, *registry.diagnostic_names()]}
+
+
+def test_every_paired_effect_differs_in_exactly_its_factor() -> None:
+    levels = _levels()
     assert levels[diagnosis.STUDY_MODEL] == diagnosis.STUDY
-    for e in diagnosis.effects():
-        diff = {f for f in diagnosis.FACTORS if levels[e.a][f] != levels[e.b][f]}
+    for e in [*diagnosis.effects(), *diagnosis.chain()]:
+        if e.pair is None:
+            continue
+        a, b = e.pair
+        diff = {f for f in diagnosis.FACTORS if levels[a][f] != levels[b][f]}
         assert diff == {e.factor}, e
     # The build-up starts at the study and ends at cross-attention on aligned windows.
     chain = diagnosis.chain_models()
     assert chain[0] == diagnosis.STUDY_MODEL
     assert levels[chain[-1]] == {f: dict(diagnosis.CHAIN)[f] for f in diagnosis.FACTORS}
     assert levels[diagnosis.control_model()]["alignment"] == "shuffled"
-    kinds = {e.kind for e in diagnosis.effects()}
-    assert kinds == {"alone", "step", "control"}
+    kinds = [e.kind for e in diagnosis.effects()]
+    assert list(dict.fromkeys(kinds)) == ["main", "interaction", "step", "control"]
+    assert kinds.count("main") == 5 and kinds.count("interaction") == 10
+
+
+def test_the_fraction_is_sixteen_registered_runs_with_the_study() -> None:
+    levels = _levels()
+    runs = diagnosis.fraction()
+    assert len(runs) == 16 and len({n for n, _ in runs}) == 16
+    assert runs[0][0] == diagnosis.STUDY_MODEL
+    for name, lv in runs:
+        assert levels[name] == lv  # every run is a registry entry with exactly its levels
+        switched = sum(lv[f] != diagnosis.STUDY[f] for f in diagnosis.INDEPENDENT)
+        assert switched % 2 == 0  # I = -ABCDE: an even number of factors off the study's
+        assert all(lv[f] == diagnosis.STUDY[f] for f in diagnosis.NESTED)
+    # Build-up steps with the same levels are reused, not trained twice.
+    assert {"dx2_scaled", "dx4_dense"} <= {n for n, _ in runs}
+
+
+def test_a_contrast_weighs_each_level_half_by_half() -> None:
+    levels = _levels()
+    for e in diagnosis.effects():
+        if e.pair is not None:
+            continue
+        w = dict(e.weights)
+        assert sum(w.values()) == pytest.approx(0.0) and len(w) == 16
+        assert sum(c for c in w.values() if c > 0) == pytest.approx(1.0)
+        if e.kind == "main":  # + side: the factor's second level; - side: the study's
+            assert {levels[m][e.factor] for m in e.half(1)} == {diagnosis.FACTORS[e.factor][1]}
+            assert {levels[m][e.factor] for m in e.half(-1)} == {diagnosis.STUDY[e.factor]}
+        else:  # + side: the two factors at the same level
+            f, g = e.factor.split("×")
+            assert all((levels[m][f] == diagnosis.STUDY[f]) == (levels[m][g] == diagnosis.STUDY[g])
+                       for m in e.half(1))
 
 
 def test_invalid_factor_levels_are_config_errors() -> None:
@@ -66,18 +105,24 @@ def test_variants_are_registry_entries_in_their_own_group(cfg: dict) -> None:
 
 def test_diagnosis_pairs_are_their_own_family(cfg: dict) -> None:
     pairs = comparison_pairs(cfg)
-    effects = [[e.a, e.b] for e in diagnosis.effects()]
-    assert all(p in pairs for p in effects)
+    effects = [list(e.pair) for e in diagnosis.effects() if e.pair is not None]
+    steps = [list(e.pair) for e in diagnosis.chain()]
+    assert all(p in pairs for p in effects + steps)
     cp = compare_params(cfg)
-    assert cp["diagnosis"] == effects
+    assert cp["diagnosis"] == effects  # the build-up's other steps are exploratory
+    assert [c["name"] for c in cp["contrasts"]] == [
+        e.name for e in diagnosis.effects() if e.pair is None]
     # Not in the study's primary family.
     assert not any(p in (cfg["evaluation"]["primary"] or []) for p in effects)
+    # The compare rule reads every run of the fraction.
+    need = params.compare_inputs(cfg)["predictions"]
+    assert all(m in need for m, _ in diagnosis.fraction())
 
 
 def test_budget_and_inputs_follow_the_factors(cfg: dict) -> None:
     video = cfg["fusion"]["video_model"]
     study = params.fusion(cfg, "concat_misaligned")["engine"]
-    equal = params.fusion(cfg, "dx_budget_only")["engine"]
+    equal = params.fusion(cfg, "dxf_scaled_budget")["engine"]
     assert study["epochs"] == cfg["fusion"]["engine"]["epochs"]
     assert equal["epochs"] == params.train(cfg, video)["engine"]["epochs"] != study["epochs"]
     lay = params.layout(cfg)
@@ -187,4 +232,44 @@ def test_activity_needs_dense_frames_and_precedes_alignment() -> None:
     # The control and the aligned model both see the activity: they differ in time order only.
     ctl = registry.get(diagnosis.control_model()).factors
     step = next(e for e in diagnosis.effects() if e.kind == "step" and e.factor == "alignment")
-    assert ctl["activity"] == registry.get(step.a).factors["activity"] == "on"
+    assert ctl["activity"] == registry.get(step.pair[0]).factors["activity"] == "on"
+
+
+def test_a_pair_as_a_contrast_is_the_paired_test_and_joins_the_family(tmp_path: Path) -> None:
+    from avemo.evaluation.compare import compare_pairs
+    from avemo.evaluation.contrast import contrast_comparison
+
+    preds: dict[str, dict[int, dict[str, Path]]] = {}
+    for i, (model, acc) in enumerate({"a": 0.8, "b": 0.5, "c": 0.6, "d": 0.45}.items()):
+        preds[model] = {}
+        for seed in (3, 4):
+            p = tmp_path / f"{model}{seed}.parquet"
+            _make_split(120, acc, seed=10 * i + seed, truth_seed=120).to_parquet(p)
+            preds[model][seed] = {"test": p}
+    test_paths = {m: {s: v["test"] for s, v in per.items()} for m, per in preds.items()}
+    pair, _ = evaluate.paired_comparison(test_paths["a"], test_paths["b"], ("a", "b"),
+                                         n_resamples=300, seed=1, paired_seeds=True)
+    as_contrast, _ = contrast_comparison(test_paths, {"a": 1.0, "b": -1.0}, "a − b",
+                                         n_resamples=300, seed=1)
+    for key in ("delta", "ci_low", "ci_high", "p_value"):
+        assert as_contrast["tests"]["emotion"]["weighted_f1"][key] == pytest.approx(
+            pair["tests"]["emotion"]["weighted_f1"][key])
+    # A main-effect-like contrast: (a + c)/2 - (b + d)/2, in the diagnosis family with a pair.
+    out = tmp_path / "compare.json"
+    compare_pairs([["a", "b"]], preds, out, n_resamples=200, primary=[],
+                  diagnosis=[["a", "b"]],
+                  contrasts=[{"name": "main: x", "weights": {"a": .5, "c": .5, "b": -.5,
+                                                             "d": -.5}}])
+    res = json.loads(out.read_text())
+    (c,) = res["contrasts"]
+    t = c["tests"]["emotion"]["weighted_f1"]
+    means = {m: np.mean([evaluate.metric_value(
+        *evaluate.truth_and_prediction(evaluate.read_predictions(preds[m][s]["test"]), "emotion"),
+        "weighted_f1", 7) for s in (3, 4)]) for m in "abcd"}
+    assert t["delta"] == pytest.approx((means["a"] + means["c"] - means["b"] - means["d"]) / 2)
+    assert c["family"] == "diagnosis" and c["verdict"] in ("effect", "equivalent", "inconclusive")
+    assert c["simultaneous"]["m"] == 2 and res["pairs"][0]["simultaneous"]["m"] == 2
+    assert res["multiplicity"]["diagnosis"] == [["a", "b"], "main: x"]
+    with pytest.raises(DataStageError, match="different seeds"):
+        contrast_comparison({**test_paths, "c": {3: test_paths["c"][3]}},
+                            {"a": 1.0, "c": -1.0}, "x", n_resamples=50)

@@ -83,23 +83,37 @@ def test_meets(planted, rule: str, verdict: str, delta: float, ok: bool) -> None
     assert planted.meets(rule, verdict, delta) is ok
 
 
+def _entry(verdict: str | None, p_holm: float | None, delta: float) -> dict[str, Any]:
+    t = {"delta": delta, "ci_low": delta - 0.05, "ci_high": delta + 0.05}
+    return {"p_holm": p_holm, "verdict": verdict, "too_small": False,
+            "tests": {"emotion": {"weighted_f1": t}}}
+
+
 def _cmp(planted, hash_: str | None, verdict: str | None = "effect") -> dict[str, Any]:
-    t = {"delta": 0.1, "ci_low": 0.05, "ci_high": 0.15}
-    return {
-        "protocol": None if hash_ is None else {"hash": hash_},
-        "pairs": [
-            {"a": planted.ALIGNED, "b": planted.SHUFFLED, "p_holm": 0.001, "verdict": verdict,
-             "too_small": False, "tests": {"emotion": {"weighted_f1": t}}},
-            {"a": planted.STUDY, "b": planted.CROSSFIT_ALONE, "p_holm": 0.01,
-             "verdict": "effect", "too_small": False,
-             "tests": {"emotion": {"weighted_f1": t}}},
-            {"a": planted.SHUFFLED, "b": planted.POOLED, "p_holm": 1.0,
-             "verdict": "inconclusive", "too_small": False,
-             "tests": {"emotion": {"weighted_f1": t}}},
-            {"a": "x", "b": "y", "p_holm": None, "verdict": None, "too_small": False,
-             "tests": {"emotion": {"weighted_f1": t}}},  # exploratory: not in the family
-        ],
-    }
+    """A compare.json holding the whole family: alignment (``verdict``), the unplanted control
+    stored as b − a (read flipped), a negative cross-fitting main effect, the rest
+    inconclusive, and one exploratory pair."""
+    from avemo import diagnosis
+
+    pairs = [{"a": planted.ALIGNED, "b": planted.SHUFFLED, **_entry(verdict, 0.001, 0.1)},
+             {"a": planted.POOLED, "b": planted.SHUFFLED, **_entry("inconclusive", 1.0, -0.1)}]
+    contrasts = []
+    for e in diagnosis.effects():
+        if e.pair is None:
+            cross = e.name == planted.CROSSFIT
+            contrasts.append({"name": e.name, **_entry("effect" if cross else "inconclusive",
+                                                        0.01 if cross else 1.0,
+                                                        -0.1 if cross else 0.0)})
+        elif set(e.pair) not in ({planted.ALIGNED, planted.SHUFFLED},
+                                 {planted.POOLED, planted.SHUFFLED}):
+            pairs.append({"a": e.pair[0], "b": e.pair[1], **_entry("inconclusive", 1.0, 0.0)})
+    pairs.append({"a": "x", "b": "y", **_entry(None, None, 0.1)})  # exploratory
+    return {"protocol": None if hash_ is None else {"hash": hash_}, "pairs": pairs,
+            "contrasts": contrasts}
+
+
+def _crossfit(cmp: dict[str, Any], planted) -> dict[str, Any]:
+    return next(c for c in cmp["contrasts"] if c["name"] == planted.CROSSFIT)
 
 
 def test_runs_under_another_protocol_are_refused(planted) -> None:
@@ -134,18 +148,25 @@ def test_load_run_refuses_a_stale_folder(planted, tmp_path: Path) -> None:
         planted.load_run(work, "aaaaaaaaaaaa", [5, 6], "planted")
 
 
-def test_effect_of_reads_verdicts_in_either_order(planted) -> None:
+def test_effect_of_reads_pairs_in_either_order_and_contrasts(planted) -> None:
+    from avemo import diagnosis
+
     cmp = _cmp(planted, "a")
-    e = planted.effect_of(cmp, planted.ALIGNED, planted.SHUFFLED)
+    e = planted.effect_of(cmp, planted.ALIGNMENT)
     assert (e["delta"], e["verdict"], e["p_holm"]) == (0.1, "effect", 0.001)
-    flipped = planted.effect_of(cmp, planted.CROSSFIT_ALONE, planted.STUDY)
-    assert flipped["delta"] == -0.1 and (flipped["ci_low"], flipped["ci_high"]) == (-0.15, -0.05)
+    flipped = planted.effect_of(cmp, planted.UNPLANTED)  # stored pooled − shuffled
+    assert flipped["delta"] == 0.1 and flipped["ci_low"] == pytest.approx(0.05)
+    cross = planted.effect_of(cmp, planted.CROSSFIT)
+    assert (cross["delta"], cross["verdict"]) == (-0.1, "effect")
     with pytest.raises(planted.ProtocolMismatch, match="no verdict"):
-        planted.effect_of(_cmp(planted, "a", verdict=None), planted.ALIGNED, planted.SHUFFLED)
-    with pytest.raises(planted.ProtocolMismatch, match="no pair"):
-        planted.effect_of(cmp, "nope", planted.SHUFFLED)
-    assert [(r["a"], r["b"]) for r in planted.family_rows(cmp, "emotion", "weighted_f1")] == [
-        (p["a"], p["b"]) for p in cmp["pairs"][:3]]
+        planted.effect_of(_cmp(planted, "a", verdict=None), planted.ALIGNMENT)
+    with pytest.raises(ValueError, match="unknown diagnosis effect"):
+        planted.effect_of(cmp, "nope")
+    with pytest.raises(planted.ProtocolMismatch, match="no contrast"):
+        planted.effect_of({**cmp, "contrasts": []}, planted.CROSSFIT)
+    rows = planted.family_rows(cmp, "emotion", "weighted_f1")
+    assert [r["name"] for r in rows] == [e.name for e in diagnosis.effects()]
+    assert all(len(r["a"]) == 8 for r in rows if r["name"].startswith("main"))
 
 
 def _protocol() -> SimpleNamespace:
@@ -177,6 +198,7 @@ def test_page_marks_a_world_that_misses_its_verdict(planted) -> None:
     # negative effect: both fail, and the page says so.
     assert not ok and "**no**" in text and "did NOT give" in text
     assert text.count("| `x` − `y`") == 0  # exploratory pairs are not family rows
+    assert "main: embeddings (8 − 8 runs)" in text
 
 
 @pytest.mark.parametrize("name", ["event", "spread", "event_start", "event_end",
@@ -234,7 +256,7 @@ def test_job_minutes_groups_the_benchmark_files(planted, tmp_path: Path) -> None
 
 def test_a_missed_detection_in_the_sweep_is_its_result_not_a_failed_check(planted) -> None:
     cmp = _cmp(planted, "abcdef012345", verdict="inconclusive")  # alignment not detected
-    cmp["pairs"][1]["verdict"] = "inconclusive"  # cross-fitting: not worse
+    _crossfit(cmp, planted)["verdict"] = "inconclusive"  # cross-fitting: not worse
     extras = {"oracle": 0.6, "all": 0.5, "auc": None, "no_frame": None}
 
     def ok_for(name: str) -> bool:
@@ -245,7 +267,7 @@ def test_a_missed_detection_in_the_sweep_is_its_result_not_a_failed_check(plante
 
     assert ok_for("sweep_mouth1")  # where detection starts is what the sweep measures
     assert not ok_for("event")  # in a confirmation world the same miss fails the check
-    cmp["pairs"][2]["verdict"] = "effect"  # an unplanted factor read as an effect
+    cmp["pairs"][1]["verdict"] = "effect"  # an unplanted factor read as an effect
     assert not ok_for("sweep_mouth1")  # specificity counts in the sweep too
 
 

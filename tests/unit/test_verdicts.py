@@ -172,13 +172,23 @@ def test_collapse_is_read_from_dev_and_tested_paired_over_seeds() -> None:
     assert verdicts.collapsed_seeds(m_a, 0.995)["1"] is False
     # The test split's confusion never decides it.
     assert verdicts.collapsed_seeds(m_b, 0.95, split="test") == {s: False for s in "012"}
-    (row,) = verdicts.collapse_effects([(ca, cb)], 0.05)
+    (row,) = verdicts.collapse_effects([{"a": 1.0, "b": -1.0}], {"a": ca, "b": cb}, 0.05)
     assert row == {"n": 3, "a": 3, "b": 1, "p_value": pytest.approx(0.5),
                    "p_holm": pytest.approx(0.5), "verdict": INCONCLUSIVE}
     many = {str(s): True for s in range(8)}
     none = {str(s): False for s in range(8)}
-    (row,) = verdicts.collapse_effects([(many, none)], 0.05)
+    pair = {"a": 1.0, "b": -1.0}
+    (row,) = verdicts.collapse_effects([pair], {"a": many, "b": none}, 0.05)
     assert row["verdict"] == EFFECT and row["p_value"] == pytest.approx(2 / 256)
+    # A contrast over four models: per seed (a + c)/2 - (b + d)/2 of the 0/1 outcomes; a seed
+    # where the sides tie (one collapse on each) is left out of the sign test.
+    half = {"a": .5, "c": .5, "b": -.5, "d": -.5}
+    tie = {**none, "0": True}
+    (row,) = verdicts.collapse_effects([half], {"a": none, "c": tie, "b": many, "d": tie}, 0.05)
+    assert (row["n"], row["a"], row["b"]) == (8, 1, 9)
+    assert row["p_value"] == pytest.approx(2 / 256)  # 8 seeds lower on the + side, none higher
+    (row,) = verdicts.collapse_effects([half], {"a": tie, "c": none, "b": none, "d": tie}, 0.05)
+    assert row["p_value"] == 1.0  # seed 0 ties, every other seed is 0 on both sides
 
 
 def test_compare_pairs_under_a_protocol_gives_every_family_member_a_verdict(

@@ -33,9 +33,17 @@
                 # served both models; all four also stored in tests.emotion.weighted_f1;
                 # per_seed tests (descriptive) use n_resamples, the seed-mean tests the
                 # protocol's resamples
+     "contrasts": [{"name", "weights": {model: c}, "models", "n", "n_dialogues",
+                    "too_small", "seeds", "dropped", "tests", "paired_seeds",
+                    "family": "diagnosis", "p_holm", "p_tost_holm", "verdict",
+                    "simultaneous"}, ...],
+                # the design's effects over several models (avemo.evaluation.contrast:
+                # sum_m c_m seed-mean(m), one paired resampling for all its models), in the
+                # diagnosis family with its pairs
      "multiplicity": {"method": "holm", "endpoint": {"task", "metric"}, "alpha",
                       "primary": [[a, b], ...],      # resolved pairs in the family
-                      "diagnosis": [[a, b], ...],    # the factor effects (own Holm family)
+                      "diagnosis": [[a, b] | name, ...],  # the diagnosis' pairs and
+                                                     # contrasts (own Holm family)
                       "not_tested": [[ref_a, ref_b], ...],   # primary specs with no pair
                       "intervals": {...}, "verdicts": "..."},  # what they mean, in words
      "protocol": {"hash", "version", "alpha", "resamples", "margin", ...} | null,
@@ -57,6 +65,7 @@ from typing import Any
 
 from avemo.atomic import write_json
 from avemo.errors import DataStageError
+from avemo.evaluation.contrast import contrast_comparison
 from avemo.evaluation.evaluate import (
     MIN_DIALOGUES,
     MIN_UTTERANCES,
@@ -163,6 +172,7 @@ def compare_pairs(
     min_dialogues: int = MIN_DIALOGUES,
     diagnosis: Sequence[Sequence[str]] = (),
     protocol: PathLike | Protocol | None = None,
+    contrasts: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Stage: paired bootstrap tests for every pair; writes ``out_json`` (``compare.json``).
 
@@ -180,7 +190,9 @@ def compare_pairs(
     one): its resamples, seed and alpha replace ``n_resamples``/``seed``/``alpha``, seeds are
     paired, and every family member gets its TOST p against the protocol's margin and a
     verdict (``avemo.evaluation.verdicts``). Without one, no equivalence is tested.
-    Returns ``{"n_pairs", "selection": {group: model}}``.
+    ``contrasts``: the design's effects over several models, ``[{"name", "weights": {model:
+    c}}, ...]`` (avemo.evaluation.contrast), in the diagnosis family with its pairs.
+    Returns ``{"n_pairs", "n_contrasts", "selection": {group: model}}``.
     """
     groups = groups or {}
     if primary is None:
@@ -231,12 +243,25 @@ def compare_pairs(
         paired = entry.pop("bootstrap").get("paired_seeds", False)
         results.append({"spec": list(pair), "a": a, "b": b, **entry, "paired_seeds": paired})
         endpoint_deltas.append(deltas[PRIMARY_ENDPOINT[0]][PRIMARY_ENDPOINT[1]])
+    contrast_results = []
+    for spec in contrasts:
+        weights = {str(m): float(c) for m, c in spec["weights"].items()}
+        entry, deltas = contrast_comparison(
+            {m: _paths_of(m, predictions) for m in weights}, weights, str(spec["name"]),
+            n_resamples=n_resamples, seed=seed, alpha=alpha, common_only=True,
+            min_utterances=min_utterances, min_dialogues=min_dialogues, margin=margin,
+            paired_seeds=paired_seeds)
+        contrast_results.append(entry)
+        endpoint_deltas.append(deltas[PRIMARY_ENDPOINT[0]][PRIMARY_ENDPOINT[1]])
     family, not_tested = _primary_family(primary, selection, done)
     dx_family, _ = _primary_family(diagnosis, selection, done)
     task, metric = PRIMARY_ENDPOINT
     keys = [frozenset((e["a"], e["b"])) for e in results]
     families = ["primary" if k in family else "diagnosis" if k in dx_family else "exploratory"
                 for k in keys]
+    # Contrasts follow the pairs (in results, families and endpoint_deltas alike).
+    results += contrast_results
+    families += ["diagnosis"] * len(contrast_results)
     for name in ("primary", "diagnosis"):
         members = [i for i, f in enumerate(families) if f == name]
         tests = [{**results[i]["tests"][task][metric], "too_small": results[i]["too_small"]}
@@ -265,14 +290,16 @@ def compare_pairs(
         {
             "schema_version": SCHEMA_VERSION,
             "selection": selection,
-            "pairs": results,
+            "pairs": results[: len(results) - len(contrast_results)],
+            "contrasts": results[len(results) - len(contrast_results):],
             "multiplicity": {
                 "method": "holm",
                 "endpoint": {"task": task, "metric": metric},
                 "alpha": float(alpha),
                 "primary": [[e["a"], e["b"]] for e, f in zip(results, in_family, strict=True)
                             if f],
-                "diagnosis": [[e["a"], e["b"]] for e, f in zip(results, families, strict=True)
+                "diagnosis": [[e["a"], e["b"]] if "a" in e else e["name"]
+                              for e, f in zip(results, families, strict=True)
                               if f == "diagnosis"],
                 "not_tested": not_tested,
                 "intervals": {"ci_low/ci_high": f"marginal {1 - alpha:.0%}",
@@ -286,7 +313,9 @@ def compare_pairs(
                           **({"margin": margin} if margin else {})},
         },
     )
-    return {"n_pairs": len(results), "selection": {g: v["model"] for g, v in selection.items()}}
+    return {"n_pairs": len(results) - len(contrast_results),
+            "n_contrasts": len(contrast_results),
+            "selection": {g: v["model"] for g, v in selection.items()}}
 
 
 def _primary_family(

@@ -166,14 +166,24 @@ def load(path: PathLike | None = None) -> Protocol:
         raise ConfigError(f"protocol {p}: verdicts {list(verdicts)}; the code decides "
                           f"{list(VERDICTS)} (docs/diagnosis.md)")
     endpoint = {str(k): str(v) for k, v in _items(raw, p, "endpoint", dict).items()}
+    design = str(_get(raw, p, "design"))
+    if design != diagnosis.DESIGN:
+        raise ConfigError(f"protocol {p}: design {design!r}; the code estimates the effects of "
+                          f"design {diagnosis.DESIGN!r} (avemo.diagnosis): a change of design "
+                          "is a new protocol, edit both together")
+    effects = tuple(str(e) for e in _items(raw, p, "effects", list))
+    kinds = tuple(dict.fromkeys(e.kind for e in diagnosis.effects()))
+    if effects != kinds:
+        raise ConfigError(f"protocol {p}: effects {list(effects)}; the design's effects are "
+                          f"{list(kinds)} (avemo.diagnosis.effects)")
     return Protocol(
         path=str(p),
         hash=file_hash(p),
         version=_whole(raw, p, "version"),
         endpoint=endpoint,
         factors=factors,
-        design=str(_get(raw, p, "design")),
-        effects=tuple(str(e) for e in _items(raw, p, "effects", list)),
+        design=design,
+        effects=effects,
         family=str(_get(raw, p, "family")),
         alpha=alpha,
         resamples=resamples,

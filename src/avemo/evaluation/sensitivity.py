@@ -26,7 +26,7 @@ DEFAULT_PATH = "workflow/protocol/planted.json"
 PAGE = "docs/planted.md"
 ALIGNMENT = "alignment"  # the check key of aligned - time-shuffled windows
 UNPLANTED = "unplanted"  # the negative control's check key
-CROSSFIT = "crossfit"  # cross-fitted − in-sample train embeddings, switched alone
+CROSSFIT = "crossfit"  # cross-fitted − in-sample train embeddings: the main effect
 
 PathLike = str | os.PathLike[str]
 
@@ -144,8 +144,8 @@ def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]
     crossfit = [w for w in worlds if _check(w, CROSSFIT) is not None]
     if crossfit:
         worse = [w for w in crossfit if not _check(w, CROSSFIT).get("as_implied")]
-        out.append("cross-fitting the train embeddings, switched alone at the study's other "
-                   f"levels, was read as a negative effect in {len(worse)} of {len(crossfit)} "
+        out.append("cross-fitting the train embeddings (its main effect over the design's "
+                   f"runs) was read as a negative effect in {len(worse)} of {len(crossfit)} "
                    "worlds" + (f" ({_names(worse)})" if worse else ""))
     sweep = sorted((w for w in worlds if w.get("sweep")),
                    key=lambda w: float(w["settings"].get("mouth_motion", 0)))

@@ -13,8 +13,9 @@ both real and smaller than the margin reads ``effect`` (the interval shows its s
 
 Collapse (one class for at least ``share`` of a model's DEV predictions, per seed) is decided
 from the dev confusion matrices in each model's metrics file, before any test number is read.
-A factor's effect on collapse is an exact two-sided sign test over the seeds where the two
-variants differ (variant seed s is built on stream seed s: the seeds are paired).
+An effect on collapse is the effect's contrast of the 0/1 collapse outcomes per seed, tested
+with an exact two-sided sign test over the seeds where it is not 0 (variant seed s is built on
+stream seed s: the seeds are paired; for a pair, the seeds where the two models differ).
 
 Pure functions of numbers: the compare stage and the report call them.
 """
@@ -110,6 +111,16 @@ def collapsed_seeds(metrics: Mapping[str, Any], share: float, split: str = "dev"
     return out
 
 
+def sign_test_counts(up: int, down: int) -> float:
+    """Exact two-sided sign test: ``up`` and ``down`` paired units moved either way,
+    Binomial(up + down, 1/2) under H0 (ties are left out)."""
+    n = up + down
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(up, down) + 1)) / 2.0**n
+    return float(min(1.0, 2.0 * tail))
+
+
 def sign_test_p(a: Sequence[bool], b: Sequence[bool]) -> float:
     """Exact two-sided sign test (McNemar's exact test) of paired binary outcomes: seeds where
     exactly one of the two collapsed are the discordant pairs, Binomial(n, 1/2) under H0."""
@@ -117,25 +128,30 @@ def sign_test_p(a: Sequence[bool], b: Sequence[bool]) -> float:
         raise ValueError(f"paired outcomes need equal lengths: {len(a)} vs {len(b)}")
     only_a = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
     only_b = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
-    n = only_a + only_b
-    if n == 0:
-        return 1.0
-    k = min(only_a, only_b)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
-    return float(min(1.0, 2.0 * tail))
+    return sign_test_counts(only_a, only_b)
 
 
-def collapse_effects(pairs: Sequence[tuple[Mapping[str, bool], Mapping[str, bool]]],
-                     alpha: float) -> list[dict[str, Any]]:
-    """Per pair ``(collapsed seeds of a, of b)``: the paired sign test over the seeds both
-    have, Holm-adjusted over the pairs. Returns ``{n, a, b, p_value, p_holm, verdict}`` with
-    ``a``/``b`` the collapsed counts; verdict ``effect`` or ``inconclusive``."""
+def collapse_effects(effects: Sequence[Mapping[str, float]],
+                     collapse: Mapping[str, Mapping[str, bool]], alpha: float
+                     ) -> list[dict[str, Any]]:
+    """Each effect's contrast (``{model: c}``; a pair ``a - b`` is ``{a: 1, b: -1}``) of the
+    0/1 collapse outcomes, per seed, over the seeds every model of it has (``collapse``:
+    ``{model: {seed: collapsed}}``); the exact sign test over the seeds where it is not 0,
+    Holm-adjusted over the effects. Returns ``{n, a, b, p_value, p_holm, verdict}`` with ``a``
+    / ``b`` the collapsed seeds summed over the positive / negative side; verdict ``effect``
+    or ``inconclusive``."""
     rows = []
-    for ca, cb in pairs:
-        seeds = sorted(set(ca) & set(cb), key=lambda s: (len(s), s))
-        xa, xb = [ca[s] for s in seeds], [cb[s] for s in seeds]
-        rows.append({"n": len(seeds), "a": sum(xa), "b": sum(xb),
-                     "p_value": sign_test_p(xa, xb) if seeds else None})
+    for weights in effects:
+        per = [collapse.get(m, {}) for m in weights]
+        seeds = sorted(set.intersection(*(set(c) for c in per)) if per else set(),
+                       key=lambda s: (len(s), s))
+        d = [sum(c * float(collapse[m][s]) for m, c in weights.items()) for s in seeds]
+        up = sum(1 for x in d if x > 1e-12)
+        down = sum(1 for x in d if x < -1e-12)
+        side = {sign: sum(int(collapse[m][s]) for m, c in weights.items() if c * sign > 0
+                          for s in seeds) for sign in (1, -1)}
+        rows.append({"n": len(seeds), "a": side[1], "b": side[-1],
+                     "p_value": sign_test_counts(up, down) if seeds else None})
     for row, ph in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = ph
         row["verdict"] = EFFECT if ph is not None and ph < alpha else INCONCLUSIVE

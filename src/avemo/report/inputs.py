@@ -172,6 +172,15 @@ class ReportInputs:
         return None
 
 
+    def effect(self, name: str, pair: tuple[str, str] | None) -> dict[str, Any] | None:
+        """A diagnosis effect from compare.json: its pair (oriented as a − b) or, for a
+        contrast over several models, the contrast named ``name``."""
+        if pair is not None:
+            return self.pair(*pair)
+        return next((e for e in (self.compare or {}).get("contrasts", []) if e["name"] == name),
+                    None)
+
+
 def _flip(entry: dict[str, Any]) -> dict[str, Any]:
     def flip_sim(sim: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if not sim else {**sim, "low": -sim["high"], "high": -sim["low"]}

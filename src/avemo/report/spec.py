@@ -33,13 +33,33 @@ def model_groups(cfg: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-def diagnosis_pairs(cfg: dict[str, Any]) -> list[list[str]]:
-    """The factor effects' pairs ``[a, b]`` (a − b differ in one factor), when the diagnosis
-    runs and the study's fusion is configured (every effect starts from it)."""
+def _diagnosis_on(cfg: dict[str, Any]) -> bool:
     groups = model_groups(cfg)
-    if not groups.get("diagnosis") or diagnosis.STUDY_MODEL not in groups["fusion"]:
+    return bool(groups.get("diagnosis")) and diagnosis.STUDY_MODEL in groups["fusion"]
+
+
+def diagnosis_pairs(cfg: dict[str, Any]) -> list[list[str]]:
+    """The diagnosis family's paired effects ``[a, b]`` (a − b differ in one nested factor),
+    when the diagnosis runs and the study's fusion is configured (the design holds it)."""
+    if not _diagnosis_on(cfg):
         return []
-    return [[e.a, e.b] for e in diagnosis.effects()]
+    return [list(e.pair) for e in diagnosis.effects() if e.pair is not None]
+
+
+def diagnosis_contrasts(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The diagnosis family's contrasts over the fraction's runs (main effects and two-factor
+    interactions): ``[{"name", "weights": {model: c}}]`` (avemo.evaluation.contrast)."""
+    if not _diagnosis_on(cfg):
+        return []
+    return [{"name": e.name, "weights": dict(e.weights)} for e in diagnosis.effects()
+            if e.pair is None]
+
+
+def chain_pairs(cfg: dict[str, Any]) -> list[list[str]]:
+    """The build-up's steps ``[a, b]`` (the waterfall: descriptive, exploratory pairs)."""
+    if not _diagnosis_on(cfg):
+        return []
+    return [list(e.pair) for e in diagnosis.chain()]  # type: ignore[arg-type]
 
 
 def single_task_models(cfg: dict[str, Any]) -> list[str]:
@@ -77,7 +97,7 @@ def comparison_pairs(cfg: dict[str, Any]) -> list[list[str]]:
     without duplicates. An extra pair naming an unknown model is a ConfigError."""
     groups = model_groups(cfg)
     pairs = default_pairs(groups, single_task_models(cfg), ablation_models(cfg))
-    pairs += diagnosis_pairs(cfg)
+    pairs += diagnosis_pairs(cfg) + chain_pairs(cfg)
     known = set(all_models(cfg))
     extra = (cfg.get("evaluation") or {}).get("compare") or []
     for i, pair in enumerate(extra):
@@ -109,7 +129,8 @@ def compare_params(cfg: dict[str, Any]) -> dict[str, Any]:
     # Keys a validated config always has (schema defaults); partial configs keep the stage's.
     keys = ("n_resamples", "seed", "alpha", "primary", "min_utterances", "min_dialogues")
     return {"pairs": comparison_pairs(cfg), "groups": model_groups(cfg),
-            "diagnosis": diagnosis_pairs(cfg), **{k: ev[k] for k in keys if k in ev}}
+            "diagnosis": diagnosis_pairs(cfg), "contrasts": diagnosis_contrasts(cfg),
+            **{k: ev[k] for k in keys if k in ev}}
 
 
 def frames_seen(cfg: dict[str, Any], name: str) -> str | None:
