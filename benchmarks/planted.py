@@ -671,9 +671,20 @@ Those seeds (corpus 1234 and 4321, training 0-9) are excluded from the seeds der
 the worlds `event_start`, `event_end` and `event_free_length` and the mouth_motion sweep were
 added without any run of the diagnosis on them.
 
-Added to this page while the confirmation ran, after the first worlds' results had been seen:
-the column `detectable` and the collapse counts beside every effect of the family. Both are
-descriptive; no check, implied verdict, rule or "as implied" entry was changed by them.
+## The protocol before this one
+
+The first confirmation ran under protocol `cf99890ccab6`, whose design switched each factor
+alone from the study (`one_at_a_time`). Its page, as it came out, is kept in
+[planted-cf99890ccab6.md](planted-cf99890ccab6.md). While it ran, the column `detectable` and
+the collapse counts beside every effect were added to the page (descriptive; no check, implied
+verdict, rule or "as implied" entry changed).
+
+After its results had been seen, the design was replaced by the 2^(5−1) fractional factorial
+(built and documented before that confirmation, not then the protocol's design). That is a new
+protocol, with new seeds derived from its hash. The three checks kept their rules; the
+cross-fitting check now reads cross-fitting's main effect over the fraction's 16 runs, where it
+read cross-fitting switched alone from the study before. Nothing else about the worlds, the
+corpus or the models changed.
 """
 
 

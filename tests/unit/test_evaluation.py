@@ -441,7 +441,7 @@ def test_compare_pairs_selects_on_dev_and_resolves_refs(tmp_path: Path) -> None:
         groups={"visual": ["devstar", "teststar"]},
         n_resamples=100,
     )
-    assert summary == {"n_pairs": 3, "selection": {"visual": "devstar"}}
+    assert summary == {"n_pairs": 3, "n_contrasts": 0, "selection": {"visual": "devstar"}}
     res = _strict_json(out)
     first, ablation, short = res["pairs"]
     assert first["spec"] == ["best:visual", "gated"] and first["a"] == "devstar"

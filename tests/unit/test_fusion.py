@@ -534,7 +534,7 @@ def _stage_paths(files: dict[str, Any]) -> dict[str, dict[str, Path]]:
     }
 
 
-@pytest.mark.parametrize("name", [*NAMED, "dx_windowed_only", "dx6_activity", "dx7_shuffled"])
+@pytest.mark.parametrize("name", [*NAMED, "dxf_dense_windowed", "dx6_activity", "dx7_shuffled"])
 def test_stage_end_to_end(name: str, files: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / name / "seed0"
     engine = {**ENGINE, "w_sentiment": 0.0} if name == "gated" else ENGINE  # single-task too

@@ -110,3 +110,11 @@ def test_compare_and_report_jobs_depend_on_the_protocol_file(
     assert P.protocol_file(cfg) == "mine.yaml"
     # The protocol is a file, not a job parameter of the evaluate stage.
     assert "protocol" not in P.evaluation(cfg)
+
+
+def test_a_design_or_effects_the_code_does_not_estimate_are_refused(tmp_path: Path) -> None:
+    assert load().design == diagnosis.DESIGN == "fractional_factorial"
+    with pytest.raises(ConfigError, match="new protocol"):
+        load(_edited(tmp_path, design="one_at_a_time"))
+    with pytest.raises(ConfigError, match="the design's effects"):
+        load(_edited(tmp_path, effects=["alone", "step", "control"]))

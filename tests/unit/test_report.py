@@ -789,41 +789,48 @@ def test_weights_used_shown_truthfully(tmp_path: Path, built: tuple[Path, Path, 
 
 
 def _dx_row(kind: str, factor: str, a: str, b: str, delta: float, lo: float, hi: float,
-            verdict: str, a_collapsed: int, b_collapsed: int) -> dict[str, Any]:
-    return {"kind": kind, "factor": factor, "change": f"{factor} change", "a": a, "b": b,
+            verdict: str, a_collapsed: int, b_collapsed: int, seeds: int = 3
+            ) -> dict[str, Any]:
+    return {"effect": f"{kind}: {factor}", "kind": kind, "factor": factor,
+            "change": f"{factor} change", "a": a, "b": b, "runs": 16,
             "delta": delta, "ci_low": lo, "ci_high": hi, "sim_low": lo - 0.05,
             "sim_high": hi + 0.05, "sim_level": 0.9967, "p_holm": 0.9, "p_tost_holm": 0.9,
             "verdict": verdict, "tested": True, "too_small": False,
-            "a_collapsed": a_collapsed, "a_seeds": 3, "b_collapsed": b_collapsed, "b_seeds": 3,
-            "a_prevented": max(b_collapsed - a_collapsed, 0),
-            "collapse_p": 1.0, "collapse_p_holm": 1.0, "collapse_verdict": "inconclusive"}
+            "a_collapsed": a_collapsed, "a_seeds": seeds, "b_collapsed": b_collapsed,
+            "b_seeds": seeds, "collapse_p": 1.0, "collapse_p_holm": 1.0,
+            "collapse_verdict": "inconclusive"}
 
 
 def test_diagnosis_starts_from_the_collapse_and_keeps_every_row() -> None:
     from avemo.report import diagnosis as section
 
     df = pd.DataFrame([
-        _dx_row("alone", "embeddings", "dx1_crossfit", "concat_misaligned", 0.0, 0.0, 0.0,
-                "inconclusive", 3, 3),
-        _dx_row("alone", "scaling", "dx_scaled_only", "concat_misaligned", 0.1, 0.05, 0.15,
-                "effect", 0, 3),
-        _dx_row("step", "scaling", "dx2_scaled", "dx1_crossfit", 0.01, -0.01, 0.015,
+        _dx_row("main", "embeddings", "8 runs at embeddings=cross_fitted",
+                "8 runs at embeddings=in_sample", 0.0, 0.0, 0.0, "inconclusive", 12, 12, 24),
+        _dx_row("main", "scaling", "8 runs at scaling=on", "8 runs at scaling=off", 0.1,
+                0.05, 0.15, "effect", 0, 20, 24),
+        _dx_row("step", "alignment", "dx7_aligned", "dx6_activity", 0.01, -0.01, 0.015,
                 "equivalent", 0, 3)])
-    text = section.why(df, 0.05, 0.95)
+    text = section.why(df, 0.05, 0.95, (3, 3))
     assert text[0].startswith("the study's fusion (`concat_misaligned`) collapsed, predicting "
                               "one class for at least 95% of the dev clips, in 3 of 3 seeds")
-    assert "scaling change alone (`dx_scaled_only`) prevented that in 3 of those 3 seeds" in (
-        text[0])
+    assert ("over the design's 16 runs, scaling change lowered it from 20 of 24 run-seeds to 0 "
+            "of 24") in text[0]
     assert "+0.100 [+0.050, +0.150] (marginal)" in text[0] and "**effect**" in text[0]
-    assert "`dx1_crossfit`" not in text[0]  # it did not prevent the collapse
+    assert "embeddings change lowered" not in text[0]  # it did not lower the collapse
     # 3 seeds, 3 effects: 3 x 0.25, no collapse verdict
     assert any("smallest possible adjusted p is 0.75" in t for t in text)
     assert any(t.startswith("equivalent within the margin") for t in text)
+    assert any("main effect over the design's 16 runs" in t for t in text)
     shown = section._display(df, 0.05)
     # No row is dropped or relabelled: the collapsed pair keeps its own verdict.
     assert shown["verdict"].tolist() == ["inconclusive", "effect", "equivalent"]
-    assert shown["collapsed on dev: a / b (seeds)"].tolist()[0] == "3 / 3 of 3"
+    col = "collapsed on dev: a / b (seeds, over each side's runs)"
+    assert shown[col].tolist()[0] == "12 of 24 / 12 of 24"
+    assert shown["a − b"].tolist()[2] == "`dx7_aligned` − `dx6_activity`"
     assert "[simultaneous 99.67%]" in shown.columns
+    assert section.why(df, 0.05, 0.95, (0, 3))[0].startswith(
+        "the study's fusion (`concat_misaligned`) did not collapse")
 
 
 def test_collapse_floor_is_the_holm_adjusted_one() -> None:
@@ -831,33 +838,30 @@ def test_collapse_floor_is_the_holm_adjusted_one() -> None:
     no collapse verdict is reachable, and the report must say so."""
     from avemo.report import diagnosis as section
 
-    rows = [_dx_row("alone", "embeddings", f"dx{i}", "concat_misaligned", 0.0, -0.1,
-                    0.1, "inconclusive", 0, 6) for i in range(10)]
-    df = pd.DataFrame(rows).assign(b_seeds=6, a_seeds=6)
-    text = section.why(df, 0.05, 0.95)
+    rows = [_dx_row("interaction", f"f{i}×g", "a", "b", 0.0, -0.1, 0.1, "inconclusive", 0, 6,
+                    6) for i in range(10)]
+    df = pd.DataFrame(rows)
+    text = section.why(df, 0.05, 0.95, (6, 6))
     assert any("Holm-adjusted over 10 effects" in t and "adjusted p is 0.312" in t
                for t in text), text
-    # A pair shown twice (a switch alone that is also a build-up step) is one test.
-    twice = pd.concat([df, df.iloc[[0]].assign(kind="step")], ignore_index=True)
-    said = section.why(twice, 0.05, 0.95)
-    assert any("Holm-adjusted over 10 effects" in t for t in said)
-    assert any(t.startswith("10 of 10 factor effects are inconclusive") for t in said), said
+    assert any(t.startswith("10 of 10 factor effects are inconclusive") for t in text), text
 
 
 def test_no_dev_confusion_is_not_read_as_no_collapse() -> None:
     from avemo.report import diagnosis as section
 
-    df = pd.DataFrame([_dx_row("alone", "scaling", "dx_scaled_only", "concat_misaligned", 0.1,
-                               0.05, 0.15, "effect", 0, 0)]).assign(a_seeds=0, b_seeds=0)
-    text = section.why(df, 0.05, 0.95)
+    df = pd.DataFrame([_dx_row("main", "scaling", "a", "b", 0.1, 0.05, 0.15, "effect", 0, 0,
+                               0)])
+    text = section.why(df, 0.05, 0.95, (0, 0))
     assert "collapsed is not measured" in text[0]
     assert not any("did not collapse" in t for t in text)
 
 
-def test_collapse_is_tested_once_per_distinct_pair() -> None:
-    """The study collapses in every seed, one variant in none: the sign test of that pair is
-    Holm-adjusted over the distinct pairs (compare.json's family), not over the table's rows,
-    where the first build-up step repeats the embeddings switch."""
+def test_collapse_effects_are_the_design_contrasts() -> None:
+    """The study collapses in every seed, every other run in none: each main effect's side at
+    the study's level holds it (one run of 8 collapsed in every seed: all 6 seeds move down),
+    each interaction's same-level side too (up); the nested pairs do not involve it. Holm
+    adjusts over every effect of the family."""
     from types import SimpleNamespace
 
     from avemo import diagnosis as dx
@@ -872,17 +876,18 @@ def test_collapse_is_tested_once_per_distinct_pair() -> None:
                 "seeds": {str(s): {"dev": {"emotion": {"confusion": conf}}} for s in range(6)}}
 
     effects = dx.effects()
-    names = {m for e in effects for m in (e.a, e.b)}
+    names = {m for e in effects for m in e.models}
     inp = SimpleNamespace(
-        pair=lambda a, b: None,
+        effect=lambda name, pair: None,
         metrics={m: metrics(one_class if m == dx.STUDY_MODEL else spread) for m in names},
         models=SimpleNamespace(diagnosis=sorted(names - {dx.STUDY_MODEL})))
-    df = section.effects_table(inp, load())
-    distinct = len({(e.a, e.b) for e in effects})
-    assert distinct < len(effects)  # the table repeats a pair
-    p = 2 / 2**6  # 6 of 6 seeds discordant, one way
-    # Every pair with the study as b has the smallest p; Holm's step multiplies the first by m.
-    assert df["collapse_p_holm"].min() == pytest.approx(distinct * p)
+    df = section.effects_table(inp, load()).set_index("effect")
+    p = 2 / 2**6  # 6 of 6 seeds move one way
+    assert df.loc["main: scaling", "b_collapsed"] == 6 and df.loc["main: scaling",
+                                                                   "a_collapsed"] == 0
+    assert df["collapse_p"].tolist() == pytest.approx([p] * 15 + [1.0] * 5)
+    assert df["collapse_p_holm"].min() == pytest.approx(len(effects) * p)
+    assert section.study_collapse(inp, load()) == (6, 6)
 
 
 def test_report_opens_with_its_summary(built: tuple[Path, Path, dict]) -> None:

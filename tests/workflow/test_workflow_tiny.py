@@ -199,8 +199,12 @@ def test_diagnosis_runs_cross_fitted_and_is_reported(tiny_run):
         assert (r / "metrics" / f"{name}.json").is_file(), name
     cmp = json.loads((r / "metrics" / "compare.json").read_text())
     assert cmp["multiplicity"]["diagnosis"]
-    assert {e["family"] for e in cmp["pairs"] if [e["a"], e["b"]] in
-            [[x.a, x.b] for x in diagnosis.effects()]} == {"diagnosis"}
+    assert {e["family"] for e in cmp["pairs"] if (e["a"], e["b"]) in
+            [x.pair for x in diagnosis.effects()]} == {"diagnosis"}
+    contrasts = {e["name"]: e for e in cmp["contrasts"]}
+    assert list(contrasts) == [x.name for x in diagnosis.effects() if x.pair is None]
+    assert {e["family"] for e in contrasts.values()} == {"diagnosis"}
+    assert all(len(e["models"]) == 16 for e in contrasts.values())
     late = json.loads((r / "fusion" / "late" / "seed0" / "late.json").read_text())
     assert late["dev_predictions"].startswith("out of fold")
     md = (r / "report" / "report.md").read_text()

@@ -1,15 +1,17 @@
-"""The report's "Why the fusion failed" section: the factor effects of avemo.diagnosis.
+"""The report's "Why the fusion failed" section: the effects of avemo.diagnosis' design.
 
-Every number is a paired comparison from compare.json (family ``diagnosis``: Holm-adjusted on
-its own, verdicts by the frozen protocol, avemo.evaluation.verdicts) or a metrics JSON; the
-study's own explanation is quoted from the reference file. Collapse (one class for at least the
-protocol's share of a model's DEV predictions, per seed) is an outcome shown beside every
-effect and tested paired over seeds; no row is dropped or relabelled because of it.
+Every number is an effect from compare.json (family ``diagnosis``: the fraction's main effects
+and interactions as contrasts over its runs, the nested steps and the control as pairs;
+Holm-adjusted on its own, verdicts by the frozen protocol, avemo.evaluation.verdicts) or a
+metrics JSON; the study's own explanation is quoted from the reference file. Collapse (one
+class for at least the protocol's share of a model's DEV predictions, per seed) is an outcome
+shown beside every effect and tested with the same contrast, paired over seeds; no row is
+dropped or relabelled because of it. The waterfall draws the build-up (one path of many) from
+its exploratory pairs.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ from .render import Figure, Section, Table
 from .tables import NAN, fmt, fmt_p, fmt_stats, stats
 
 TITLE = "Why the fusion failed"
-KIND_LABEL = {"alone": "switched alone", "step": "build-up step", "control": "control"}
+KIND_LABEL = {"main": "main effect", "interaction": "interaction",
+              "step": "nested step", "control": "control"}
 
 
 def _num(x: Any) -> float:
@@ -41,9 +44,31 @@ def collapse_of(inp: ReportInputs, proto: Protocol) -> dict[str, dict[str, bool]
             for m in [diagnosis.STUDY_MODEL, *inp.models.diagnosis] if m in inp.metrics}
 
 
+def _mean_wf1(inp: ReportInputs, models: list[str]) -> float:
+    """Mean over ``models`` of each one's seed-mean test emotion weighted F1 (a side of a
+    contrast: the runs at one level)."""
+    vals = [stats(inp.metrics[m], "emotion", "weighted_f1")["mean"] for m in models
+            if m in inp.metrics]
+    return float(sum(vals) / len(vals)) if vals and len(vals) == len(models) else NAN
+
+
+def _sides(effect: diagnosis.Effect) -> tuple[str, str]:
+    """What the effect compares, in words: two models, or the fraction's two halves."""
+    if effect.pair is not None:
+        return effect.pair
+    plus, minus = len(effect.half(1)), len(effect.half(-1))
+    if effect.kind == "main":
+        second, first = diagnosis.FACTORS[effect.factor][1], diagnosis.STUDY[effect.factor]
+        return (f"{plus} runs at {effect.factor}={second}",
+                f"{minus} runs at {effect.factor}={first}")
+    f, g = effect.factor.split("×")
+    return (f"{plus} runs with {f} and {g} both at the study's level or both not",
+            f"{minus} runs with one of them switched")
+
+
 def _row(inp: ReportInputs, effect: diagnosis.Effect, proto: Protocol,
          collapse: dict[str, dict[str, bool]]) -> dict[str, Any]:
-    entry = inp.pair(effect.a, effect.b)
+    entry = inp.effect(effect.name, effect.pair)
     test = entry["tests"]["emotion"]["weighted_f1"] if entry else None
     too_small = bool(entry and entry.get("too_small"))
     verdict = test.get("verdict") if test else None
@@ -51,15 +76,19 @@ def _row(inp: ReportInputs, effect: diagnosis.Effect, proto: Protocol,
         verdict = verdicts.verdict(test.get("p_holm"), test["ci_low"], test["ci_high"], None,
                                    proto.alpha, too_small)
     sim = (test or {}).get("simultaneous") or {}
-    ca, cb = collapse.get(effect.a, {}), collapse.get(effect.b, {})
+    plus, minus = effect.half(1), effect.half(-1)
+    a, b = _sides(effect)
+    seeds = (entry or {}).get("seeds") or {}
     return {
+        "effect": effect.name,
         "kind": effect.kind,
         "factor": effect.factor,
         "change": effect.label,
-        "a": effect.a,
-        "b": effect.b,
-        "a_wf1": stats(inp.metrics[effect.a], "emotion", "weighted_f1")["mean"],
-        "b_wf1": stats(inp.metrics[effect.b], "emotion", "weighted_f1")["mean"],
+        "a": a,
+        "b": b,
+        "runs": len(effect.weights),
+        "a_wf1": _mean_wf1(inp, plus),
+        "b_wf1": _mean_wf1(inp, minus),
         "delta": test["delta"] if test else NAN,
         "ci_low": test["ci_low"] if test else NAN,      # marginal
         "ci_high": test["ci_high"] if test else NAN,
@@ -69,17 +98,22 @@ def _row(inp: ReportInputs, effect: diagnosis.Effect, proto: Protocol,
         "p": test["p_value"] if test else NAN,
         "p_holm": _num((test or {}).get("p_holm")),
         "p_tost_holm": _num((test or {}).get("p_tost_holm")),
-        "n_seeds": len((entry or {}).get("seeds", {}).get("a", [])) if entry else 0,
+        "n_seeds": len(seeds.get("a", []) if isinstance(seeds, dict) else seeds),
         "too_small": too_small,
         "verdict": verdict or verdicts.INCONCLUSIVE,
         "tested": test is not None,
-        "a_collapsed": sum(ca.values()),
-        "a_seeds": len(ca),
-        "b_collapsed": sum(cb.values()),
-        "b_seeds": len(cb),
-        # Seeds where b collapsed and a did not (the same seed: variants are paired).
-        "a_prevented": sum(1 for seed, c in cb.items() if c and not ca.get(seed, True)),
+        # Seeds collapsed on dev, summed over each side's runs (one model for a pair).
+        "a_collapsed": sum(sum(collapse.get(m, {}).values()) for m in plus),
+        "a_seeds": sum(len(collapse.get(m, {})) for m in plus),
+        "b_collapsed": sum(sum(collapse.get(m, {}).values()) for m in minus),
+        "b_seeds": sum(len(collapse.get(m, {})) for m in minus),
     }
+
+
+def study_collapse(inp: ReportInputs, proto: Protocol) -> tuple[int, int]:
+    """(seeds in which the study's fusion collapsed on dev, seeds with a dev confusion)."""
+    c = collapse_of(inp, proto).get(diagnosis.STUDY_MODEL, {})
+    return sum(c.values()), len(c)
 
 
 def effects_table(inp: ReportInputs, proto: Protocol) -> pd.DataFrame:
@@ -87,15 +121,11 @@ def effects_table(inp: ReportInputs, proto: Protocol) -> pd.DataFrame:
     collapse = collapse_of(inp, proto)
     effects = diagnosis.effects()
     df = pd.DataFrame([_row(inp, e, proto, collapse) for e in effects])
-    # Holm over distinct pairs, as compare.json's family: a pair shown twice (the first
-    # build-up step is also a switch alone) is one test, not two.
-    pairs = list(dict.fromkeys((e.a, e.b) for e in effects))
-    tested = dict(zip(pairs, verdicts.collapse_effects(
-        [(collapse.get(a, {}), collapse.get(b, {})) for a, b in pairs], proto.alpha),
-        strict=True))
-    df["collapse_p"] = [_num(tested[(e.a, e.b)]["p_value"]) for e in effects]
-    df["collapse_p_holm"] = [_num(tested[(e.a, e.b)]["p_holm"]) for e in effects]
-    df["collapse_verdict"] = [tested[(e.a, e.b)]["verdict"] for e in effects]
+    tested = verdicts.collapse_effects([dict(e.weights) for e in effects], collapse,
+                                       proto.alpha)
+    df["collapse_p"] = [_num(t["p_value"]) for t in tested]
+    df["collapse_p_holm"] = [_num(t["p_holm"]) for t in tested]
+    df["collapse_verdict"] = [t["verdict"] for t in tested]
     df["protocol"] = proto.hash
     return df
 
@@ -130,7 +160,8 @@ def _display(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return pd.DataFrame({
         "": [KIND_LABEL[k] for k in df["kind"]],
         "change": df["change"],
-        "a − b": [f"`{a}` − `{b}`" for a, b in zip(df["a"], df["b"], strict=True)],
+        "a − b": [f"`{a}` − `{b}`" if k in ("step", "control") else f"{a} − {b}"
+                  for a, b, k in zip(df["a"], df["b"], df["kind"], strict=True)],
         f"Δ test wF1 [marginal {level}]": [
             f"{fmt(d, True)} {_interval(lo, hi)}"
             for d, lo, hi in zip(df["delta"], df["ci_low"], df["ci_high"], strict=True)],
@@ -142,8 +173,8 @@ def _display(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
                     + (" (too few test utterances)" if s else "")
                     for v, t, s in zip(df["verdict"], df["tested"], df["too_small"],
                                        strict=True)],
-        "collapsed on dev: a / b (seeds)": [
-            f"{ka} / {kb} of {max(na, nb)}" for ka, kb, na, nb in
+        "collapsed on dev: a / b (seeds, over each side's runs)": [
+            f"{ka} of {na} / {kb} of {nb}" for ka, kb, na, nb in
             zip(df["a_collapsed"], df["b_collapsed"], df["a_seeds"], df["b_seeds"],
                 strict=True)],
         "collapse: p (Holm), verdict": [
@@ -162,31 +193,39 @@ def _effect_text(r: pd.Series) -> str:
             f"p (Holm) {fmt_p(r['p_holm'])}, verdict **{r['verdict']}**")
 
 
-def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
-    """What happened, first: the study's collapse, what alone prevented it and at what gain;
-    then the effects by verdict. Sentences without the data frame (callers add it)."""
-    study = diagnosis.STUDY_MODEL
-    alone = df[df["kind"] == "alone"]
+def _rate(k: int, n: int) -> float:
+    return k / n if n else NAN
+
+
+def why(df: pd.DataFrame, alpha: float, share: float, study: tuple[int, int]) -> list[str]:
+    """What happened, first: the study's collapse (``study``: seeds collapsed, seeds), which
+    factors' main effects lowered it and at what gain; then the effects by verdict. Sentences
+    without the data frame (callers add it)."""
+    name = diagnosis.STUDY_MODEL
     out = []
-    if alone.empty:
+    if df.empty:
         return out
-    k, n = int(alone.iloc[0]["b_collapsed"]), int(alone.iloc[0]["b_seeds"])
+    k, n = study
     what = f"one class for at least {share:.0%} of the dev clips"
+    mains = df[df["kind"] == "main"]
+    runs = int(mains["runs"].max()) if len(mains) else 0
     if k:
-        head = (f"the study's fusion (`{study}`) collapsed, predicting {what}, in {k} of {n} "
-                "seeds")
-        fixes = [(int(r["a_prevented"]), r) for _, r in alone.iterrows()
-                 if int(r["a_prevented"]) > 0]
-        fixes.sort(key=lambda x: (-x[0], -x[1]["delta"]))
+        head = f"the study's fusion (`{name}`) collapsed, predicting {what}, in {k} of {n} seeds"
+        fixes = [r for _, r in mains.iterrows()
+                 if _rate(r["a_collapsed"], r["a_seeds"]) < _rate(r["b_collapsed"], r["b_seeds"])]
+        fixes.sort(key=lambda r: (_rate(r["a_collapsed"], r["a_seeds"])
+                                  - _rate(r["b_collapsed"], r["b_seeds"]), -r["delta"]))
         if fixes:
-            head += "; " + "; ".join(
-                f"{r['change']} alone (`{r['a']}`) prevented that in {m} of those {k} seeds "
-                f"and changed test weighted F1 by {_effect_text(r)}" for m, r in fixes)
+            head += f"; over the design's {runs} runs, " + "; ".join(
+                f"{r['change']} lowered it from {int(r['b_collapsed'])} of {int(r['b_seeds'])} "
+                f"run-seeds to {int(r['a_collapsed'])} of {int(r['a_seeds'])} (sign test over "
+                f"seeds, p (Holm) {fmt_p(r['collapse_p_holm'])}: {r['collapse_verdict']}) and "
+                f"changed test weighted F1 by {_effect_text(r)}" for r in fixes)
         else:
-            head += "; no factor switched alone prevented it"
+            head += "; no factor's main effect over the design's runs lowered it"
         out.append(head)
         # The verdict reads the Holm-adjusted p: its floor is m times the raw one.
-        m = max(len(df.loc[df["collapse_p"].notna(), ["a", "b"]].drop_duplicates()), 1)
+        m = max(int(df["collapse_p"].notna().sum()), 1)
         floor = min(1.0, m * verdicts.min_sign_test_p(n))
         if floor >= alpha:
             out.append(f"whether a factor changes the collapse is tested paired over seeds (exact "
@@ -194,10 +233,10 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
                        f"possible adjusted p is {floor:.3g}, so no collapse difference can reach "
                        "a verdict: it needs more seeds")
     elif n == 0:  # no seed has a dev confusion matrix: nothing is known about collapse
-        out.append(f"whether the study's fusion (`{study}`) collapsed is not measured: no "
+        out.append(f"whether the study's fusion (`{name}`) collapsed is not measured: no "
                    "seed has a dev confusion matrix")
     else:
-        out.append(f"the study's fusion (`{study}`) did not collapse ({what} in 0 of {n} "
+        out.append(f"the study's fusion (`{name}`) did not collapse ({what} in 0 of {n} "
                    "seeds)")
     main = df[df["kind"] != "control"]
     for v, words in ((verdicts.EFFECT, "effects (Holm-adjusted p < alpha, interval on one "
@@ -208,9 +247,8 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
             out.append(f"{words}: " + "; ".join(
                 f"{r['change']} ({KIND_LABEL[r['kind']]}, {fmt(r['delta'], True)})"
                 for _, r in rows.iterrows()))
-    distinct = main.drop_duplicates(["a", "b"])  # a pair shown twice is one effect
-    n_inc = int((distinct["verdict"] == verdicts.INCONCLUSIVE).sum())
-    out.append(f"{n_inc} of {len(distinct)} factor effects are inconclusive (neither an effect "
+    n_inc = int((main["verdict"] == verdicts.INCONCLUSIVE).sum())
+    out.append(f"{n_inc} of {len(main)} factor effects are inconclusive (neither an effect "
                "nor equivalent: not evidence that the factor does not matter)")
     step = _row_of(df, "step", "alignment")
     controls = df[df["kind"] == "control"]
@@ -224,20 +262,21 @@ def why(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
                 f"{_effect_text(p)}; the shuffled control against the pooled inputs: "
                 f"{_effect_text(c)}. Temporal alignment itself matters only when the first "
                 "is an effect and the second is not")
-    emb = _row_of(df, "alone", "embeddings")
+    emb = _row_of(df, "main", "embeddings")
     if emb is not None:
         out.append(
-            f"training the study's fusion on cross-fitted instead of in-sample train "
-            f"embeddings changes test weighted F1 by {_effect_text(emb)}; collapsed on dev in "
-            f"{int(emb['a_collapsed'])} (cross-fitted) vs {int(emb['b_collapsed'])} (in-sample) "
-            f"of {int(emb['a_seeds'])} seeds")
+            f"cross-fitted instead of in-sample train embeddings (main effect over the "
+            f"design's {runs} runs) change test weighted F1 by {_effect_text(emb)}; collapsed "
+            f"on dev in {int(emb['a_collapsed'])} of {int(emb['a_seeds'])} run-seeds "
+            f"(cross-fitted) vs {int(emb['b_collapsed'])} of {int(emb['b_seeds'])} (in-sample)")
     return out
 
 
-def summary(df: pd.DataFrame, alpha: float, share: float) -> list[str]:
+def summary(df: pd.DataFrame, alpha: float, share: float, study: tuple[int, int]
+            ) -> list[str]:
     """The report's opening answer: the first sentences of ``why`` (collapse and what
-    prevented it, the effects by verdict)."""
-    return why(df, alpha, share)[:4]
+    lowered it, the effects by verdict)."""
+    return why(df, alpha, share, study)[:4]
 
 
 def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], data: Data,
@@ -251,7 +290,8 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
     alpha = proto.alpha
     section = Section(TITLE)
     df = effects_table(inp, proto)
-    section.paragraphs += [data.finding(s) for s in why(df, alpha, proto.collapse_share)]
+    section.paragraphs += [data.finding(s) for s in why(df, alpha, proto.collapse_share,
+                                                        study_collapse(inp, proto))]
     section.paragraphs.append(sensitivity.paragraph(planted, proto.hash))
     explanation = (ref.get("study") or {}).get("explanation")
     if explanation:
@@ -260,14 +300,20 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
     section.paragraphs.append(
         "Measured here: the study's setup (`concat_misaligned`: in-sample train embeddings, "
         "unscaled, the fusion budget, sparse frames, the whole-clip audio vector, "
-        "concatenation) with each factor switched alone, then the factors added one per step up "
-        "to cross-attention on aligned windows, and a negative control (the same windows with "
-        "their order shuffled within each clip). Cross-fitted train embeddings come from one "
-        "model per fold, mapped into the full model's embedding coordinates (an affine map "
-        "fitted on the clips each fold model trained on); the activity step puts each dense "
-        "frame's activity (what moves within the clip) beside its embedding. Each row is a "
-        "paired test of a − b on the same test utterances over every seed (one draw of "
-        "dialogues and seeds serves both models). Under the diagnosis protocol "
+        "concatenation) and its five independent factors crossed in the 16 runs of a 2^(5−1) "
+        "fractional factorial (the study among them; resolution V): each **main effect** is "
+        "the mean over the 8 runs at the factor's second level minus the mean over the 8 at "
+        "the study's, each **interaction** the mean over the runs where the two factors are "
+        "both switched or both not minus the mean where one is, so no effect depends on an "
+        "order of switching. The nested factors (frame activity, time-aligned windows, "
+        "cross-attention exist only with dense frames and windowed audio) are paired steps "
+        "within that parent level, with a negative control (the same windows with their order "
+        "shuffled within each clip). Cross-fitted train embeddings come from one model per "
+        "fold, mapped into the full model's embedding coordinates (an affine map fitted on the "
+        "clips each fold model trained on); the activity step puts each dense frame's activity "
+        "(what moves within the clip) beside its embedding. Every effect is evaluated on the "
+        "same test utterances over every seed, one draw of dialogues and seeds serving all its "
+        "models. Under the diagnosis protocol "
         f"`{proto.hash}` (docs/diagnosis.md), fixed before the run: p is Holm-adjusted over "
         "the rows of this table (their own family); a row reads **effect** when the adjusted "
         "p is below "
@@ -277,11 +323,11 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
         f"({1 - alpha:.0%}), the second simultaneous over the family (Bonferroni). A model "
         f"collapsed in a seed when one class took at least {proto.collapse_share:.0%} of its "
         "dev predictions (decided on dev, before test is read); collapse is an outcome: every "
-        "row is kept, and a factor's effect on it is an exact sign test over the paired seeds, "
-        "Holm-adjusted over the rows.")
+        "row is kept, and an effect on it is the row's contrast of the seeds' 0/1 collapse, "
+        "tested with an exact sign test over the paired seeds, Holm-adjusted over the rows.")
     section.tables.append(Table("fusion_factors",
-                                "Factor effects on test emotion weighted F1 (a − b, paired), "
-                                "with collapse on dev", df, _display(df, alpha)))
+                                "Factor effects on test emotion weighted F1 (a − b on the same "
+                                "resamples), with collapse on dev", df, _display(df, alpha)))
     levels_df = collapse_levels(inp, proto)
     section.tables.append(Table(
         "fusion_collapse_levels",
@@ -300,11 +346,16 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
                                 "The diagnosis variants: factor levels, test emotion "
                                 "weighted F1 (mean ± std over seeds [CI]) and seeds "
                                 "collapsed on dev", levels))
-    steps = df[df["kind"] == "step"]
     start = (diagnosis.STUDY_MODEL,
              stats(inp.metrics[diagnosis.STUDY_MODEL], "emotion", "weighted_f1")["mean"])
-    bars = [(f"+ {r['factor']}", float(r["delta"]), float(r["ci_low"]), float(r["ci_high"]))
-            for _, r in steps.iterrows() if not math.isnan(r["delta"])]
+    bars = []
+    for step in diagnosis.chain():
+        entry = inp.pair(*step.pair)  # type: ignore[misc]
+        if entry is None:
+            continue
+        t = entry["tests"]["emotion"]["weighted_f1"]
+        bars.append((f"+ {step.factor}", float(t["delta"]), float(t["ci_low"]),
+                     float(t["ci_high"])))
     lines = {}
     best = inp.best.get("single_stream")
     if best:
@@ -319,8 +370,9 @@ def diagnosis_section(inp: ReportInputs, fig_dir: Path, ref: dict[str, Any], dat
     path = fig_dir / "fusion_waterfall.png"
     figures.waterfall(start, bars, path, lines, data.label, end=diagnosis.chain_models()[-1])
     section.figures.append(Figure(
-        path, "Waterfall from the study's fusion to the last build-up step (one path of many: "
-        "the verdicts are in the table): each bar is one factor's paired effect (test emotion "
+        path, "Waterfall from the study's fusion to the last build-up step (one path of many, "
+        "shown, not decided on: the verdicts come from the design, in the table): each bar is "
+        "one factor's paired step (test emotion "
         f"weighted F1, mean over seeds) with its marginal {1 - alpha:.0%} interval; dashed "
         "lines are reference levels"))
     return section

@@ -59,7 +59,8 @@ def summary_section(inp: ReportInputs, data: Data, proto: Protocol,
             f"{findings.describe(t, pair['a'], pair['b'], proto.alpha)}"))
     if inp.models.diagnosis and study in inp.models.fusion:
         df = diagnosis.effects_table(inp, proto)
-        why = diagnosis.summary(df, proto.alpha, proto.collapse_share)
+        why = diagnosis.summary(df, proto.alpha, proto.collapse_share,
+                                diagnosis.study_collapse(inp, proto))
         if why:
             section.paragraphs.append("**Why the fusion failed, as the verdicts say:**")
             section.paragraphs += [data.finding(s) for s in why]
