@@ -52,7 +52,7 @@ TINY: dict[str, Any] = {
         "models": {"video_branch": {"engine": {"epochs": 2}}},
     },
     "evaluation": {"n_resamples": 200},
-    # The fusion diagnosis (13 more fusion runs + cross-fitting) runs in the main tiny workflow
+    # The fusion diagnosis (22 more fusion runs + cross-fitting) runs in the main tiny workflow
     # test only (tests/workflow/test_workflow_tiny.py).
     "fusion": {"diagnosis": False},
 }

@@ -371,3 +371,21 @@ def test_detectable_size_grows_with_the_interval_and_the_family(planted) -> None
     assert planted.detectable({**t, "family_size": 14}, 0.05) > planted.detectable(t, 0.05)
     assert planted.detectable({**t, "ci_low": -0.0784}, 0.05) > planted.detectable(t, 0.05)
     assert planted.detectable({**t, "family_size": None}, 0.05) is None
+
+
+def test_a_resumed_world_adds_its_time_and_another_run_starts_afresh(planted, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    import json
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(planted.subprocess, "run", lambda argv, **kw: calls.append(argv))
+    clock = iter([0.0, 100.0, 200.0, 230.0, 300.0, 310.0])
+    monkeypatch.setattr(planted.time, "perf_counter", lambda: next(clock))
+    world = planted.WORLDS[0]
+    assert planted.run_world(tmp_path, world, 11, [1, 2], "tiny", 2, "abc") == 100.0
+    # resumed: the same world, protocol, seeds and preset
+    assert planted.run_world(tmp_path, world, 11, [1, 2], "tiny", 2, "abc") == 130.0
+    assert json.loads((tmp_path / "wall_seconds.json").read_text())["seconds"] == 130.0
+    # other seeds: a new run
+    assert planted.run_world(tmp_path, world, 11, [1, 3], "tiny", 2, "abc") == 10.0
+    assert len(calls) == 3

@@ -78,3 +78,17 @@ def test_the_summary_paragraph_is_the_first_sentence_only() -> None:
     first = sensitivity.paragraph(rec, "abc123", first=True)
     assert full.startswith("**What this diagnosis can detect") and "mouth_motion 1" in full
     assert "1 of 1 worlds" in first and "mouth_motion" not in first and first.endswith(".")
+
+
+def test_a_miss_names_what_the_order_inside_windows_was_worth() -> None:
+    rec = _record({**_world("event", True), "window_order": 0.01},
+                  {**_world("event_start", False), "window_order": 0.12},
+                  {**_world("event_end", False), "window_order": 0.1})
+    text = " ".join(sensitivity.sentences(rec, "abc123"))
+    assert "worth +0.100 to +0.120 weighted F1 to an order-free linear probe" in text
+    assert "against +0.010 to +0.010 where alignment was detected" in text
+    assert "keeps that order" in text
+    # Not recorded (an older record): nothing is said about it.
+    plain = " ".join(sensitivity.sentences(_record(_world("event", True),
+                                                   _world("event_start", False)), "abc123"))
+    assert "order-free" not in plain

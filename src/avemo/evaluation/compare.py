@@ -50,8 +50,8 @@
      "bootstrap": {...}}
 
 The primary family (``primary``, config ``evaluation.primary``; null = ``default_primary``)
-is the study's claims; the ``diagnosis`` family (avemo.diagnosis: pairs of models that differ
-in one factor) is adjusted on its own; every other pair is exploratory: its unadjusted p is
+is the study's claims; the ``diagnosis`` family (avemo.diagnosis: the design's contrasts and
+the nested pairs) is adjusted on its own; every other pair is exploratory: its unadjusted p is
 descriptive.
 """
 

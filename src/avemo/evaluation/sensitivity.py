@@ -67,6 +67,24 @@ def _undetected(world: Mapping[str, Any]) -> str:
             + ("" if size is None else f", where about {size:.3f} was detectable") + ")")
 
 
+def _window_order_text(undetected: Sequence[Mapping[str, Any]],
+                       detected: Sequence[Mapping[str, Any]]) -> str:
+    """What the order inside each audio window was worth to an order-free linear probe in the
+    worlds where alignment went undetected, against the detected ones (the time-shuffled
+    control shuffles whole windows, so it keeps that order); empty when not recorded."""
+    miss = [w["window_order"] for w in undetected if w.get("window_order") is not None]
+    hit = [w["window_order"] for w in detected if w.get("window_order") is not None]
+    if not miss:
+        return ""
+    text = (f". There, the time order inside each audio window was worth {min(miss):+.3f} to "
+            f"{max(miss):+.3f} weighted F1 to an order-free linear probe (all windows against "
+            "the same windows with each one's time segments averaged)")
+    if hit:
+        text += (f", against {min(hit):+.3f} to {max(hit):+.3f} where alignment was detected")
+    return text + ("; the time-shuffled control shuffles whole windows and keeps that order, "
+                   "so it can read part of what alignment adds")
+
+
 def _hit(world: Mapping[str, Any]) -> bool:
     return bool((_check(world, ALIGNMENT) or {}).get("as_implied"))
 
@@ -127,6 +145,7 @@ def sentences(record: Mapping[str, Any] | None, protocol_hash: str) -> list[str]
                 f"{len(hit)} of {len(checked)} worlds where the target speaks in a short event")
         if undetected:
             text += "; not detected in " + " and ".join(_undetected(w) for w in undetected)
+            text += _window_order_text(undetected, hit)
         out.append(text)
     else:
         out.append(f"{head}, no world with a short event was run")
