@@ -177,4 +177,4 @@ def paragraph(record: Mapping[str, Any] | None, protocol_hash: str, first: bool 
     """The report's labelled paragraph: every sentence, or only the first (the summary's)."""
     said = sentences(record, protocol_hash)
     return ("**What this diagnosis can detect (synthetic worlds with a planted cause, not this "
-            f"data):** {'; '.join(said[:1] if first else said)}.")
+            f"data):** {'; '.join(said[:1] if first else said).rstrip('.')}.")

@@ -193,6 +193,13 @@ def _effect_text(r: pd.Series) -> str:
             f"p (Holm) {fmt_p(r['p_holm'])}, verdict **{r['verdict']}**")
 
 
+def _named(r: pd.Series) -> str:
+    """An effect's label with its kind (a contrast's label already names it)."""
+    if r["kind"] in ("main", "interaction"):
+        return str(r["change"])
+    return f"{r['change']} ({KIND_LABEL[r['kind']]})"
+
+
 def _rate(k: int, n: int) -> float:
     return k / n if n else NAN
 
@@ -245,8 +252,7 @@ def why(df: pd.DataFrame, alpha: float, share: float, study: tuple[int, int]) ->
         rows = main[main["verdict"] == v]
         if len(rows):
             out.append(f"{words}: " + "; ".join(
-                f"{r['change']} ({KIND_LABEL[r['kind']]}, {fmt(r['delta'], True)})"
-                for _, r in rows.iterrows()))
+                f"{_named(r)}, {fmt(r['delta'], True)}" for _, r in rows.iterrows()))
     n_inc = int((main["verdict"] == verdicts.INCONCLUSIVE).sum())
     out.append(f"{n_inc} of {len(main)} factor effects are inconclusive (neither an effect "
                "nor equivalent: not evidence that the factor does not matter)")
