@@ -37,9 +37,8 @@ from avemo.evaluation.evaluate import (
     MIN_DIALOGUES,
     MIN_UTTERANCES,
     _bootstrap_meta,
-    _check_same_utterances,
-    _load_sorted,
     _size,
+    load_scored,
 )
 from avemo.evaluation.metrics import HEADLINE_METRICS, TASKS, truth_and_prediction
 from avemo.evaluation.verdicts import tost_p
@@ -80,19 +79,7 @@ def contrast_comparison(
                              f"({seeds}); train every run on the same train.seeds")
     files = {f"{m} seed {s}": Path(paths[m][s] if s in paths[m] else paths[m][str(s)])
              for m in weights for s in seeds[m]}
-    frames = {label: _load_sorted(p) for label, p in files.items()}
-    dropped = {label: 0 for label in frames}
-    if common_only:
-        common = set.intersection(*(set(df["clip_name"]) for df in frames.values()))
-        if not common:
-            raise DataStageError(f"contrast {name!r}: its models score no utterance in common")
-        for label, df in frames.items():
-            keep = df["clip_name"].isin(common)
-            dropped[label] = int((~keep).sum())
-            frames[label] = df[keep].reset_index(drop=True)
-    problem = _check_same_utterances({f"{k} ({files[k]})": df for k, df in frames.items()})
-    if problem:
-        raise DataStageError(f"cannot evaluate contrast {name!r}: {problem}")
+    frames, dropped = load_scored(files, common_only, f"the models of contrast {name!r}")
     boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
     paired = bool(paired_seeds) and len(first) > 1
     ref = next(iter(frames.values()))

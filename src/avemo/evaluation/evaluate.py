@@ -174,6 +174,28 @@ def _check_same_utterances(frames: dict[str, pd.DataFrame]) -> str | None:
     return None
 
 
+def load_scored(files: Mapping[str, PathLike], common_only: bool, what: str
+                ) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """``{label: predictions}`` sorted by clip, and ``{label: utterances left out}``: with
+    ``common_only`` each file restricted to the utterances every file scores. DataStageError
+    (naming ``what`` and the files) when none is common or the files disagree on the
+    utterances or their labels."""
+    frames = {label: _load_sorted(p) for label, p in files.items()}
+    dropped = {label: 0 for label in frames}
+    if common_only:
+        common = set.intersection(*(set(df["clip_name"]) for df in frames.values()))
+        if not common:
+            raise DataStageError(f"{what} score no utterance in common")
+        for label, df in frames.items():
+            keep = df["clip_name"].isin(common)
+            dropped[label] = int((~keep).sum())
+            frames[label] = df[keep].reset_index(drop=True)
+    problem = _check_same_utterances({f"{k} ({files[k]})": df for k, df in frames.items()})
+    if problem:
+        raise DataStageError(f"cannot compare {what}: {problem}")
+    return frames, dropped
+
+
 def _ci_block(
     y_true: np.ndarray,
     preds: list[np.ndarray],
@@ -458,19 +480,7 @@ def paired_comparison(
     # Labels (stored in "dropped") name model and seed; errors also name the file.
     files = {f"{names[0]} seed {s}": p for s, p in seeds_a.items()}
     files |= {f"{names[1]} seed {s}": p for s, p in seeds_b.items()}
-    frames = {label: _load_sorted(p) for label, p in files.items()}
-    dropped = {name: 0 for name in frames}
-    if common_only:
-        common = set.intersection(*(set(df["clip_name"]) for df in frames.values()))
-        for name, df in frames.items():
-            keep = df["clip_name"].isin(common)
-            dropped[name] = int((~keep).sum())
-            frames[name] = df[keep].reset_index(drop=True)
-        if not common:
-            raise DataStageError(f"{names[0]} and {names[1]} score no utterance in common")
-    problem = _check_same_utterances({f"{k} ({files[k]})": df for k, df in frames.items()})
-    if problem:
-        raise DataStageError(f"cannot compare {names[0]} with {names[1]}: {problem}")
+    frames, dropped = load_scored(files, common_only, f"{names[0]} and {names[1]}")
     dfs = list(frames.values())
     dfs_a, dfs_b = dfs[: len(seeds_a)], dfs[len(seeds_a) :]
     boot = _bootstrap_meta(n_resamples, seed, alpha, min_utterances, min_dialogues)
