@@ -657,6 +657,15 @@ def sweep_line(sweep: list[World], corpus_seeds: list[int],
             detected[w.settings["mouth_motion"]] = all(hits)
     if not detected:
         return "Sensitivity sweep: not run."
+    missing = [w.settings["mouth_motion"] for w in sweep
+               if w.settings["mouth_motion"] not in detected]
+    if missing:
+        where = ", ".join(f"{m:g}: {'detected' if detected[m] else 'not detected'}"
+                          for m in sorted(detected))
+        return ("Sensitivity sweep over mouth_motion at the config's voice strength (alignment "
+                f"read as a positive effect?) — {where}; not run yet: "
+                f"{', '.join(f'{m:g}' for m in sorted(missing))}. Where detection starts is not "
+                "measured until every point has run.")
     levels = sorted(detected)
     start = next((m for i, m in enumerate(levels) if all(detected[x] for x in levels[i:])), None)
     where = ", ".join(f"{m:g}: {'detected' if detected[m] else 'not detected'}" for m in levels)

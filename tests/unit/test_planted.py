@@ -389,3 +389,11 @@ def test_a_resumed_world_adds_its_time_and_another_run_starts_afresh(planted, tm
     # other seeds: a new run
     assert planted.run_world(tmp_path, world, 11, [1, 3], "tiny", 2, "abc") == 10.0
     assert len(calls) == 3
+
+
+def test_a_sweep_with_points_not_run_draws_no_conclusion(planted) -> None:
+    c = _cmp(planted, "h", verdict="inconclusive")
+    line = planted.sweep_line(list(planted.SWEEP), [1], {(1, "sweep_mouth1"): c},
+                              "emotion", "weighted_f1")
+    assert "1: not detected; not run yet: 2, 3" in line
+    assert "cannot detect" not in line and "starts at" not in line
