@@ -260,6 +260,7 @@ def compare_pairs(
     families = ["primary" if k in family else "diagnosis" if k in dx_family else "exploratory"
                 for k in keys]
     # Contrasts follow the pairs (in results, families and endpoint_deltas alike).
+    n_pairs = len(results)
     results += contrast_results
     families += ["diagnosis"] * len(contrast_results)
     for name in ("primary", "diagnosis"):
@@ -290,8 +291,8 @@ def compare_pairs(
         {
             "schema_version": SCHEMA_VERSION,
             "selection": selection,
-            "pairs": results[: len(results) - len(contrast_results)],
-            "contrasts": results[len(results) - len(contrast_results):],
+            "pairs": results[:n_pairs],
+            "contrasts": results[n_pairs:],
             "multiplicity": {
                 "method": "holm",
                 "endpoint": {"task": task, "metric": metric},
@@ -313,8 +314,7 @@ def compare_pairs(
                           **({"margin": margin} if margin else {})},
         },
     )
-    return {"n_pairs": len(results) - len(contrast_results),
-            "n_contrasts": len(contrast_results),
+    return {"n_pairs": n_pairs, "n_contrasts": len(contrast_results),
             "selection": {g: v["model"] for g, v in selection.items()}}
 
 
